@@ -1,0 +1,43 @@
+"""Batch transforms: dynamic binarization and the corruptions used by denoising models.
+
+Each takes float images in [0, 1] and an optional ``torch.Generator`` (default: the global RNG)
+and returns a new tensor of the same shape.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import GenlabError
+
+NOISE_KINDS = ("none", "gaussian", "masking")
+
+
+def _rand_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A fresh Bernoulli draw with each pixel's grey level as its probability of being 1."""
+    return (_rand_like(x, generator) < x).to(x.dtype)
+
+
+def gaussian_noise(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Additive Gaussian noise of standard deviation ``std``, clipped back to [0, 1]."""
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return (x + std * noise).clamp_(0.0, 1.0)
+
+
+def masking_noise(x: torch.Tensor, fraction: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Set a random ``fraction`` of the pixels to 0 (each pixel independently)."""
+    return x * (_rand_like(x, generator) >= fraction).to(x.dtype)
+
+
+def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Apply the named corruption: ``gaussian`` (level = std), ``masking`` (level = fraction)."""
+    if kind == "none" or level == 0:
+        return x
+    if kind == "gaussian":
+        return gaussian_noise(x, level, generator)
+    if kind == "masking":
+        return masking_noise(x, level, generator)
+    raise GenlabError(f"unknown noise '{kind}'; choose one of: {', '.join(NOISE_KINDS)}")

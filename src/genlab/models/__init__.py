@@ -1,0 +1,76 @@
+"""Model families and the registry that builds them by name.
+
+A name selects a family and default settings: ``conv-vae`` is the VAE family with
+``arch="conv"``. Any setting can be overridden, e.g.
+``build_model("conv-vae", image_shape=(1, 28, 28), latent_dim=2)``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import GenlabError
+from .autoencoder import Autoencoder, AutoencoderConfig
+from .base import (CONFIG_FILE, WEIGHTS_FILE, GenerativeModel, ModelConfig, NotSupported, load_state,
+                   read_config)
+from .pca import PCA, PCAConfig
+from .vae import VAE, VAEConfig
+
+FAMILIES: dict[str, type[GenerativeModel]] = {cls.family: cls for cls in (PCA, Autoencoder, VAE)}
+
+#: name -> (family, default settings)
+MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "pca": ("pca", {}),
+    "ae": ("autoencoder", {"arch": "dense"}),
+    "conv-ae": ("autoencoder", {"arch": "conv"}),
+    "dae": ("autoencoder", {"arch": "dense", "noise": "gaussian", "noise_level": 0.3}),
+    "conv-dae": ("autoencoder", {"arch": "conv", "noise": "gaussian", "noise_level": 0.3}),
+    "vae": ("vae", {"arch": "dense", "hidden": (512, 256)}),
+    "conv-vae": ("vae", {"arch": "conv"}),
+    "cvae": ("vae", {"arch": "dense", "hidden": (512, 256), "conditional": True}),
+    "conv-cvae": ("vae", {"arch": "conv", "conditional": True}),
+}
+
+
+def model_names() -> list[str]:
+    return list(MODELS)
+
+
+def model_settings(name: str, **overrides: Any) -> tuple[type[GenerativeModel], dict[str, Any]]:
+    """The family class and the merged settings for a model name."""
+    if name not in MODELS:
+        raise GenlabError(f"unknown model '{name}'; choose one of: {', '.join(MODELS)}")
+    family, defaults = MODELS[name]
+    return FAMILIES[family], {**defaults, **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def build_model(name: str, **settings: Any) -> GenerativeModel:
+    """Build a fresh model by name; ``settings`` override the config fields
+    (``image_shape`` and, for conditional models, ``num_classes`` describe the data)."""
+    cls, merged = model_settings(name, **settings)
+    model = cls.from_config(merged)
+    model.name = name
+    return model
+
+
+def load_model(directory: str | Path, map_location: str | None = None) -> GenerativeModel:
+    """Load a model saved with ``save`` (or a run folder) exactly as it was saved."""
+    directory = Path(directory)
+    config = read_config(directory)
+    family = config.get("family")
+    if family not in FAMILIES:
+        raise GenlabError(f"{directory / CONFIG_FILE} names an unknown model family '{family}'")
+    model = FAMILIES[family].from_config(config["model"])
+    model.name = config.get("name", family)
+    if map_location:
+        model.to(map_location)
+    load_state(model, directory / WEIGHTS_FILE)
+    model.eval()
+    return model
+
+
+__all__ = [
+    "GenerativeModel", "ModelConfig", "NotSupported", "PCA", "PCAConfig", "Autoencoder",
+    "AutoencoderConfig", "VAE", "VAEConfig", "FAMILIES", "MODELS", "build_model", "load_model",
+    "model_names", "model_settings",
+]

@@ -1,0 +1,364 @@
+"""The training loop: one loop for every gradient-trained family, plus closed-form fits.
+
+The trainer knows nothing of model names: it calls ``model.loss(x, labels)`` for the named terms
+to log and minimises ``"loss"``; a model with ``closed_form = True`` is fitted by ``model.fit``.
+
+A run folder holds ``config.json`` (model, training and data settings, seeds, versions),
+``model.safetensors``, the optimizer and RNG state, ``trainer_state.json`` and ``metrics.jsonl``
+(one JSON line per epoch). A checkpoint is written at the end of every epoch, every
+``checkpoint_every`` steps if set, and when the run is interrupted (Ctrl-C), so ``resume=True``
+continues exactly where it stopped: same batches, same random draws, same losses.
+
+Training is written for data-parallel launch: each process draws the same permutation and takes
+its own shard of it, and only rank 0 writes files.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..data.base import ImageDataset
+from ..data.transforms import binarize
+from ..errors import GenlabError
+from ..models.base import GenerativeModel, write_json_atomic
+from .checkpoint import RNG_FILE, has_checkpoint, load_checkpoint, save_checkpoint
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run.
+
+    Attributes:
+        epochs: passes over the training split.
+        batch_size: images per step (per process under data-parallel training).
+        lr: peak learning rate of AdamW.
+        lr_schedule: ``constant`` or ``cosine`` (decays to 0 over the run; needs no state).
+        weight_decay: AdamW's decoupled weight decay.
+        grad_clip: clip the gradient norm to this value; 0 turns clipping off.
+        seed: seeds the batch order and every random draw of the run.
+        binarize: draw binary pixels afresh each batch (dynamic binarization); ``None`` means
+            "when the model's likelihood is Bernoulli". Validation binarizes once, with a fixed seed.
+        device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        checkpoint_every: also checkpoint every this many steps (0: only at epoch ends).
+    """
+
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_schedule: str = "constant"
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    seed: int = 0
+    binarize: bool | None = None
+    device: str = "auto"
+    checkpoint_every: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise GenlabError("epochs and batch_size must be at least 1")
+        if not (self.lr > 0):
+            raise GenlabError(f"the learning rate must be positive, got {self.lr}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise GenlabError(f"unknown lr_schedule '{self.lr_schedule}'; choose 'constant' or 'cosine'")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise GenlabError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**values)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GenlabError(f"device '{name}' asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise GenlabError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside a distributed launch."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    return {"genlab": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def _lr_at(config: TrainConfig, step: int, total: int) -> float:
+    if config.lr_schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
+    return config.lr
+
+
+def _batches_per_epoch(n: int, batch_size: int) -> int:
+    # Drop the ragged last batch (batch norm dislikes tiny batches), unless it is the only one.
+    return max(n // batch_size, 1)
+
+
+@torch.no_grad()
+def evaluate_loss(model: GenerativeModel, data: ImageDataset, binary: bool, seed: int = 0,
+                  batch_size: int = 500) -> dict[str, float]:
+    """Mean of each loss term over ``data`` in eval mode, with fixed random draws (seed), and
+    without touching the training run's random state."""
+    was_training = model.training
+    model.eval()
+    device = model.device
+    sums: dict[str, float] = {}
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for start in range(0, len(data), batch_size):
+            x, y = data.batch(slice(start, start + batch_size))
+            x = x.to(device)
+            if binary:
+                x = binarize(x)
+            terms = model.loss(x, None if y is None else y.to(device))
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(x)
+    model.train(was_training)
+    return {k: v / len(data) for k, v in sums.items()}
+
+
+class Trainer:
+    """Runs one training run into one run folder. Most users call :func:`train`."""
+
+    def __init__(self, model: GenerativeModel, train_data: ImageDataset, val_data: ImageDataset | None,
+                 config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True,
+                 run_info: dict[str, Any] | None = None):
+        self.model, self.train_data, self.val_data, self.config = model, train_data, val_data, config
+        self.out = Path(out_dir)
+        self.progress = progress
+        self.run_info = run_info or {}
+        self.rank, self.world = dist_info()
+        self.device = resolve_device(config.device)
+        self.binary = model.wants_binary_data if config.binarize is None else config.binarize
+        model.check_images(train_data.images[:1].float())
+        if getattr(model, "conditional", False) and train_data.labels is None:
+            raise GenlabError(f"a conditional model needs labels, and {train_data.name} has none")
+
+    # ------------------------------------------------------------------ files
+    def _write(self) -> bool:
+        return self.rank == 0
+
+    def _run_config(self) -> dict[str, Any]:
+        d = self.train_data
+        return {
+            **self.model.config_dict(),
+            "name": getattr(self.model, "name", self.model.family),
+            "train": dataclasses.asdict(self.config),
+            "data": {"name": d.name, "image_shape": list(d.image_shape), "class_names": d.class_names,
+                     "train_size": len(d), "val_size": len(self.val_data) if self.val_data else 0,
+                     **self.run_info.get("data", {})},
+            "versions": versions(),
+        }
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self._write():
+            with open(self.out / METRICS_FILE, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop lines logged after the checkpoint we resume from (an interrupted epoch)."""
+        path = self.out / METRICS_FILE
+        if self._write() and path.exists():
+            lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+            path.write_text("".join(ln + "\n" for ln in lines))
+
+    # ------------------------------------------------------------------ state
+    def _rng_state(self, shuffle_epoch_start: torch.Tensor) -> dict[str, torch.Tensor]:
+        rng = {"torch_cpu": torch.get_rng_state(), "shuffle_epoch_start": shuffle_epoch_start}
+        if self.device.type == "cuda":
+            rng["torch_cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def _checkpoint(self, optimizer, state: dict[str, Any], shuffle_epoch_start: torch.Tensor) -> None:
+        if self._write():
+            save_checkpoint(self.out, self.model, optimizer, self._rng_state(shuffle_epoch_start), state)
+
+    # ------------------------------------------------------------------ the run
+    def run(self, resume: bool = False) -> GenerativeModel:
+        self.out.mkdir(parents=True, exist_ok=True)
+        model, cfg = self.model.to(self.device), self.config
+        if has_checkpoint(self.out) and not resume:
+            raise GenlabError(f"{self.out} already holds a run; continue it with --resume or choose another --out")
+        if resume and not has_checkpoint(self.out):
+            raise GenlabError(f"nothing to resume in {self.out}: it holds no checkpoint")
+        if model.closed_form:
+            return self._fit_closed_form()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        shuffle = torch.Generator()
+        if resume:
+            state, rng = load_checkpoint(self.out, model, optimizer)
+            torch.set_rng_state(rng["torch_cpu"])
+            if "torch_cuda" in rng and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng["torch_cuda"], self.device)
+            shuffle.set_state(rng["shuffle_epoch_start"])
+            self._truncate_metrics(state["step"])
+        else:
+            torch.manual_seed(cfg.seed)
+            shuffle.manual_seed(cfg.seed)
+            state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "sums": {}, "seen": 0, "done": False}
+            if self._write():
+                write_json_atomic(self.out / "config.json", self._run_config())
+        if state.get("done"):
+            return model
+        return self._loop(optimizer, shuffle, state)
+
+    def _loop(self, optimizer, shuffle: torch.Generator, state: dict[str, Any]) -> GenerativeModel:
+        model, cfg, data = self.model, self.config, self.train_data
+        per_epoch = _batches_per_epoch(len(data) // self.world, cfg.batch_size)
+        total = self.total_steps = per_epoch * cfg.epochs
+        model.train()
+        while state["epoch"] < cfg.epochs:
+            epoch_start = shuffle.get_state()
+            order = torch.randperm(len(data), generator=shuffle)[self.rank::self.world]
+            started = time.perf_counter() - state["elapsed_s"]
+            bar = tqdm(total=per_epoch, initial=state["batch"], desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}",
+                       disable=not self.progress or self.rank != 0, leave=False, dynamic_ncols=True)
+            try:
+                while state["batch"] < per_epoch:
+                    index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
+                    terms = self._step(optimizer, index, state["step"], total)
+                    n = len(index)
+                    for k, v in terms.items():
+                        state["sums"][k] = state["sums"].get(k, 0.0) + v * n
+                    state["seen"] += n
+                    state["batch"] += 1
+                    state["step"] += 1
+                    state["elapsed_s"] = time.perf_counter() - started
+                    bar.update()
+                    bar.set_postfix(loss=f"{terms['loss']:.4g}", refresh=False)
+                    if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and state["batch"] < per_epoch:
+                        self._checkpoint(optimizer, state, epoch_start)
+            except KeyboardInterrupt:
+                bar.close()
+                self._checkpoint(optimizer, state, epoch_start)
+                raise GenlabError(f"interrupted at step {state['step']}; resume with --resume --out {self.out}") from None
+            bar.close()
+            self._end_epoch(state)
+            self._checkpoint(optimizer, state, shuffle.get_state())
+        state["done"] = True
+        self._checkpoint(optimizer, state, shuffle.get_state())
+        model.eval()
+        return model
+
+    def _step(self, optimizer, index: torch.Tensor, step: int, total: int) -> dict[str, float]:
+        model, cfg = self.model, self.config
+        x, y = self.train_data.batch(index)
+        x = x.to(self.device, non_blocking=True)
+        y = None if y is None else y.to(self.device)
+        if self.binary:
+            x = binarize(x)
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(cfg, step, total)
+        terms = model.loss(x, y)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise GenlabError(
+                f"the loss became {loss.item()} at step {step + 1}; training stopped and the last good "
+                f"checkpoint in {self.out} is kept; try a lower --lr"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    def _end_epoch(self, state: dict[str, Any]) -> None:
+        record = {"epoch": state["epoch"] + 1, "step": state["step"], "time_s": round(state["elapsed_s"], 3),
+                  "lr": _lr_at(self.config, state["step"] - 1, self.total_steps)}
+        record.update({f"train/{k}": v / max(state["seen"], 1) for k, v in state["sums"].items()})
+        if self.val_data is not None and self.rank == 0:
+            val = evaluate_loss(self.model, self.val_data, self.binary, seed=self.config.seed)
+            record.update({f"val/{k}": v for k, v in val.items()})
+        self._log(record)
+        state.update(epoch=state["epoch"] + 1, batch=0, sums={}, seen=0, elapsed_s=0.0)
+
+    def _fit_closed_form(self) -> GenerativeModel:
+        model = self.model
+        started = time.perf_counter()
+        images, _ = self.train_data.tensors()
+        model.fit(images.to(self.device))
+        record = {"epoch": 1, "step": 1, "time_s": round(time.perf_counter() - started, 3)}
+        record.update({f"train/{k}": v for k, v in evaluate_loss(model, self.train_data, False).items()})
+        if self.val_data is not None:
+            record.update({f"val/{k}": v for k, v in evaluate_loss(model, self.val_data, False).items()})
+        if self._write():
+            write_json_atomic(self.out / "config.json", self._run_config())
+            self._log(record)
+            empty = torch.optim.SGD([torch.zeros(1)], lr=0.0)
+            save_checkpoint(self.out, model, empty, {"torch_cpu": torch.get_rng_state()},
+                            {"epoch": 1, "batch": 0, "step": 1, "elapsed_s": 0.0, "sums": {}, "seen": 0,
+                             "done": True})
+        model.eval()
+        return model
+
+
+def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
+          val_data: ImageDataset | None = None, config: TrainConfig | None = None,
+          out_dir: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
+          data_dir: str | os.PathLike | None = None, model_settings: dict[str, Any] | None = None,
+          **overrides: Any) -> GenerativeModel:
+    """Train a model into a run folder and return it, as ``genlab train`` does.
+
+    Args:
+        model: a model, or a model name (``"conv-vae"``) built for the data's image shape with
+            ``model_settings`` (e.g. ``{"latent_dim": 2}``).
+        data: a dataset, or a dataset name; a name also provides its test split for validation.
+        val_data: validation split, evaluated at the end of every epoch.
+        config: a :class:`TrainConfig`; ``overrides`` set its fields (``epochs=5, lr=3e-4``).
+        out_dir: the run folder; default ``runs/<model>-<data>`` (a fresh suffix if taken).
+        resume: continue the run in ``out_dir`` from its last checkpoint.
+    """
+    from ..data import load_dataset
+    from ..models import build_model
+
+    if isinstance(data, str):
+        name = data
+        data = load_dataset(name, "train", data_dir)
+        if val_data is None:
+            val_data = load_dataset(name, "test", data_dir)
+    if isinstance(model, str):
+        model = build_model(model, image_shape=data.image_shape, num_classes=data.num_classes,
+                            **(model_settings or {}))
+    base = dataclasses.asdict(config) if config else {}
+    config = TrainConfig.from_dict({**base, **overrides})
+    if out_dir is None:
+        out_dir = default_run_dir(getattr(model, "name", model.family), data.name, resume)
+    return Trainer(model, data, val_data, config, out_dir, progress=progress).run(resume=resume)
+
+
+def default_run_dir(model_name: str, data_name: str, resume: bool = False, root: str = "runs") -> Path:
+    """``runs/<model>-<data>``, or with a suffix ``-2``, ``-3``... when taken. With ``resume``,
+    the latest existing one."""
+    stem = Path(root) / f"{model_name}-{data_name.replace(':', '-').replace('/', '_')}"
+    candidates = [stem] + [stem.with_name(f"{stem.name}-{i}") for i in range(2, 1000)]
+    taken = [p for p in candidates if p.exists()]
+    if resume:
+        return taken[-1] if taken else stem
+    return next(p for p in candidates if not p.exists())
