@@ -203,6 +203,7 @@ class Trainer:
     def run(self, resume: bool = False) -> GenerativeModel:
         self.out.mkdir(parents=True, exist_ok=True)
         model, cfg = self.model.to(self.device), self.config
+        model.run_dir = self.out
         if has_checkpoint(self.out) and not resume:
             raise GenlabError(f"{self.out} already holds a run; continue it with --resume or choose another --out")
         if resume and not has_checkpoint(self.out):

@@ -1,0 +1,221 @@
+"""The ``genlab`` command: parses arguments and calls the library; no logic of its own."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .errors import GenlabError
+
+TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_schedule", "weight_decay", "grad_clip", "seed",
+                "binarize", "device", "checkpoint_every")
+MODEL_FLAGS = ("latent_dim", "arch", "hidden", "channels", "blocks_per_stage", "norm", "activation",
+               "upsample", "recon_loss", "noise", "noise_level", "likelihood", "sigma", "learn_sigma",
+               "beta", "mc_samples")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE, got '{text}'")
+    try:
+        return key.replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.replace("-", "_"), value
+
+
+def _read_config_file(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise GenlabError(f"config file {p} not found")
+    try:
+        return tomllib.loads(p.read_text()) if p.suffix == ".toml" else json.loads(p.read_text())
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        raise GenlabError(f"cannot parse {p}: {err}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .models import model_names
+
+    parser = argparse.ArgumentParser(prog="genlab", description="Deep generative models of images.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("datasets", help="list the datasets, their shapes and whether they are here")
+    p.add_argument("--data-dir", help="folder of dataset files (default $GENLAB_DATA or ~/.cache/genlab/data)")
+
+    p = sub.add_parser("train", help="train a model into a run folder")
+    p.add_argument("model", choices=model_names(), metavar="MODEL", help=f"one of: {', '.join(model_names())}")
+    p.add_argument("--data", default="digits", help="dataset name, folder:PATH or npz:PATH (default digits)")
+    p.add_argument("--data-dir")
+    p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")
+    p.add_argument("--config", help="JSON or TOML file of model and training settings")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
+                   help="dynamic binarization (default: on for Bernoulli likelihoods)")
+    p.add_argument("--latent-dim", type=int)
+    p.add_argument("--arch", choices=["dense", "conv"])
+    p.add_argument("--hidden", type=_ints, help="dense widths, e.g. 1000,500,250")
+    p.add_argument("--channels", type=_ints, help="conv stage channels, e.g. 32,64")
+    p.add_argument("--upsample", choices=["transposed", "resize-conv", "pixel-shuffle"])
+    p.add_argument("--recon-loss", choices=["mse", "bce"])
+    p.add_argument("--noise", choices=["none", "gaussian", "masking"])
+    p.add_argument("--noise-level", type=float)
+    p.add_argument("--likelihood", choices=["bernoulli", "gaussian"])
+    p.add_argument("--sigma", type=float)
+    p.add_argument("--beta", type=float)
+    p.add_argument("--mc-samples", type=int)
+    p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                   help="any other model or training setting, e.g. --set activation=silu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("sample", help="draw samples from a trained model (PNG grid)")
+    p.add_argument("run")
+    p.add_argument("-n", "--num", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label", type=int, help="class of the samples (conditional models)")
+    p.add_argument("--out", help="PNG path (default RUN/samples.png)")
+
+    p = sub.add_parser("reconstruct", help="test images above their reconstructions (PNG grid)")
+    p.add_argument("run")
+    p.add_argument("-n", "--num", type=int, default=32)
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--data-dir")
+    p.add_argument("--out", help="PNG path (default RUN/reconstructions.png)")
+
+    p = sub.add_parser("encode", help="latent codes of a split to .npz (arrays z, labels)")
+    p.add_argument("run")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--data-dir")
+    p.add_argument("--out", help=".npz path (default RUN/latents-SPLIT.npz)")
+
+    p = sub.add_parser("evaluate", help="test metrics: squared error per image; ELBO and bits/dim for VAEs")
+    p.add_argument("run")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--mc-samples", type=int, default=10, help="Monte-Carlo draws per image for the ELBO")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir")
+    p.add_argument("--out", help="JSON path (default RUN/evaluation-SPLIT.json)")
+
+    p = sub.add_parser("demo", help="train PCA, a conv autoencoder and a VAE on digits; write an HTML report")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--fresh", action="store_true", help="retrain models already trained by an earlier demo")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("explain", help="figures that explain a building block")
+    p.add_argument("topic", choices=["transposed-conv", "checkerboard"])
+    p.add_argument("--kernel", type=int, default=3)
+    p.add_argument("--stride", type=int, default=2)
+    p.add_argument("--padding", type=int, default=1)
+    p.add_argument("--size", type=int, default=4)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/explain")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .train import TrainConfig, train
+
+    settings = _read_config_file(args.config) if args.config else {}
+    settings.update(dict(args.set))
+    for name in TRAIN_FIELDS + MODEL_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            settings[name] = value
+    train_settings = {k: settings.pop(k) for k in list(settings) if k in TRAIN_FIELDS}
+    data = settings.pop("data", None) or args.data
+    model = train(args.model, data, data_dir=args.data_dir, out_dir=args.out, resume=args.resume,
+                  progress=not args.quiet, model_settings=settings, config=TrainConfig(**train_settings))
+    print(f"trained {args.model}; run folder: {model.run_dir}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from . import tools
+    from .train import load_run
+
+    run = load_run(args.run)
+    if args.command == "sample":
+        print(tools.sample(run, args.num, args.seed, args.label, args.out))
+    elif args.command == "reconstruct":
+        print(tools.reconstruct(run, args.num, args.split, args.data_dir, args.out))
+    elif args.command == "encode":
+        print(tools.encode(run, args.split, args.data_dir, out=args.out))
+    elif args.command == "evaluate":
+        results, path = tools.evaluate_run(run, args.split, args.mc_samples, args.seed, args.data_dir, args.out)
+        print(tools.format_metrics(results))
+        print(f"written to {path}")
+
+
+def _datasets(args: argparse.Namespace) -> None:
+    from .data import default_data_dir, list_datasets
+
+    root = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+    rows = [("name", "shape", "train", "test", "classes", "here", "description")]
+    for info in list_datasets():
+        available, where = info.locate(root)
+        shape = "x".join(map(str, info.image_shape))
+        rows.append((info.name, shape, str(info.splits.get("train", "")), str(info.splits.get("test", "")),
+                     str(info.num_classes or "-"), "yes" if available else "no", info.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
+    print(f"\nfiles are read from {root} (set --data-dir or GENLAB_DATA); "
+          "also: folder:PATH (class sub-folders give labels), npz:PATH (arrays x, y)")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    path = run_demo(args.out, fresh=args.fresh, progress=not args.quiet)
+    print(f"report: {path}")
+
+
+def _explain(args: argparse.Namespace) -> None:
+    from . import explain
+
+    if args.topic == "transposed-conv":
+        paths = explain.transposed_conv(kernel=args.kernel, stride=args.stride, padding=args.padding,
+                                        size=args.size, out_dir=args.out, seed=args.seed)
+    else:
+        paths = explain.checkerboard(out_dir=args.out, seed=args.seed, steps=args.steps)
+    for value in (paths.values() if isinstance(paths, dict) else [paths]):
+        if isinstance(value, Path):
+            print(value)
+
+
+COMMANDS = {"datasets": _datasets, "train": _train, "sample": _run, "reconstruct": _run, "encode": _run,
+            "evaluate": _run, "demo": _demo, "explain": _explain}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except GenlabError as err:
+        print(f"genlab: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genlab: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Measures of models: reconstruction error, ELBO, and (later) sample quality."""
+from .likelihood import elbo
+from .reconstruction import reconstruction_error
+
+__all__ = ["elbo", "reconstruction_error", "evaluate"]
+
+
+def evaluate(model, data, mc_samples: int = 10, seed: int = 0) -> dict[str, float]:
+    """Every metric that applies to ``model`` on ``data`` (a dict of floats)."""
+    from ..models.base import NotSupported
+
+    results: dict[str, float] = {"num_images": len(data)}
+    try:
+        results.update(reconstruction_error(model, data))
+    except NotSupported:
+        pass  # a model without an encoder has no reconstructions
+    if hasattr(model, "elbo_terms"):
+        results.update(elbo(model, data, mc_samples=mc_samples, seed=seed))
+    return results

@@ -1,0 +1,25 @@
+"""Reconstruction error over a dataset."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..data.base import ImageDataset
+from ..models.base import GenerativeModel
+
+
+@torch.no_grad()
+def reconstruction_error(model: GenerativeModel, data: ImageDataset, batch_size: int = 500) -> dict[str, float]:
+    """Squared error per image, summed over pixels (values in [0, 1]) and averaged over the
+    images of ``data``: ``sq_error_per_image`` and its standard error ``sq_error_stderr``."""
+    model.eval()
+    errors = []
+    for start in range(0, len(data), batch_size):
+        x, y = data.batch(slice(start, start + batch_size))
+        x = x.to(model.device)
+        y = None if y is None else y.to(model.device)
+        errors.append((model.reconstruct(x, y).clamp(0, 1) - x).pow(2).flatten(1).sum(1).double().cpu())
+    e = torch.cat(errors)
+    return {"sq_error_per_image": float(e.mean()),
+            "sq_error_stderr": float(e.std() / math.sqrt(len(e))) if len(e) > 1 else 0.0}

@@ -1,0 +1,86 @@
+"""What the commands do with a trained run: sample, reconstruct, encode, evaluate.
+
+Each function takes a :class:`~genlab.train.Run` and writes its result into a file, returning the
+path, so the CLI stays a thin layer over these.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import GenlabError
+from .metrics import evaluate
+from .models.base import write_json_atomic
+from .train import Run
+from .viz import save_grid
+
+
+def _labels_for(run: Run, n: int, label: int | None) -> torch.Tensor | None:
+    if label is None:
+        return None
+    k = run.model.config.num_classes
+    if not run.model.conditional:
+        raise GenlabError(f"{run.path} holds an unconditional {run.model.family}; --label needs a conditional model")
+    if not 0 <= label < k:
+        raise GenlabError(f"--label must lie in 0..{k - 1}, got {label}")
+    return torch.full((n,), label, dtype=torch.long)
+
+
+@torch.no_grad()
+def sample(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
+           out: str | os.PathLike | None = None) -> Path:
+    """A grid of ``n`` samples drawn with ``seed`` (of class ``label`` for conditional models)."""
+    generator = torch.Generator().manual_seed(seed)
+    images = run.model.sample(n, generator=generator, labels=_labels_for(run, n, label))
+    return save_grid(images, out or run.path / "samples.png")
+
+
+@torch.no_grad()
+def reconstruct(run: Run, n: int = 32, split: str = "test", data_dir=None,
+                out: str | os.PathLike | None = None) -> Path:
+    """The first ``n`` images of ``split`` (odd rows) above their reconstructions (even rows)."""
+    data = run.dataset(split, data_dir)
+    x, y = data.batch(slice(0, n))
+    model = run.model
+    r = model.reconstruct(x.to(model.device), None if y is None else y.to(model.device)).clamp(0, 1).cpu()
+    per_row = min(16, len(x))
+    rows = []
+    for start in range(0, len(x), per_row):
+        rows += [x[start:start + per_row], r[start:start + per_row]]
+    return save_grid(torch.cat(rows), out or run.path / "reconstructions.png", nrow=per_row)
+
+
+@torch.no_grad()
+def encode(run: Run, split: str = "test", data_dir=None, batch_size: int = 500,
+           out: str | os.PathLike | None = None) -> Path:
+    """Codes of every image of ``split`` into an .npz with arrays ``z`` (N, d) and ``labels``."""
+    data = run.dataset(split, data_dir)
+    model = run.model
+    codes = []
+    for start in range(0, len(data), batch_size):
+        x, y = data.batch(slice(start, start + batch_size))
+        codes.append(model.encode(x.to(model.device), None if y is None else y.to(model.device)).cpu())
+    path = Path(out or run.path / f"latents-{split}.npz")
+    arrays = {"z": torch.cat(codes).numpy()}
+    if data.labels is not None:
+        arrays["labels"] = data.labels.numpy()
+    np.savez(path, **arrays)
+    return path
+
+
+def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int = 0, data_dir=None,
+                 out: str | os.PathLike | None = None) -> tuple[dict, Path]:
+    """Every metric that applies, on ``split``; written to ``evaluation-<split>.json``."""
+    results = {"split": split, "dataset": run.dataset_name,
+               **evaluate(run.model, run.dataset(split, data_dir), mc_samples=mc_samples, seed=seed)}
+    path = Path(out or run.path / f"evaluation-{split}.json")
+    write_json_atomic(path, results)
+    return results, path
+
+
+def format_metrics(results: dict) -> str:
+    return "\n".join(f"{k:>22}: {v:.4f}" if isinstance(v, float) else f"{k:>22}: {v}" for k, v in results.items())
