@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .train import TrainConfig, train
+    from .train import train
 
     settings = _read_config_file(args.config) if args.config else {}
     settings.update(dict(args.set))
@@ -142,7 +142,7 @@ def _train(args: argparse.Namespace) -> None:
     train_settings = {k: settings.pop(k) for k in list(settings) if k in TRAIN_FIELDS}
     data = settings.pop("data", None) or args.data
     model = train(args.model, data, data_dir=args.data_dir, out_dir=args.out, resume=args.resume,
-                  progress=not args.quiet, model_settings=settings, config=TrainConfig(**train_settings))
+                  progress=not args.quiet, model_settings=settings, **train_settings)
     print(f"trained {args.model}; run folder: {model.run_dir}")
 
 

@@ -10,6 +10,7 @@ or global backend is involved.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -31,6 +32,17 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained")
 
 
+@contextmanager
+def _one_thread():
+    """Run tiny layers on one thread: on a busy machine OpenMP's barriers cost 10-100x their work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _check_int(name: str, value, low: int, high: int | None = None) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
@@ -44,21 +56,32 @@ def _format_matrix(m: Tensor) -> str:
     return "\n".join(" ".join(c.rjust(width) for c in row) for row in cells)
 
 
-def _show(ax, m: Tensor, title: str, annotate: bool = True, cmap: str = "Blues"):
-    """An integer matrix as a heat map, with its values written in when the cells are large enough."""
+def _show(ax, m: Tensor, title: str, cmap: str = "Blues", annotate: bool = True, zeros: str = "") -> None:
+    """An integer matrix as a heat map on a light grid: zeros blank (or written as ``zeros``), values written in."""
+    from matplotlib import colormaps
     m = m.detach().double()
-    im = ax.imshow(m.numpy(), cmap=cmap, interpolation="nearest")
+    high = m.abs().max().item() or 1.0
+    colours = colormaps[cmap].with_extremes(bad="white")
+    # vmin below 0 keeps the smallest values visibly coloured against the blank zeros.
+    ax.imshow(m.masked_fill(m == 0, float("nan")).numpy(), cmap=colours, vmin=-0.3 * high, vmax=high,
+              interpolation="nearest")
     ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if annotate:
-        high = m.abs().max().item() or 1.0
-        for (r, c), v in zip(torch.cartesian_prod(torch.arange(m.shape[0]), torch.arange(m.shape[1])).tolist(),
-                             m.flatten().tolist()):
+    rows, cols = m.shape
+    ax.set_xticks([x - 0.5 for x in range(cols + 1)], minor=True)
+    ax.set_yticks([y - 0.5 for y in range(rows + 1)], minor=True)
+    ax.grid(which="minor", color="0.85", linewidth=0.5)
+    ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+    if not annotate:
+        return
+    size = 9 if max(rows, cols) <= 12 else 7
+    for r in range(rows):
+        for c in range(cols):
+            v = m[r, c].item()
             if v != 0:
-                ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=7,
-                        color="white" if abs(v) > 0.6 * high else "black")
-    return im
+                ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=size,
+                        color="white" if v > 0.55 * high else "black")
+            elif zeros:
+                ax.text(c, r, zeros, ha="center", va="center", fontsize=size, color="0.6")
 
 
 def transposed_conv(kernel: int = 3, stride: int = 2, padding: int = 1, size: int = 4,
@@ -67,10 +90,9 @@ def transposed_conv(kernel: int = 3, stride: int = 2, padding: int = 1, size: in
 
     The kernel holds 1..kernel^2 (row by row, so its flip is easy to see); the input is a seeded
     size x size image of integers 1..4 (no zeros, so the inserted zeros stand out); every number
-    printed is exact. With
-    o = (size-1)*stride - 2*padding + kernel (Dumoulin and Visin), W is the (size^2, o^2) matrix of
-    Conv2d(kernel, stride, padding) on an o x o image, and ConvTranspose2d with the same kernel maps
-    the size x size input to o x o by W^T.
+    printed is exact. With o = (size-1)*stride - 2*padding + kernel (Dumoulin and Visin), W is the
+    (size^2, o^2) matrix of Conv2d(kernel, stride, padding) on an o x o image, and ConvTranspose2d
+    with the same kernel maps the size x size input to o x o by W^T.
 
     Writes ``transposed_conv.png`` (input, W, W^T, the padded zero-inserted input with the flipped
     kernel, the output) and ``transposed_conv.json`` (settings and the max abs differences of each
@@ -120,24 +142,22 @@ def transposed_conv(kernel: int = 3, stride: int = 2, padding: int = 1, size: in
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fig = _figure(15, 8.5)
-    grid = fig.add_gridspec(2, 4, height_ratios=[1, 1.15])
+    fig = _figure(15, 9)
+    grid = fig.add_gridspec(2, 4, height_ratios=[1, 1.2])
     _show(fig.add_subplot(grid[0, 0]), x[0, 0], f"input x ({size}x{size})")
-    _show(fig.add_subplot(grid[0, 1]), flipped_kernel(tconv)[0, 0], "flipped kernel", cmap="Oranges")
+    _show(fig.add_subplot(grid[0, 1]), flipped_kernel(tconv)[0, 0], "kernel flipped 180 degrees", cmap="Oranges")
     ax = fig.add_subplot(grid[0, 2])
-    _show(ax, padded[0, 0], f"zero-inserted + padded input ({padded.shape[-1]}x{padded.shape[-1]})\n"
-          f"stride-1 conv with the flipped kernel")
+    _show(ax, padded[0, 0], f"input zero-inserted and padded ({padded.shape[-2]}x{padded.shape[-1]});\n"
+          f"slide the flipped kernel with stride 1 (orange: output (0,0))", zeros="0")
     ax.add_patch(_rectangle(kernel))
-    im = _show(fig.add_subplot(grid[0, 3]), y[0, 0], f"output y = W^T x ({o}x{o})", cmap="viridis")
-    fig.colorbar(im, shrink=0.8)
-    small = W.numel() <= 600
-    im = _show(fig.add_subplot(grid[1, :3]), W, f"W: Conv2d as a {size * size} x {o * o} matrix "
-               f"(row = output pixel, column = input pixel)", annotate=small, cmap="Oranges")
-    fig.colorbar(im, shrink=0.6)
-    _show(fig.add_subplot(grid[1, 3]), WT, f"W^T: ConvTranspose2d ({o * o} x {size * size})",
-          annotate=small, cmap="Oranges")
-    fig.suptitle(f"Transposed convolution k={kernel} s={stride} p={padding}: matrix W^T = padded stride-1 conv "
-                 f"(max difference {max(checks.values()):.0e})", fontsize=12)
+    _show(fig.add_subplot(grid[0, 3]), y[0, 0], f"output y = W^T x ({o}x{o})", cmap="Purples")
+    _show(fig.add_subplot(grid[1, :3]), W, f"W: the Conv2d k={kernel} s={stride} p={padding} as a {size * size} x "
+          f"{o * o} matrix (row = output pixel, column = input pixel of a {o}x{o} image)",
+          cmap="Oranges", annotate=W.numel() <= 1000)
+    _show(fig.add_subplot(grid[1, 3]), WT, f"W^T ({o * o} x {size * size}):\nthe ConvTranspose2d's matrix",
+          cmap="Oranges", annotate=False)
+    fig.suptitle(f"Transposed convolution k={kernel} s={stride} p={padding}: y = W^T x = stride-1 conv of the "
+                 f"padded input (max difference {max(checks.values()):.0e})", fontsize=12)
     figure = out / "transposed_conv.png"
     fig.savefig(figure, dpi=110)
     settings = dict(kernel=kernel, stride=stride, padding=padding, size=size, seed=seed, output_size=o)
@@ -193,6 +213,20 @@ def _blob(side: int) -> Tensor:
     return torch.exp(-((yy - 0.4 * side) ** 2 + (xx - 0.55 * side) ** 2) / (2 * (side / 5) ** 2))
 
 
+def _fit(net: nn.Module, ones: Tensor, code: Tensor, target: Tensor, steps: int) -> tuple[Tensor, Tensor]:
+    """Output (H, W) on the constant input at init, then on ``code`` after ``steps`` Adam steps towards target."""
+    with torch.no_grad():
+        init = net(ones)[0, 0]
+    optimiser = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = (net(code)[0, 0] - target).pow(2).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        return init, net(code)[0, 0]
+
+
 def checkerboard(out_dir: str | Path = "runs/explain", seed: int = 0, steps: int = 300) -> dict:
     """Measure the checkerboard of each upsampler at initialisation and after a short fit.
 
@@ -219,16 +253,8 @@ def checkerboard(out_dir: str | Path = "runs/explain", seed: int = 0, steps: int
         with torch.random.fork_rng():  # same initial weights per seed, caller's RNG untouched
             torch.manual_seed(seed)
             net = _decoder(make, width)
-        with torch.no_grad():
-            init = net(ones)[0, 0]
-        optimiser = torch.optim.Adam(net.parameters(), lr=3e-3)
-        for _ in range(steps):
-            loss = (net(code)[0, 0] - target).pow(2).mean()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        with torch.no_grad():
-            trained = net(code)[0, 0]
+        with _one_thread():
+            init, trained = _fit(net, ones, code, target, steps)
         results[name] = {"hf_init": nyquist_energy_fraction(init), "hf_trained": nyquist_energy_fraction(trained),
                          "mse": (trained - target).pow(2).mean().item()}
         images[name] = (init, trained)
@@ -250,36 +276,38 @@ def checkerboard(out_dir: str | Path = "runs/explain", seed: int = 0, steps: int
 
 
 def _draw_checkerboard(images: dict, results: dict, target: Tensor, steps: int):
-    """Rows: output at init, its log power spectrum, output after training; one column per variant."""
+    """Rows: output at init, its log power spectrum, output after training; a column per variant."""
     names = list(images)
     fig = _figure(3.0 * (len(names) + 1), 9)
     axes = fig.subplots(3, len(names) + 1)
     for col, name in enumerate(names):
         init, trained = images[name]
-        centred = init - init.mean()
-        spectrum = torch.fft.fftshift(torch.fft.fft2(centred).abs() ** 2)
+        spectrum = torch.log10(torch.fft.fftshift(torch.fft.fft2(init - init.mean()).abs() ** 2) + 1e-30)
         panels = [
-            (init, f"{name}\ninit, constant input\nNyquist energy {results[name]['hf_init']:.3f}", "gray"),
-            (torch.log10(spectrum + 1e-12 * spectrum.max() + 1e-30), "log10 power spectrum\n(Nyquist at the edges)",
-             "magma"),
-            (trained, f"after {steps} steps\nNyquist energy {results[name]['hf_trained']:.1e}", "gray"),
+            (init, f"{name}\ninit, constant input\nNyquist energy {results[name]['hf_init']:.3f}",
+             dict(cmap="gray")),
+            # The top 6 decades; the removed mean leaves the centre (DC) at the floor.
+            (spectrum, "log10 power spectrum at init\n(centre = DC, edges = Nyquist)",
+             dict(cmap="magma", vmin=spectrum.max().item() - 6)),
+            (trained, f"after {steps} steps (mse {results[name]['mse']:.1e})\n"
+                      f"Nyquist energy {results[name]['hf_trained']:.1e}", dict(cmap="gray")),
         ]
-        for row, (img, title, cmap) in enumerate(panels):
-            ax = axes[row, col]
-            im = ax.imshow(img.detach().numpy(), cmap=cmap, interpolation="nearest")
-            ax.set_title(title, fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            fig.colorbar(im, ax=ax, shrink=0.75)
-    for row in range(2):
+        for row, (img, title, style) in enumerate(panels):
+            _image(fig, axes[row, col], img, title, **style)
+    for row in (0, 1):
         axes[row, -1].axis("off")
     axes[0, -1].text(0, 0.5, "Each column: the same decoder\n(4x4 -> 32x32, three 2x\nupsamplers, same seed)\n"
                      "with a different upsampler.\n\nA constant input should give\na smooth output; stripes and\n"
-                     "checkers are the upsampler's\nuneven overlap.", fontsize=9, va="center")
-    im = axes[2, -1].imshow(target.numpy(), cmap="gray", interpolation="nearest")
-    axes[2, -1].set_title("target (Gaussian blob)", fontsize=9)
-    axes[2, -1].set_xticks([])
-    axes[2, -1].set_yticks([])
-    fig.colorbar(im, ax=axes[2, -1], shrink=0.75)
+                     "checkers come from the\nupsampler's uneven overlap.\n\nNyquist energy: share of the\n"
+                     "spectrum (mean removed) at\nperiod-2 patterns.", fontsize=9, va="center")
+    _image(fig, axes[2, -1], target, "target (Gaussian blob)", cmap="gray")
     fig.suptitle("Checkerboard artifacts: transposed convolution vs resize-convolution vs pixel shuffle", fontsize=12)
     return fig
+
+
+def _image(fig, ax, img: Tensor, title: str, **style) -> None:
+    im = ax.imshow(img.detach().numpy(), interpolation="nearest", **style)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.colorbar(im, ax=ax, shrink=0.75)

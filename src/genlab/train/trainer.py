@@ -213,6 +213,7 @@ class Trainer:
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         shuffle = torch.Generator()
         if resume:
+            self._check_same_model()
             state, rng = load_checkpoint(self.out, model, optimizer)
             torch.set_rng_state(rng["torch_cpu"])
             if "torch_cuda" in rng and self.device.type == "cuda":
@@ -225,9 +226,18 @@ class Trainer:
             state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "sums": {}, "seen": 0, "done": False}
             if self._write():
                 write_json_atomic(self.out / "config.json", self._run_config())
-        if state.get("done"):
-            return model
         return self._loop(optimizer, shuffle, state)
+
+    def _check_same_model(self) -> None:
+        from ..models.base import read_config
+
+        saved = read_config(self.out)
+        if saved.get("family") != self.model.family:
+            raise GenlabError(f"{self.out} holds a {saved.get('family')} model, not a {self.model.family}; "
+                              "resume it with the model it was trained with")
+        if saved.get("model") != json.loads(json.dumps(self.model.config.to_dict())):
+            raise GenlabError(f"the model settings differ from those of the run in {self.out}; "
+                              "a resumed run keeps its settings")
 
     def _loop(self, optimizer, shuffle: torch.Generator, state: dict[str, Any]) -> GenerativeModel:
         model, cfg, data = self.model, self.config, self.train_data
@@ -339,19 +349,45 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
     from ..data import load_dataset
     from ..models import build_model
 
+    saved = _saved_run_config(out_dir) if resume and out_dir is not None else None
     if isinstance(data, str):
         name = data
         data = load_dataset(name, "train", data_dir)
         if val_data is None:
             val_data = load_dataset(name, "test", data_dir)
-    if isinstance(model, str):
+    if isinstance(model, str) and saved is not None:
+        model = _model_to_resume(model, saved, model_settings or {})
+    elif isinstance(model, str):
         model = build_model(model, image_shape=data.image_shape, num_classes=data.num_classes,
                             **(model_settings or {}))
-    base = dataclasses.asdict(config) if config else {}
-    config = TrainConfig.from_dict({**base, **overrides})
+    # A resumed run keeps its own settings; only what is given explicitly changes (e.g. epochs).
+    base = saved["train"] if saved else {}
+    config = TrainConfig.from_dict({**base, **(dataclasses.asdict(config) if config else {}), **overrides})
     if out_dir is None:
         out_dir = default_run_dir(getattr(model, "name", model.family), data.name, resume)
     return Trainer(model, data, val_data, config, out_dir, progress=progress).run(resume=resume)
+
+
+def _saved_run_config(out_dir: str | os.PathLike) -> dict[str, Any] | None:
+    from ..models.base import read_config
+
+    path = Path(out_dir)
+    return read_config(path) if (path / "config.json").exists() else None
+
+
+def _model_to_resume(name: str, saved: dict[str, Any], settings: dict[str, Any]) -> GenerativeModel:
+    """Rebuild the model of a run folder; refuse another model name or changed settings."""
+    from ..models import FAMILIES
+
+    if saved.get("name") != name:
+        raise GenlabError(f"the run holds a '{saved.get('name')}' model, not '{name}'; resume it with that name")
+    model = FAMILIES[saved["family"]].from_config(saved["model"])
+    changed = {k: v for k, v in settings.items() if v is not None and getattr(model.config, k, None) != v}
+    if changed:
+        raise GenlabError(f"a resumed run keeps its model settings; drop {', '.join(sorted(changed))} "
+                          "or start a new run")
+    model.name = name
+    return model
 
 
 def default_run_dir(model_name: str, data_name: str, resume: bool = False, root: str = "runs") -> Path:

@@ -1,0 +1,74 @@
+"""The command line end to end, and its one-line errors."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genlab.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_sample_reconstruct_encode_evaluate(tmp_path, capsys):
+    out = tmp_path / "vae"
+    code, text, _ = run(capsys, "train", "conv-cvae", "--data", "digits", "--epochs", "2", "--latent-dim", "3",
+                        "--channels", "8,16", "--out", out, "--quiet", "--set", "activation=silu", "--lr", "0.002")
+    assert code == 0 and str(out) in text
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["activation"] == "silu" and config["model"]["channels"] == [8, 16]
+    assert config["train"]["epochs"] == 2 and config["train"]["lr"] == 0.002
+
+    code, text, _ = run(capsys, "sample", out, "-n", 10, "--label", 7)
+    assert code == 0 and Image.open(text.strip()).size[0] > 0
+    code, text, _ = run(capsys, "reconstruct", out, "-n", 8)
+    assert code == 0 and (out / "reconstructions.png").exists()
+    code, text, _ = run(capsys, "encode", out)
+    codes = np.load(text.strip())
+    assert codes["z"].shape == (300, 3) and codes["labels"].shape == (300,)
+    code, text, _ = run(capsys, "evaluate", out, "--mc-samples", 2)
+    results = json.loads((out / "evaluation-test.json").read_text())
+    assert code == 0 and results["elbo"] < 0 and results["kl"] > 0 and "bits_per_dim" in text
+
+    # Resume with more epochs continues the same run.
+    code, _, _ = run(capsys, "train", "conv-cvae", "--out", out, "--resume", "--epochs", 3, "--quiet")
+    assert code == 0 and len((out / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "vae", "--data", "nosuch"], "unknown dataset 'nosuch'"),
+    (["train", "vae", "--data", "folder:/nonexistent/x"], "/nonexistent/x"),
+    (["train", "vae", "--data", "mnist", "--data-dir", "{tmp}"], "train-images-idx3-ubyte"),
+    (["train", "vae", "--set", "latnt_dim=3"], "unknown setting(s) latnt_dim"),
+    (["train", "conv-ae", "--channels", "8,16,32,64"], "divisible by 16"),
+    (["sample", "{tmp}/missing"], "no run folder at"),
+    (["train", "vae", "--config", "{tmp}/nope.json"], "config file"),
+])
+def test_bad_input_is_one_clear_line(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("genlab.data.idx.download", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")),
+                        raising=False)
+    code, _, err = run(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert code == 2
+    assert err.startswith("genlab: error: ") and err.count("\n") == 1 and message in err, err
+
+
+def test_sampling_an_autoencoder_says_it_has_no_prior(tmp_path, capsys):
+    out = tmp_path / "ae"
+    assert run(capsys, "train", "ae", "--epochs", 1, "--hidden", "32", "--out", out, "--quiet")[0] == 0
+    code, _, err = run(capsys, "sample", out)
+    assert code == 2 and "no prior" in err
+    code, _, err = run(capsys, "sample", out, "--label", 3)
+    assert code == 2 and "conditional" in err
+    code, _, err = run(capsys, "train", "vae", "--out", out, "--quiet")
+    assert code == 2 and "already holds a run" in err
+
+
+def test_datasets_lists_every_dataset(capsys):
+    code, text, _ = run(capsys, "datasets")
+    assert code == 0
+    for name in ("digits", "digits28", "mnist", "fashion-mnist", "folder:PATH", "npz:PATH"):
+        assert name in text

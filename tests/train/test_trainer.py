@@ -1,0 +1,158 @@
+"""The training loop: metrics, exact resume, interruption, divergence, run folders."""
+import json
+
+import pytest
+import torch
+
+from genlab.errors import GenlabError
+from genlab.models import build_model
+from genlab.train import Trainer, TrainConfig, load_run, train
+from genlab.train.checkpoint import STATE_FILE
+
+
+def vae(data):
+    return build_model("conv-vae", image_shape=data.image_shape, channels=(8, 16), latent_dim=4)
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_time(records):
+    return [{k: v for k, v in r.items() if k != "time_s"} for r in records]
+
+
+@pytest.fixture(scope="module")
+def small_data(digits_train, digits_test):
+    return digits_train.subset(slice(0, 400)), digits_test.subset(slice(0, 100))
+
+
+def test_run_folder_contents(small_data, tmp_path):
+    train_data, test_data = small_data
+    train(vae(train_data), train_data, test_data, out_dir=tmp_path, epochs=2, batch_size=50, progress=False)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"config.json", "model.safetensors", "optimizer.safetensors", "rng.safetensors",
+            STATE_FILE, "metrics.jsonl"} <= names
+    assert not any(n.endswith(".tmp") for n in names)
+    records = metrics(tmp_path)
+    assert [r["epoch"] for r in records] == [1, 2] and [r["step"] for r in records] == [8, 16]
+    assert {"train/loss", "train/kl", "val/loss", "val/neg_elbo"} <= set(records[0])
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["family"] == "vae" and config["train"]["seed"] == 0 and config["data"]["name"] == "digits"
+    assert config["train"]["binarize"] is None and "torch" in config["versions"]
+    run = load_run(tmp_path)
+    assert run.model.config.latent_dim == 4 and len(run.metrics) == 2
+
+
+def test_resume_continues_exactly(small_data, tmp_path):
+    train_data, test_data = small_data
+    torch.manual_seed(0)
+    full = vae(train_data)
+    train(full, train_data, test_data, out_dir=tmp_path / "full", epochs=3, batch_size=50, progress=False)
+
+    torch.manual_seed(0)
+    part = vae(train_data)
+    train(part, train_data, test_data, out_dir=tmp_path / "part", epochs=1, batch_size=50, progress=False)
+    torch.manual_seed(123)  # whatever happened in between must not matter
+    resumed = vae(train_data)
+    train(resumed, train_data, test_data, out_dir=tmp_path / "part", epochs=3, batch_size=50, progress=False,
+          resume=True)
+    assert without_time(metrics(tmp_path / "full")) == without_time(metrics(tmp_path / "part"))
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_interrupted_mid_epoch_resumes_exactly(small_data, tmp_path, monkeypatch):
+    train_data, test_data = small_data
+    torch.manual_seed(0)
+    train(vae(train_data), train_data, test_data, out_dir=tmp_path / "full", epochs=2, batch_size=50,
+          progress=False)
+
+    calls = {"n": 0}
+    original = Trainer._step
+
+    def interrupt_at_step_11(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 11:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(Trainer, "_step", interrupt_at_step_11)
+    torch.manual_seed(0)
+    with pytest.raises(GenlabError, match="interrupted at step 10; resume with --resume"):
+        train(vae(train_data), train_data, test_data, out_dir=tmp_path / "cut", epochs=2, batch_size=50,
+              progress=False)
+    state = json.loads((tmp_path / "cut" / STATE_FILE).read_text())
+    assert (state["epoch"], state["batch"], state["step"]) == (1, 2, 10)
+    monkeypatch.setattr(Trainer, "_step", original)
+    train(vae(train_data), train_data, test_data, out_dir=tmp_path / "cut", epochs=2, batch_size=50,
+          progress=False, resume=True)
+    assert without_time(metrics(tmp_path / "full")) == without_time(metrics(tmp_path / "cut"))
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(small_data, tmp_path, monkeypatch):
+    train_data, _ = small_data
+    model = vae(train_data)
+    train(model, train_data, None, out_dir=tmp_path, epochs=1, batch_size=50, progress=False)
+    saved = (tmp_path / "model.safetensors").read_bytes()
+
+    original = type(model).loss
+    calls = {"n": 0}
+
+    def nan_at_third_step(self, x, labels=None):
+        calls["n"] += 1
+        terms = original(self, x, labels)
+        if calls["n"] == 3:
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(type(model), "loss", nan_at_third_step)
+    with pytest.raises(GenlabError, match="became nan at step 11;.*last good checkpoint"):
+        train(model, train_data, None, out_dir=tmp_path, epochs=2, batch_size=50, progress=False, resume=True)
+    assert (tmp_path / "model.safetensors").read_bytes() == saved
+    assert json.loads((tmp_path / STATE_FILE).read_text())["step"] == 8
+
+
+def test_existing_run_is_not_overwritten(small_data, tmp_path):
+    train_data, _ = small_data
+    train(vae(train_data), train_data, None, out_dir=tmp_path, epochs=1, batch_size=100, progress=False)
+    with pytest.raises(GenlabError, match="already holds a run; continue it with --resume"):
+        train(vae(train_data), train_data, None, out_dir=tmp_path, epochs=1, progress=False)
+    with pytest.raises(GenlabError, match="nothing to resume"):
+        train(vae(train_data), train_data, None, out_dir=tmp_path / "new", progress=False, resume=True)
+
+
+def test_resume_with_another_model_is_a_clear_error(small_data, tmp_path):
+    train_data, _ = small_data
+    train(vae(train_data), train_data, None, out_dir=tmp_path, epochs=1, batch_size=100, progress=False)
+    other = build_model("conv-ae", image_shape=train_data.image_shape, channels=(8, 16), latent_dim=4)
+    with pytest.raises(GenlabError, match="holds a vae model, not a autoencoder"):
+        train(other, train_data, None, out_dir=tmp_path, epochs=2, progress=False, resume=True)
+    wider = build_model("conv-vae", image_shape=train_data.image_shape, channels=(8, 16), latent_dim=5)
+    with pytest.raises(GenlabError, match="settings differ"):
+        train(wider, train_data, None, out_dir=tmp_path, epochs=2, progress=False, resume=True)
+    with pytest.raises(GenlabError, match="holds a 'conv-vae' model, not 'vae'"):
+        train("vae", train_data, out_dir=tmp_path, epochs=2, progress=False, resume=True)
+    with pytest.raises(GenlabError, match="holds a vae model, not a autoencoder"):
+        load_run(tmp_path, family="autoencoder")
+
+
+def test_pca_is_fitted_in_closed_form(digits_train, digits_test, tmp_path):
+    model = build_model("pca", image_shape=(1, 8, 8), latent_dim=12)
+    train(model, digits_train, digits_test, out_dir=tmp_path, progress=False)
+    run = load_run(tmp_path)
+    record = run.metrics[0]
+    assert record["val/sq_error"] > record["train/sq_error"] > 0
+    assert torch.equal(run.model.components_, model.components_)
+
+
+def test_cosine_schedule_and_bad_settings():
+    from genlab.train.trainer import _lr_at
+
+    config = TrainConfig(lr=1.0, lr_schedule="cosine")
+    assert _lr_at(config, 0, 100) == 1.0 and abs(_lr_at(config, 50, 100) - 0.5) < 1e-12
+    assert _lr_at(config, 100, 100) < 1e-12
+    with pytest.raises(GenlabError, match="unknown training setting"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(GenlabError, match="learning rate must be positive"):
+        TrainConfig(lr=0)
