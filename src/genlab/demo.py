@@ -55,6 +55,21 @@ def _done(run_dir: Path) -> bool:
     return state.exists() and json.loads(state.read_text()).get("done", False)
 
 
+def _save_pictures(out: Path, rows, samples: dict) -> None:
+    """The report's pictures also as PNG files: all reconstructions in one image, one per sample grid."""
+    from PIL import Image
+
+    width = max(image.width for image, _ in rows)
+    stacked = Image.new("L", (width, sum(image.height for image, _ in rows)), 255)
+    top = 0
+    for image, _ in rows:
+        stacked.paste(image.convert("L"), (0, top))
+        top += image.height
+    stacked.save(out / "reconstructions.png")
+    for name, image in samples.items():
+        image.save(out / f"samples-{name}.png")
+
+
 def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool = True,
              models: list[DemoModel] | None = None, num_images: int = 16, seed: int = 0) -> Path:
     """Train (or reuse) every demo model and write ``OUT/report.html``; returns its path."""
@@ -63,6 +78,7 @@ def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool 
     x, y = test_data.batch(slice(0, num_images))
     scale = 6
     rows, sample_figures, table, no_prior = [(make_grid(x, nrow=num_images, scale=scale), "test images")], [], [], []
+    sample_grids: dict = {}
     started = time.perf_counter()
     for entry in models or DEMO_MODELS:
         run_dir = out / entry.name
@@ -86,7 +102,8 @@ def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool 
             rows.append((make_grid(recon, nrow=num_images, scale=scale), f"{entry.title}: reconstructions"))
             try:
                 samples = model.sample(64, generator=torch.Generator().manual_seed(seed))
-                sample_figures.append((make_grid(samples, nrow=8, scale=scale), f"{entry.title}: samples"))
+                sample_grids[entry.name] = make_grid(samples, nrow=8, scale=scale)
+                sample_figures.append((sample_grids[entry.name], f"{entry.title}: samples"))
             except NotSupported:
                 no_prior.append(entry.title)
         table.append([entry.title, metrics["sq_error_per_image"], metrics.get("elbo", "-"),
@@ -103,6 +120,7 @@ def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool 
                 tables=[(["model", "squared error / image", "ELBO (nats)", "KL (nats)", "bits/dim",
                           "training time (s)"], table)]),
     ]
+    _save_pictures(out, rows, sample_grids)
     intro = (f"Trained on the {len(train_data)} training images of scikit-learn's 8x8 digits in "
              f"{time.perf_counter() - started:.0f} s of this run. Descriptions: " +
              " ".join(f"<b>{e.title}</b>: {e.about}" for e in (models or DEMO_MODELS)))
