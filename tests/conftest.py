@@ -20,3 +20,16 @@ def _few_threads():
     # Tests use tiny models: one thread is fastest, and immune to a busy machine.
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """A folder holding mnist/ (the four IDX files): $GENLAB_TEST_DATA, else ../shared/datasets
+    beside the repository; tests that need it are skipped when there is none."""
+    import os
+    from pathlib import Path
+
+    root = Path(os.environ.get("GENLAB_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    if not (root / "mnist").is_dir():
+        pytest.skip("real MNIST not available (set GENLAB_TEST_DATA to a folder holding mnist/)")
+    return root

@@ -12,14 +12,18 @@ from ..models.base import GenerativeModel
 @torch.no_grad()
 def reconstruction_error(model: GenerativeModel, data: ImageDataset, batch_size: int = 500) -> dict[str, float]:
     """Squared error per image, summed over pixels (values in [0, 1]) and averaged over the
-    images of ``data``: ``sq_error_per_image`` and its standard error ``sq_error_stderr``."""
+    images of ``data``: ``sq_error_per_image`` and its standard error ``sq_error_stderr``.
+
+    The model's reconstruction is taken as it is (PCA's projection is not clipped to [0, 1]), so
+    PCA's figure is the textbook one: 13.87 on MNIST with 30 components, as in Hinton and
+    Salakhutdinov (2006)."""
     model.eval()
     errors = []
     for start in range(0, len(data), batch_size):
         x, y = data.batch(slice(start, start + batch_size))
         x = x.to(model.device)
         y = None if y is None else y.to(model.device)
-        errors.append((model.reconstruct(x, y).clamp(0, 1) - x).pow(2).flatten(1).sum(1).double().cpu())
+        errors.append((model.reconstruct(x, y) - x).pow(2).flatten(1).sum(1).double().cpu())
     e = torch.cat(errors)
     return {"sq_error_per_image": float(e.mean()),
             "sq_error_stderr": float(e.std() / math.sqrt(len(e))) if len(e) > 1 else 0.0}

@@ -1,0 +1,85 @@
+"""Reconstruction benchmark on MNIST: PCA, the dense autoencoder and the conv autoencoder, 30-d codes.
+
+Each model is trained on the 60,000 training images and measured on the 10,000 test images:
+squared error per test image, summed over the 784 pixels in [0, 1] and averaged over images, the
+measure of Hinton and Salakhutdinov (2006), whose figures are printed beside ours as anchors.
+
+    python benchmarks/reconstruction.py [--data-dir DIR] [--only conv-ae] [--quick]
+
+MNIST is read from DIR/mnist (default: $GENLAB_DATA, else ../shared/datasets). Results go to
+benchmarks/results/reconstruction.json; run folders to benchmarks/runs/ (not committed).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import genlab  # noqa: E402
+from genlab.metrics import reconstruction_error  # noqa: E402
+from genlab.models import build_model  # noqa: E402
+
+from common import ROOT, machine, mnist_data_dir, print_table, write_results  # noqa: E402
+
+ANCHORS = {"pca": 13.87, "ae": 3.00}  # Hinton & Salakhutdinov 2006, Science 313, fig. 2 / text
+ANCHOR_NOTE = "Hinton & Salakhutdinov 2006: autoencoder 3.00, logistic PCA 8.01, PCA 13.87"
+
+# name -> (model settings, training settings). Budgets: about 10 minutes of training each on 2 CPU cores.
+ENTRIES = {
+    "pca": ({"latent_dim": 30}, {}),
+    "ae": ({"latent_dim": 30, "hidden": (1000, 500, 250), "recon_loss": "bce"},
+           {"epochs": 10, "batch_size": 128, "lr": 1e-3, "lr_schedule": "cosine"}),
+    "conv-ae": ({"latent_dim": 30, "channels": (32, 64), "recon_loss": "bce"},
+                {"epochs": 10, "batch_size": 128, "lr": 2e-3, "lr_schedule": "cosine"}),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--only", nargs="*", choices=list(ENTRIES))
+    parser.add_argument("--quick", action="store_true", help="1 epoch each, to check the harness")
+    args = parser.parse_args()
+
+    data_dir = mnist_data_dir(args.data_dir)
+    train_data = genlab.load_dataset("mnist", "train", data_dir)
+    test_data = genlab.load_dataset("mnist", "test", data_dir)
+    rows, results = [], {}
+    for name in args.only or ENTRIES:
+        settings, train_settings = ENTRIES[name]
+        if args.quick and "epochs" in train_settings:
+            train_settings = {**train_settings, "epochs": 1}
+        out = ROOT / "benchmarks" / "runs" / f"reconstruction-{name}"
+        shutil.rmtree(out, ignore_errors=True)
+        model = build_model(name, image_shape=train_data.image_shape, **settings)
+        started = time.perf_counter()
+        genlab.train(model, train_data, None, out_dir=out, progress=sys.stderr.isatty(), **train_settings)
+        wall = time.perf_counter() - started
+        run = genlab.load_run(out)
+        train_time = sum(r["time_s"] for r in run.metrics)
+        error = reconstruction_error(run.model, test_data)
+        results[name] = {"sq_error_per_image": error["sq_error_per_image"], "stderr": error["sq_error_stderr"],
+                         "train_time_s": round(train_time, 1), "wall_time_s": round(wall, 1),
+                         "params": sum(p.numel() for p in run.model.parameters()),
+                         "model": settings, "train": train_settings}
+        rows.append([name, error["sq_error_per_image"], error["sq_error_stderr"], ANCHORS.get(name, "-"),
+                     round(train_time, 1)])
+        print(f"{name}: {error['sq_error_per_image']:.3f} per image, {train_time:.0f} s", flush=True)
+
+    print()
+    print_table(["model (30-d code)", "sq. error / test image", "± s.e.", "anchor (H&S 2006)",
+                 "training time (s)"], rows)
+    print(ANCHOR_NOTE)
+    path = write_results("reconstruction" + ("-quick" if args.quick else ""), {
+        "benchmark": "MNIST reconstruction, 30-d codes, squared error per test image (784 pixels in [0, 1])",
+        "command": "python benchmarks/reconstruction.py" + (" --quick" if args.quick else ""),
+        "anchors": ANCHOR_NOTE, "machine": machine(), "results": results})
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
