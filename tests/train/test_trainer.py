@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.models import build_model
+from genlab.models import GenerativeModel, build_model
 from genlab.train import Trainer, TrainConfig, load_run, train
 from genlab.train.checkpoint import STATE_FILE
 
@@ -156,3 +156,50 @@ def test_cosine_schedule_and_bad_settings():
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(GenlabError, match="learning rate must be positive"):
         TrainConfig(lr=0)
+
+
+class TwoPlayer(GenerativeModel):
+    """A toy model trained by turns with two optimizers, as adversarial models are."""
+
+    family = "two-player"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.a = torch.nn.Linear(64, 4)
+        self.b = torch.nn.Linear(4, 64)
+
+    def configure_optimizers(self, lr, weight_decay=0.0):
+        return {"a": torch.optim.Adam(self.a.parameters(), lr), "b": torch.optim.SGD(self.b.parameters(), lr,
+                                                                                     momentum=0.9)}
+
+    def training_step(self, x, labels, optimizers, step, grad_clip=0.0):
+        noise = torch.randn(len(x), 4) * 0.1
+        terms = {}
+        for name in ("a", "b"):  # alternate: each network takes its own step on the same batch
+            loss = (self.b(self.a(x.flatten(1)) + noise) - x.flatten(1)).pow(2).sum(1).mean()
+            optimizers[name].zero_grad()
+            loss.backward()
+            optimizers[name].step()
+            terms[f"loss_{name}"] = loss.detach()
+        terms["loss"] = terms["loss_b"]
+        return terms
+
+
+def test_models_with_several_optimizers_resume_exactly(small_data, tmp_path):
+    from genlab.models import ModelConfig
+
+    train_data, _ = small_data
+    torch.manual_seed(0)
+    full = TwoPlayer(ModelConfig(image_shape=(1, 8, 8)))
+    train(full, train_data, None, out_dir=tmp_path / "full", epochs=3, batch_size=50, progress=False)
+    torch.manual_seed(0)
+    part = TwoPlayer(ModelConfig(image_shape=(1, 8, 8)))
+    train(part, train_data, None, out_dir=tmp_path / "part", epochs=1, batch_size=50, progress=False)
+    resumed = TwoPlayer(ModelConfig(image_shape=(1, 8, 8)))
+    train(resumed, train_data, None, out_dir=tmp_path / "part", epochs=3, batch_size=50, progress=False,
+          resume=True)
+    records = without_time(metrics(tmp_path / "full"))
+    assert records == without_time(metrics(tmp_path / "part"))
+    assert records[-1]["train/loss_a"] < records[0]["train/loss_a"]
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)

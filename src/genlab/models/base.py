@@ -114,6 +114,30 @@ class GenerativeModel(nn.Module):
     def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         raise NotSupported(f"a {self.family} model is not trained by gradient steps")
 
+    # ----------------------------------------------------------------- training hooks
+    def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        """Named optimizers; one AdamW over every parameter by default. A model with several
+        networks trained by turns (a GAN: generator and discriminator) returns one per network."""
+        return {"model": torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)}
+
+    def training_step(self, x: torch.Tensor, labels: torch.Tensor | None,
+                      optimizers: dict[str, torch.optim.Optimizer], step: int,
+                      grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
+        """One optimisation step on a batch; returns the loss terms (detached or not).
+
+        The default minimises ``loss(x, labels)["loss"]`` with the single optimizer. Adversarial
+        models override this with their alternating updates, so the trainer stays generic.
+        """
+        terms = self.loss(x, labels)
+        check_finite(terms, step)
+        (optimizer,) = optimizers.values()
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(self.parameters(), grad_clip)
+        optimizer.step()
+        return terms
+
     # ----------------------------------------------------------------- input checks
     def check_images(self, x: torch.Tensor) -> None:
         if tuple(x.shape[1:]) != tuple(self.config.image_shape):
@@ -165,6 +189,17 @@ class GenerativeModel(nn.Module):
         if isinstance(config, dict):
             config = cls.config_class.from_dict(config)
         return cls(config)
+
+
+class Diverged(GenlabError):
+    """A loss became NaN or infinite; the trainer adds where the last good checkpoint is."""
+
+
+def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
+    """Raise :class:`Diverged` naming the step (counted from 1) if any loss term is not finite."""
+    for name, value in terms.items():
+        if torch.is_tensor(value) and value.numel() == 1 and not torch.isfinite(value):
+            raise Diverged(f"the {name} became {value.item()} at step {step + 1}")
 
 
 # --------------------------------------------------------------------- files

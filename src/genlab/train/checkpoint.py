@@ -22,36 +22,45 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 RNG_FILE = "rng.safetensors"
 
 
-def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
-    """Flatten an optimizer's state into named tensors and its param groups into JSON."""
-    sd = optimizer.state_dict()
-    tensors, scalars = {}, []
-    for index, per_param in sd["state"].items():
-        for key, value in per_param.items():
-            name = f"state.{index}.{key}"
-            if not torch.is_tensor(value):
-                scalars.append(name)
-                value = torch.tensor(value)
-            tensors[name] = value
-    return tensors, json.dumps({"param_groups": sd["param_groups"], "scalars": scalars})
+def optimizer_tensors(optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], str]:
+    """Flatten named optimizers' states into tensors ``NAME/INDEX.KEY`` and their param groups
+    (and which values were plain numbers) into JSON."""
+    tensors, meta = {}, {}
+    for opt_name, optimizer in optimizers.items():
+        sd = optimizer.state_dict()
+        scalars = []
+        for index, per_param in sd["state"].items():
+            for key, value in per_param.items():
+                name = f"{opt_name}/{index}.{key}"
+                if not torch.is_tensor(value):
+                    scalars.append(name)
+                    value = torch.tensor(value)
+                tensors[name] = value
+        meta[opt_name] = {"param_groups": sd["param_groups"], "scalars": scalars}
+    return tensors, json.dumps(meta)
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
+def load_optimizers(optimizers: dict[str, torch.optim.Optimizer], path: Path) -> None:
     with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["optimizer"])
-        state: dict[int, dict[str, Any]] = {}
+        meta = json.loads(f.metadata()["optimizers"])
+        if set(meta) != set(optimizers):
+            raise GenlabError(f"{path} holds optimizers {sorted(meta)}, the model has {sorted(optimizers)}")
+        states: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in meta}
         for name in f.keys():
-            _, index, key = name.split(".", 2)
+            opt_name, rest = name.split("/", 1)
+            index, key = rest.split(".", 1)
             value = f.get_tensor(name)
-            state.setdefault(int(index), {})[key] = value.item() if name in meta["scalars"] else value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+            scalar = name in meta[opt_name]["scalars"]
+            states[opt_name].setdefault(int(index), {})[key] = value.item() if scalar else value
+    for opt_name, optimizer in optimizers.items():
+        optimizer.load_state_dict({"state": states[opt_name], "param_groups": meta[opt_name]["param_groups"]})
 
 
-def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+def save_checkpoint(directory: Path, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer],
                     rng: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
     step = {"step": str(state["step"])}
-    tensors, groups = optimizer_tensors(optimizer)
-    save_weights_atomic(tensors, directory / OPTIMIZER_FILE, {**step, "optimizer": groups})
+    tensors, meta = optimizer_tensors(optimizers)
+    save_weights_atomic(tensors, directory / OPTIMIZER_FILE, {**step, "optimizers": meta})
     save_weights_atomic(rng, directory / RNG_FILE, step)
     save_weights_atomic(model.state_dict(), directory / WEIGHTS_FILE, step)
     write_json_atomic(directory / STATE_FILE, state)
@@ -61,8 +70,9 @@ def has_checkpoint(directory: Path) -> bool:
     return (directory / STATE_FILE).exists()
 
 
-def load_checkpoint(directory: Path, model, optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Restore model and optimizer in place; return the trainer state and the RNG tensors."""
+def load_checkpoint(directory: Path, model, optimizers: dict[str, torch.optim.Optimizer]
+                    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Restore model and optimizers in place; return the trainer state and the RNG tensors."""
     state = json.loads((directory / STATE_FILE).read_text())
     files = [directory / WEIGHTS_FILE, directory / OPTIMIZER_FILE, directory / RNG_FILE]
     for path in files:
@@ -76,7 +86,7 @@ def load_checkpoint(directory: Path, model, optimizer: torch.optim.Optimizer) ->
                 f"the run was stopped while saving; it cannot resume exactly, start a new run"
             )
     load_state(model, files[0])
-    load_optimizer(optimizer, files[1])
+    load_optimizers(optimizers, files[1])
     with safe_open(str(files[2]), framework="pt") as f:
         rng = {k: f.get_tensor(k) for k in f.keys()}
     return state, rng

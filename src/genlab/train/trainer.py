@@ -31,7 +31,7 @@ from .. import __version__
 from ..data.base import ImageDataset
 from ..data.transforms import binarize
 from ..errors import GenlabError
-from ..models.base import GenerativeModel, write_json_atomic
+from ..models.base import Diverged, GenerativeModel, NotSupported, write_json_atomic
 from .checkpoint import RNG_FILE, has_checkpoint, load_checkpoint, save_checkpoint
 
 METRICS_FILE = "metrics.jsonl"
@@ -195,9 +195,9 @@ class Trainer:
             rng["torch_cuda"] = torch.cuda.get_rng_state(self.device)
         return rng
 
-    def _checkpoint(self, optimizer, state: dict[str, Any], shuffle_epoch_start: torch.Tensor) -> None:
+    def _checkpoint(self, optimizers, state: dict[str, Any], shuffle_epoch_start: torch.Tensor) -> None:
         if self._write():
-            save_checkpoint(self.out, self.model, optimizer, self._rng_state(shuffle_epoch_start), state)
+            save_checkpoint(self.out, self.model, optimizers, self._rng_state(shuffle_epoch_start), state)
 
     # ------------------------------------------------------------------ the run
     def run(self, resume: bool = False) -> GenerativeModel:
@@ -210,11 +210,14 @@ class Trainer:
             raise GenlabError(f"nothing to resume in {self.out}: it holds no checkpoint")
         if model.closed_form:
             return self._fit_closed_form()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizers = model.configure_optimizers(cfg.lr, cfg.weight_decay)
+        for optimizer in optimizers.values():
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
         shuffle = torch.Generator()
         if resume:
             self._check_same_model()
-            state, rng = load_checkpoint(self.out, model, optimizer)
+            state, rng = load_checkpoint(self.out, model, optimizers)
             torch.set_rng_state(rng["torch_cpu"])
             if "torch_cuda" in rng and self.device.type == "cuda":
                 torch.cuda.set_rng_state(rng["torch_cuda"], self.device)
@@ -226,7 +229,7 @@ class Trainer:
             state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "sums": {}, "seen": 0, "done": False}
             if self._write():
                 write_json_atomic(self.out / "config.json", self._run_config())
-        return self._loop(optimizer, shuffle, state)
+        return self._loop(optimizers, shuffle, state)
 
     def _check_same_model(self) -> None:
         from ..models.base import read_config
@@ -239,7 +242,7 @@ class Trainer:
             raise GenlabError(f"the model settings differ from those of the run in {self.out}; "
                               "a resumed run keeps its settings")
 
-    def _loop(self, optimizer, shuffle: torch.Generator, state: dict[str, Any]) -> GenerativeModel:
+    def _loop(self, optimizers, shuffle: torch.Generator, state: dict[str, Any]) -> GenerativeModel:
         model, cfg, data = self.model, self.config, self.train_data
         per_epoch = _batches_per_epoch(len(data) // self.world, cfg.batch_size)
         total = self.total_steps = per_epoch * cfg.epochs
@@ -253,7 +256,7 @@ class Trainer:
             try:
                 while state["batch"] < per_epoch:
                     index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
-                    terms = self._step(optimizer, index, state["step"], total)
+                    terms = self._step(optimizers, index, state["step"], total)
                     n = len(index)
                     for k, v in terms.items():
                         state["sums"][k] = state["sums"].get(k, 0.0) + v * n
@@ -264,49 +267,47 @@ class Trainer:
                     bar.update()
                     bar.set_postfix(loss=f"{terms['loss']:.4g}", refresh=False)
                     if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and state["batch"] < per_epoch:
-                        self._checkpoint(optimizer, state, epoch_start)
+                        self._checkpoint(optimizers, state, epoch_start)
             except KeyboardInterrupt:
                 bar.close()
-                self._checkpoint(optimizer, state, epoch_start)
+                self._checkpoint(optimizers, state, epoch_start)
                 raise GenlabError(f"interrupted at step {state['step']}; resume with --resume --out {self.out}") from None
             bar.close()
             self._end_epoch(state)
-            self._checkpoint(optimizer, state, shuffle.get_state())
+            self._checkpoint(optimizers, state, shuffle.get_state())
         state["done"] = True
-        self._checkpoint(optimizer, state, shuffle.get_state())
+        self._checkpoint(optimizers, state, shuffle.get_state())
         model.eval()
         return model
 
-    def _step(self, optimizer, index: torch.Tensor, step: int, total: int) -> dict[str, float]:
+    def _step(self, optimizers, index: torch.Tensor, step: int, total: int) -> dict[str, float]:
         model, cfg = self.model, self.config
         x, y = self.train_data.batch(index)
         x = x.to(self.device, non_blocking=True)
         y = None if y is None else y.to(self.device)
         if self.binary:
             x = binarize(x)
-        for group in optimizer.param_groups:
-            group["lr"] = _lr_at(cfg, step, total)
-        terms = model.loss(x, y)
-        loss = terms["loss"]
-        if not torch.isfinite(loss):
-            raise GenlabError(
-                f"the loss became {loss.item()} at step {step + 1}; training stopped and the last good "
-                f"checkpoint in {self.out} is kept; try a lower --lr"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        return {k: float(v.detach()) for k, v in terms.items()}
+        factor = _lr_at(cfg, step, total) / cfg.lr
+        for optimizer in optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
+        try:
+            terms = model.training_step(x, y, optimizers, step, cfg.grad_clip)
+        except Diverged as err:
+            raise GenlabError(f"{err}; training stopped and the last good checkpoint in {self.out} is kept; "
+                              "try a lower --lr") from None
+        return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
 
     def _end_epoch(self, state: dict[str, Any]) -> None:
         record = {"epoch": state["epoch"] + 1, "step": state["step"], "time_s": round(state["elapsed_s"], 3),
                   "lr": _lr_at(self.config, state["step"] - 1, self.total_steps)}
         record.update({f"train/{k}": v / max(state["seen"], 1) for k, v in state["sums"].items()})
         if self.val_data is not None and self.rank == 0:
-            val = evaluate_loss(self.model, self.val_data, self.binary, seed=self.config.seed)
-            record.update({f"val/{k}": v for k, v in val.items()})
+            try:
+                val = evaluate_loss(self.model, self.val_data, self.binary, seed=self.config.seed)
+                record.update({f"val/{k}": v for k, v in val.items()})
+            except NotSupported:
+                pass  # a model with no held-out loss (a GAN) is measured by its samples instead
         self._log(record)
         state.update(epoch=state["epoch"] + 1, batch=0, sums={}, seen=0, elapsed_s=0.0)
 
@@ -322,8 +323,7 @@ class Trainer:
         if self._write():
             write_json_atomic(self.out / "config.json", self._run_config())
             self._log(record)
-            empty = torch.optim.SGD([torch.zeros(1)], lr=0.0)
-            save_checkpoint(self.out, model, empty, {"torch_cpu": torch.get_rng_state()},
+            save_checkpoint(self.out, model, {}, {"torch_cpu": torch.get_rng_state()},
                             {"epoch": 1, "batch": 0, "step": 1, "elapsed_s": 0.0, "sums": {}, "seen": 0,
                              "done": True})
         model.eval()
