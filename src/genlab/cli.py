@@ -10,8 +10,6 @@ from typing import Any
 
 from .errors import GenlabError
 
-TRAIN_FIELDS = ("epochs", "batch_size", "lr", "lr_schedule", "weight_decay", "grad_clip", "seed",
-                "binarize", "device", "checkpoint_every")
 MODEL_FLAGS = ("latent_dim", "arch", "hidden", "channels", "blocks_per_stage", "norm", "activation",
                "upsample", "recon_loss", "noise", "noise_level", "likelihood", "sigma", "learn_sigma",
                "beta", "mc_samples")
@@ -131,15 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .train import train
+    import dataclasses
 
+    from .train import TrainConfig, train
+
+    train_fields = tuple(f.name for f in dataclasses.fields(TrainConfig))
     settings = _read_config_file(args.config) if args.config else {}
     settings.update(dict(args.set))
-    for name in TRAIN_FIELDS + MODEL_FLAGS:
+    for name in train_fields + MODEL_FLAGS:
         value = getattr(args, name, None)
         if value is not None:
             settings[name] = value
-    train_settings = {k: settings.pop(k) for k in list(settings) if k in TRAIN_FIELDS}
+    train_settings = {k: settings.pop(k) for k in list(settings) if k in train_fields}
     data = settings.pop("data", None) or args.data
     model = train(args.model, data, data_dir=args.data_dir, out_dir=args.out, resume=args.resume,
                   progress=not args.quiet, model_settings=settings, **train_settings)

@@ -203,3 +203,27 @@ def test_models_with_several_optimizers_resume_exactly(small_data, tmp_path):
     assert records[-1]["train/loss_a"] < records[0]["train/loss_a"]
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_snapshots_show_progress_from_a_fixed_z(small_data, tmp_path):
+    from PIL import Image
+
+    train_data, test_data = small_data
+    model = vae(train_data)
+    train(model, train_data, test_data, out_dir=tmp_path, epochs=3, batch_size=50, progress=False)
+    frames = sorted((tmp_path / "snapshots").glob("step-*.png"))
+    assert [f.name for f in frames] == ["step-0000008.png", "step-0000016.png", "step-0000024.png"]
+    assert Image.open(tmp_path / "snapshots" / "progress.gif").n_frames == 3
+    # The last frame shows the final model's samples from the seeded z.
+    from genlab.viz import make_grid
+
+    model.eval()
+    expected = make_grid(model.sample(64, generator=torch.Generator().manual_seed(0)), nrow=8,
+                         scale=7)  # auto_scale for 8x8 images
+    assert Image.open(frames[-1]).tobytes() == expected.tobytes()
+    # Autoencoders have no prior: their snapshots are reconstructions; -1 turns snapshots off.
+    ae = build_model("ae", image_shape=(1, 8, 8), hidden=(32,), latent_dim=4)
+    train(ae, train_data, test_data, out_dir=tmp_path / "ae", epochs=1, batch_size=50, progress=False)
+    assert len(list((tmp_path / "ae" / "snapshots").glob("*.png"))) == 1
+    train(ae, train_data, None, out_dir=tmp_path / "off", epochs=1, progress=False, snapshot_every=-1)
+    assert not (tmp_path / "off" / "snapshots").exists()

@@ -32,9 +32,11 @@ from ..data.base import ImageDataset
 from ..data.transforms import binarize
 from ..errors import GenlabError
 from ..models.base import Diverged, GenerativeModel, NotSupported, write_json_atomic
+from ..viz import save_grid
 from .checkpoint import RNG_FILE, has_checkpoint, load_checkpoint, save_checkpoint
 
 METRICS_FILE = "metrics.jsonl"
+SNAPSHOTS = "snapshots"
 
 
 @dataclass
@@ -53,6 +55,10 @@ class TrainConfig:
             "when the model's likelihood is Bernoulli". Validation binarizes once, with a fixed seed.
         device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         checkpoint_every: also checkpoint every this many steps (0: only at epoch ends).
+        snapshot_every: write a picture of the model every this many steps (0: at epoch ends):
+            samples from a fixed z, or for a model without a prior, reconstructions of fixed
+            validation images; ``snapshots/progress.gif`` animates them at the end. -1 turns
+            snapshots off.
     """
 
     epochs: int = 20
@@ -65,6 +71,7 @@ class TrainConfig:
     binarize: bool | None = None
     device: str = "auto"
     checkpoint_every: int = 0
+    snapshot_every: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -266,6 +273,8 @@ class Trainer:
                     state["elapsed_s"] = time.perf_counter() - started
                     bar.update()
                     bar.set_postfix(loss=f"{terms['loss']:.4g}", refresh=False)
+                    if cfg.snapshot_every > 0 and state["step"] % cfg.snapshot_every == 0:
+                        self._snapshot(state["step"])
                     if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and state["batch"] < per_epoch:
                         self._checkpoint(optimizers, state, epoch_start)
             except KeyboardInterrupt:
@@ -273,10 +282,13 @@ class Trainer:
                 self._checkpoint(optimizers, state, epoch_start)
                 raise GenlabError(f"interrupted at step {state['step']}; resume with --resume --out {self.out}") from None
             bar.close()
+            if cfg.snapshot_every == 0:
+                self._snapshot(state["step"])
             self._end_epoch(state)
             self._checkpoint(optimizers, state, shuffle.get_state())
         state["done"] = True
         self._checkpoint(optimizers, state, shuffle.get_state())
+        self._animate_snapshots()
         model.eval()
         return model
 
@@ -297,6 +309,40 @@ class Trainer:
             raise GenlabError(f"{err}; training stopped and the last good checkpoint in {self.out} is kept; "
                               "try a lower --lr") from None
         return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
+
+    @torch.no_grad()
+    def _snapshot(self, step: int) -> None:
+        """Samples from the same z (seeded) at every call, or reconstructions of the same images."""
+        if self.rank != 0 or self.config.snapshot_every < 0:
+            return
+        model = self.model
+        model.eval()
+        try:
+            labels = None
+            if model.conditional:
+                labels = torch.arange(64) % model.config.num_classes
+            images = model.sample(64, generator=torch.Generator().manual_seed(self.config.seed), labels=labels)
+        except NotSupported:
+            data = self.val_data or self.train_data
+            x, y = data.batch(slice(0, 32))
+            try:
+                r = model.reconstruct(x.to(self.device), None if y is None else y.to(self.device)).cpu()
+            except NotSupported:
+                return
+            images = torch.cat([torch.cat([x[i:i + 8], r[i:i + 8]]) for i in range(0, len(x), 8)])
+        finally:
+            model.train()
+        save_grid(images.clamp(0, 1), self.out / SNAPSHOTS / f"step-{step:07d}.png", nrow=8)
+
+    def _animate_snapshots(self) -> None:
+        from PIL import Image
+
+        folder = self.out / SNAPSHOTS
+        frames = sorted(folder.glob("step-*.png")) if self.rank == 0 else []
+        if len(frames) > 1:
+            pictures = [Image.open(f).convert("P") for f in frames]
+            pictures[0].save(folder / "progress.gif", save_all=True, append_images=pictures[1:],
+                             duration=200, loop=0)
 
     def _end_epoch(self, state: dict[str, Any]) -> None:
         record = {"epoch": state["epoch"] + 1, "step": state["step"], "time_s": round(state["elapsed_s"], 3),
