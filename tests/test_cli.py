@@ -38,6 +38,7 @@ def test_train_sample_reconstruct_encode_evaluate(tmp_path, capsys):
     # Resume with more epochs continues the same run.
     code, _, _ = run(capsys, "train", "conv-cvae", "--out", out, "--resume", "--epochs", 3, "--quiet")
     assert code == 0 and len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 3
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -31,7 +31,7 @@ from .. import __version__
 from ..data.base import ImageDataset
 from ..data.transforms import binarize
 from ..errors import GenlabError
-from ..models.base import Diverged, GenerativeModel, NotSupported, write_json_atomic
+from ..models.base import Diverged, GenerativeModel, NotSupported, read_config, write_json_atomic
 from ..viz import save_grid
 from .checkpoint import RNG_FILE, has_checkpoint, load_checkpoint, save_checkpoint
 
@@ -154,12 +154,10 @@ class Trainer:
     """Runs one training run into one run folder. Most users call :func:`train`."""
 
     def __init__(self, model: GenerativeModel, train_data: ImageDataset, val_data: ImageDataset | None,
-                 config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True,
-                 run_info: dict[str, Any] | None = None):
+                 config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True):
         self.model, self.train_data, self.val_data, self.config = model, train_data, val_data, config
         self.out = Path(out_dir)
         self.progress = progress
-        self.run_info = run_info or {}
         self.rank, self.world = dist_info()
         self.device = resolve_device(config.device)
         self.binary = model.wants_binary_data if config.binarize is None else config.binarize
@@ -178,8 +176,7 @@ class Trainer:
             "name": getattr(self.model, "name", self.model.family),
             "train": dataclasses.asdict(self.config),
             "data": {"name": d.name, "image_shape": list(d.image_shape), "class_names": d.class_names,
-                     "train_size": len(d), "val_size": len(self.val_data) if self.val_data else 0,
-                     **self.run_info.get("data", {})},
+                     "train_size": len(d), "val_size": len(self.val_data) if self.val_data else 0},
             "versions": versions(),
         }
 
@@ -234,13 +231,11 @@ class Trainer:
             torch.manual_seed(cfg.seed)
             shuffle.manual_seed(cfg.seed)
             state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "sums": {}, "seen": 0, "done": False}
-            if self._write():
-                write_json_atomic(self.out / "config.json", self._run_config())
+        if self._write():  # on resume too: the run may have been given more epochs
+            write_json_atomic(self.out / "config.json", self._run_config())
         return self._loop(optimizers, shuffle, state)
 
     def _check_same_model(self) -> None:
-        from ..models.base import read_config
-
         saved = read_config(self.out)
         if saved.get("family") != self.model.family:
             raise GenlabError(f"{self.out} holds a {saved.get('family')} model, not a {self.model.family}; "
@@ -415,8 +410,6 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
 
 
 def _saved_run_config(out_dir: str | os.PathLike) -> dict[str, Any] | None:
-    from ..models.base import read_config
-
     path = Path(out_dir)
     return read_config(path) if (path / "config.json").exists() else None
 
