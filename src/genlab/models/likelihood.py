@@ -22,7 +22,8 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
 
     A true likelihood only for binary x; on grey levels it is the cross-entropy, not a density.
     """
-    return -_per_image(F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none"))
+    logits, x = torch.broadcast_tensors(logits, x)
+    return -_per_image(F.binary_cross_entropy_with_logits(logits, x, reduction="none"))
 
 
 def gaussian_log_likelihood(mean: torch.Tensor, log_sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
