@@ -1,8 +1,14 @@
 """Likelihood of a VAE over a dataset: the ELBO and the importance-weighted bound, in nats per
-image and bits per dimension."""
+image and bits per dimension.
+
+Protocol: for a Bernoulli likelihood the test images are binarized once with a fixed seed (the
+usual protocol for binarized MNIST). For a Gaussian likelihood the density is over [0, 1]^D, and
+bits/dim count the 256 grey levels of 8-bit pixels: -log P(bin) = -log p(x) + D log 256.
+"""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -11,45 +17,48 @@ from ..data.transforms import binarize
 from ..models.likelihood import bits_per_dim, gaussian_log_density, standard_normal_log_density
 
 
-@torch.no_grad()
-def elbo(model, data: ImageDataset, mc_samples: int = 1, seed: int = 0, batch_size: int = 500) -> dict[str, float]:
-    """Mean ELBO over ``data`` with ``mc_samples`` Monte-Carlo draws per image.
-
-    For a Bernoulli likelihood the images are binarized once with ``seed`` (the usual protocol
-    for binarized MNIST). For a Gaussian likelihood the density is over [0, 1]^D, and bits/dim
-    count the 256 grey levels of 8-bit pixels: -log P(bin) = -log p(x) + D log 256.
-
-    Returns ``elbo``, ``log_px_z`` (E_q log p(x|z)), ``kl``, in nats per image, ``elbo_stderr``,
-    and ``bits_per_dim`` of the negative ELBO (an upper bound on the NLL).
-    """
+def _per_image(model, data: ImageDataset, seed: int, batch_size: int,
+               fn: Callable[[torch.Tensor, torch.Tensor | None], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Run ``fn(x, labels)`` over ``data`` in batches with fixed random draws (``seed``), leaving
+    the caller's random state untouched; concatenate its per-image outputs (float64, CPU)."""
     model.eval()
     device = model.device
-    devices = [device] if device.type == "cuda" else []
-    parts: dict[str, list[torch.Tensor]] = {"elbo": [], "log_px_z": [], "kl": []}
-    with torch.random.fork_rng(devices=devices):
+    parts: dict[str, list[torch.Tensor]] = {}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for start in range(0, len(data), batch_size):
             x, y = data.batch(slice(start, start + batch_size))
             x = x.to(device)
             if model.config.likelihood == "bernoulli":
                 x = binarize(x)
-            terms = model.elbo_terms(x, None if y is None else y.to(device), mc_samples=mc_samples)
-            for k in parts:
-                parts[k].append(terms[k].double().cpu())
-    values = {k: torch.cat(v) for k, v in parts.items()}
+            for name, value in fn(x, None if y is None else y.to(device)).items():
+                parts.setdefault(name, []).append(value.double().cpu())
+    return {name: torch.cat(values) for name, values in parts.items()}
+
+
+def _mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
+    n = len(values)
+    return float(values.mean()), float(values.std() / math.sqrt(n)) if n > 1 else 0.0
+
+
+def _bits_per_dim(model, nll: float) -> float:
     d = model.config.num_pixels
-    nll_bound = -float(values["elbo"].mean())
-    if model.config.likelihood == "gaussian":
-        nll_bound += d * math.log(256)
-    n = len(values["elbo"])
-    return {
-        "elbo": float(values["elbo"].mean()),
-        "elbo_stderr": float(values["elbo"].std() / math.sqrt(n)) if n > 1 else 0.0,
-        "log_px_z": float(values["log_px_z"].mean()),
-        "kl": float(values["kl"].mean()),
-        "bits_per_dim": bits_per_dim(nll_bound, d),
-        "mc_samples": mc_samples,
-    }
+    return bits_per_dim(nll + (d * math.log(256) if model.config.likelihood == "gaussian" else 0.0), d)
+
+
+@torch.no_grad()
+def elbo(model, data: ImageDataset, mc_samples: int = 1, seed: int = 0, batch_size: int = 500) -> dict[str, float]:
+    """Mean ELBO over ``data`` with ``mc_samples`` Monte-Carlo draws per image.
+
+    Returns ``elbo``, ``log_px_z`` (E_q log p(x|z)), ``kl``, in nats per image, ``elbo_stderr``,
+    and ``bits_per_dim`` of the negative ELBO (an upper bound on the NLL).
+    """
+    values = _per_image(model, data, seed, batch_size,
+                        lambda x, y: model.elbo_terms(x, y, mc_samples=mc_samples))
+    mean, stderr = _mean_and_stderr(values["elbo"])
+    return {"elbo": mean, "elbo_stderr": stderr, "log_px_z": float(values["log_px_z"].mean()),
+            "kl": float(values["kl"].mean()), "bits_per_dim": _bits_per_dim(model, -mean),
+            "mc_samples": mc_samples}
 
 
 def importance_log_weights(model, x: torch.Tensor, labels: torch.Tensor | None, k: int,
@@ -75,28 +84,15 @@ def importance_weighted_log_likelihood(model, data: ImageDataset, k: int = 5000,
     """The K-sample importance-weighted estimate of log p(x) (Burda et al. 2015) over ``data``.
 
     log p(x) >= log (1/K) sum_k w_k, a bound that tightens as K grows (K = 1 is the ELBO), computed
-    with log-sum-exp. Bernoulli models see the images binarized once with ``seed``; bits/dim of a
-    Gaussian model count 256 grey levels, as in :func:`elbo`.
+    with log-sum-exp in float64.
 
     Returns ``nll`` (nats per image, the negative estimate), ``nll_stderr`` over the images,
     ``bits_per_dim`` and ``importance_samples``.
     """
-    model.eval()
-    device = model.device
-    devices = [device] if device.type == "cuda" else []
-    values = []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        for start in range(0, len(data), batch_size):
-            x, y = data.batch(slice(start, start + batch_size))
-            x = x.to(device)
-            if model.config.likelihood == "bernoulli":
-                x = binarize(x)
-            log_w = importance_log_weights(model, x, None if y is None else y.to(device), k, chunk)
-            values.append((torch.logsumexp(log_w.double(), 0) - math.log(k)).cpu())
-    log_px = torch.cat(values)
-    nll = -float(log_px.mean())
-    d = model.config.num_pixels
-    offset = d * math.log(256) if model.config.likelihood == "gaussian" else 0.0
-    return {"nll": nll, "nll_stderr": float(log_px.std() / math.sqrt(len(log_px))) if len(log_px) > 1 else 0.0,
-            "bits_per_dim": bits_per_dim(nll + offset, d), "importance_samples": k}
+    def log_px(x, y):
+        log_w = importance_log_weights(model, x, y, k, chunk).double()
+        return {"log_px": torch.logsumexp(log_w, 0) - math.log(k)}
+
+    mean, stderr = _mean_and_stderr(_per_image(model, data, seed, batch_size, log_px)["log_px"])
+    return {"nll": -mean, "nll_stderr": stderr, "bits_per_dim": _bits_per_dim(model, -mean),
+            "importance_samples": k}
