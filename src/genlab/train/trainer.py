@@ -254,7 +254,8 @@ class Trainer:
             order = torch.randperm(len(data), generator=shuffle)[self.rank::self.world]
             started = time.perf_counter() - state["elapsed_s"]
             bar = tqdm(total=per_epoch, initial=state["batch"], desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}",
-                       disable=not self.progress or self.rank != 0, leave=False, dynamic_ncols=True)
+                       disable=True if not self.progress or self.rank != 0 else None,  # None: off when not a terminal
+                       leave=False, dynamic_ncols=True)
             try:
                 while state["batch"] < per_epoch:
                     index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
