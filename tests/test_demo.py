@@ -11,7 +11,8 @@ def test_demo_report(tmp_path, capsys):
     page = run_demo(tmp_path, progress=False, models=models)
     text = page.read_text()
     assert page == tmp_path / "report.html"
-    assert text.count("<figure>") == 1 + 3 + 2  # test images, 3 reconstructions, 2 sample grids
+    # test images, 3 reconstructions, 2 sample grids, 3 interpolation strips, 3 latent maps
+    assert text.count("<figure>") == 1 + 3 + 2 + 3 + 3
     assert "No prior, so no samples: AE" in text and "<td>VAE</td>" in text
     assert "training" in capsys.readouterr().out
     # A second run reuses the finished models instead of training them again.

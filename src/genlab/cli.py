@@ -22,6 +22,10 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
 
 
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
 def _setting(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep:
@@ -103,15 +107,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--out", help=".npz path (default RUN/latents-SPLIT.npz)")
 
-    p = sub.add_parser("evaluate", help="test metrics: squared error per image; ELBO and bits/dim for VAEs")
+    p = sub.add_parser("evaluate", help="test metrics: squared error per image; ELBO and bits/dim for VAEs; "
+                       "FID, KID, precision/recall of samples")
     p.add_argument("run")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--mc-samples", type=int, default=10, help="Monte-Carlo draws per image for the ELBO")
+    p.add_argument("--metrics", type=_names, help="comma-separated: default (reconstruction, ELBO), fid, kid, "
+                   "pr (precision/recall), dc (density/coverage); default: default")
+    p.add_argument("--num-samples", type=int, help="generated images for fid/kid/pr/dc (default: size of --split)")
+    p.add_argument("--features", default="classifier", choices=["classifier", "inception"],
+                   help="feature network for fid/kid/pr/dc (default: a classifier genlab trains on the dataset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir")
     p.add_argument("--out", help="JSON path (default RUN/evaluation-SPLIT.json)")
 
-    p = sub.add_parser("demo", help="train PCA, a conv autoencoder and a VAE on digits; write an HTML report")
+    p = sub.add_parser("interpolate", help="decode a path between two test images or saved codes (PNG strip, GIF)")
+    p.add_argument("run")
+    p.add_argument("--from", dest="start", required=True, metavar="A", help="test-image index or latent file (.npy)")
+    p.add_argument("--to", dest="end", required=True, metavar="B", help="test-image index or latent file (.npy)")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--spherical", action="store_true", help="slerp: great circle, norm interpolated linearly")
+    p.add_argument("--data-dir")
+    p.add_argument("--out", help="output folder (default RUN)")
+
+    p = sub.add_parser("latent-map", help="test codes as a 2-D scatter by class; a manifold grid for 2-D codes")
+    p.add_argument("run")
+    p.add_argument("--projection", default="pca", choices=["pca", "tsne"], help="for codes wider than 2")
+    p.add_argument("--limit", type=int, default=5000, help="test images to draw (default 5000)")
+    p.add_argument("--grid", type=int, default=15, help="manifold grid side (default 15)")
+    p.add_argument("--data-dir")
+    p.add_argument("--out", help="output folder (default RUN)")
+
+    p = sub.add_parser("concept", help="a concept vector (mean code with minus without an attribute), applied to images")
+    p.add_argument("run")
+    p.add_argument("--attribute", required=True, metavar="NAME",
+                   help="label=8, 'label=8 vs label=3', ink (stroke thickness, split at the median), "
+                        "or an attribute column (CelebA's Smiling, a CSV column)")
+    p.add_argument("--attributes", metavar="FILE", help="CSV (or list_attr_celeba.txt format) of per-image attributes")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--images", type=_ints, help="image indices to edit (default: the first 8 without the attribute)")
+    p.add_argument("--strengths", type=lambda t: [float(v) for v in t.split(",")],
+                   default=[-1.5, -1, -0.5, 0, 0.5, 1, 1.5],
+                   help="multiples of the vector to add (default -1.5,-1,-0.5,0,0.5,1,1.5)")
+    p.add_argument("--limit", type=int, default=10000, help="images used to compute the vector")
+    p.add_argument("--data-dir")
+    p.add_argument("--out", help="output folder (default RUN)")
+
+    p = sub.add_parser("probe", help="linear classifiers on codes vs pixels vs PCA, by label budget")
+    p.add_argument("run")
+    p.add_argument("--labels-per-class", default="10,100,all", help="label budgets, e.g. 10,100,all")
+    p.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="draws of the labelled images (default 0,1,2)")
+    p.add_argument("--data-dir")
+    p.add_argument("--out", help="JSON path (default RUN/probe.json)")
+
+    p = sub.add_parser("experiment", help="experiments that train and compare several runs")
+    p.add_argument("name", choices=["elbo-ablation"])
+    p.add_argument("--data", default="digits")
+    p.add_argument("--data-dir")
+    p.add_argument("--model", default="vae", choices=["vae", "conv-vae"])
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--train-size", type=int, help="train on the first N training images (default all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="folder (default runs/elbo-ablation-DATA)")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("demo", help="train PCA, a conv autoencoder, a VAE and a DCGAN on digits; write an HTML report")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--fresh", action="store_true", help="retrain models already trained by an earlier demo")
     p.add_argument("--quiet", action="store_true")
@@ -159,9 +219,48 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "encode":
         print(tools.encode(run, args.split, args.data_dir, out=args.out))
     elif args.command == "evaluate":
-        results, path = tools.evaluate_run(run, args.split, args.mc_samples, args.seed, args.data_dir, args.out)
+        results, path = tools.evaluate_run(run, args.split, args.mc_samples, args.seed, args.data_dir, args.out,
+                                           args.metrics, args.num_samples, args.features)
         print(tools.format_metrics(results))
         print(f"written to {path}")
+
+
+def _latent(args: argparse.Namespace) -> None:
+    from .latent import tools
+    from .latent.probe import parse_budgets
+    from .train import load_run
+
+    run = load_run(args.run)
+    if args.command == "interpolate":
+        paths = tools.interpolate_run(run, args.start, args.end, args.steps, args.spherical, args.data_dir, args.out)
+    elif args.command == "latent-map":
+        paths = tools.latent_map_run(run, args.projection, args.limit, args.grid, data_dir=args.data_dir,
+                                     out_dir=args.out)
+    elif args.command == "concept":
+        info, paths = tools.concept_run(run, args.attribute, args.attributes, args.split, args.images,
+                                        args.strengths, args.limit, args.data_dir, args.out)
+        print(f"{info['attribute']}: {info['with']} images with, {info['without']} without; "
+              f"vector norm {info['norm']:.3f}")
+    else:
+        results, path = tools.probe_run(run, parse_budgets(args.labels_per_class), args.seeds, args.data_dir,
+                                        out=args.out)
+        print(f"test accuracy (%) of a logistic regression on {results['dataset']}, "
+              f"mean ± std over seeds {', '.join(map(str, results['seeds']))}:")
+        print(results["table"])
+        paths = [path]
+    for path in paths:
+        print(path)
+
+
+def _experiment(args: argparse.Namespace) -> None:
+    from .experiments import EXPERIMENTS
+
+    summary = EXPERIMENTS[args.name](data=args.data, data_dir=args.data_dir, out=args.out, model=args.model,
+                                     epochs=args.epochs, train_size=args.train_size, seed=args.seed,
+                                     progress=not args.quiet)
+    for name, v in summary["variants"].items():
+        print(f"{name:>10}: test recon {v['val_recon_nats']:.2f} nats, KL {v['val_kl_nats']:.2f} nats")
+    print(summary["figure"])
 
 
 def _datasets(args: argparse.Namespace) -> None:
@@ -202,7 +301,9 @@ def _explain(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"datasets": _datasets, "train": _train, "sample": _run, "reconstruct": _run, "encode": _run,
-            "evaluate": _run, "demo": _demo, "explain": _explain}
+            "evaluate": _run, "demo": _demo, "explain": _explain,
+            "interpolate": _latent, "latent-map": _latent, "concept": _latent, "probe": _latent,
+            "experiment": _experiment}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,10 +73,22 @@ def encode(run: Run, split: str = "test", data_dir=None, batch_size: int = 500,
 
 
 def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int = 0, data_dir=None,
-                 out: str | os.PathLike | None = None) -> tuple[dict, Path]:
-    """Every metric that applies, on ``split``; written to ``evaluation-<split>.json``."""
-    results = {"split": split, "dataset": run.dataset_name,
-               **evaluate(run.model, run.dataset(split, data_dir), mc_samples=mc_samples, seed=seed)}
+                 out: str | os.PathLike | None = None, metrics: list[str] | None = None,
+                 num_samples: int | None = None, features: str = "classifier") -> tuple[dict, Path]:
+    """Metrics on ``split``, written to ``evaluation-<split>.json``. ``metrics`` None (or containing
+    ``default``): every reconstruction and likelihood metric that applies; ``fid``, ``kid``, ``pr``
+    (precision/recall) and ``dc`` (density/coverage) compare ``num_samples`` samples with ``split``
+    in the space of ``features`` (``classifier`` or ``inception``)."""
+    data = run.dataset(split, data_dir)
+    results = {"split": split, "dataset": run.dataset_name}
+    if not metrics or "default" in metrics:
+        results.update(evaluate(run.model, data, mc_samples=mc_samples, seed=seed))
+    quality = [m for m in metrics or [] if m != "default"]
+    if quality:
+        from .metrics.sample_quality import evaluate_samples
+
+        results.update(evaluate_samples(run.model, data, run.dataset("train", data_dir), quality,
+                                        num_samples, features, seed))
     path = Path(out or run.path / f"evaluation-{split}.json")
     write_json_atomic(path, results)
     return results, path

@@ -25,7 +25,8 @@ def small_model(name, data, **kw):
 
 
 def test_every_registered_model_is_covered():
-    assert set(MODELS) == set(SMALL)
+    # GANs have no encoder and no held-out loss: tests/gan covers them.
+    assert {name for name, (family, _) in MODELS.items() if family != "gan"} == set(SMALL)
 
 
 @pytest.mark.parametrize("name", list(SMALL))

@@ -137,6 +137,18 @@ def test_resume_with_another_model_is_a_clear_error(small_data, tmp_path):
         load_run(tmp_path, family="autoencoder")
 
 
+def test_run_written_before_a_new_setting_existed_resumes(small_data, tmp_path):
+    # A run from an older genlab lacks settings added since; at their defaults they are no change.
+    train_data, _ = small_data
+    train(vae(train_data), train_data, None, out_dir=tmp_path, epochs=1, batch_size=100, progress=False)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model"].pop("recon_weight") == 1.0
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    train(vae(train_data), train_data, None, out_dir=tmp_path, epochs=2, batch_size=100, progress=False,
+          resume=True)
+    assert [r["epoch"] for r in metrics(tmp_path)] == [1, 2]
+
+
 def test_pca_is_fitted_in_closed_form(digits_train, digits_test, tmp_path):
     model = build_model("pca", image_shape=(1, 8, 8), latent_dim=12)
     train(model, digits_train, digits_test, out_dir=tmp_path, progress=False)

@@ -1,8 +1,11 @@
-"""Measures of models: reconstruction error, ELBO, and (later) sample quality."""
+"""Measures of models: reconstruction error, ELBO, and sample quality (FID, KID, precision/recall,
+density/coverage)."""
 from .likelihood import elbo
 from .reconstruction import reconstruction_error
+from .sample_quality import density_coverage, evaluate_samples, fid, frechet_distance, kid, precision_recall
 
-__all__ = ["elbo", "reconstruction_error", "evaluate"]
+__all__ = ["elbo", "reconstruction_error", "evaluate", "fid", "frechet_distance", "kid", "precision_recall",
+           "density_coverage", "evaluate_samples"]
 
 
 def evaluate(model, data, mc_samples: int = 10, seed: int = 0) -> dict[str, float]:

@@ -13,10 +13,11 @@ from ..errors import GenlabError
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .base import (CONFIG_FILE, WEIGHTS_FILE, GenerativeModel, ModelConfig, NotSupported, load_state,
                    read_config)
+from .gan import GAN, GANConfig
 from .pca import PCA, PCAConfig
 from .vae import VAE, VAEConfig
 
-FAMILIES: dict[str, type[GenerativeModel]] = {cls.family: cls for cls in (PCA, Autoencoder, VAE)}
+FAMILIES: dict[str, type[GenerativeModel]] = {cls.family: cls for cls in (PCA, Autoencoder, VAE, GAN)}
 
 #: name -> (family, default settings)
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -29,6 +30,8 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "conv-vae": ("vae", {"arch": "conv"}),
     "cvae": ("vae", {"arch": "dense", "hidden": (512, 256), "conditional": True}),
     "conv-cvae": ("vae", {"arch": "conv", "conditional": True}),
+    "dcgan": ("gan", {}),
+    "cgan": ("gan", {"conditional": True}),
 }
 
 
@@ -71,6 +74,6 @@ def load_model(directory: str | Path, map_location: str | None = None) -> Genera
 
 __all__ = [
     "GenerativeModel", "ModelConfig", "NotSupported", "PCA", "PCAConfig", "Autoencoder",
-    "AutoencoderConfig", "VAE", "VAEConfig", "FAMILIES", "MODELS", "build_model", "load_model",
+    "AutoencoderConfig", "VAE", "VAEConfig", "GAN", "GANConfig", "FAMILIES", "MODELS", "build_model", "load_model",
     "model_names", "model_settings",
 ]

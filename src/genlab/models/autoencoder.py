@@ -4,6 +4,13 @@ The encoder maps an image to a code of ``latent_dim`` numbers, the decoder maps 
 denoising autoencoder corrupts its input during training (``noise``: ``gaussian`` with standard
 deviation ``noise_level`` or ``masking`` of a ``noise_level`` fraction of pixels) and learns to
 output the clean image.
+
+With ``adv_weight`` > 0 the autoencoder also trains against a discriminator on its outputs
+(sharper reconstructions, as in Larsen et al. 2016): the discriminator (the GAN family's, see
+:mod:`genlab.models.gan`) learns to tell inputs from reconstructions with the non-saturating loss,
+and the autoencoder minimises ``loss + adv_weight * adv``, where ``adv`` = softplus(-D(recon)) per
+image (the trainer's ``train/loss``; validation still reports the reconstruction objective). With
+``adv_weight`` = 0 (the default) nothing of this is built or run.
 """
 from __future__ import annotations
 
@@ -11,11 +18,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..data.transforms import NOISE_KINDS, corrupt
 from ..errors import GenlabError
-from .base import GenerativeModel
+from .base import GenerativeModel, check_finite
 from .blocks import Decoder, Encoder, NetworkConfig
+from .gan import Discriminator, discriminator_loss, generator_loss
 
 
 @dataclass
@@ -24,12 +33,16 @@ class AutoencoderConfig(NetworkConfig):
         recon_loss: ``"mse"`` (squared error per image) or ``"bce"`` (binary cross-entropy,
             often faster to train on near-binary images such as digits).
         noise, noise_level: training-time input corruption for a denoising autoencoder.
+        adv_weight: weight of the adversarial term; 0 (default) trains without a discriminator.
+        adv_channels: width of the discriminator's first stage.
     """
 
     latent_dim: int = 30
     recon_loss: str = "mse"
     noise: str = "none"
     noise_level: float = 0.0
+    adv_weight: float = 0.0
+    adv_channels: int = 32
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -37,6 +50,8 @@ class AutoencoderConfig(NetworkConfig):
             raise GenlabError(f"unknown recon_loss '{self.recon_loss}'; choose 'mse' or 'bce'")
         if self.noise not in NOISE_KINDS:
             raise GenlabError(f"unknown noise '{self.noise}'; choose one of: {', '.join(NOISE_KINDS)}")
+        if self.adv_weight < 0:
+            raise GenlabError(f"adv_weight must be >= 0, got {self.adv_weight}")
 
 
 class Autoencoder(GenerativeModel):
@@ -47,6 +62,9 @@ class Autoencoder(GenerativeModel):
         super().__init__(config)
         self.encoder = Encoder(config, config.latent_dim)
         self.decoder = Decoder(config, config.latent_dim)
+        # Built only when used, so that a plain autoencoder's weights and random draws are unchanged.
+        self.discriminator = (Discriminator(config.image_shape, config.adv_channels)
+                              if config.adv_weight > 0 else None)
 
     @property
     def latent_dim(self) -> int:
@@ -64,8 +82,12 @@ class Autoencoder(GenerativeModel):
         return torch.sigmoid(self.decode_logits(z))
 
     def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """``loss`` (the training objective, per image), ``sq_error`` (per image, summed over
+        """``loss`` (the reconstruction objective, per image), ``sq_error`` (per image, summed over
         pixels) and ``bce`` (per image, nats) for the batch."""
+        return self._terms(x)[0]
+
+    def _terms(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The loss terms and the reconstructions (N, C, H, W)."""
         cfg = self.config
         noisy = corrupt(x, cfg.noise, cfg.noise_level) if self.training else x
         logits = self.decoder(self.encoder(noisy))
@@ -73,4 +95,40 @@ class Autoencoder(GenerativeModel):
         n = x.shape[0]
         sq_error = (recon - x).pow(2).sum() / n
         bce = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / n
-        return {"loss": sq_error if cfg.recon_loss == "mse" else bce, "sq_error": sq_error, "bce": bce}
+        return {"loss": sq_error if cfg.recon_loss == "mse" else bce, "sq_error": sq_error, "bce": bce}, recon
+
+    # ----------------------------------------------------------------- adversarial training
+    def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        if self.discriminator is None:
+            return super().configure_optimizers(lr, weight_decay)
+        autoencoder = [*self.encoder.parameters(), *self.decoder.parameters()]
+        return {"model": torch.optim.AdamW(autoencoder, lr=lr, weight_decay=weight_decay),
+                "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=(0.5, 0.999))}
+
+    def training_step(self, x: torch.Tensor, labels: torch.Tensor | None,
+                      optimizers: dict[str, torch.optim.Optimizer], step: int,
+                      grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
+        """Without a discriminator, the default step. With one: a discriminator step (inputs real,
+        reconstructions fake) and an autoencoder step on ``loss`` = reconstruction objective +
+        ``adv_weight`` * ``adv``; also returns ``recon_loss``, ``adv`` and ``d_loss`` (batch means)."""
+        if self.discriminator is None:
+            return super().training_step(x, labels, optimizers, step, grad_clip)
+        D = self.discriminator
+        terms, recon = self._terms(x)
+        d_loss = discriminator_loss("non-saturating", D(x), D(recon.detach()))
+        adv = generator_loss("non-saturating", D(recon))
+        terms = {**terms, "recon_loss": terms["loss"], "adv": adv, "d_loss": d_loss,
+                 "loss": terms["loss"] + self.config.adv_weight * adv}
+        check_finite(terms, step)
+        # Both gradients first, then both steps: each network's step sees the other one's weights
+        # from before this batch (and the graph of D(recon) stays valid until its backward).
+        autoencoder = [p for g in optimizers["model"].param_groups for p in g["params"]]
+        for optimizer in optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        d_loss.backward(inputs=list(D.parameters()))
+        terms["loss"].backward(inputs=autoencoder)
+        if grad_clip:
+            nn.utils.clip_grad_norm_(autoencoder, grad_clip)
+        for optimizer in optimizers.values():
+            optimizer.step()
+        return {k: v.detach() for k, v in terms.items()}

@@ -8,7 +8,9 @@ The ELBO, in nats per image, is
     ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || N(0, I)),
 
 with the expectation estimated from ``mc_samples`` draws and the KL in closed form. Training
-minimises ``-(E_q[log p(x|z)] - beta * KL)``; ``beta = 1`` is the ELBO, ``beta > 1`` a beta-VAE.
+minimises ``-(recon_weight * E_q[log p(x|z)] - beta * KL)``; ``beta = 1`` (and ``recon_weight = 1``)
+is the ELBO, ``beta > 1`` a beta-VAE. The ELBO ablation (``genlab experiment elbo-ablation``)
+switches off one term: ``beta = 0`` trains on reconstruction only, ``recon_weight = 0`` on KL only.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class VAEConfig(NetworkConfig):
         sigma: the Gaussian's standard deviation (in pixel units), fixed unless ``learn_sigma``;
             then it is the starting value of one learned standard deviation per pixel.
         beta: weight of the KL term in the training objective.
+        recon_weight: weight of the reconstruction term; 1 except in ablations (0: KL only).
         mc_samples: draws of z per image in the Monte-Carlo estimate of E_q[log p(x|z)].
         conditional: feed one-hot class labels to encoder and decoder (needs ``num_classes``).
     """
@@ -40,6 +43,7 @@ class VAEConfig(NetworkConfig):
     sigma: float = 0.1
     learn_sigma: bool = False
     beta: float = 1.0
+    recon_weight: float = 1.0
     mc_samples: int = 1
     conditional: bool = False
 
@@ -134,8 +138,9 @@ class VAE(GenerativeModel):
         return {"log_px_z": log_px_z, "kl": kl, "elbo": log_px_z - kl}
 
     def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Batch means: ``loss`` = -(E log p(x|z) - beta KL), ``recon`` = -E log p(x|z),
+        """Batch means: ``loss`` = -(recon_weight E log p(x|z) - beta KL), ``recon`` = -E log p(x|z),
         ``kl`` and ``neg_elbo``, all in nats per image."""
         t = self.elbo_terms(x, labels)
         recon, kl = -t["log_px_z"].mean(), t["kl"].mean()
-        return {"loss": recon + self.config.beta * kl, "recon": recon, "kl": kl, "neg_elbo": recon + kl}
+        loss = self.config.recon_weight * recon + self.config.beta * kl
+        return {"loss": loss, "recon": recon, "kl": kl, "neg_elbo": recon + kl}

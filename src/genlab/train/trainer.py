@@ -240,7 +240,14 @@ class Trainer:
         if saved.get("family") != self.model.family:
             raise GenlabError(f"{self.out} holds a {saved.get('family')} model, not a {self.model.family}; "
                               "resume it with the model it was trained with")
-        if saved.get("model") != json.loads(json.dumps(self.model.config.to_dict())):
+        # Both sides through the config class, so that settings added to genlab since the run was
+        # written (at their defaults) do not count as a difference.
+        config_class = type(self.model.config)
+        try:
+            before = config_class.from_dict(saved.get("model") or {}).to_dict()
+        except (TypeError, ValueError, GenlabError):
+            before = saved.get("model")
+        if json.loads(json.dumps(before)) != json.loads(json.dumps(self.model.config.to_dict())):
             raise GenlabError(f"the model settings differ from those of the run in {self.out}; "
                               "a resumed run keeps its settings")
 

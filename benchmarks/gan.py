@@ -1,0 +1,130 @@
+"""GAN benchmark on MNIST: DCGAN and the conditional GAN against a conv VAE, FID and KID against
+training time, with the real-data floor (training images against test images) in the same table.
+
+Each model trains epoch by epoch (resuming its run folder) until its training time passes each
+budget (5, 15 and 30 minutes by default); at the first epoch end past a budget, N samples are
+compared with the N test images in the feature space of genlab's MNIST classifier (trained and
+cached on first use; its test accuracy is printed with the table). Times count training only,
+not evaluation. Target of issue 5: the conditional GAN within 3x the floor's FID after 30 minutes.
+
+    python benchmarks/gan.py [--data-dir DIR] [--only dcgan cgan] [--budgets 5 15 30] [--threads 2]
+    python benchmarks/gan.py --quick        # digits28, budgets of seconds: checks the harness in ~1 min
+
+MNIST is read from DIR/mnist (default: $GENLAB_DATA, else ../shared/datasets). Results go to
+benchmarks/results/gan.json (gan-quick.json with --quick); run folders to benchmarks/runs/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import torch  # noqa: E402
+
+import genlab  # noqa: E402
+from genlab.metrics.features import feature_extractor  # noqa: E402
+from genlab.metrics.sample_quality import compare_features, generate  # noqa: E402
+from genlab.models import build_model  # noqa: E402
+
+from common import ROOT, machine, mnist_data_dir, print_table, write_results  # noqa: E402
+
+# name -> (model settings, training settings). Constant learning rates: the run's length is a
+# time budget, not a number of epochs known in advance. Width 32 (128-64-32 channels): about 0.2 s
+# a step and 3 minutes an epoch on 2 cores, so 30 minutes are about 10 epochs (width 64: 3).
+ENTRIES = {
+    "dcgan": ({"latent_dim": 64, "channels": 32, "ema_decay": 0.999},
+              {"batch_size": 64, "lr": 2e-4}),
+    "cgan": ({"latent_dim": 64, "channels": 32, "ema_decay": 0.999},
+             {"batch_size": 64, "lr": 2e-4}),
+    "conv-vae": ({"latent_dim": 16, "channels": (32, 64)}, {"batch_size": 128, "lr": 1e-3}),
+}
+QUICK = {"dcgan": {"channels": 16}, "cgan": {"channels": 16}, "conv-vae": {"channels": (16, 32)}}
+METRICS = ["fid", "kid"]
+
+
+def train_time(run_dir: Path) -> float:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return sum(json.loads(line)["time_s"] for line in lines if line.strip())
+
+
+def benchmark(name, train_data, test_data, extractor, real, budgets_s, quick, num_samples, seed=0):
+    """Rows (model, minutes, epochs, fid, kid, kid_std) at the first epoch end past each budget."""
+    settings, train_settings = ENTRIES[name]
+    settings = {**settings, **(QUICK[name] if quick else {})}
+    out = ROOT / "benchmarks" / "runs" / f"gan-{name}{'-quick' if quick else ''}"
+    shutil.rmtree(out, ignore_errors=True)
+    torch.manual_seed(seed)
+    model = build_model(name, image_shape=train_data.image_shape, num_classes=train_data.num_classes, **settings)
+    rows, epoch, pending = [], 0, list(budgets_s)
+    while pending:
+        epoch += 1
+        model = genlab.train(model, train_data, None, out_dir=out, epochs=epoch, resume=epoch > 1,
+                             progress=sys.stderr.isatty(), seed=seed, **train_settings)
+        elapsed = train_time(out)
+        if elapsed < pending[0]:
+            continue
+        while pending and elapsed >= pending[0]:
+            pending.pop(0)
+        scores = compare_features(real, extractor(generate(model, num_samples, seed)), METRICS, seed)
+        rows.append({"model": name, "minutes": elapsed / 60, "epochs": epoch, **scores})
+        print(f"  {name}: {elapsed / 60:.1f} min, epoch {epoch}: FID {scores['fid']:.2f}, "
+              f"KID {scores['kid']:.3f} +- {scores['kid_std']:.3f}", flush=True)
+        model.train()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--only", nargs="*", choices=list(ENTRIES))
+    parser.add_argument("--budgets", nargs="*", type=float, default=[5, 15, 30], help="minutes of training")
+    parser.add_argument("--num-samples", type=int, default=10000)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the issue's budget: 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="digits28, budgets of 5, 10 and 15 seconds")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    if args.quick:
+        dataset, data_dir, budgets_s = "digits28", None, [5, 10, 15]
+    else:
+        dataset, data_dir, budgets_s = "mnist", mnist_data_dir(args.data_dir), [60 * b for b in args.budgets]
+    train_data = genlab.load_dataset(dataset, "train", data_dir)
+    test_data = genlab.load_dataset(dataset, "test", data_dir)
+    n = min(args.num_samples, len(test_data), len(train_data))
+    started = time.perf_counter()
+    extractor = feature_extractor("classifier", train_data, test_data)
+    print(f"features: {extractor.name}, test accuracy {extractor.test_accuracy:.4f} "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
+    real = extractor(test_data.tensors()[0][:n])
+    floor_images = train_data.batch(torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))[:n])[0]
+    floor = {"model": "real data (train vs test)", "minutes": 0.0, "epochs": 0,
+             **compare_features(real, extractor(floor_images), METRICS)}
+    rows = [floor]
+    for name in args.only or ENTRIES:
+        rows += benchmark(name, train_data, test_data, extractor, real, budgets_s, args.quick, n)
+
+    header = ["model", "training (min)", "epochs", "FID", "x floor", "KID", "KID std"]
+    table = [[r["model"], r["minutes"], r["epochs"], r["fid"], r["fid"] / floor["fid"], r["kid"], r["kid_std"]]
+             for r in rows]
+    print(f"\n{dataset}: {n} samples against {n} test images; features {extractor.name} "
+          f"(test accuracy {extractor.test_accuracy:.4f}); {args.threads} torch threads")
+    print_table(header, table)
+    final = [r for r in rows if r["model"] == "cgan"]
+    target = None
+    if final:
+        target = final[-1]["fid"] <= 3 * floor["fid"]
+        print(f"target (cgan FID <= 3 x floor after the last budget): {'met' if target else 'not met'} "
+              f"({final[-1]['fid']:.2f} vs {3 * floor['fid']:.2f})")
+    path = write_results("gan-quick" if args.quick else "gan", {
+        "dataset": dataset, "num_samples": n, "features": extractor.describe(), "budgets_s": budgets_s,
+        "rows": rows, "target_met": target, "machine": machine()})
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""Experiments: several runs trained and compared in one command, each writing a figure and JSON."""
+from .elbo_ablation import elbo_ablation
+
+EXPERIMENTS = {"elbo-ablation": elbo_ablation}
+
+__all__ = ["EXPERIMENTS", "elbo_ablation"]

@@ -1,0 +1,64 @@
+"""Latent codes of a dataset, the common first step of every latent-space tool."""
+from __future__ import annotations
+
+import torch
+
+from ..data import ImageDataset
+from ..errors import GenlabError
+from ..models.base import GenerativeModel, NotSupported
+
+
+def require_latent_space(model: GenerativeModel, encoder: bool = True) -> int:
+    """The model's code width; a clear error for a model without a latent space, or (when
+    ``encoder``) without an encoder."""
+    try:
+        width = model.latent_dim
+    except NotSupported as err:
+        raise GenlabError(f"{err}; latent-space tools need a model with an encoder (pca, ae, vae, ...)") from None
+    if encoder and type(model).encode is GenerativeModel.encode:
+        raise GenlabError(f"a {model.family} model has no encoder; latent-space tools need one "
+                          "(pca, ae, vae, ...)")
+    return width
+
+
+def labels_for(model: GenerativeModel, labels: torch.Tensor | None) -> torch.Tensor | None:
+    """Labels to pass to encode/decode: the true classes for a conditional model, else None."""
+    if not model.conditional:
+        return None
+    if labels is None:
+        raise GenlabError(f"this conditional {model.family} needs class labels, and the data has none")
+    return labels.to(model.device)
+
+
+@torch.no_grad()
+def encode_images(model: GenerativeModel, images: torch.Tensor, labels: torch.Tensor | None = None,
+                  batch_size: int = 500) -> torch.Tensor:
+    """Codes (N, latent_dim) on the CPU of images (N, C, H, W) in [0, 1]."""
+    require_latent_space(model)
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(model.device)
+        y = None if labels is None else labels[start:start + batch_size]
+        out.append(model.encode(x, labels_for(model, y)).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, model.latent_dim)
+
+
+def encode_dataset(model: GenerativeModel, data: ImageDataset, limit: int | None = None,
+                   batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Codes (N, latent_dim) of the first ``limit`` images of ``data`` (all by default), and
+    their labels (N,) or None."""
+    x, y = data.batch(slice(0, limit))
+    return encode_images(model, x, y, batch_size), y
+
+
+@torch.no_grad()
+def decode_codes(model: GenerativeModel, z: torch.Tensor, labels: torch.Tensor | None = None,
+                 batch_size: int = 500) -> torch.Tensor:
+    """Images (N, C, H, W) in [0, 1] on the CPU decoded from codes (N, latent_dim)."""
+    out = []
+    for start in range(0, len(z), batch_size):
+        y = None if labels is None else labels[start:start + batch_size]
+        x = model.decode(z[start:start + batch_size].to(model.device), labels_for(model, y))
+        out.append(x.clamp(0, 1).cpu())
+    return torch.cat(out)

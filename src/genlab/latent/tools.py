@@ -1,0 +1,177 @@
+"""What the latent-space commands do with a trained run: each writes its files into the run
+folder (or ``out_dir``) and returns their paths, so the CLI stays a thin layer over these."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import GenlabError
+from ..models.base import write_json_atomic
+from ..train import Run
+from ..viz import auto_scale, save_gif, save_grid
+from .codes import decode_codes, encode_dataset, encode_images, require_latent_space
+from .concept import apply_concept, attribute_masks, concept_vector, with_attribute_file
+from .interpolate import linear_interpolate, spherical_interpolate
+from .maps import latent_scatter, manifold_grid
+from .probe import format_probe_table, pca_features, probe
+
+
+def _out(run: Run, out_dir) -> Path:
+    path = Path(out_dir) if out_dir is not None else run.path
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
+
+
+# ------------------------------------------------------------------------ interpolation
+def interpolation_path(model, za: torch.Tensor, zb: torch.Tensor, steps: int, spherical: bool = False,
+                       labels: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Codes (steps, d) from ``za`` to ``zb`` (each (d,)) and their decoded images
+    (steps, C, H, W). A conditional model decodes the first half of the path with A's class and
+    the second half with B's (its code holds the style, the label the class)."""
+    z = (spherical_interpolate if spherical else linear_interpolate)(za.float(), zb.float(), steps)
+    y = None
+    if model.conditional:
+        y = torch.tensor([labels[0] if i < steps / 2 else labels[1] for i in range(steps)])
+    return z, decode_codes(model, z, y)
+
+
+def resolve_endpoint(run: Run, spec: str, data) -> tuple[torch.Tensor, torch.Tensor | None, int | None]:
+    """A path end point: ``spec`` is a test-image index, or a .npy/.npz/.txt file holding one
+    latent vector. Returns the code (d,), the image (C, H, W) or None, and the label or None."""
+    model = run.model
+    width = require_latent_space(model)
+    if spec.lstrip("-").isdigit():
+        i = int(spec)
+        if not 0 <= i < len(data):
+            raise GenlabError(f"image index {i} is out of range: the {data.split} split has {len(data)} images")
+        x, y = data.batch(slice(i, i + 1))
+        return encode_images(model, x, y)[0], x[0], None if y is None else int(y[0])
+    path = Path(spec)
+    if not path.is_file():
+        raise GenlabError(f"'{spec}' is neither a test-image index nor a latent-vector file (.npy, .npz, .txt)")
+    if model.conditional:
+        raise GenlabError("a conditional model needs test-image indices as end points (they give the class)")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as f:
+                z = f["z"] if "z" in f else f[f.files[0]]
+        elif path.suffix == ".npy":
+            z = np.load(path)
+        else:
+            z = np.loadtxt(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise GenlabError(f"cannot read a latent vector from {path}: {err}") from None
+    z = np.asarray(z, dtype=np.float32).reshape(-1)
+    if z.size != width:
+        raise GenlabError(f"{path} holds {z.size} numbers but the model's code is {width}-d")
+    return torch.from_numpy(z), None, None
+
+
+def interpolate_run(run: Run, start: str, end: str, steps: int = 10, spherical: bool = False,
+                    data_dir=None, out_dir: str | os.PathLike | None = None) -> list[Path]:
+    """A strip (PNG) and an animation (GIF, there and back) of the decoder along the path from
+    ``start`` to ``end`` (test-image indices or latent files). Image end points are shown
+    beside the strip, left of A's end and right of B's."""
+    data = run.dataset("test", data_dir)
+    za, xa, la = resolve_endpoint(run, start, data)
+    zb, xb, lb = resolve_endpoint(run, end, data)
+    _, images = interpolation_path(run.model, za, zb, steps, spherical, (la, lb))
+    strip = torch.cat([t for t in (xa[None] if xa is not None else None, images,
+                                   xb[None] if xb is not None else None) if t is not None])
+    stem = f"interpolation-{_slug(Path(start).stem)}-{_slug(Path(end).stem)}{'-slerp' if spherical else ''}"
+    out = _out(run, out_dir)
+    frames = [images[i:i + 1] for i in list(range(steps)) + list(range(steps - 2, 0, -1))]
+    scale = auto_scale(images, 96)
+    return [save_grid(strip, out / f"{stem}.png", nrow=len(strip)),
+            save_gif(frames, out / f"{stem}.gif", scale=scale, duration_ms=100)]
+
+
+# ------------------------------------------------------------------------ maps
+def latent_map_run(run: Run, method: str = "pca", limit: int | None = 5000, grid: int = 15, seed: int = 0,
+                   data_dir=None, out_dir: str | os.PathLike | None = None) -> list[Path]:
+    """``latent-map.png``: the codes of the first ``limit`` test images, coloured by class
+    (projected to 2-D when wider); for 2-D codes also ``manifold-grid.png``."""
+    data = run.dataset("test", data_dir)
+    codes, labels = encode_dataset(run.model, data, limit)
+    width = codes.shape[1]
+    how = "" if width <= 2 else f", {method.upper() if method == 'pca' else 't-SNE'} projection"
+    title = f"{run.config.get('name', run.model.family)} on {data.name}: {len(codes)} test codes ({width}-d{how})"
+    out = _out(run, out_dir)
+    path = out / "latent-map.png" if method == "pca" or width <= 2 else out / f"latent-map-{method}.png"
+    latent_scatter(codes, None if labels is None else labels.numpy(), data.class_names, method, title,
+                   seed=seed).save(path)
+    paths = [path]
+    if width == 2:
+        images = manifold_grid(run.model, grid, codes)
+        paths.append(save_grid(images, out / "manifold-grid.png", nrow=grid, scale=auto_scale(images, 40)))
+    return paths
+
+
+# ------------------------------------------------------------------------ concepts
+def concept_run(run: Run, attribute: str, attributes_file=None, split: str = "test", images: list[int] | None = None,
+                strengths=(-1.5, -1, -0.5, 0, 0.5, 1, 1.5), limit: int | None = 10000, data_dir=None,
+                out_dir: str | os.PathLike | None = None) -> tuple[dict, list[Path]]:
+    """The concept vector of ``attribute`` (see :mod:`genlab.latent.concept` for the syntax),
+    from the first ``limit`` images of ``split``; written as ``concept-NAME.npy`` (d,) and a
+    grid ``concept-NAME.png``: one row per chosen image (default: the first 8 without the
+    attribute), the image itself, then its code plus s * vector decoded for each strength s."""
+    data = run.dataset(split, data_dir).subset(slice(0, limit))
+    if attributes_file is not None:
+        data = with_attribute_file(data, attributes_file)
+    pos, neg = attribute_masks(data, attribute)
+    codes, labels = encode_dataset(run.model, data)
+    vector = concept_vector(codes, pos, neg)
+    if images is None:
+        images = torch.nonzero(neg).reshape(-1)[:8].tolist()
+    bad = [i for i in images if not 0 <= i < len(data)]
+    if bad:
+        raise GenlabError(f"image index {bad[0]} is out of range: the {split} split has {len(data)} images")
+    chosen = torch.tensor(images, dtype=torch.long)
+    x = data.batch(chosen)[0]
+    grid = apply_concept(run.model, codes[chosen], vector, strengths, None if labels is None else labels[chosen])
+    rows = torch.cat([x[:, None], grid.reshape(len(chosen), len(strengths), *x.shape[1:])], 1)
+    out = _out(run, out_dir)
+    stem = f"concept-{_slug(attribute)}"
+    np.save(out / f"{stem}.npy", vector.numpy())
+    info = {"attribute": attribute, "split": split, "with": int(pos.sum()), "without": int(neg.sum()),
+            "norm": float(vector.norm()), "strengths": list(strengths), "images": images}
+    write_json_atomic(out / f"{stem}.json", info)
+    png = save_grid(rows.flatten(0, 1), out / f"{stem}.png", nrow=len(strengths) + 1)
+    return info, [out / f"{stem}.npy", png, out / f"{stem}.json"]
+
+
+# ------------------------------------------------------------------------ probes
+def probe_run(run: Run, budgets: list[int | None], seeds=(0, 1, 2), data_dir=None, max_iter: int = 200,
+              out: str | os.PathLike | None = None) -> tuple[dict, Path]:
+    """Linear probes on codes, raw pixels and PCA features of the same width (see
+    :mod:`genlab.latent.probe`); results written to ``probe.json`` in the run folder."""
+    model = run.model
+    width = require_latent_space(model)
+    if model.conditional:
+        raise GenlabError("a conditional model's code is computed from the class label itself; "
+                          "probe an unconditional model")
+    train, test = run.dataset("train", data_dir), run.dataset("test", data_dir)
+    if train.labels is None or test.labels is None:
+        raise GenlabError(f"a probe needs class labels, and {train.name} has none")
+    pixels = [d.tensors()[0].flatten(1).numpy() for d in (train, test)]
+    codes = [encode_dataset(model, d)[0].numpy() for d in (train, test)]
+    features = {f"code ({width}-d)": tuple(codes),
+                f"pixels ({pixels[0].shape[1]}-d)": tuple(pixels),
+                f"PCA ({width}-d)": pca_features(*pixels, width)}
+    rows = probe(features, train.labels.numpy(), test.labels.numpy(), budgets, list(seeds), max_iter)
+    results = {"run": str(run.path), "model": run.config.get("name", model.family), "dataset": train.name,
+               "train_images": len(train), "test_images": len(test), "seeds": list(seeds),
+               "metric": "test accuracy (fraction); std over seeds", "rows": rows,
+               "table": format_probe_table(rows)}
+    path = Path(out) if out is not None else run.path / "probe.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, results)
+    return results, path

@@ -1,0 +1,315 @@
+"""Generative adversarial networks: DCGAN and the class-conditional GAN.
+
+A generator G maps z ~ N(0, I) (and, when conditional, a class label) to an image in [0, 1]; a
+discriminator D scores images, real ones high and generated ones low. The two are trained by turns
+(``training_step``): D takes a step on a real batch and a generated one, then G takes a step to
+raise D's score of its images. Three objectives, on D's raw scores (logits) s:
+
+- ``non-saturating`` (Goodfellow et al. 2014): D minimises softplus(-s_real) + softplus(s_fake),
+  G minimises softplus(-s_fake), which keeps G's gradients alive when D wins early.
+- ``hinge`` (Lim & Ye 2017; Miyato et al. 2018): D minimises relu(1 - s_real) + relu(1 + s_fake),
+  G minimises -s_fake.
+- ``wgan-gp`` (Gulrajani et al. 2017): D (a critic) minimises s_fake - s_real plus
+  ``gp_lambda`` * (||grad D(x_hat)|| - 1)^2 on points between real and fake images; G minimises -s_fake.
+
+Options: spectral norm on D's layers, an R1 penalty (``r1_gamma``/2 * ||grad D(x_real)||^2,
+Mescheder et al. 2018), ``n_critic`` D steps per G step, and an exponential moving average of G's
+weights (``ema_decay``) that ``sample`` and ``decode`` use. The conditional GAN feeds a learned
+class embedding to G (concatenated to z) and uses a projection discriminator (Miyato & Koyama 2018):
+s = w . h(x) + embed(y) . h(x).
+
+Architecture (after Radford et al. 2016, DCGAN): G is a linear layer to a (C0, h0, w0) map, then
+stride-2 transposed convolutions with batch norm and ReLU, each doubling the side, then a 3x3
+convolution and a sigmoid. D mirrors it with stride-2 convolutions and LeakyReLU(0.2), without
+batch norm (the gradient penalties are per image, and batch norm would mix images). The number of
+stages follows the image side: 8 -> 1 (from 4x4), 28 -> 2 (from 7x7), 32 -> 3, 64 -> 4.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import GenlabError
+from .base import GenerativeModel, ModelConfig, NotSupported, check_finite
+
+LOSSES = ("non-saturating", "hinge", "wgan-gp")
+
+
+def num_stages(height: int, width: int) -> int:
+    """Stride-2 stages between a map of side >= 4 and the image: halve while the side stays even
+    and at least 4 (8 -> 1, 28 -> 2, 32 -> 3, 64 -> 4)."""
+    k, h, w = 0, height, width
+    while h % 2 == 0 and w % 2 == 0 and min(h, w) // 2 >= 4:
+        h, w, k = h // 2, w // 2, k + 1
+    return k
+
+
+@dataclass
+class GANConfig(ModelConfig):
+    """Attributes (beyond :class:`ModelConfig`):
+        latent_dim: width of z.
+        channels: width of the stage nearest the image; each stage further away doubles it.
+        loss: ``non-saturating``, ``hinge`` or ``wgan-gp``.
+        spectral_norm: spectral normalisation of every layer of D (Miyato et al. 2018); on by
+            default: without it, a DCGAN on MNIST collapsed to one image within 300 steps.
+        r1_gamma: weight of the R1 penalty on real images; 0 turns it off.
+        gp_lambda: weight of the gradient penalty of ``wgan-gp``.
+        n_critic: D steps per G step; G steps on every n_critic-th batch.
+        ema_decay: decay of the moving average of G's weights used for sampling, reached after a
+            warm-up (the decay after n updates is min(ema_decay, (1 + n) / (10 + n))); 0 turns it off.
+        d_lr_ratio: D's learning rate over G's (the trainer's ``lr`` is G's).
+        betas: Adam's betas for both networks; (0.5, 0.999) as in DCGAN.
+        conditional: class label into both networks (needs ``num_classes``).
+    """
+
+    latent_dim: int = 64
+    channels: int = 64
+    loss: str = "non-saturating"
+    spectral_norm: bool = True  # without it D wins early on MNIST and G collapses to one image
+    r1_gamma: float = 0.0
+    gp_lambda: float = 10.0
+    n_critic: int = 1
+    ema_decay: float = 0.0
+    d_lr_ratio: float = 1.0
+    betas: tuple[float, float] = (0.5, 0.999)
+    conditional: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.channels, (tuple, list)):  # `--channels 32` parses as a tuple
+            if len(self.channels) != 1:
+                raise GenlabError(f"a GAN takes one width, --channels C (each stage doubles it), got {self.channels}")
+            self.channels = int(self.channels[0])
+        if self.loss not in LOSSES:
+            raise GenlabError(f"unknown loss '{self.loss}'; choose one of: {', '.join(LOSSES)}")
+        if self.latent_dim < 1 or self.channels < 1 or self.n_critic < 1:
+            raise GenlabError("latent_dim, channels and n_critic must be at least 1")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise GenlabError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.conditional and not self.num_classes:
+            raise GenlabError("a conditional GAN needs a labelled dataset (num_classes is unknown)")
+        _, h, w = self.image_shape
+        if min(h, w) < 4:
+            raise GenlabError(f"a GAN needs images of at least 4x4, got {h}x{w}")
+
+
+class Generator(nn.Module):
+    """z (N, latent_dim) [+ class embedding (N, E)] -> images (N, C, H, W) in [0, 1]."""
+
+    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int, channels: int, extra: int = 0):
+        super().__init__()
+        c, h, w = image_shape
+        k = num_stages(h, w)
+        top, h0, w0 = channels * 2 ** k, h >> k, w >> k
+        layers: list[nn.Module] = [nn.Linear(latent_dim + extra, top * h0 * w0), nn.Unflatten(1, (top, h0, w0)),
+                                   nn.BatchNorm2d(top), nn.ReLU()]
+        for i in range(k):
+            a = top >> i
+            layers += [nn.ConvTranspose2d(a, a // 2, 4, stride=2, padding=1), nn.BatchNorm2d(a // 2), nn.ReLU()]
+        layers += [nn.Conv2d(channels, c, 3, padding=1), nn.Sigmoid()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        return self.body(z if extra is None else torch.cat([z, extra], dim=1))
+
+
+class Discriminator(nn.Module):
+    """Images (N, C, H, W) [+ labels (N,)] -> scores (N,), real high.
+
+    With ``num_classes`` it is a projection discriminator: the score adds embed(y) . h(x)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], channels: int, spectral_norm: bool = False,
+                 num_classes: int | None = None):
+        super().__init__()
+        c, h, w = image_shape
+        k = num_stages(h, w)
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda layer: layer)
+        layers: list[nn.Module] = [sn(nn.Conv2d(c, channels, 3, padding=1)), nn.LeakyReLU(0.2)]
+        for i in range(k):
+            a = channels << i
+            layers += [sn(nn.Conv2d(a, 2 * a, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+        layers.append(nn.Flatten())
+        self.features = nn.Sequential(*layers)
+        width = (channels << k) * (h >> k) * (w >> k)
+        self.score = sn(nn.Linear(width, 1))
+        self.embed = sn(nn.Embedding(num_classes, width)) if num_classes else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        s = self.score(h).squeeze(1)
+        if self.embed is not None:
+            s = s + (self.embed(labels) * h).sum(1)
+        return s
+
+
+def _gradient_norm2(scores: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Squared norm of d scores.sum() / d x per image, (N,); keeps the graph for the penalty's gradient."""
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1)
+
+
+def discriminator_loss(kind: str, s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
+    """D's objective (batch mean) from its scores of real and generated images, (N,) each."""
+    if kind == "non-saturating":
+        return F.softplus(-s_real).mean() + F.softplus(s_fake).mean()
+    if kind == "hinge":
+        return F.relu(1 - s_real).mean() + F.relu(1 + s_fake).mean()
+    return s_fake.mean() - s_real.mean()
+
+
+def generator_loss(kind: str, s_fake: torch.Tensor) -> torch.Tensor:
+    """G's objective (batch mean) from D's scores of generated images, (N,)."""
+    return F.softplus(-s_fake).mean() if kind == "non-saturating" else -s_fake.mean()
+
+
+class GAN(GenerativeModel):
+    family = "gan"
+    config_class = GANConfig
+
+    def __init__(self, config: GANConfig):
+        super().__init__(config)
+        k = config.num_classes if config.conditional else 0
+        # A learned class embedding as wide as z, concatenated to it.
+        self.class_embedding = nn.Embedding(k, config.latent_dim) if k else None
+        self.generator = Generator(config.image_shape, config.latent_dim, config.channels,
+                                   config.latent_dim if k else 0)
+        self.discriminator = Discriminator(config.image_shape, config.channels, config.spectral_norm, k or None)
+        # The averaged generator is part of the state dict, so save/load and resume keep it exactly.
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if config.ema_decay else None
+        self.class_embedding_ema = (copy.deepcopy(self.class_embedding).requires_grad_(False)
+                                    if config.ema_decay and k else None)
+        if config.ema_decay:
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+
+    # ----------------------------------------------------------------- the common surface
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def conditional(self) -> bool:
+        return self.config.conditional
+
+    def _generate(self, z: torch.Tensor, labels: torch.Tensor | None, averaged: bool) -> torch.Tensor:
+        use_ema = averaged and self.generator_ema is not None
+        net = self.generator_ema if use_ema else self.generator
+        embedding = self.class_embedding_ema if use_ema and self.conditional else self.class_embedding
+        extra = None
+        if self.conditional:
+            labels = torch.as_tensor(labels, device=z.device).long().reshape(-1).expand(len(z))
+            extra = embedding(labels)
+        return net(z, extra)
+
+    def _labels(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """Validated class indices (n,) for a conditional GAN; without labels, classes in turn
+        (0, 1, ..., K-1, 0, ...) so that unlabelled samples cover every class evenly."""
+        if not self.conditional:
+            return None
+        if labels is None:
+            return torch.arange(n, device=self.device) % self.config.num_classes
+        return self.one_hot(labels, n).argmax(1)  # one_hot checks the range and expands one label
+
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (N, C, H, W) in [0, 1] from z (N, latent_dim), by the averaged generator if any."""
+        self.check_latents(z)
+        return self._generate(z, self._labels(labels, len(z)), averaged=True)
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.prior_noise(n, generator), labels)
+
+    def interpolate_classes(self, z: torch.Tensor, a: int, b: int, steps: int = 8) -> torch.Tensor:
+        """Images (steps, C, H, W) from one z (latent_dim,) while the class embedding moves
+        linearly from class ``a`` to class ``b``: same style, changing class."""
+        if not self.conditional:
+            raise NotSupported("interpolating between classes needs a conditional GAN (cgan)")
+        self._labels(torch.tensor([a, b]), 2)
+        net = self.generator_ema if self.generator_ema is not None else self.generator
+        table = self.class_embedding_ema if self.class_embedding_ema is not None else self.class_embedding
+        t = torch.linspace(0, 1, steps, device=self.device)[:, None]
+        extra = (1 - t) * table.weight[a] + t * table.weight[b]
+        return net(z.reshape(1, -1).to(self.device).expand(steps, -1), extra)
+
+    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        raise NotSupported("a GAN has no held-out loss; measure its samples with "
+                           "`genlab evaluate RUN --metrics fid,kid,pr`")
+
+    # ----------------------------------------------------------------- training
+    def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        cfg = self.config
+        g_params = list(self.generator.parameters())
+        if self.class_embedding is not None:
+            g_params += list(self.class_embedding.parameters())
+        return {"generator": torch.optim.Adam(g_params, lr=lr, betas=cfg.betas, weight_decay=weight_decay),
+                "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=lr * cfg.d_lr_ratio,
+                                                  betas=cfg.betas, weight_decay=weight_decay)}
+
+    def training_step(self, x: torch.Tensor, labels: torch.Tensor | None,
+                      optimizers: dict[str, torch.optim.Optimizer], step: int,
+                      grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
+        """One D step on ``x`` (N, C, H, W) and fresh fakes, then, on every ``n_critic``-th step, one
+        G step. Returns batch means: ``d_loss`` (with penalties), ``g_loss``, ``gp`` or ``r1`` when
+        used, ``d_real`` and ``d_fake`` (D's mean raw scores), and ``loss`` = ``g_loss``. On a step
+        without a G update, ``g_loss`` is G's objective on the scores D gave the fakes before its step."""
+        cfg, D = self.config, self.discriminator
+        y = self._labels(labels, len(x)) if self.conditional else None
+        z = torch.randn(len(x), cfg.latent_dim, device=x.device)
+        update_g = (step + 1) % cfg.n_critic == 0
+        with torch.set_grad_enabled(update_g):
+            fake = self._generate(z, y, averaged=False)
+
+        real = x.detach().requires_grad_(cfg.r1_gamma > 0)
+        s_real, s_fake = D(real, y), D(fake.detach(), y)
+        d_loss = discriminator_loss(cfg.loss, s_real, s_fake)
+        terms = {"d_real": s_real.mean().detach(), "d_fake": s_fake.mean().detach()}
+        if cfg.loss == "wgan-gp":
+            eps = torch.rand(len(x), 1, 1, 1, device=x.device)
+            mixed = (eps * x.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+            terms["gp"] = (_gradient_norm2(D(mixed, y), mixed).sqrt() - 1).pow(2).mean()
+            d_loss = d_loss + cfg.gp_lambda * terms["gp"]
+        if cfg.r1_gamma > 0:
+            terms["r1"] = _gradient_norm2(s_real, real).mean()
+            d_loss = d_loss + 0.5 * cfg.r1_gamma * terms["r1"]
+        terms["d_loss"] = d_loss
+        terms["g_loss"] = generator_loss(cfg.loss, s_fake.detach())
+        check_finite(terms, step)
+        self._update("discriminator", d_loss, optimizers, grad_clip)
+
+        if update_g:
+            g_loss = generator_loss(cfg.loss, D(fake, y))
+            terms["g_loss"] = g_loss
+            check_finite(terms, step)
+            self._update("generator", g_loss, optimizers, grad_clip)
+            self._update_ema()
+        terms = {k: v.detach() for k, v in terms.items()}
+        terms["loss"] = terms["g_loss"]
+        return terms
+
+    def _update(self, name: str, loss: torch.Tensor, optimizers, grad_clip: float) -> None:
+        optimizer = optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+        optimizer.step()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.generator_ema is None:
+            return
+        # Warm-up: early on, a decay of 0.999 would keep the average near the random start for
+        # thousands of steps; (1 + n) / (10 + n) lets it follow the generator until then.
+        n = int(self.ema_updates)
+        d = min(self.config.ema_decay, (1 + n) / (10 + n))
+        self.ema_updates += 1
+        pairs = [(self.generator_ema, self.generator)]
+        if self.class_embedding_ema is not None:
+            pairs.append((self.class_embedding_ema, self.class_embedding))
+        for ema, live in pairs:
+            for e, p in zip(ema.parameters(), live.parameters()):
+                e.lerp_(p, 1 - d)
+            for e, b in zip(ema.buffers(), live.buffers()):
+                e.copy_(b)  # batch-norm statistics follow the live generator
