@@ -24,9 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import genlab  # noqa: E402  (first: it sets OMP_WAIT_POLICY before torch starts its threads)
 import torch  # noqa: E402
-
-import genlab  # noqa: E402
 from genlab.metrics.features import feature_extractor  # noqa: E402
 from genlab.metrics.sample_quality import compare_features, generate  # noqa: E402
 from genlab.models import build_model  # noqa: E402

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
                    help="dynamic binarization (default: on for Bernoulli likelihoods)")
     p.add_argument("--latent-dim", type=int)
-    p.add_argument("--arch", choices=["dense", "conv"])
+    p.add_argument("--arch", choices=["dense", "conv", "resnet"])
     p.add_argument("--hidden", type=_ints, help="dense widths, e.g. 1000,500,250")
     p.add_argument("--channels", type=_ints, help="conv stage channels, e.g. 32,64")
     p.add_argument("--upsample", choices=["transposed", "resize-conv", "pixel-shuffle"])
@@ -92,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--num", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", type=int, help="class of the samples (conditional models)")
-    p.add_argument("--out", help="PNG path (default RUN/samples.png)")
+    p.add_argument("--steps", type=int, help="denoising steps, 1 to the model's timesteps (diffusion; default 50)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (conditional diffusion; 1: none)")
+    p.add_argument("--eta", type=float, help="DDIM noise in [0, 1] (diffusion; 0: deterministic)")
+    p.add_argument("--out", help="PNG path (default RUN/samples.png); diffusion also writes the denoising as .gif")
 
     p = sub.add_parser("reconstruct", help="test images above their reconstructions (PNG grid)")
     p.add_argument("run")
@@ -112,8 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--mc-samples", type=int, default=10, help="Monte-Carlo draws per image for the ELBO")
-    p.add_argument("--metrics", type=_names, help="comma-separated: default (reconstruction, ELBO), fid, kid, "
-                   "pr (precision/recall), dc (density/coverage); default: default")
+    p.add_argument("--metrics", type=_names, help="comma-separated: default (reconstruction, ELBO), nll "
+                   "(importance-weighted), fid, kid, pr (precision/recall), dc (density/coverage); default: default")
+    p.add_argument("--importance-samples", type=int, default=5000,
+                   help="draws per image for the importance-weighted nll (default 5000)")
     p.add_argument("--num-samples", type=int, help="generated images for fid/kid/pr/dc (default: size of --split)")
     p.add_argument("--features", default="classifier", choices=["classifier", "inception"],
                    help="feature network for fid/kid/pr/dc (default: a classifier genlab trains on the dataset)")
@@ -121,19 +126,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--out", help="JSON path (default RUN/evaluation-SPLIT.json)")
 
-    p = sub.add_parser("interpolate", help="decode a path between two test images or saved codes (PNG strip, GIF)")
+    p = sub.add_parser("interpolate", help="decode a path between two test images, seeds or saved codes "
+                       "(PNG strip, GIF)")
     p.add_argument("run")
-    p.add_argument("--from", dest="start", required=True, metavar="A", help="test-image index or latent file (.npy)")
-    p.add_argument("--to", dest="end", required=True, metavar="B", help="test-image index or latent file (.npy)")
+    ends = ("a test-image index (models with an encoder), a seed (models without one, e.g. GANs: the z "
+            "that model.prior_noise(1, torch.Generator().manual_seed(SEED)) draws), or a latent file "
+            "(.npy, .npz, .txt)")
+    p.add_argument("--from", dest="start", required=True, metavar="A", help=f"start: {ends}")
+    p.add_argument("--to", dest="end", metavar="B", help=f"end: {ends}; omitted with --to-label")
+    p.add_argument("--label", type=int, metavar="L",
+                   help="class of the whole path (conditional models without an encoder, e.g. cgan)")
+    p.add_argument("--to-label", type=int, metavar="M",
+                   help="with --label L: keep A's z and move the class from L to M (cgan)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--spherical", action="store_true", help="slerp: great circle, norm interpolated linearly")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="output folder (default RUN)")
 
-    p = sub.add_parser("latent-map", help="test codes as a 2-D scatter by class; a manifold grid for 2-D codes")
+    p = sub.add_parser("latent-map", help="test codes (or, without an encoder, draws from the prior coloured by "
+                       "the class a classifier sees in their images) as a 2-D scatter; a manifold grid for 2-D codes")
     p.add_argument("run")
     p.add_argument("--projection", default="pca", choices=["pca", "tsne"], help="for codes wider than 2")
-    p.add_argument("--limit", type=int, default=5000, help="test images to draw (default 5000)")
+    p.add_argument("--limit", type=int, default=5000,
+                   help="test images to encode, or draws from the prior for a model without an encoder (default 5000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws from the prior (models without an encoder)")
     p.add_argument("--grid", type=int, default=15, help="manifold grid side (default 15)")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="output folder (default RUN)")
@@ -171,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder (default runs/elbo-ablation-DATA)")
     p.add_argument("--quiet", action="store_true")
 
-    p = sub.add_parser("demo", help="train PCA, a conv autoencoder, a VAE and a DCGAN on digits; write an HTML report")
+    p = sub.add_parser("demo", help="train PCA, a conv autoencoder, a VAE, a DCGAN and a diffusion model on digits; "
+                       "write an HTML report")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--fresh", action="store_true", help="retrain models already trained by an earlier demo")
     p.add_argument("--quiet", action="store_true")
@@ -213,14 +230,17 @@ def _run(args: argparse.Namespace) -> None:
 
     run = load_run(args.run)
     if args.command == "sample":
-        print(tools.sample(run, args.num, args.seed, args.label, args.out))
+        for path in tools.sample_files(run, args.num, args.seed, args.label, args.out, steps=args.steps,
+                                       guidance=args.guidance, eta=args.eta):
+            print(path)
     elif args.command == "reconstruct":
         print(tools.reconstruct(run, args.num, args.split, args.data_dir, args.out))
     elif args.command == "encode":
         print(tools.encode(run, args.split, args.data_dir, out=args.out))
     elif args.command == "evaluate":
         results, path = tools.evaluate_run(run, args.split, args.mc_samples, args.seed, args.data_dir, args.out,
-                                           args.metrics, args.num_samples, args.features)
+                                           args.metrics, args.num_samples, args.features,
+                                           importance_samples=args.importance_samples)
         print(tools.format_metrics(results))
         print(f"written to {path}")
 
@@ -232,9 +252,10 @@ def _latent(args: argparse.Namespace) -> None:
 
     run = load_run(args.run)
     if args.command == "interpolate":
-        paths = tools.interpolate_run(run, args.start, args.end, args.steps, args.spherical, args.data_dir, args.out)
+        paths = tools.interpolate_run(run, args.start, args.end, args.steps, args.spherical, args.data_dir, args.out,
+                                      label=args.label, to_label=args.to_label)
     elif args.command == "latent-map":
-        paths = tools.latent_map_run(run, args.projection, args.limit, args.grid, data_dir=args.data_dir,
+        paths = tools.latent_map_run(run, args.projection, args.limit, args.grid, args.seed, data_dir=args.data_dir,
                                      out_dir=args.out)
     elif args.command == "concept":
         info, paths = tools.concept_run(run, args.attribute, args.attributes, args.split, args.images,

@@ -51,6 +51,13 @@ DEMO_MODELS = [
               # Without spectral norm: on 8x8 digits its samples are sharper in this short run.
               {"latent_dim": 16, "channels": 32, "ema_decay": 0.99, "spectral_norm": False},
               {"epochs": 30, "batch_size": 64, "lr": 2e-3}),
+    DemoModel("diffusion", "Diffusion model (DDIM, 50 steps)", "A small U-Net (time embedding, residual "
+              "blocks, group norm, attention at 4x4) learns to predict the noise added to a digit (as "
+              "v-prediction, cosine schedule); samples start from Gaussian noise and are denoised in 50 "
+              "deterministic DDIM steps with a moving average of the weights. No encoder.",
+              {"channels": 16, "attention_resolution": 4, "ema_decay": 0.99},
+              # Snapshots off: each is 50 passes of the network over 64 images, nearly an epoch's time here.
+              {"epochs": 30, "batch_size": 64, "lr": 3e-3, "snapshot_every": -1}),
 ]
 
 
@@ -98,6 +105,44 @@ def _latent_figures(model, data, title: str, scale: int, seed: int = 0):
     return (strip, about), (scatter, f"{title}: the codes of the {len(x)} test images, coloured by class")
 
 
+PRIOR_MAP_DRAWS = 1000
+
+
+def _prior_figures(model, train_data, test_data, title: str, scale: int, seed: int = 0):
+    """For a model with a latent input but no encoder: a spherical interpolation strip from the z
+    of seed 0 to that of the first seed whose image a classifier puts in another class (as the
+    encoder models' strips go to a test image of another class), and a map of draws from the prior
+    coloured by the class the classifier sees in their images, or, where each image takes a
+    denoising run (about 50 network passes), a note instead of the map. None for a model without
+    a latent space."""
+    from .errors import GenlabError
+    from .latent import decode_codes, predict_classes, prior_map, seed_code
+    from .latent.tools import interpolation_path
+    from .metrics.features import feature_classifier
+
+    try:
+        candidates = torch.stack([seed_code(model, s) for s in range(16)])
+    except GenlabError:
+        return None
+    label = 0 if model.conditional else None
+    classifier, _ = feature_classifier(train_data, test_data)
+    model.eval()
+    classes = predict_classes(classifier, decode_codes(model, candidates, None if label is None
+                                                       else torch.zeros(16, dtype=torch.long)))
+    b = next((s for s in range(1, 16) if classes[s] != classes[0]), 1)
+    _, path = interpolation_path(model, candidates[0], candidates[b], 10, spherical=True, labels=(label, label))
+    strip = make_grid(path, nrow=10, scale=scale)
+    about = (f"{title}: the generator on 10 codes along the great circle (spherical interpolation) from the "
+             f"z of seed 0 (the classifier sees a {classes[0]}) to that of seed {b} (a {classes[b]}); "
+             f"`genlab interpolate RUN --from 0 --to {b} --spherical`")
+    if getattr(model, "samples_by_denoising", False):
+        return (strip, about), (f"{title}: no map here, since each of its {PRIOR_MAP_DRAWS} points needs a full "
+                                "denoising run; `genlab latent-map RUN` draws one.")
+    scatter, info = prior_map(model, train_data, test_data, PRIOR_MAP_DRAWS, seed=seed, size_px=(460, 360))
+    return (strip, about), (scatter, f"{title}: {PRIOR_MAP_DRAWS} draws of z from the prior, coloured by the "
+                                     "class a classifier sees in the image made from each")
+
+
 def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool = True,
              models: list[DemoModel] | None = None, num_images: int = 16, seed: int = 0) -> Path:
     """Train (or reuse) every demo model and write ``OUT/report.html``; returns its path."""
@@ -107,7 +152,7 @@ def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool 
     scale = 6
     rows, sample_figures, table, no_prior = [(make_grid(x, nrow=num_images, scale=scale), "test images")], [], [], []
     sample_grids: dict = {}
-    strips, maps = [], []
+    strips, maps, map_notes = [], [], []
     started = time.perf_counter()
     for entry in models or DEMO_MODELS:
         run_dir = out / entry.name
@@ -138,12 +183,16 @@ def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool 
                 sample_figures.append((sample_grids[entry.name], f"{entry.title}: samples"))
             except NotSupported:
                 no_prior.append(entry.title)
-        latent = _latent_figures(model, test_data, entry.title, scale, seed)
+        latent = (_latent_figures(model, test_data, entry.title, scale, seed)
+                  or _prior_figures(model, train_data, test_data, entry.title, scale, seed))
         if latent is not None:
             strips.append(latent[0])
-            maps.append(latent[1])
             latent[0][0].save(out / f"interpolation-{entry.name}.png")
-            latent[1][0].save(out / f"latent-map-{entry.name}.png")
+            if isinstance(latent[1], str):  # a note where a map would cost too much
+                map_notes.append(latent[1])
+            else:
+                maps.append(latent[1])
+                latent[1][0].save(out / f"latent-map-{entry.name}.png")
         table.append([entry.title, error, metrics.get("elbo", "-"),
                       metrics.get("kl", "-"), metrics.get("bits_per_dim", "-"), round(train_time, 1)])
     sections = [
@@ -152,11 +201,16 @@ def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool 
         Section("Samples from the prior", f"64 draws from each model that has a prior (seed {seed}). "
                 + (f"No prior, so no samples: {', '.join(no_prior)}." if no_prior else ""),
                 figures=sample_figures),
-        Section("Interpolation in the latent space", "Each model decodes a straight line between the codes "
-                "of two test images of different classes (the images themselves at both ends). A good "
-                "latent space gives plausible digits all along the path.", figures=strips),
+        Section("Interpolation in the latent space", "Each model with an encoder decodes a straight line "
+                "between the codes of two test images of different classes (the images themselves at both "
+                "ends); a model without one (a GAN, a diffusion model) goes along the great circle between "
+                "the z of two seeds whose images a classifier puts in different classes. A good latent "
+                "space gives plausible digits all along the path.", figures=strips),
         Section("Latent maps", "Every test image's code, projected to two dimensions by PCA (the two "
-                "directions of largest variance of the codes) and coloured by class.", figures=maps),
+                "directions of largest variance of the codes) and coloured by class. A model without an "
+                "encoder has no codes of test images: its map shows draws of z from the prior, projected "
+                "the same way and coloured by the class that a classifier trained on the digits sees in "
+                "the image made from each. " + " ".join(map_notes), figures=maps),
         Section("Test metrics", f"On the {len(test_data)} test images. Squared error is summed over the "
                 "64 pixels (in [0, 1]) and averaged over images. The ELBO is in nats per image on the "
                 "test images binarized once (seed 0), 10 Monte-Carlo draws; bits/dim is -ELBO/(64 ln 2).",

@@ -16,7 +16,7 @@ from .errors import GenlabError
 from .metrics import evaluate
 from .models.base import write_json_atomic
 from .train import Run
-from .viz import save_grid
+from .viz import save_gif, save_grid
 
 
 def _labels_for(run: Run, n: int, label: int | None) -> torch.Tensor | None:
@@ -32,11 +32,34 @@ def _labels_for(run: Run, n: int, label: int | None) -> torch.Tensor | None:
 
 @torch.no_grad()
 def sample(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
-           out: str | os.PathLike | None = None) -> Path:
-    """A grid of ``n`` samples drawn with ``seed`` (of class ``label`` for conditional models)."""
+           out: str | os.PathLike | None = None, **sampler: float | None) -> Path:
+    """A grid of ``n`` samples drawn with ``seed`` (of class ``label`` for conditional models);
+    ``sampler`` as for :func:`sample_files`."""
+    return sample_files(run, n, seed, label, out, **sampler)[0]
+
+
+@torch.no_grad()
+def sample_files(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
+                 out: str | os.PathLike | None = None, steps: int | None = None, guidance: float | None = None,
+                 eta: float | None = None, frames: int = 40) -> list[Path]:
+    """The grid of :func:`sample` and, for a model that samples by denoising (diffusion), a GIF
+    of the batch being denoised beside it (same name, ``.gif``). ``steps``, ``guidance`` and
+    ``eta`` set the denoising sampler (default: the model's); other models refuse them."""
+    model = run.model
     generator = torch.Generator().manual_seed(seed)
-    images = run.model.sample(n, generator=generator, labels=_labels_for(run, n, label))
-    return save_grid(images, out or run.path / "samples.png")
+    labels = _labels_for(run, n, label)
+    path = Path(out or run.path / "samples.png")
+    options = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("eta", eta)) if v is not None}
+    if not getattr(model, "samples_by_denoising", False):  # one pass: nothing to set, nothing to animate
+        if options:
+            raise GenlabError(f"--{next(iter(options))} applies to diffusion models only; "
+                              f"{run.path} holds a {model.family} model")
+        return [save_grid(model.sample(n, generator=generator, labels=labels), path)]
+    # The same draws as model.sample(n, generator, labels), so a seed gives the same images.
+    images, shown = model.generate(model.prior_noise(n, generator), labels, generator=generator,
+                                   frames=frames, **options)
+    gif = save_gif(shown + [images] * 12, path.with_suffix(".gif"), duration_ms=80)  # rest on the result
+    return [save_grid(images, path), gif]
 
 
 @torch.no_grad()
@@ -74,16 +97,21 @@ def encode(run: Run, split: str = "test", data_dir=None, batch_size: int = 500,
 
 def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int = 0, data_dir=None,
                  out: str | os.PathLike | None = None, metrics: list[str] | None = None,
-                 num_samples: int | None = None, features: str = "classifier") -> tuple[dict, Path]:
+                 num_samples: int | None = None, features: str = "classifier",
+                 importance_samples: int = 5000, progress: bool = True) -> tuple[dict, Path]:
     """Metrics on ``split``, written to ``evaluation-<split>.json``. ``metrics`` None (or containing
-    ``default``): every reconstruction and likelihood metric that applies; ``fid``, ``kid``, ``pr``
-    (precision/recall) and ``dc`` (density/coverage) compare ``num_samples`` samples with ``split``
-    in the space of ``features`` (``classifier`` or ``inception``)."""
+    ``default``): every reconstruction and likelihood metric that applies; ``nll``: the
+    importance-weighted estimate of -log p(x) with ``importance_samples`` draws per image (nats,
+    bits/dim, standard error over the images); ``fid``, ``kid``, ``pr`` (precision/recall) and
+    ``dc`` (density/coverage) compare ``num_samples`` samples with ``split`` in the space of
+    ``features`` (``classifier`` or ``inception``)."""
     data = run.dataset(split, data_dir)
     results = {"split": split, "dataset": run.dataset_name}
     if not metrics or "default" in metrics:
         results.update(evaluate(run.model, data, mc_samples=mc_samples, seed=seed))
-    quality = [m for m in metrics or [] if m != "default"]
+    if metrics and "nll" in metrics:
+        results.update(_importance_weighted_nll(run.model, data, importance_samples, seed, progress))
+    quality = [m for m in metrics or [] if m not in ("default", "nll")]
     if quality:
         from .metrics.sample_quality import evaluate_samples
 
@@ -92,6 +120,24 @@ def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int 
     path = Path(out or run.path / f"evaluation-{split}.json")
     write_json_atomic(path, results)
     return results, path
+
+
+def _importance_weighted_nll(model, data, k: int, seed: int, progress: bool) -> dict:
+    from .metrics.likelihood import importance_weighted_log_likelihood
+
+    if not hasattr(model, "importance_weighted_terms"):
+        raise GenlabError(f"--metrics nll needs a model with a likelihood (a VAE), not a {model.family}")
+    if not 1 <= k <= 100_000:
+        raise GenlabError(f"--importance-samples must lie in 1..100000, got {k}")
+    # Bounded memory: at most about 10,000 decoded images at a time, whatever K.
+    batch_size = max(1, min(100, 10_000 // k))
+    r = importance_weighted_log_likelihood(model, data, k=k, seed=seed, batch_size=batch_size,
+                                           chunk=min(k, 10_000 // batch_size), progress=progress)
+    out = {"nll": r["nll"], "nll_stderr": r["nll_stderr"], "nll_bits_per_dim": r["bits_per_dim"],
+           "importance_samples": k, "sampling_seed": seed}
+    if "binarization_seed" in r:
+        out["binarization_seed"] = r["binarization_seed"]
+    return out
 
 
 def format_metrics(results: dict) -> str:

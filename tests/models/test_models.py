@@ -15,6 +15,8 @@ SMALL = {
     "vae": {"hidden": (128, 64)}, "cvae": {"hidden": (128, 64)},
     "conv-ae": {"channels": (16, 32)}, "conv-dae": {"channels": (16, 32)},
     "conv-vae": {"channels": (16, 32)}, "conv-cvae": {"channels": (16, 32)},
+    "resnet-vae": {"channels": (16, 32), "blocks_per_stage": 1},
+    "iwae": {"channels": (16, 32), "blocks_per_stage": 1, "iw_samples": 3},
     "pca": {},
 }
 
@@ -25,8 +27,8 @@ def small_model(name, data, **kw):
 
 
 def test_every_registered_model_is_covered():
-    # GANs have no encoder and no held-out loss: tests/gan covers them.
-    assert {name for name, (family, _) in MODELS.items() if family != "gan"} == set(SMALL)
+    # GANs and diffusion models have no encoder: tests/gan and tests/diffusion cover them.
+    assert {name for name, (family, _) in MODELS.items() if family not in ("gan", "diffusion")} == set(SMALL)
 
 
 @pytest.mark.parametrize("name", list(SMALL))

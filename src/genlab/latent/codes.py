@@ -8,16 +8,41 @@ from ..errors import GenlabError
 from ..models.base import GenerativeModel, NotSupported
 
 
-def require_latent_space(model: GenerativeModel, encoder: bool = True) -> int:
+def model_name(model: GenerativeModel) -> str:
+    """The name the model was built under (``dcgan``, ``conv-vae``), else its family."""
+    return getattr(model, "name", None) or model.family
+
+
+def has_encoder(model: GenerativeModel) -> bool:
+    """True when ``model.encode`` gives codes. A family that overrides ``encode`` only to refuse
+    (diffusion: its code is the starting noise) is found out by one encode of a blank image in
+    eval mode, so that no batch-norm statistics move."""
+    if type(model).encode is GenerativeModel.encode:
+        return False
+    x = torch.zeros(1, *model.config.image_shape, device=model.device)
+    y = torch.zeros(1, dtype=torch.long, device=model.device) if model.conditional else None
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model.encode(x, y)
+    except NotSupported:
+        return False
+    finally:
+        model.train(was_training)
+    return True
+
+
+def require_latent_space(model: GenerativeModel, encoder: bool = True, purpose: str = "latent-space tools") -> int:
     """The model's code width; a clear error for a model without a latent space, or (when
-    ``encoder``) without an encoder."""
+    ``encoder``) without an encoder. ``purpose`` names what needs it, for the message."""
     try:
         width = model.latent_dim
     except NotSupported as err:
-        raise GenlabError(f"{err}; latent-space tools need a model with an encoder (pca, ae, vae, ...)") from None
-    if encoder and type(model).encode is GenerativeModel.encode:
-        raise GenlabError(f"a {model.family} model has no encoder; latent-space tools need one "
-                          "(pca, ae, vae, ...)")
+        raise GenlabError(f"{err}; {purpose} need a model with a latent space (pca, ae, vae, gan, ...)") from None
+    if encoder and not has_encoder(model):
+        raise GenlabError(f"a {model_name(model)} model has no encoder; {purpose} need one to compute the codes "
+                          "of images (pca, ae, vae, ...)")
     return width
 
 

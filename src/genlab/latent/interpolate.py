@@ -27,9 +27,10 @@ def _weights(steps: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def linear_interpolate(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
-    """(steps, d): a + t (b - a) for t evenly spaced in [0, 1]."""
+    """(steps, d): a + t (b - a) for t evenly spaced in [0, 1], exactly a and b at the ends (lerp
+    computes the second half from b's side)."""
     t = _weights(steps, a)
-    return a[None] + t * (b - a)[None]
+    return torch.lerp(a[None], b[None], t)
 
 
 def spherical_interpolate(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..errors import GenlabError
 from ..models.base import GenerativeModel
-from .codes import decode_codes, require_latent_space
+from .codes import decode_codes, has_encoder, require_latent_space
 
 PROJECTIONS = ("pca", "tsne")
 
@@ -83,7 +83,8 @@ def latent_scatter(codes, labels=None, class_names: list[str] | None = None, met
     coloured by class, projected to 2-D by :func:`project_2d` when d > 2."""
     points, axis_names = project_2d(codes, method, seed)
     fig = _figure(*size_px)
-    ax = fig.add_axes((0.12, 0.11, 0.72, 0.8))
+    top = max(0.09, (15 * (title.count("\n") + 1) + 12) / size_px[1])  # room for every line of the title
+    ax = fig.add_axes((0.12, 0.11, 0.72, 0.89 - top))
     draw_scatter(ax, points, labels, class_names, title, axis_names)
     return _to_image(fig)
 
@@ -105,10 +106,11 @@ def grid_codes(n: int, gaussian: bool, low=None, high=None) -> torch.Tensor:
 
 
 def has_gaussian_prior(model: GenerativeModel) -> bool:
-    """True for models whose codes follow N(0, I) by construction (VAEs)."""
+    """True for models whose codes follow N(0, I) by construction: VAEs, and models without an
+    encoder, whose only codes are the prior's draws (a GAN's z, a diffusion model's noise)."""
     from ..models.vae import VAE
 
-    return isinstance(model, VAE)
+    return isinstance(model, VAE) or not has_encoder(model)
 
 
 @torch.no_grad()
@@ -116,9 +118,9 @@ def manifold_grid(model: GenerativeModel, n: int = 15, codes: torch.Tensor | Non
                   label: int | None = None) -> torch.Tensor:
     """The decoder on an n x n grid of a 2-D latent space: images (n*n, C, H, W) in [0, 1].
 
-    A VAE's grid follows the prior's inverse CDF; other models' grids span the 1st to 99th
-    percentile of ``codes`` (N, 2), e.g. the test codes. A conditional model decodes every
-    point with class ``label`` (default 0)."""
+    A VAE's grid, and that of a model without an encoder (a GAN), follows the prior's inverse CDF;
+    other models' grids span the 1st to 99th percentile of ``codes`` (N, 2), e.g. the test codes.
+    A conditional model decodes every point with class ``label`` (default 0)."""
     if require_latent_space(model, encoder=False) != 2:
         raise GenlabError(f"a manifold grid needs a 2-d code; this model's is {model.latent_dim}-d")
     if has_gaussian_prior(model):

@@ -13,10 +13,11 @@ from ..errors import GenlabError
 from ..models.base import write_json_atomic
 from ..train import Run
 from ..viz import auto_scale, save_gif, save_grid
-from .codes import decode_codes, encode_dataset, encode_images, require_latent_space
+from .codes import decode_codes, encode_dataset, encode_images, has_encoder, model_name, require_latent_space
 from .concept import apply_concept, attribute_masks, concept_vector, with_attribute_file
 from .interpolate import linear_interpolate, spherical_interpolate
 from .maps import latent_scatter, manifold_grid
+from .prior import prior_map, seed_code
 from .probe import format_probe_table, pca_features, probe
 
 
@@ -43,6 +44,24 @@ def interpolation_path(model, za: torch.Tensor, zb: torch.Tensor, steps: int, sp
     return z, decode_codes(model, z, y)
 
 
+def read_latent_file(path: Path, width: int) -> torch.Tensor:
+    """One latent vector (width,) from a .npy, .npz (array ``z`` or the first) or text file."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as f:
+                z = f["z"] if "z" in f else f[f.files[0]]
+        elif path.suffix == ".npy":
+            z = np.load(path)
+        else:
+            z = np.loadtxt(path)
+    except (OSError, ValueError, KeyError) as err:
+        raise GenlabError(f"cannot read a latent vector from {path}: {err}") from None
+    z = np.asarray(z, dtype=np.float32).reshape(-1)
+    if z.size != width:
+        raise GenlabError(f"{path} holds {z.size} numbers but the model's code is {width}-d")
+    return torch.from_numpy(z)
+
+
 def resolve_endpoint(run: Run, spec: str, data) -> tuple[torch.Tensor, torch.Tensor | None, int | None]:
     """A path end point: ``spec`` is a test-image index, or a .npy/.npz/.txt file holding one
     latent vector. Returns the code (d,), the image (C, H, W) or None, and the label or None."""
@@ -59,34 +78,108 @@ def resolve_endpoint(run: Run, spec: str, data) -> tuple[torch.Tensor, torch.Ten
         raise GenlabError(f"'{spec}' is neither a test-image index nor a latent-vector file (.npy, .npz, .txt)")
     if model.conditional:
         raise GenlabError("a conditional model needs test-image indices as end points (they give the class)")
-    try:
-        if path.suffix == ".npz":
-            with np.load(path) as f:
-                z = f["z"] if "z" in f else f[f.files[0]]
-        elif path.suffix == ".npy":
-            z = np.load(path)
-        else:
-            z = np.loadtxt(path)
-    except (OSError, ValueError, KeyError) as err:
-        raise GenlabError(f"cannot read a latent vector from {path}: {err}") from None
-    z = np.asarray(z, dtype=np.float32).reshape(-1)
-    if z.size != width:
-        raise GenlabError(f"{path} holds {z.size} numbers but the model's code is {width}-d")
-    return torch.from_numpy(z), None, None
+    return read_latent_file(path, width), None, None
 
 
-def interpolate_run(run: Run, start: str, end: str, steps: int = 10, spherical: bool = False,
-                    data_dir=None, out_dir: str | os.PathLike | None = None) -> list[Path]:
+def resolve_prior_endpoint(model, spec: str) -> torch.Tensor:
+    """A path end point of a model without an encoder: ``spec`` is a seed (the z that
+    ``model.prior_noise(1, torch.Generator().manual_seed(seed))`` draws) or a latent-vector file."""
+    width = require_latent_space(model, encoder=False)
+    if spec.lstrip("-").isdigit():
+        return seed_code(model, int(spec))
+    path = Path(spec)
+    if not path.is_file():
+        raise GenlabError(f"'{spec}' is neither a seed (an integer) nor a latent-vector file (.npy, .npz, .txt)")
+    return read_latent_file(path, width)
+
+
+@torch.no_grad()
+def class_path(model, z: torch.Tensor, a: int, b: int, steps: int) -> torch.Tensor:
+    """Images (steps, C, H, W) in [0, 1] from one code z (d,) while the class moves from ``a`` to ``b``
+    (a model with ``interpolate_classes``: the class embedding moves linearly)."""
+    if not model.conditional:
+        raise GenlabError(f"--to-label needs a conditional model (cgan); a {model_name(model)} model has no classes")
+    if not hasattr(model, "interpolate_classes"):
+        raise GenlabError(f"a {model_name(model)} model cannot blend two classes; interpolate within a class "
+                          "with --label L and --to B instead")
+    if steps < 2:
+        raise GenlabError(f"an interpolation needs at least 2 steps (its two end points), got {steps}")
+    model.eval()
+    return model.interpolate_classes(z.to(model.device), a, b, steps).clamp(0, 1).cpu()
+
+
+def _check_labels_for_encoder_model(model, label, to_label) -> None:
+    if label is None and to_label is None:
+        return
+    if not model.conditional:
+        raise GenlabError(f"--label and --to-label need a conditional model; a {model_name(model)} model "
+                          "has no classes")
+    raise GenlabError(f"a {model_name(model)} model takes the class of each end point from its test image; "
+                      "--label and --to-label are for conditional models without an encoder (cgan)")
+
+
+def prior_path(model, start: str, end: str | None = None, steps: int = 10, spherical: bool = False,
+               label: int | None = None, to_label: int | None = None) -> tuple[torch.Tensor | None, torch.Tensor, str]:
+    """The path of a model without an encoder between ``start`` and ``end`` (seeds or latent files,
+    see :func:`resolve_prior_endpoint`): codes (steps, d), images (steps, C, H, W) in [0, 1] and a
+    name for its files. A conditional model decodes it with class ``label``; given ``to_label``,
+    the path keeps the z of ``start`` while the class moves from ``label`` to ``to_label`` (codes
+    None)."""
+    for flag, k in (("--label", label), ("--to-label", to_label)):
+        if k is not None and model.conditional and not 0 <= k < model.config.num_classes:
+            raise GenlabError(f"{flag} {k} is out of range: this {model_name(model)} has classes "
+                              f"0..{model.config.num_classes - 1}")
+    za = resolve_prior_endpoint(model, start)
+    if to_label is not None:  # between classes: one z, the class changes
+        if label is None:
+            raise GenlabError("a path between classes needs --label L (where it starts) as well as --to-label M")
+        if end is not None and end != start:
+            raise GenlabError("a path between classes keeps one z: give --from A with --label L --to-label M, "
+                              "without --to")
+        tail = f"{_slug(Path(start).stem)}-class{label}-to-{to_label}"
+        return None, class_path(model, za, label, to_label, steps), tail
+    if end is None:
+        raise GenlabError("give the end of the path: --to B (a seed or a latent file), or --to-label M for a "
+                          "path between classes with the same z")
+    if model.conditional and label is None:
+        raise GenlabError(f"a conditional {model_name(model)} needs --label L for a path within class L "
+                          "(add --to-label M for a path between classes)")
+    if label is not None and not model.conditional:
+        raise GenlabError(f"--label needs a conditional model; a {model_name(model)} model has no classes")
+    zb = resolve_prior_endpoint(model, end)
+    model.eval()
+    z, images = interpolation_path(model, za, zb, steps, spherical, (label, label))
+    tail = f"{_slug(Path(start).stem)}-{_slug(Path(end).stem)}" + ("" if label is None else f"-class{label}")
+    return z, images, tail
+
+
+def interpolate_run(run: Run, start: str, end: str | None = None, steps: int = 10, spherical: bool = False,
+                    data_dir=None, out_dir: str | os.PathLike | None = None, label: int | None = None,
+                    to_label: int | None = None) -> list[Path]:
     """A strip (PNG) and an animation (GIF, there and back) of the decoder along the path from
-    ``start`` to ``end`` (test-image indices or latent files). Image end points are shown
-    beside the strip, left of A's end and right of B's."""
-    data = run.dataset("test", data_dir)
-    za, xa, la = resolve_endpoint(run, start, data)
-    zb, xb, lb = resolve_endpoint(run, end, data)
-    _, images = interpolation_path(run.model, za, zb, steps, spherical, (la, lb))
-    strip = torch.cat([t for t in (xa[None] if xa is not None else None, images,
-                                   xb[None] if xb is not None else None) if t is not None])
-    stem = f"interpolation-{_slug(Path(start).stem)}-{_slug(Path(end).stem)}{'-slerp' if spherical else ''}"
+    ``start`` to ``end``. With an encoder, end points are test-image indices or latent files, and
+    image end points are shown beside the strip, left of A's end and right of B's. Without one
+    (GANs, diffusion), they are seeds or latent files; a conditional model decodes the path with
+    class ``label``, or, given ``to_label``, keeps A's z while the class moves from ``label`` to
+    ``to_label`` (``end`` then omitted)."""
+    model = run.model
+    require_latent_space(model, encoder=False, purpose="interpolations")
+    if has_encoder(model):
+        _check_labels_for_encoder_model(model, label, to_label)
+        if end is None:
+            raise GenlabError("give the end of the path: --to B (a test-image index or a latent file)")
+        data = run.dataset("test", data_dir)
+        za, xa, la = resolve_endpoint(run, start, data)
+        zb, xb, lb = resolve_endpoint(run, end, data)
+        _, images = interpolation_path(model, za, zb, steps, spherical, (la, lb))
+        strip = torch.cat([t for t in (xa[None] if xa is not None else None, images,
+                                       xb[None] if xb is not None else None) if t is not None])
+        tail = f"{_slug(Path(start).stem)}-{_slug(Path(end).stem)}"
+    else:
+        _, images, tail = prior_path(model, start, end, steps, spherical, label, to_label)
+        strip = images
+        spherical = spherical and to_label is None  # a path between classes moves no code
+    stem = f"interpolation-{tail}{'-slerp' if spherical else ''}"
     out = _out(run, out_dir)
     frames = [images[i:i + 1] for i in list(range(steps)) + list(range(steps - 2, 0, -1))]
     scale = auto_scale(images, 96)
@@ -98,19 +191,29 @@ def interpolate_run(run: Run, start: str, end: str, steps: int = 10, spherical: 
 def latent_map_run(run: Run, method: str = "pca", limit: int | None = 5000, grid: int = 15, seed: int = 0,
                    data_dir=None, out_dir: str | os.PathLike | None = None) -> list[Path]:
     """``latent-map.png``: the codes of the first ``limit`` test images, coloured by class
-    (projected to 2-D when wider); for 2-D codes also ``manifold-grid.png``."""
-    data = run.dataset("test", data_dir)
-    codes, labels = encode_dataset(run.model, data, limit)
-    width = codes.shape[1]
-    how = "" if width <= 2 else f", {method.upper() if method == 'pca' else 't-SNE'} projection"
-    title = f"{run.config.get('name', run.model.family)} on {data.name}: {len(codes)} test codes ({width}-d{how})"
+    (projected to 2-D when wider); for 2-D codes also ``manifold-grid.png``. A model without an
+    encoder maps ``limit`` draws from its prior instead, coloured by the class the dataset's cached
+    classifier predicts for each generated image (see :func:`genlab.latent.prior.prior_map`)."""
+    model = run.model
+    require_latent_space(model, encoder=False, purpose="latent maps")
     out = _out(run, out_dir)
+    if not has_encoder(model):
+        image, info = prior_map(model, run.dataset("train", data_dir), run.dataset("test", data_dir),
+                                limit or 5000, method, seed)
+        codes, width = info["codes"], info["codes"].shape[1]
+    else:
+        data = run.dataset("test", data_dir)
+        codes, labels = encode_dataset(model, data, limit)
+        width = codes.shape[1]
+        how = "" if width <= 2 else f", {method.upper() if method == 'pca' else 't-SNE'} projection"
+        title = f"{run.config.get('name', model.family)} on {data.name}: {len(codes)} test codes ({width}-d{how})"
+        image = latent_scatter(codes, None if labels is None else labels.numpy(), data.class_names, method, title,
+                               seed=seed)
     path = out / "latent-map.png" if method == "pca" or width <= 2 else out / f"latent-map-{method}.png"
-    latent_scatter(codes, None if labels is None else labels.numpy(), data.class_names, method, title,
-                   seed=seed).save(path)
+    image.save(path)
     paths = [path]
     if width == 2:
-        images = manifold_grid(run.model, grid, codes)
+        images = manifold_grid(model, grid, codes)
         paths.append(save_grid(images, out / "manifold-grid.png", nrow=grid, scale=auto_scale(images, 40)))
     return paths
 
@@ -123,6 +226,7 @@ def concept_run(run: Run, attribute: str, attributes_file=None, split: str = "te
     from the first ``limit`` images of ``split``; written as ``concept-NAME.npy`` (d,) and a
     grid ``concept-NAME.png``: one row per chosen image (default: the first 8 without the
     attribute), the image itself, then its code plus s * vector decoded for each strength s."""
+    require_latent_space(run.model, purpose="concept vectors")
     data = run.dataset(split, data_dir).subset(slice(0, limit))
     if attributes_file is not None:
         data = with_attribute_file(data, attributes_file)
@@ -154,7 +258,7 @@ def probe_run(run: Run, budgets: list[int | None], seeds=(0, 1, 2), data_dir=Non
     """Linear probes on codes, raw pixels and PCA features of the same width (see
     :mod:`genlab.latent.probe`); results written to ``probe.json`` in the run folder."""
     model = run.model
-    width = require_latent_space(model)
+    width = require_latent_space(model, purpose="linear probes")
     if model.conditional:
         raise GenlabError("a conditional model's code is computed from the class label itself; "
                           "probe an unconditional model")

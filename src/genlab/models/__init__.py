@@ -13,11 +13,12 @@ from ..errors import GenlabError
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .base import (CONFIG_FILE, WEIGHTS_FILE, GenerativeModel, ModelConfig, NotSupported, load_state,
                    read_config)
+from .diffusion import Diffusion, DiffusionConfig
 from .gan import GAN, GANConfig
 from .pca import PCA, PCAConfig
 from .vae import VAE, VAEConfig
 
-FAMILIES: dict[str, type[GenerativeModel]] = {cls.family: cls for cls in (PCA, Autoencoder, VAE, GAN)}
+FAMILIES: dict[str, type[GenerativeModel]] = {cls.family: cls for cls in (PCA, Autoencoder, VAE, GAN, Diffusion)}
 
 #: name -> (family, default settings)
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -30,8 +31,15 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "conv-vae": ("vae", {"arch": "conv"}),
     "cvae": ("vae", {"arch": "dense", "hidden": (512, 256), "conditional": True}),
     "conv-cvae": ("vae", {"arch": "conv", "conditional": True}),
+    # Likelihood models (docs/likelihood.md): residual conv networks, weights averaged for evaluation.
+    "resnet-vae": ("vae", {"arch": "resnet", "channels": (16, 32), "blocks_per_stage": 2, "norm": "none",
+                           "activation": "silu", "latent_dim": 32, "ema_decay": 0.999}),
+    "iwae": ("vae", {"arch": "resnet", "channels": (16, 32), "blocks_per_stage": 2, "norm": "none",
+                     "activation": "silu", "latent_dim": 32, "ema_decay": 0.999, "iw_samples": 5}),
     "dcgan": ("gan", {}),
     "cgan": ("gan", {"conditional": True}),
+    "diffusion": ("diffusion", {}),
+    "cdiffusion": ("diffusion", {"conditional": True, "guidance": 2.0}),
 }
 
 
@@ -74,6 +82,6 @@ def load_model(directory: str | Path, map_location: str | None = None) -> Genera
 
 __all__ = [
     "GenerativeModel", "ModelConfig", "NotSupported", "PCA", "PCAConfig", "Autoencoder",
-    "AutoencoderConfig", "VAE", "VAEConfig", "GAN", "GANConfig", "FAMILIES", "MODELS", "build_model", "load_model",
+    "AutoencoderConfig", "VAE", "VAEConfig", "GAN", "GANConfig", "Diffusion", "DiffusionConfig", "FAMILIES", "MODELS", "build_model", "load_model",
     "model_names", "model_settings",
 ]

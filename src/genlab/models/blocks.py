@@ -26,7 +26,10 @@ class NetworkConfig(ModelConfig):
     """Architecture of a dense or convolutional encoder/decoder pair.
 
     Attributes:
-        arch: ``"dense"`` (an MLP on flattened pixels) or ``"conv"``.
+        arch: ``"dense"`` (an MLP on flattened pixels), ``"conv"``, or ``"resnet"`` (the conv stages
+            with ``blocks_per_stage`` residual blocks each, pre-activation, the last convolution of
+            each block initialised to zero so a fresh block is the identity; ``norm`` applies inside
+            the blocks).
         latent_dim: width of the code.
         hidden: hidden widths of the dense encoder; the decoder mirrors them. The default is the
             784-1000-500-250-code shape of Hinton and Salakhutdinov (2006).
@@ -50,8 +53,8 @@ class NetworkConfig(ModelConfig):
     upsample: str = "transposed"
 
     def __post_init__(self) -> None:
-        if self.arch not in ("dense", "conv"):
-            raise GenlabError(f"unknown arch '{self.arch}'; choose 'dense' or 'conv'")
+        if self.arch not in ("dense", "conv", "resnet"):
+            raise GenlabError(f"unknown arch '{self.arch}'; choose 'dense', 'conv' or 'resnet'")
         if self.activation not in ACTIVATIONS:
             raise GenlabError(f"unknown activation '{self.activation}'; choose one of: {', '.join(ACTIVATIONS)}")
         if self.upsample not in UPSAMPLERS:
@@ -60,7 +63,7 @@ class NetworkConfig(ModelConfig):
             raise GenlabError(f"unknown norm '{self.norm}'; choose 'batch' or 'none'")
         if self.latent_dim < 1:
             raise GenlabError(f"latent_dim must be at least 1, got {self.latent_dim}")
-        if self.arch == "conv":
+        if self.arch in ("conv", "resnet"):
             factor = 2 ** len(self.channels)
             _, h, w = self.image_shape
             if h % factor or w % factor:
@@ -111,6 +114,54 @@ def upsampler(kind: str, in_channels: int, out_channels: int) -> nn.Module:
     raise GenlabError(f"unknown upsample '{kind}'; choose one of: {', '.join(UPSAMPLERS)}")
 
 
+class ResidualBlock(nn.Module):
+    """x + conv(act(norm(conv(act(norm(x)))))), 3x3 convolutions, same channels and size.
+
+    The second convolution starts at zero, so a fresh block is the identity and a deep stack
+    trains as stably as a shallow one without normalisation (``norm="none"``)."""
+
+    def __init__(self, cfg: NetworkConfig, channels: int):
+        super().__init__()
+        last = nn.Conv2d(channels, channels, 3, padding=1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.branch = nn.Sequential(_norm2d(cfg, channels), _act(cfg), nn.Conv2d(channels, channels, 3, padding=1),
+                                    _norm2d(cfg, channels), _act(cfg), last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.branch(x)
+
+
+def _residual(cfg: NetworkConfig, channels: int) -> list[nn.Module]:
+    return [ResidualBlock(cfg, channels) for _ in range(cfg.blocks_per_stage)]
+
+
+def _resnet_encoder_features(cfg: NetworkConfig) -> nn.Sequential:
+    """Stride-2 4x4 convolutions between stages, residual blocks within them."""
+    layers: list[nn.Module] = []
+    previous = cfg.image_shape[0]
+    for ch in cfg.channels:
+        layers.append(nn.Conv2d(previous, ch, 4, stride=2, padding=1))
+        layers += _residual(cfg, ch)
+        previous = ch
+    layers += [_act(cfg), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
+def _resnet_decoder_body(cfg: NetworkConfig, n_in: int) -> nn.Sequential:
+    """The mirror of :func:`_resnet_encoder_features`: a linear map to the smallest feature map,
+    then residual blocks and an upsampler per stage."""
+    c, h, w = cfg.image_shape
+    factor = 2 ** len(cfg.channels)
+    widths = list(reversed(cfg.channels))
+    layers: list[nn.Module] = [nn.Linear(n_in, widths[0] * (h // factor) * (w // factor)),
+                               nn.Unflatten(1, (widths[0], h // factor, w // factor))]
+    for a, b in zip(widths, widths[1:] + [c]):
+        layers += _residual(cfg, a)
+        layers += [_act(cfg), upsampler(cfg.upsample, a, b)]
+    return nn.Sequential(*layers)
+
+
 class Encoder(nn.Module):
     """Images (N, C, H, W) [+ extra (N, E)] -> features (N, out_features)."""
 
@@ -121,6 +172,11 @@ class Encoder(nn.Module):
             self.features = nn.Flatten()
             flat = c * h * w
             self.head = _mlp(cfg, [flat + extra_features, *cfg.hidden, out_features])
+            return
+        if cfg.arch == "resnet":
+            self.features = _resnet_encoder_features(cfg)
+            factor = 2 ** len(cfg.channels)
+            self.head = nn.Linear(cfg.channels[-1] * (h // factor) * (w // factor) + extra_features, out_features)
             return
         layers: list[nn.Module] = []
         previous = c
@@ -151,6 +207,9 @@ class Decoder(nn.Module):
         n_in = in_features + extra_features
         if cfg.arch == "dense":
             self.body = nn.Sequential(_mlp(cfg, [n_in, *reversed(cfg.hidden), c * h * w]))
+            return
+        if cfg.arch == "resnet":
+            self.body = _resnet_decoder_body(cfg, n_in)
             return
         factor = 2 ** len(cfg.channels)
         top = cfg.channels[-1]

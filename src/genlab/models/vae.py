@@ -11,9 +11,23 @@ with the expectation estimated from ``mc_samples`` draws and the KL in closed fo
 minimises ``-(recon_weight * E_q[log p(x|z)] - beta * KL)``; ``beta = 1`` (and ``recon_weight = 1``)
 is the ELBO, ``beta > 1`` a beta-VAE. The ELBO ablation (``genlab experiment elbo-ablation``)
 switches off one term: ``beta = 0`` trains on reconstruction only, ``recon_weight = 0`` on KL only.
+
+For likelihood, training can instead maximise the K-sample importance-weighted bound of Burda et
+al. (2015), ``iw_samples = K``:
+
+    L_K(x) = E[ log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x) ],   z_1..z_K ~ q(z|x),
+
+which equals the ELBO at K = 1 and tightens towards log p(x) as K grows. Two aids against
+inactive latent units: a linear KL warm-up (``kl_warmup_steps``: the prior and posterior terms are
+weighted from 0 up to ``beta``, by the trainer's step, so a resumed run continues the same
+schedule) and free bits (``free_bits``: nats per latent dimension below which the batch-mean KL of
+that dimension is not penalised; Kingma et al. 2016). With ``ema_decay`` an exponential moving
+average of the weights is kept in the state dict; a model in eval mode (evaluation, sampling,
+encoding) uses the averaged weights, a model in train mode the live ones.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -21,9 +35,10 @@ import torch
 from torch import nn
 
 from ..errors import GenlabError
-from .base import GenerativeModel
+from .base import GenerativeModel, check_finite
 from .blocks import Decoder, Encoder, NetworkConfig
-from .likelihood import bernoulli_log_likelihood, gaussian_log_likelihood, kl_standard_normal
+from .likelihood import (bernoulli_log_likelihood, gaussian_log_density, gaussian_log_likelihood,
+                         kl_standard_normal, standard_normal_log_density)
 
 
 @dataclass
@@ -36,6 +51,11 @@ class VAEConfig(NetworkConfig):
         recon_weight: weight of the reconstruction term; 1 except in ablations (0: KL only).
         mc_samples: draws of z per image in the Monte-Carlo estimate of E_q[log p(x|z)].
         conditional: feed one-hot class labels to encoder and decoder (needs ``num_classes``).
+        iw_samples: K of the importance-weighted training bound; 1 trains on the ELBO.
+        kl_warmup_steps: steps over which the KL weight rises linearly from 0 to ``beta``; 0: none.
+        free_bits: nats per latent dimension of KL left unpenalised (ELBO training only); 0: none.
+        ema_decay: decay of the moving average of the weights used in eval mode, reached after a
+            warm-up (the decay after n updates is min(ema_decay, (1 + n) / (10 + n))); 0 turns it off.
     """
 
     latent_dim: int = 16
@@ -46,6 +66,10 @@ class VAEConfig(NetworkConfig):
     recon_weight: float = 1.0
     mc_samples: int = 1
     conditional: bool = False
+    iw_samples: int = 1
+    kl_warmup_steps: int = 0
+    free_bits: float = 0.0
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,6 +79,13 @@ class VAEConfig(NetworkConfig):
             raise GenlabError("a conditional VAE needs a labelled dataset (num_classes is unknown)")
         if self.mc_samples < 1 or self.sigma <= 0:
             raise GenlabError("mc_samples must be >= 1 and sigma > 0")
+        if self.iw_samples < 1 or self.kl_warmup_steps < 0 or self.free_bits < 0:
+            raise GenlabError("iw_samples must be >= 1, kl_warmup_steps >= 0 and free_bits >= 0")
+        if self.iw_samples > 1 and (self.free_bits or self.recon_weight != 1.0):
+            raise GenlabError("free_bits and recon_weight apply to ELBO training (iw_samples=1); "
+                              "with the importance-weighted bound use kl_warmup_steps and beta")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise GenlabError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
 
 
 class VAE(GenerativeModel):
@@ -72,6 +103,14 @@ class VAE(GenerativeModel):
                 self.log_sigma = nn.Parameter(log_sigma)
             else:
                 self.register_buffer("log_sigma", log_sigma)
+        # The averaged networks are part of the state dict, so save/load and resume keep them.
+        self.ema = None
+        if config.ema_decay:
+            self.ema = nn.ModuleDict({"encoder": copy.deepcopy(self.encoder),
+                                      "decoder": copy.deepcopy(self.decoder)}).requires_grad_(False)
+            if config.likelihood == "gaussian" and config.learn_sigma:
+                self.register_buffer("ema_log_sigma", self.log_sigma.detach().clone())
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
     @property
     def wants_binary_data(self) -> bool:  # type: ignore[override]
@@ -86,10 +125,14 @@ class VAE(GenerativeModel):
         return self.config.conditional
 
     # ------------------------------------------------------------------ the two networks
+    def _averaged(self) -> bool:
+        return self.ema is not None and not self.training
+
     def posterior(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameters of q(z|x): ``mu`` and ``logvar``, each (N, latent_dim)."""
         self.check_images(x)
-        h = self.encoder(x, self.one_hot(labels, len(x)))
+        encoder = self.ema["encoder"] if self._averaged() else self.encoder
+        h = encoder(x, self.one_hot(labels, len(x)))
         mu, logvar = h.chunk(2, dim=1)
         return mu, logvar
 
@@ -101,13 +144,15 @@ class VAE(GenerativeModel):
         extra = self.one_hot(labels, len(z2))
         if extra is not None and len(extra) != len(z2):
             extra = extra.repeat(len(z2) // len(extra), 1)
-        return self.decoder(z2, extra).reshape(*lead, *self.config.image_shape)
+        decoder = self.ema["decoder"] if self._averaged() else self.decoder
+        return decoder(z2, extra).reshape(*lead, *self.config.image_shape)
 
     def log_likelihood(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per image in nats, given decoder logits (..., C, H, W)."""
         if self.config.likelihood == "bernoulli":
             return bernoulli_log_likelihood(logits, x)
-        return gaussian_log_likelihood(torch.sigmoid(logits), self.log_sigma, x)
+        log_sigma = self.ema_log_sigma if self._averaged() and hasattr(self, "ema_log_sigma") else self.log_sigma
+        return gaussian_log_likelihood(torch.sigmoid(logits), log_sigma, x)
 
     # ------------------------------------------------------------------ common surface
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -137,10 +182,91 @@ class VAE(GenerativeModel):
         kl = kl_standard_normal(mu, logvar)
         return {"log_px_z": log_px_z, "kl": kl, "elbo": log_px_z - kl}
 
-    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Batch means: ``loss`` = -(recon_weight E log p(x|z) - beta KL), ``recon`` = -E log p(x|z),
-        ``kl`` and ``neg_elbo``, all in nats per image."""
-        t = self.elbo_terms(x, labels)
-        recon, kl = -t["log_px_z"].mean(), t["kl"].mean()
-        loss = self.config.recon_weight * recon + self.config.beta * kl
+    def kl_weight(self, step: int | None = None) -> float:
+        """The weight of the KL term at training ``step`` (counted from 0): ``beta``, reached
+        linearly from 0 over ``kl_warmup_steps``. ``None`` (evaluation) gives ``beta``."""
+        warmup = self.config.kl_warmup_steps
+        if step is None or not warmup:
+            return self.config.beta
+        return self.config.beta * min(1.0, step / warmup)
+
+    def importance_weighted_terms(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                                  k: int | None = None, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Per-image terms in nats, each (N,): ``bound``, the K-sample importance-weighted bound
+        log (1/K) sum_k w_k with log w_k = log p(x|z_k) + kl_weight (log p(z_k) - log q(z_k|x)),
+        z_k ~ q(z|x) (``kl_weight`` 1: the bound on log p(x)); ``log_px_z`` (mean over the K draws)
+        and ``kl`` (closed form). The draws are made as one (K, N, d) tensor."""
+        k = k or self.config.iw_samples
+        mu, logvar = self.posterior(x, labels)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn((k, *mu.shape), device=mu.device, dtype=mu.dtype)
+        log_px_z = self.log_likelihood(self.decode_logits(z, labels), x)          # (K, N)
+        log_ratio = standard_normal_log_density(z) - gaussian_log_density(z, mu, logvar)
+        bound = torch.logsumexp(log_px_z + kl_weight * log_ratio, 0) - math.log(k)
+        return {"bound": bound, "log_px_z": log_px_z.mean(0), "kl": kl_standard_normal(mu, logvar)}
+
+    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+             step: int | None = None) -> dict[str, torch.Tensor]:
+        """Batch means in nats per image: ``loss`` (the training objective at ``step``; without a
+        step, with the full KL weight), ``recon`` = -E log p(x|z), ``kl`` and ``neg_elbo``; with
+        ``iw_samples`` K > 1 also ``neg_iw_bound``, the negative K-sample bound (during a warm-up,
+        with the step's KL weight), which is the loss then (``recon`` and ``kl`` come from the
+        same K draws)."""
+        weight = self.kl_weight(step)
+        if self.config.iw_samples > 1:
+            t = self.importance_weighted_terms(x, labels, kl_weight=weight)
+            recon, kl = -t["log_px_z"].mean(), t["kl"].mean()
+            neg_bound = -t["bound"].mean()
+            return {"loss": neg_bound, "recon": recon, "kl": kl, "neg_elbo": recon + kl, "neg_iw_bound": neg_bound}
+        mu, logvar = self.posterior(x, labels)
+        eps = torch.randn((self.config.mc_samples, *mu.shape), device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        recon = -self.log_likelihood(self.decode_logits(z, labels), x).mean(0).mean()
+        kl_dims = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)                  # (N, d)
+        kl = kl_dims.sum(-1).mean()
+        penalised = kl
+        if self.config.free_bits:
+            penalised = kl_dims.mean(0).clamp(min=self.config.free_bits).sum()
+        loss = self.config.recon_weight * recon + weight * penalised
         return {"loss": loss, "recon": recon, "kl": kl, "neg_elbo": recon + kl}
+
+    # ------------------------------------------------------------------ training
+    def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+        """One AdamW over the live parameters (the averaged copies are not optimised)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        return {"model": torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)}
+
+    def training_step(self, x: torch.Tensor, labels: torch.Tensor | None,
+                      optimizers: dict[str, torch.optim.Optimizer], step: int,
+                      grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
+        """Minimise ``loss(x, labels, step)`` (the KL warm-up follows the trainer's step), then
+        update the moving average of the weights."""
+        # Only a warm-up needs the step; otherwise keep to the common ``loss(x, labels)`` surface.
+        terms = self.loss(x, labels, step=step) if self.config.kl_warmup_steps else self.loss(x, labels)
+        check_finite(terms, step)
+        (optimizer,) = optimizers.values()
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_([p for p in self.parameters() if p.requires_grad], grad_clip)
+        optimizer.step()
+        self.update_ema()
+        return terms
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """One step of the moving average towards the live weights (a no-op without ``ema_decay``)."""
+        if self.ema is None:
+            return
+        # Warm-up: a decay of 0.999 from the first step would keep the average near the random
+        # start for thousands of steps; (1 + n) / (10 + n) lets it follow the weights until then.
+        n = int(self.ema_updates)
+        d = min(self.config.ema_decay, (1 + n) / (10 + n))
+        self.ema_updates += 1
+        for name, live in (("encoder", self.encoder), ("decoder", self.decoder)):
+            averaged = self.ema[name]
+            for e, p in zip(averaged.parameters(), live.parameters()):
+                e.lerp_(p, 1 - d)
+            for e, b in zip(averaged.buffers(), live.buffers()):
+                e.copy_(b)  # batch-norm statistics follow the live networks
+        if hasattr(self, "ema_log_sigma"):
+            self.ema_log_sigma.lerp_(self.log_sigma, 1 - d)

@@ -1,0 +1,162 @@
+"""Diffusion benchmark on MNIST: FID and KID against training time and against the number of
+DDIM sampling steps, with the sampling time per image, next to the GAN's figures at the same
+training budgets and the real-data floor (training images against test images).
+
+The model trains epoch by epoch (resuming its run folder) until its training time passes each
+budget (5, 15 and 30 minutes by default, as benchmarks/gan.py); at the first epoch end past a
+budget, N samples (DDIM, eta = 0, from the moving average of the weights) are compared with the N
+test images in the feature space of genlab's MNIST classifier, once for each number of steps
+(10 and 50; 250 too after the last budget, where it costs most). Times count training only; the
+sampling time per image is measured on its own, for batches of 500. The GAN rows are read from
+benchmarks/results/gan.json (gan-quick.json with --quick) when benchmarks/gan.py has been run;
+they use 10,000 samples where this uses 2,000 by default (at the 2.5 ms an image a step measured
+on one busy core, 2,000 images at 250 steps alone take about 20 minutes): KID is unbiased and
+compares across sample sizes, FID is biased upwards for fewer samples (``--num-samples 10000`` to
+match).
+
+    python benchmarks/diffusion.py [--data-dir DIR] [--budgets 5 15 30] [--steps 10 50 250] [--threads 2]
+    python benchmarks/diffusion.py --quick   # digits28, budgets of seconds: checks the harness in a few minutes
+
+MNIST is read from DIR/mnist (default: $GENLAB_DATA, else ../shared/datasets). Results go to
+benchmarks/results/diffusion.json (diffusion-quick.json with --quick); the run folder to benchmarks/runs/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import genlab  # noqa: E402  (first: it sets OMP_WAIT_POLICY before torch starts its threads)
+import torch  # noqa: E402
+from genlab.metrics.features import feature_extractor  # noqa: E402
+from genlab.metrics.sample_quality import compare_features  # noqa: E402
+from genlab.models import build_model  # noqa: E402
+
+from common import RESULTS, ROOT, machine, mnist_data_dir, print_table, write_results  # noqa: E402
+
+# Widths 16, 32 and 32 at 28x28, 14x14 and 7x7 (attention at 7x7 and in the middle): 0.28 M weights,
+# about 0.4 s a step of 64 images on one busy core, so an MNIST epoch takes about 4 minutes on 2
+# cores (width 32: 1.2 s a step, too coarse for a 5-minute budget). A constant learning rate: the
+# run's length is a time budget, not a number of epochs.
+MODEL = {"channels": 16, "channel_mults": (1, 2, 2), "attention_resolution": 7, "ema_decay": 0.999}
+TRAIN = {"batch_size": 64, "lr": 2e-3}
+QUICK_MODEL = {**MODEL, "ema_decay": 0.99}  # a few dozen steps: a shorter average
+METRICS = ["fid", "kid"]
+
+
+def train_time(run_dir: Path) -> float:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return sum(json.loads(line)["time_s"] for line in lines if line.strip())
+
+
+@torch.no_grad()
+def timed_samples(model, n: int, steps: int, seed: int = 0, batch_size: int = 500) -> tuple[torch.Tensor, float]:
+    """``n`` DDIM samples (eta = 0) with ``steps`` steps, and the seconds per image it took."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    out, started = [], time.perf_counter()
+    for start in range(0, n, batch_size):
+        noise = model.prior_noise(min(batch_size, n - start), generator)
+        out.append(model.generate(noise, steps=steps, eta=0.0)[0].cpu())
+    return torch.cat(out), (time.perf_counter() - started) / n
+
+
+def benchmark(train_data, extractor, real, budgets_s, step_counts, quick, num_samples, seed=0):
+    """Rows (model, minutes, epochs, steps, fid, kid, kid_std, ms_per_image) at each budget."""
+    settings = QUICK_MODEL if quick else MODEL
+    out = ROOT / "benchmarks" / "runs" / f"diffusion{'-quick' if quick else ''}"
+    shutil.rmtree(out, ignore_errors=True)
+    torch.manual_seed(seed)
+    model = build_model("diffusion", image_shape=train_data.image_shape, **settings)
+    rows, epoch, pending = [], 0, list(budgets_s)
+    while pending:
+        epoch += 1
+        model = genlab.train(model, train_data, None, out_dir=out, epochs=epoch, resume=epoch > 1,
+                             progress=sys.stderr.isatty(), seed=seed, snapshot_every=-1, **TRAIN)
+        elapsed = train_time(out)
+        if elapsed < pending[0]:
+            continue
+        while pending and elapsed >= pending[0]:
+            pending.pop(0)
+        for steps in step_counts if not pending else [s for s in step_counts if s <= 50]:
+            images, per_image = timed_samples(model, num_samples, steps, seed)
+            scores = compare_features(real, extractor(images), METRICS, seed)
+            rows.append({"model": "diffusion", "minutes": elapsed / 60, "epochs": epoch, "steps": steps,
+                         "ms_per_image": 1000 * per_image, **scores})
+            print(f"  diffusion: {elapsed / 60:.1f} min, epoch {epoch}, {steps} steps: FID {scores['fid']:.2f}, "
+                  f"KID {scores['kid']:.3f} +- {scores['kid_std']:.3f}, {1000 * per_image:.1f} ms/image", flush=True)
+        model.train()
+    return rows
+
+
+def gan_rows(quick: bool) -> list[dict]:
+    """The GAN benchmark's rows (not its floor), if it has been run, with one sampling step."""
+    path = RESULTS / f"gan{'-quick' if quick else ''}.json"
+    if not path.exists():
+        print(f"  (no {path.name}: run benchmarks/gan.py{' --quick' if quick else ''} for the GAN rows)")
+        return []
+    data = json.loads(path.read_text())
+    floor = next((r["fid"] for r in data["rows"] if r["model"].startswith("real data")), None)
+    return [{**r, "steps": 1, "num_samples": data["num_samples"], "floor_fid": floor, "source": path.name}
+            for r in data["rows"] if not r["model"].startswith("real data")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--budgets", nargs="*", type=float, default=[5, 15, 30], help="minutes of training")
+    parser.add_argument("--steps", nargs="*", type=int, default=[10, 50, 250], help="DDIM steps to compare")
+    parser.add_argument("--num-samples", type=int, default=2000,
+                        help="samples per figure (default 2000)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the issue's budget: 2 cores)")
+    parser.add_argument("--quick", action="store_true",
+                        help="digits28, budgets of 5, 10 and 15 seconds, 100 samples")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    if args.quick:
+        dataset, data_dir, budgets_s = "digits28", None, [5, 10, 15]  # as benchmarks/gan.py --quick
+    else:
+        dataset, data_dir, budgets_s = "mnist", mnist_data_dir(args.data_dir), [60 * b for b in args.budgets]
+    train_data = genlab.load_dataset(dataset, "train", data_dir)
+    test_data = genlab.load_dataset(dataset, "test", data_dir)
+    n = min(100 if args.quick else args.num_samples, len(test_data), len(train_data))
+    started = time.perf_counter()
+    extractor = feature_extractor("classifier", train_data, test_data)
+    print(f"features: {extractor.name}, test accuracy {extractor.test_accuracy:.4f} "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
+    real = extractor(test_data.tensors()[0][:n])
+    floor_images = train_data.batch(torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))[:n])[0]
+    floor = {"model": "real data (train vs test)", "minutes": 0.0, "epochs": 0,
+             **compare_features(real, extractor(floor_images), METRICS)}
+    rows = benchmark(train_data, extractor, real, budgets_s, sorted(args.steps), args.quick, n)
+    others = gan_rows(args.quick)
+
+    header = ["model", "training (min)", "epochs", "steps", "FID", "x floor", "KID", "KID std", "ms / image"]
+    # "x floor": each FID over the floor measured with the same number of samples (the GAN's own).
+    table = [[r["model"], r["minutes"], r["epochs"], r.get("steps", "-"), r["fid"],
+              r["fid"] / (r.get("floor_fid") or floor["fid"]),
+              r["kid"], r["kid_std"], r.get("ms_per_image", "-")]
+             for r in sorted(rows + others, key=lambda r: (r["minutes"], r["model"], r.get("steps", 0)))]
+    table.insert(0, [floor["model"], 0.0, 0, "-", floor["fid"], 1.0, floor["kid"], floor["kid_std"], "-"])
+    print(f"\n{dataset}: {n} samples against {n} test images; features {extractor.name} "
+          f"(test accuracy {extractor.test_accuracy:.4f}); {args.threads} torch threads; "
+          f"diffusion sampled by DDIM (eta 0) from its averaged weights")
+    print_table(header, table)
+    if others and any(r.get("num_samples", n) != n for r in others):
+        print("note: the GAN rows were measured with another number of samples: compare KID (unbiased), "
+              "not FID (biased upwards for fewer samples)")
+    path = write_results("diffusion-quick" if args.quick else "diffusion", {
+        "dataset": dataset, "num_samples": n, "features": extractor.describe(), "budgets_s": budgets_s,
+        "steps": sorted(args.steps), "model": QUICK_MODEL if args.quick else MODEL, "train": TRAIN,
+        "floor": floor, "rows": rows, "gan_rows": others, "machine": machine()})
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
