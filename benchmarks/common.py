@@ -1,9 +1,11 @@
-"""Helpers shared by the benchmarks: where MNIST is, and how results are printed and written."""
+"""Helpers shared by the benchmarks: where MNIST is, how long a run trained, the reference of the
+sample-quality benchmarks, and how results are printed and written."""
 from __future__ import annotations
 
 import json
 import os
 import platform
+import time
 from pathlib import Path
 
 import torch
@@ -42,3 +44,27 @@ def write_results(name: str, payload: dict) -> Path:
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def train_time(run_dir: Path) -> float:
+    """Seconds of training of a run folder, summed over its epochs (evaluation not counted)."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return sum(json.loads(line)["time_s"] for line in lines if line.strip())
+
+
+def sample_quality_reference(train_data, test_data, n: int, metrics: list[str]):
+    """(feature extractor, features of the first ``n`` test images, floor row): genlab's cached
+    classifier of the dataset, and the scores of ``n`` random training images against those test
+    images, the best a model can expect."""
+    from genlab.metrics.features import feature_extractor
+    from genlab.metrics.sample_quality import compare_features
+
+    started = time.perf_counter()
+    extractor = feature_extractor("classifier", train_data, test_data)
+    print(f"features: {extractor.name}, test accuracy {extractor.test_accuracy:.4f} "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
+    real = extractor(test_data.tensors()[0][:n])
+    order = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))
+    floor = {"model": "real data (train vs test)", "minutes": 0.0, "epochs": 0,
+             **compare_features(real, extractor(train_data.batch(order[:n])[0]), metrics)}
+    return extractor, real, floor

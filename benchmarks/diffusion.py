@@ -15,6 +15,7 @@ compares across sample sizes, FID is biased upwards for fewer samples (``--num-s
 match).
 
     python benchmarks/diffusion.py [--data-dir DIR] [--budgets 5 15 30] [--steps 10 50 250] [--threads 2]
+    python benchmarks/diffusion.py --table   # the saved table again, beside the GAN's latest rows
     python benchmarks/diffusion.py --quick   # digits28, budgets of seconds: checks the harness in a few minutes
 
 MNIST is read from DIR/mnist (default: $GENLAB_DATA, else ../shared/datasets). Results go to
@@ -33,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import genlab  # noqa: E402  (first: it sets OMP_WAIT_POLICY before torch starts its threads)
 import torch  # noqa: E402
-from genlab.metrics.features import feature_extractor  # noqa: E402
 from genlab.metrics.sample_quality import compare_features  # noqa: E402
 from genlab.models import build_model  # noqa: E402
 
-from common import RESULTS, ROOT, machine, mnist_data_dir, print_table, write_results  # noqa: E402
+from common import (RESULTS, ROOT, machine, mnist_data_dir, print_table, sample_quality_reference,  # noqa: E402
+                    train_time, write_results)
 
 # Widths 16, 32 and 32 at 28x28, 14x14 and 7x7 (attention at 7x7 and in the middle): 0.28 M weights,
 # about 0.4 s a step of 64 images on one busy core, so an MNIST epoch takes about 4 minutes on 2
@@ -47,11 +48,6 @@ MODEL = {"channels": 16, "channel_mults": (1, 2, 2), "attention_resolution": 7, 
 TRAIN = {"batch_size": 64, "lr": 2e-3}
 QUICK_MODEL = {**MODEL, "ema_decay": 0.99}  # a few dozen steps: a shorter average
 METRICS = ["fid", "kid"]
-
-
-def train_time(run_dir: Path) -> float:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return sum(json.loads(line)["time_s"] for line in lines if line.strip())
 
 
 @torch.no_grad()
@@ -116,8 +112,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the issue's budget: 2 cores)")
     parser.add_argument("--quick", action="store_true",
                         help="digits28, budgets of 5, 10 and 15 seconds, 100 samples")
+    parser.add_argument("--table", action="store_true",
+                        help="no training: print the saved results again beside the GAN's latest rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.table:
+        path = RESULTS / f"diffusion{'-quick' if args.quick else ''}.json"
+        if not path.exists():
+            raise SystemExit(f"no {path}: run benchmarks/diffusion.py{' --quick' if args.quick else ''} first")
+        report(json.loads(path.read_text()), args.quick)
+        return
 
     if args.quick:
         dataset, data_dir, budgets_s = "digits28", None, [5, 10, 15]  # as benchmarks/gan.py --quick
@@ -126,17 +130,17 @@ def main() -> None:
     train_data = genlab.load_dataset(dataset, "train", data_dir)
     test_data = genlab.load_dataset(dataset, "test", data_dir)
     n = min(100 if args.quick else args.num_samples, len(test_data), len(train_data))
-    started = time.perf_counter()
-    extractor = feature_extractor("classifier", train_data, test_data)
-    print(f"features: {extractor.name}, test accuracy {extractor.test_accuracy:.4f} "
-          f"({time.perf_counter() - started:.0f} s)", flush=True)
-    real = extractor(test_data.tensors()[0][:n])
-    floor_images = train_data.batch(torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))[:n])[0]
-    floor = {"model": "real data (train vs test)", "minutes": 0.0, "epochs": 0,
-             **compare_features(real, extractor(floor_images), METRICS)}
+    extractor, real, floor = sample_quality_reference(train_data, test_data, n, METRICS)
     rows = benchmark(train_data, extractor, real, budgets_s, sorted(args.steps), args.quick, n)
-    others = gan_rows(args.quick)
+    report({"dataset": dataset, "num_samples": n, "features": extractor.describe(), "budgets_s": budgets_s,
+            "steps": sorted(args.steps), "model": QUICK_MODEL if args.quick else MODEL, "train": TRAIN,
+            "floor": floor, "rows": rows, "machine": machine(), "command": " ".join(sys.argv)}, args.quick)
 
+
+def report(data: dict, quick: bool) -> None:
+    """Print the table of ``data`` (diffusion rows and floor) beside the GAN rows, and write it."""
+    rows, floor, n = data["rows"], data["floor"], data["num_samples"]
+    others = gan_rows(quick)
     header = ["model", "training (min)", "epochs", "steps", "FID", "x floor", "KID", "KID std", "ms / image"]
     # "x floor": each FID over the floor measured with the same number of samples (the GAN's own).
     table = [[r["model"], r["minutes"], r["epochs"], r.get("steps", "-"), r["fid"],
@@ -144,19 +148,16 @@ def main() -> None:
               r["kid"], r["kid_std"], r.get("ms_per_image", "-")]
              for r in sorted(rows + others, key=lambda r: (r["minutes"], r["model"], r.get("steps", 0)))]
     table.insert(0, [floor["model"], 0.0, 0, "-", floor["fid"], 1.0, floor["kid"], floor["kid_std"], "-"])
-    print(f"\n{dataset}: {n} samples against {n} test images; features {extractor.name} "
-          f"(test accuracy {extractor.test_accuracy:.4f}); {args.threads} torch threads; "
-          f"diffusion sampled by DDIM (eta 0) from its averaged weights")
+    features, accuracy = data["features"]["features"], data["features"].get("feature_classifier_test_accuracy")
+    features += f" (test accuracy {accuracy:.4f})" if accuracy is not None else ""
+    print(f"\n{data['dataset']}: {n} samples against {n} test images; features {features}; "
+          f"{data['machine']['cpu_threads']} torch threads; diffusion sampled by DDIM (eta 0) from its averaged weights")
     print_table(header, table)
     if others and any(r.get("num_samples", n) != n for r in others):
         print("note: the GAN rows were measured with another number of samples: compare KID (unbiased), "
               "not FID (biased upwards for fewer samples)")
-    path = write_results("diffusion-quick" if args.quick else "diffusion", {
-        "dataset": dataset, "num_samples": n, "features": extractor.describe(), "budgets_s": budgets_s,
-        "steps": sorted(args.steps), "model": QUICK_MODEL if args.quick else MODEL, "train": TRAIN,
-        "floor": floor, "rows": rows, "gan_rows": others, "machine": machine()})
+    path = write_results("diffusion-quick" if quick else "diffusion", {**data, "gan_rows": others})
     print(f"written to {path}")
-
 
 if __name__ == "__main__":
     main()

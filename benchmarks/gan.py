@@ -19,18 +19,17 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import genlab  # noqa: E402  (first: it sets OMP_WAIT_POLICY before torch starts its threads)
 import torch  # noqa: E402
-from genlab.metrics.features import feature_extractor  # noqa: E402
 from genlab.metrics.sample_quality import compare_features, generate  # noqa: E402
 from genlab.models import build_model  # noqa: E402
 
-from common import ROOT, machine, mnist_data_dir, print_table, write_results  # noqa: E402
+from common import (RESULTS, ROOT, machine, mnist_data_dir, print_table, sample_quality_reference,  # noqa: E402
+                    train_time, write_results)
 
 # name -> (model settings, training settings). Constant learning rates: the run's length is a
 # time budget, not a number of epochs known in advance. Width 32 (128-64-32 channels): about 0.2 s
@@ -46,9 +45,20 @@ QUICK = {"dcgan": {"channels": 16}, "cgan": {"channels": 16}, "conv-vae": {"chan
 METRICS = ["fid", "kid"]
 
 
-def train_time(run_dir: Path) -> float:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return sum(json.loads(line)["time_s"] for line in lines if line.strip())
+def earlier_rows(name: str, dataset: str, num_samples: int, budgets_s: list, skip: list) -> list[dict]:
+    """Rows of models not in ``skip`` from an earlier results file measured the same way, so that
+    the models can be run one at a time (``--only``, e.g. in parallel, one thread each)."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    if (data.get("dataset"), data.get("num_samples"), data.get("budgets_s")) != (dataset, num_samples, budgets_s):
+        print(f"  ({path.name} was measured another way: its rows are not kept)")
+        return []
+    kept = [r for r in data["rows"] if r["model"] in ENTRIES and r["model"] not in skip]
+    if kept:
+        print(f"  keeping {len(kept)} rows of {', '.join(sorted({r['model'] for r in kept}))} from {path.name}")
+    return kept
 
 
 def benchmark(name, train_data, test_data, extractor, real, budgets_s, quick, num_samples, seed=0):
@@ -95,17 +105,14 @@ def main() -> None:
     train_data = genlab.load_dataset(dataset, "train", data_dir)
     test_data = genlab.load_dataset(dataset, "test", data_dir)
     n = min(args.num_samples, len(test_data), len(train_data))
-    started = time.perf_counter()
-    extractor = feature_extractor("classifier", train_data, test_data)
-    print(f"features: {extractor.name}, test accuracy {extractor.test_accuracy:.4f} "
-          f"({time.perf_counter() - started:.0f} s)", flush=True)
-    real = extractor(test_data.tensors()[0][:n])
-    floor_images = train_data.batch(torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))[:n])[0]
-    floor = {"model": "real data (train vs test)", "minutes": 0.0, "epochs": 0,
-             **compare_features(real, extractor(floor_images), METRICS)}
+    extractor, real, floor = sample_quality_reference(train_data, test_data, n, METRICS)
     rows = [floor]
     for name in args.only or ENTRIES:
         rows += benchmark(name, train_data, test_data, extractor, real, budgets_s, args.quick, n)
+    if args.only:  # keep the other models' rows of an earlier run with the same protocol
+        rows += earlier_rows("gan-quick" if args.quick else "gan", dataset, n, budgets_s, skip=args.only)
+        rows.sort(key=lambda r: (r["model"] != floor["model"], list(ENTRIES).index(r["model"])
+                                 if r["model"] in ENTRIES else -1, r["minutes"]))
 
     header = ["model", "training (min)", "epochs", "FID", "x floor", "KID", "KID std"]
     table = [[r["model"], r["minutes"], r["epochs"], r["fid"], r["fid"] / floor["fid"], r["kid"], r["kid_std"]]

@@ -202,6 +202,26 @@ def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
             raise Diverged(f"the {name} became {value.item()} at step {step + 1}")
 
 
+@torch.no_grad()
+def moving_average_step(pairs, decay: float, updates: torch.Tensor) -> None:
+    """One step of an exponential moving average of weights: each ``(averaged, live)`` pair of
+    modules (or tensors) moves ``averaged``'s parameters towards ``live``'s; buffers (batch-norm
+    statistics) are copied. ``updates`` (a long scalar buffer, saved with the model) counts the
+    steps and warms the decay up: 0.999 from the first step would keep the average near the
+    random start for thousands of steps, so the decay is min(decay, (1 + n) / (10 + n))."""
+    n = int(updates)
+    d = min(decay, (1 + n) / (10 + n))
+    updates += 1
+    for averaged, live in pairs:
+        if isinstance(averaged, torch.Tensor):
+            averaged.lerp_(live, 1 - d)
+            continue
+        for e, p in zip(averaged.parameters(), live.parameters()):
+            e.lerp_(p, 1 - d)
+        for e, b in zip(averaged.buffers(), live.buffers()):
+            e.copy_(b)
+
+
 # --------------------------------------------------------------------- files
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GenlabError
-from .base import GenerativeModel, ModelConfig, NotSupported
+from .base import GenerativeModel, ModelConfig, NotSupported, moving_average_step
 
 SCHEDULES = ("linear", "cosine")
 PREDICTIONS = ("eps", "v")
@@ -407,13 +407,7 @@ class Diffusion(GenerativeModel):
     def _update_ema(self) -> None:
         if self.net_ema is None:
             return
-        # Warm-up: a decay of 0.999 from the start would keep the average near the random
-        # initial weights for thousands of steps; (1 + n) / (10 + n) follows the network until then.
-        n = int(self.ema_updates)
-        d = min(self.config.ema_decay, (1 + n) / (10 + n))
-        self.ema_updates += 1
-        for e, p in zip(self.net_ema.parameters(), self.net.parameters()):
-            e.lerp_(p, 1 - d)
+        moving_average_step([(self.net_ema, self.net)], self.config.ema_decay, self.ema_updates)
 
     # ----------------------------------------------------------------- sampling
     def predict(self, x_t: torch.Tensor, t: int, classes: torch.Tensor | None, guidance: float,

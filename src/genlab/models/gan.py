@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GenlabError
-from .base import GenerativeModel, ModelConfig, NotSupported, check_finite
+from .base import GenerativeModel, ModelConfig, NotSupported, check_finite, moving_average_step
 
 LOSSES = ("non-saturating", "hinge", "wgan-gp")
 
@@ -300,16 +300,7 @@ class GAN(GenerativeModel):
     def _update_ema(self) -> None:
         if self.generator_ema is None:
             return
-        # Warm-up: early on, a decay of 0.999 would keep the average near the random start for
-        # thousands of steps; (1 + n) / (10 + n) lets it follow the generator until then.
-        n = int(self.ema_updates)
-        d = min(self.config.ema_decay, (1 + n) / (10 + n))
-        self.ema_updates += 1
         pairs = [(self.generator_ema, self.generator)]
         if self.class_embedding_ema is not None:
             pairs.append((self.class_embedding_ema, self.class_embedding))
-        for ema, live in pairs:
-            for e, p in zip(ema.parameters(), live.parameters()):
-                e.lerp_(p, 1 - d)
-            for e, b in zip(ema.buffers(), live.buffers()):
-                e.copy_(b)  # batch-norm statistics follow the live generator
+        moving_average_step(pairs, self.config.ema_decay, self.ema_updates)

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..errors import GenlabError
-from .base import GenerativeModel, check_finite
+from .base import GenerativeModel, check_finite, moving_average_step
 from .blocks import Decoder, Encoder, NetworkConfig
 from .likelihood import (bernoulli_log_likelihood, gaussian_log_density, gaussian_log_likelihood,
                          kl_standard_normal, standard_normal_log_density)
@@ -257,16 +257,7 @@ class VAE(GenerativeModel):
         """One step of the moving average towards the live weights (a no-op without ``ema_decay``)."""
         if self.ema is None:
             return
-        # Warm-up: a decay of 0.999 from the first step would keep the average near the random
-        # start for thousands of steps; (1 + n) / (10 + n) lets it follow the weights until then.
-        n = int(self.ema_updates)
-        d = min(self.config.ema_decay, (1 + n) / (10 + n))
-        self.ema_updates += 1
-        for name, live in (("encoder", self.encoder), ("decoder", self.decoder)):
-            averaged = self.ema[name]
-            for e, p in zip(averaged.parameters(), live.parameters()):
-                e.lerp_(p, 1 - d)
-            for e, b in zip(averaged.buffers(), live.buffers()):
-                e.copy_(b)  # batch-norm statistics follow the live networks
+        pairs = [(self.ema["encoder"], self.encoder), (self.ema["decoder"], self.decoder)]
         if hasattr(self, "ema_log_sigma"):
-            self.ema_log_sigma.lerp_(self.log_sigma, 1 - d)
+            pairs.append((self.ema_log_sigma, self.log_sigma))
+        moving_average_step(pairs, self.config.ema_decay, self.ema_updates)
