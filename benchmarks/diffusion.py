@@ -9,10 +9,9 @@ test images in the feature space of genlab's MNIST classifier, once for each num
 (10 and 50; 250 too after the last budget, where it costs most). Times count training only; the
 sampling time per image is measured on its own, for batches of 500. The GAN rows are read from
 benchmarks/results/gan.json (gan-quick.json with --quick) when benchmarks/gan.py has been run;
-they use 10,000 samples where this uses 2,000 by default (at the 2.5 ms an image a step measured
-on one busy core, 2,000 images at 250 steps alone take about 20 minutes): KID is unbiased and
-compares across sample sizes, FID is biased upwards for fewer samples (``--num-samples 10000`` to
-match).
+they use 10,000 samples where this uses 2,000 by default (on one busy core a 250-step sample took
+1.05 s, so 2,000 of them take 35 minutes): KID is unbiased and compares across sample sizes, FID is
+biased upwards for fewer samples (``--num-samples 10000`` to match).
 
     python benchmarks/diffusion.py [--data-dir DIR] [--budgets 5 15 30] [--steps 10 50 250] [--threads 2]
     python benchmarks/diffusion.py --table   # the saved table again, beside the GAN's latest rows
@@ -40,9 +39,9 @@ from genlab.models import build_model  # noqa: E402
 from common import (RESULTS, ROOT, machine, mnist_data_dir, print_table, sample_quality_reference,  # noqa: E402
                     train_time, write_results)
 
-# Widths 16, 32 and 32 at 28x28, 14x14 and 7x7 (attention at 7x7 and in the middle): 0.28 M weights,
-# about 0.4 s a step of 64 images on one busy core, so an MNIST epoch takes about 4 minutes on 2
-# cores (width 32: 1.2 s a step, too coarse for a 5-minute budget). A constant learning rate: the
+# Widths 16, 32 and 32 at 28x28, 14x14 and 7x7 (attention at 7x7 and in the middle): 0.28 M weights;
+# an MNIST epoch (938 steps of 64 images) took 8 to 10 minutes on one busy core (width 32: three
+# times slower, too coarse for a 5-minute budget). A constant learning rate: the
 # run's length is a time budget, not a number of epochs.
 MODEL = {"channels": 16, "channel_mults": (1, 2, 2), "attention_resolution": 7, "ema_decay": 0.999}
 TRAIN = {"batch_size": 64, "lr": 2e-3}

@@ -62,7 +62,9 @@ class GANConfig(ModelConfig):
         ema_decay: decay of the moving average of G's weights used for sampling, reached after a
             warm-up (the decay after n updates is min(ema_decay, (1 + n) / (10 + n))); 0 turns it off.
         d_lr_ratio: D's learning rate over G's (the trainer's ``lr`` is G's).
-        betas: Adam's betas for both networks; (0.5, 0.999) as in DCGAN.
+        betas: Adam's betas for both networks. (0.0, 0.9), after Miyato et al. 2018: on digits
+            it gave every loss a lower FID than DCGAN's (0.5, 0.999), and it kept wgan-gp from
+            collapsing in seeds where DCGAN's betas collapsed it.
         conditional: class label into both networks (needs ``num_classes``).
     """
 
@@ -75,7 +77,7 @@ class GANConfig(ModelConfig):
     n_critic: int = 1
     ema_decay: float = 0.0
     d_lr_ratio: float = 1.0
-    betas: tuple[float, float] = (0.5, 0.999)
+    betas: tuple[float, float] = (0.0, 0.9)
     conditional: bool = False
 
     def __post_init__(self) -> None:
