@@ -141,12 +141,19 @@ def test_training_resumes_exactly(digits_train, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), resumed.state_dict().values()))
 
 
-def test_conditional_samples_follow_the_label(cgan_run, classifier, tmp_path):
+def test_conditional_samples_follow_the_label(cgan_run, classifier, digits_test, tmp_path):
     model, out = cgan_run
     with torch.no_grad():
         hits = [(classifier(model.sample(50, generator=torch.Generator().manual_seed(k), labels=torch.tensor([k])))
                  .argmax(1) == k).float().mean().item() for k in range(10)]
     assert sum(hits) / 10 > 0.6, hits
+    # Not one image per class: z still matters within a class, about as much as real digits vary.
+    x, y = digits_test.tensors()
+    with torch.no_grad():
+        within = [mean_pairwise_distance(model.sample(20, generator=torch.Generator().manual_seed(k),
+                                                      labels=torch.tensor([k]))) for k in range(10)]
+    real_within = [mean_pairwise_distance(x[y == k][:20]) for k in range(10)]
+    assert sum(within) > 0.6 * sum(real_within), (within, real_within)
     # Within a class and between classes with the same z.
     z = model.prior_noise(2, torch.Generator().manual_seed(0))
     between = model.interpolate_classes(z[0], 3, 8, steps=6)

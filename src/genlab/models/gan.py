@@ -14,9 +14,8 @@ raise D's score of its images. Three objectives, on D's raw scores (logits) s:
 
 Options: spectral norm on D's layers, an R1 penalty (``r1_gamma``/2 * ||grad D(x_real)||^2,
 Mescheder et al. 2018), ``n_critic`` D steps per G step, and an exponential moving average of G's
-weights (``ema_decay``) that ``sample`` and ``decode`` use. The conditional GAN feeds a learned
-class embedding to G (concatenated to z) and uses a projection discriminator (Miyato & Koyama 2018):
-s = w . h(x) + embed(y) . h(x).
+weights (``ema_decay``) that ``sample`` and ``decode`` use. The conditional GAN gives the label to
+both networks as a one-hot code: beside z in G, as constant maps beside the image in D.
 
 Architecture (after Radford et al. 2016, DCGAN): G is a linear layer to a (C0, h0, w0) map, then
 stride-2 transposed convolutions with batch norm and ReLU, each doubling the side, then a 3x3
@@ -99,7 +98,7 @@ class GANConfig(ModelConfig):
 
 
 class Generator(nn.Module):
-    """z (N, latent_dim) [+ class embedding (N, E)] -> images (N, C, H, W) in [0, 1]."""
+    """z (N, latent_dim) [+ one-hot label (N, K)] -> images (N, C, H, W) in [0, 1]."""
 
     def __init__(self, image_shape: tuple[int, int, int], latent_dim: int, channels: int, extra: int = 0):
         super().__init__()
@@ -121,30 +120,30 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """Images (N, C, H, W) [+ labels (N,)] -> scores (N,), real high.
 
-    With ``num_classes`` it is a projection discriminator: the score adds embed(y) . h(x)."""
+    With ``num_classes``, the label enters as K constant one-hot maps beside the image's channels
+    (Mirza & Osindero 2014), so D judges whether the image fits its label from the first layer on.
+    A projection discriminator (a class term embed(y) . h(x) added to the score) collapsed G to one
+    image per class on MNIST within 400 steps; label maps kept it diverse."""
 
     def __init__(self, image_shape: tuple[int, int, int], channels: int, spectral_norm: bool = False,
                  num_classes: int | None = None):
         super().__init__()
         c, h, w = image_shape
         k = num_stages(h, w)
+        self.num_classes = num_classes or 0
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda layer: layer)
-        layers: list[nn.Module] = [sn(nn.Conv2d(c, channels, 3, padding=1)), nn.LeakyReLU(0.2)]
+        layers: list[nn.Module] = [sn(nn.Conv2d(c + self.num_classes, channels, 3, padding=1)), nn.LeakyReLU(0.2)]
         for i in range(k):
             a = channels << i
             layers += [sn(nn.Conv2d(a, 2 * a, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
-        layers.append(nn.Flatten())
-        self.features = nn.Sequential(*layers)
-        width = (channels << k) * (h >> k) * (w >> k)
-        self.score = sn(nn.Linear(width, 1))
-        self.embed = sn(nn.Embedding(num_classes, width)) if num_classes else None
+        layers += [nn.Flatten(), sn(nn.Linear((channels << k) * (h >> k) * (w >> k), 1))]
+        self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.features(x)
-        s = self.score(h).squeeze(1)
-        if self.embed is not None:
-            s = s + (self.embed(labels) * h).sum(1)
-        return s
+        if self.num_classes:
+            maps = F.one_hot(labels, self.num_classes).to(x.dtype)[:, :, None, None]
+            x = torch.cat([x, maps.expand(-1, -1, *x.shape[2:])], dim=1)
+        return self.body(x).squeeze(1)
 
 
 def _gradient_norm2(scores: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -174,15 +173,12 @@ class GAN(GenerativeModel):
     def __init__(self, config: GANConfig):
         super().__init__(config)
         k = config.num_classes if config.conditional else 0
-        # A learned class embedding as wide as z, concatenated to it.
-        self.class_embedding = nn.Embedding(k, config.latent_dim) if k else None
-        self.generator = Generator(config.image_shape, config.latent_dim, config.channels,
-                                   config.latent_dim if k else 0)
+        # The label enters G as a one-hot vector beside z. A learned embedding as wide as z
+        # (N(0, 1) at the start) let G draw one image per class and ignore z on MNIST.
+        self.generator = Generator(config.image_shape, config.latent_dim, config.channels, k)
         self.discriminator = Discriminator(config.image_shape, config.channels, config.spectral_norm, k or None)
         # The averaged generator is part of the state dict, so save/load and resume keep it exactly.
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if config.ema_decay else None
-        self.class_embedding_ema = (copy.deepcopy(self.class_embedding).requires_grad_(False)
-                                    if config.ema_decay and k else None)
         if config.ema_decay:
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
@@ -196,13 +192,11 @@ class GAN(GenerativeModel):
         return self.config.conditional
 
     def _generate(self, z: torch.Tensor, labels: torch.Tensor | None, averaged: bool) -> torch.Tensor:
-        use_ema = averaged and self.generator_ema is not None
-        net = self.generator_ema if use_ema else self.generator
-        embedding = self.class_embedding_ema if use_ema and self.conditional else self.class_embedding
+        net = self.generator_ema if averaged and self.generator_ema is not None else self.generator
         extra = None
         if self.conditional:
             labels = torch.as_tensor(labels, device=z.device).long().reshape(-1).expand(len(z))
-            extra = embedding(labels)
+            extra = F.one_hot(labels, self.config.num_classes).to(z.dtype)
         return net(z, extra)
 
     def _labels(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
@@ -224,15 +218,14 @@ class GAN(GenerativeModel):
         return self.decode(self.prior_noise(n, generator), labels)
 
     def interpolate_classes(self, z: torch.Tensor, a: int, b: int, steps: int = 8) -> torch.Tensor:
-        """Images (steps, C, H, W) from one z (latent_dim,) while the class embedding moves
-        linearly from class ``a`` to class ``b``: same style, changing class."""
+        """Images (steps, C, H, W) from one z (latent_dim,) while the label input moves linearly
+        from class ``a``'s one-hot vector to class ``b``'s: same style, changing class."""
         if not self.conditional:
             raise NotSupported("interpolating between classes needs a conditional GAN (cgan)")
-        self._labels(torch.tensor([a, b]), 2)
+        ends = self.one_hot(torch.tensor([a, b]), 2)  # checks the range
         net = self.generator_ema if self.generator_ema is not None else self.generator
-        table = self.class_embedding_ema if self.class_embedding_ema is not None else self.class_embedding
         t = torch.linspace(0, 1, steps, device=self.device)[:, None]
-        extra = (1 - t) * table.weight[a] + t * table.weight[b]
+        extra = (1 - t) * ends[0] + t * ends[1]
         return net(z.reshape(1, -1).to(self.device).expand(steps, -1), extra)
 
     def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -242,10 +235,7 @@ class GAN(GenerativeModel):
     # ----------------------------------------------------------------- training
     def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
         cfg = self.config
-        g_params = list(self.generator.parameters())
-        if self.class_embedding is not None:
-            g_params += list(self.class_embedding.parameters())
-        return {"generator": torch.optim.Adam(g_params, lr=lr, betas=cfg.betas, weight_decay=weight_decay),
+        return {"generator": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=cfg.betas, weight_decay=weight_decay),
                 "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=lr * cfg.d_lr_ratio,
                                                   betas=cfg.betas, weight_decay=weight_decay)}
 
@@ -300,9 +290,5 @@ class GAN(GenerativeModel):
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        if self.generator_ema is None:
-            return
-        pairs = [(self.generator_ema, self.generator)]
-        if self.class_embedding_ema is not None:
-            pairs.append((self.class_embedding_ema, self.class_embedding))
-        moving_average_step(pairs, self.config.ema_decay, self.ema_updates)
+        if self.generator_ema is not None:
+            moving_average_step([(self.generator_ema, self.generator)], self.config.ema_decay, self.ema_updates)
