@@ -45,9 +45,11 @@ QUICK = {"dcgan": {"channels": 16}, "cgan": {"channels": 16}, "conv-vae": {"chan
 METRICS = ["fid", "kid"]
 
 
-def earlier_rows(name: str, dataset: str, num_samples: int, budgets_s: list, skip: list) -> list[dict]:
-    """Rows of models not in ``skip`` from an earlier results file measured the same way, so that
-    the models can be run one at a time (``--only``, e.g. in parallel, one thread each)."""
+def earlier_rows(name: str, dataset: str, num_samples: int, budgets_s: list, skip: list,
+                 features: dict) -> list[dict]:
+    """Rows of models not in ``skip`` from an earlier results file measured the same way (the same
+    feature network too), so that the models can be run one at a time (``--only``, e.g. in
+    parallel, one thread each)."""
     path = RESULTS / f"{name}.json"
     if not path.exists():
         return []
@@ -55,7 +57,12 @@ def earlier_rows(name: str, dataset: str, num_samples: int, budgets_s: list, ski
     if (data.get("dataset"), data.get("num_samples"), data.get("budgets_s")) != (dataset, num_samples, budgets_s):
         print(f"  ({path.name} was measured another way: its rows are not kept)")
         return []
-    kept = [r for r in data["rows"] if r["model"] in ENTRIES and r["model"] not in skip]
+    # A row names its feature network; rows of files written before rows did take the file's.
+    rows = [{"features": data["features"], **r} for r in data["rows"]]
+    kept = [r for r in rows if r["model"] in ENTRIES and r["model"] not in skip and r["features"] == features]
+    if len(kept) < sum(r["model"] in ENTRIES and r["model"] not in skip for r in rows):
+        print(f"  (some rows of {path.name} were measured in another feature space, e.g. a classifier "
+              "retrained elsewhere: they are not kept)")
     if kept:
         print(f"  keeping {len(kept)} rows of {', '.join(sorted({r['model'] for r in kept}))} from {path.name}")
     return kept
@@ -80,7 +87,8 @@ def benchmark(name, train_data, test_data, extractor, real, budgets_s, quick, nu
         while pending and elapsed >= pending[0]:
             pending.pop(0)
         scores = compare_features(real, extractor(generate(model, num_samples, seed)), METRICS, seed)
-        rows.append({"model": name, "minutes": elapsed / 60, "epochs": epoch, **scores})
+        rows.append({"model": name, "minutes": elapsed / 60, "epochs": epoch, **scores,
+                     "features": extractor.describe()})
         print(f"  {name}: {elapsed / 60:.1f} min, epoch {epoch}: FID {scores['fid']:.2f}, "
               f"KID {scores['kid']:.3f} +- {scores['kid_std']:.3f}", flush=True)
         model.train()
@@ -110,7 +118,8 @@ def main() -> None:
     for name in args.only or ENTRIES:
         rows += benchmark(name, train_data, test_data, extractor, real, budgets_s, args.quick, n)
     if args.only:  # keep the other models' rows of an earlier run with the same protocol
-        rows += earlier_rows("gan-quick" if args.quick else "gan", dataset, n, budgets_s, skip=args.only)
+        rows += earlier_rows("gan-quick" if args.quick else "gan", dataset, n, budgets_s, skip=args.only,
+                             features=extractor.describe())
         rows.sort(key=lambda r: (r["model"] != floor["model"], list(ENTRIES).index(r["model"])
                                  if r["model"] in ENTRIES else -1, r["minutes"]))
 
