@@ -15,6 +15,7 @@ biased upwards for fewer samples (``--num-samples 10000`` to match).
 
     python benchmarks/diffusion.py [--data-dir DIR] [--budgets 5 15 30] [--steps 10 50 250] [--threads 2]
     python benchmarks/diffusion.py --table   # the saved table again, beside the GAN's latest rows
+    python benchmarks/diffusion.py --more-steps 250   # the last model of the saved run at 250 steps too
     python benchmarks/diffusion.py --quick   # digits28, budgets of seconds: checks the harness in a few minutes
 
 MNIST is read from DIR/mnist (default: $GENLAB_DATA, else ../shared/datasets). Results go to
@@ -79,14 +80,34 @@ def benchmark(train_data, extractor, real, budgets_s, step_counts, quick, num_sa
         while pending and elapsed >= pending[0]:
             pending.pop(0)
         for steps in step_counts if not pending else [s for s in step_counts if s <= 50]:
-            images, per_image = timed_samples(model, num_samples, steps, seed)
-            scores = compare_features(real, extractor(images), METRICS, seed)
-            rows.append({"model": "diffusion", "minutes": elapsed / 60, "epochs": epoch, "steps": steps,
-                         "ms_per_image": 1000 * per_image, **scores})
-            print(f"  diffusion: {elapsed / 60:.1f} min, epoch {epoch}, {steps} steps: FID {scores['fid']:.2f}, "
-                  f"KID {scores['kid']:.3f} +- {scores['kid_std']:.3f}, {1000 * per_image:.1f} ms/image", flush=True)
+            rows.append(evaluate(model, elapsed / 60, epoch, steps, extractor, real, num_samples, seed))
         model.train()
     return rows
+
+
+def evaluate(model, minutes, epoch, steps, extractor, real, num_samples, seed=0) -> dict:
+    """One row: ``num_samples`` samples of ``steps`` DDIM steps scored against ``real``."""
+    images, per_image = timed_samples(model, num_samples, steps, seed)
+    scores = compare_features(real, extractor(images), METRICS, seed)
+    print(f"  diffusion: {minutes:.1f} min, epoch {epoch}, {steps} steps: FID {scores['fid']:.2f}, "
+          f"KID {scores['kid']:.3f} +- {scores['kid_std']:.3f}, {1000 * per_image:.1f} ms/image", flush=True)
+    return {"model": "diffusion", "minutes": minutes, "epochs": epoch, "steps": steps,
+            "ms_per_image": 1000 * per_image, **scores}
+
+
+def more_steps(data: dict, step_counts: list[int], data_dir, quick: bool) -> dict:
+    """``data`` (a saved results file) with rows for the finished run's last model at more step
+    counts, scored against the same test images in the same feature space."""
+    run = genlab.load_run(ROOT / "benchmarks" / "runs" / f"diffusion{'-quick' if quick else ''}")
+    train_data = genlab.load_dataset(data["dataset"], "train", data_dir)
+    test_data = genlab.load_dataset(data["dataset"], "test", data_dir)
+    extractor, real, floor = sample_quality_reference(train_data, test_data, data["num_samples"], METRICS)
+    if extractor.describe() != data["features"] or abs(floor["fid"] - data["floor"]["fid"]) > 1e-6:
+        raise SystemExit("the feature network or the test images differ from the saved run's: rerun the benchmark")
+    last = max(data["rows"], key=lambda r: r["epochs"])
+    rows = [evaluate(run.model, last["minutes"], last["epochs"], steps, extractor, real, data["num_samples"])
+            for steps in step_counts]
+    return {**data, "rows": data["rows"] + rows, "steps": sorted(set(data["steps"]) | set(step_counts))}
 
 
 def gan_rows(quick: bool) -> list[dict]:
@@ -113,13 +134,19 @@ def main() -> None:
                         help="digits28, budgets of 5, 10 and 15 seconds, 100 samples")
     parser.add_argument("--table", action="store_true",
                         help="no training: print the saved results again beside the GAN's latest rows")
+    parser.add_argument("--more-steps", nargs="*", type=int, metavar="STEPS",
+                        help="no training: add rows for the saved run's last model at these step counts")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.table:
+    if args.table or args.more_steps:
         path = RESULTS / f"diffusion{'-quick' if args.quick else ''}.json"
         if not path.exists():
             raise SystemExit(f"no {path}: run benchmarks/diffusion.py{' --quick' if args.quick else ''} first")
-        report(json.loads(path.read_text()), args.quick)
+        data = json.loads(path.read_text())
+        if args.more_steps:
+            data = more_steps(data, args.more_steps, None if args.quick else mnist_data_dir(args.data_dir),
+                              args.quick)
+        report(data, args.quick)
         return
 
     if args.quick:

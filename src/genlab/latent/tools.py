@@ -96,7 +96,7 @@ def resolve_prior_endpoint(model, spec: str) -> torch.Tensor:
 @torch.no_grad()
 def class_path(model, z: torch.Tensor, a: int, b: int, steps: int) -> torch.Tensor:
     """Images (steps, C, H, W) in [0, 1] from one code z (d,) while the class moves from ``a`` to ``b``
-    (a model with ``interpolate_classes``: the class embedding moves linearly)."""
+    (a model with ``interpolate_classes``: the label input moves linearly)."""
     if not model.conditional:
         raise GenlabError(f"--to-label needs a conditional model (cgan); a {model_name(model)} model has no classes")
     if not hasattr(model, "interpolate_classes"):
