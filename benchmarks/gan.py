@@ -58,9 +58,10 @@ def earlier_rows(name: str, dataset: str, num_samples: int, budgets_s: list, ski
         print(f"  ({path.name} was measured another way: its rows are not kept)")
         return []
     # A row names its feature network; rows of files written before rows did take the file's.
-    rows = [{"features": data["features"], **r} for r in data["rows"]]
-    kept = [r for r in rows if r["model"] in ENTRIES and r["model"] not in skip and r["features"] == features]
-    if len(kept) < sum(r["model"] in ENTRIES and r["model"] not in skip for r in rows):
+    others = [{"features": data["features"], **r} for r in data["rows"]
+              if r["model"] in ENTRIES and r["model"] not in skip]
+    kept = [r for r in others if r["features"] == features]
+    if len(kept) < len(others):
         print(f"  (some rows of {path.name} were measured in another feature space, e.g. a classifier "
               "retrained elsewhere: they are not kept)")
     if kept:
