@@ -57,9 +57,10 @@ def earlier_rows(name: str, dataset: str, num_samples: int, budgets_s: list, ski
     if (data.get("dataset"), data.get("num_samples"), data.get("budgets_s")) != (dataset, num_samples, budgets_s):
         print(f"  ({path.name} was measured another way: its rows are not kept)")
         return []
-    # A row names its feature network; rows of files written before rows did take the file's.
-    others = [{"features": data["features"], **r} for r in data["rows"]
-              if r["model"] in ENTRIES and r["model"] not in skip]
+    # A row names its feature network and thread count; rows of files written before rows did
+    # take the file's.
+    defaults = {"features": data["features"], "torch_threads": data["machine"]["cpu_threads"]}
+    others = [{**defaults, **r} for r in data["rows"] if r["model"] in ENTRIES and r["model"] not in skip]
     kept = [r for r in others if r["features"] == features]
     if len(kept) < len(others):
         print(f"  (some rows of {path.name} were measured in another feature space, e.g. a classifier "
@@ -89,7 +90,7 @@ def benchmark(name, train_data, test_data, extractor, real, budgets_s, quick, nu
             pending.pop(0)
         scores = compare_features(real, extractor(generate(model, num_samples, seed)), METRICS, seed)
         rows.append({"model": name, "minutes": elapsed / 60, "epochs": epoch, **scores,
-                     "features": extractor.describe()})
+                     "features": extractor.describe(), "torch_threads": torch.get_num_threads()})
         print(f"  {name}: {elapsed / 60:.1f} min, epoch {epoch}: FID {scores['fid']:.2f}, "
               f"KID {scores['kid']:.3f} +- {scores['kid_std']:.3f}", flush=True)
         model.train()

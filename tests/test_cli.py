@@ -17,10 +17,11 @@ def run(capsys, *argv):
 def test_train_sample_reconstruct_encode_evaluate(tmp_path, capsys):
     out = tmp_path / "vae"
     code, text, _ = run(capsys, "train", "conv-cvae", "--data", "digits", "--epochs", "2", "--latent-dim", "3",
-                        "--channels", "8,16", "--out", out, "--quiet", "--set", "activation=silu", "--lr", "0.002", "--set", "snapshot_every=5")
+                        "--channels", "8,16", "--blocks-per-stage", "1", "--out", out, "--quiet", "--set", "activation=silu", "--lr", "0.002", "--set", "snapshot_every=5")
     assert code == 0 and str(out) in text
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["activation"] == "silu" and config["model"]["channels"] == [8, 16]
+    assert config["model"]["blocks_per_stage"] == 1
     assert config["train"]["epochs"] == 2 and config["train"]["lr"] == 0.002
     assert config["train"]["snapshot_every"] == 5 and (out / "snapshots" / "step-0000020.png").exists()
 

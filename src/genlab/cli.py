@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=["dense", "conv", "resnet"])
     p.add_argument("--hidden", type=_ints, help="dense widths, e.g. 1000,500,250")
     p.add_argument("--channels", type=_ints, help="conv stage channels, e.g. 32,64")
+    p.add_argument("--blocks-per-stage", type=int, help="extra 3x3 convolutions (resnet: residual blocks) per stage")
     p.add_argument("--upsample", choices=["transposed", "resize-conv", "pixel-shuffle"])
     p.add_argument("--recon-loss", choices=["mse", "bce"])
     p.add_argument("--noise", choices=["none", "gaussian", "masking"])

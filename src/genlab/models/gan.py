@@ -256,7 +256,10 @@ class GAN(GenerativeModel):
             fake = self._generate(z, y, averaged=False)
 
         real = x.detach().requires_grad_(cfg.r1_gamma > 0)
-        s_real, s_fake = D(real, y), D(fake.detach(), y)
+        # One pass over real and generated images together (D has no batch norm, so this equals
+        # two passes; spectral norm takes one power-iteration step instead of two).
+        both = D(torch.cat([real, fake.detach()]), None if y is None else torch.cat([y, y]))
+        s_real, s_fake = both[:len(x)], both[len(x):]
         d_loss = discriminator_loss(cfg.loss, s_real, s_fake)
         terms = {"d_real": s_real.mean().detach(), "d_fake": s_fake.mean().detach()}
         if cfg.loss == "wgan-gp":
