@@ -25,7 +25,8 @@ import torch  # noqa: E402
 from genlab.metrics import reconstruction_error  # noqa: E402
 from genlab.models import build_model  # noqa: E402
 
-from common import RESULTS, ROOT, machine, mnist_data_dir, print_table, write_results  # noqa: E402
+from common import (RESULTS, ROOT, machine, mnist_data_dir, print_table,  # noqa: E402
+                    train_time as train_time_s, write_results)
 
 ANCHORS = {"pca": 13.87, "ae": 3.00}  # Hinton & Salakhutdinov 2006, Science 313, fig. 2 / text
 ANCHOR_NOTE = "Hinton & Salakhutdinov 2006: autoencoder 3.00, logistic PCA 8.01, PCA 13.87"
@@ -75,8 +76,6 @@ def main() -> None:
     file_name = "reconstruction" + ("-quick" if args.quick else "")
     command = "python " + " ".join(sys.argv)
     results = earlier_results(RESULTS / f"{file_name}.json", names)
-    rows = [[n, r["sq_error_per_image"], r["stderr"], ANCHORS.get(n, "-"), r["train_time_s"]]
-            for n, r in results.items()]
     for name in names:
         settings, train_settings = ENTRIES[name]
         if args.quick and "epochs" in train_settings:
@@ -88,18 +87,18 @@ def main() -> None:
         genlab.train(model, train_data, None, out_dir=out, progress=sys.stderr.isatty(), **train_settings)
         wall = time.perf_counter() - started
         run = genlab.load_run(out)
-        train_time = sum(r["time_s"] for r in run.metrics)
+        train_time = train_time_s(out)
         error = reconstruction_error(run.model, test_data)
         results[name] = {"sq_error_per_image": error["sq_error_per_image"], "stderr": error["sq_error_stderr"],
                          "train_time_s": round(train_time, 1), "wall_time_s": round(wall, 1),
                          "params": sum(p.numel() for p in run.model.parameters()),
                          "command": command, "torch_threads": torch.get_num_threads(),
                          "model": settings, "train": train_settings}
-        rows.append([name, error["sq_error_per_image"], error["sq_error_stderr"], ANCHORS.get(name, "-"),
-                     round(train_time, 1)])
         print(f"{name}: {error['sq_error_per_image']:.3f} per image, {train_time:.0f} s", flush=True)
 
     print()
+    rows = [[n, r["sq_error_per_image"], r["stderr"], ANCHORS.get(n, "-"), r["train_time_s"]]
+            for n, r in results.items()]
     print_table(["model (30-d code)", "sq. error / test image", "± s.e.", "anchor (H&S 2006)",
                  "training time (s)"], rows)
     print(ANCHOR_NOTE)
