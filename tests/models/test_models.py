@@ -156,6 +156,8 @@ def test_bad_settings_are_clear_errors():
         build_model("gan9000")
     with pytest.raises(GenlabError, match="unknown setting"):
         build_model("vae", latnt_dim=3)
+    with pytest.raises(GenlabError, match="blocks_per_stage must be 0 or more"):
+        build_model("conv-ae", image_shape=(1, 8, 8), blocks_per_stage=-1)
     with pytest.raises(GenlabError, match="divisible by 4"):
         build_model("conv-ae", image_shape=(1, 10, 10))
     with pytest.raises(GenlabError, match="labelled dataset"):

@@ -63,6 +63,8 @@ class NetworkConfig(ModelConfig):
             raise GenlabError(f"unknown norm '{self.norm}'; choose 'batch' or 'none'")
         if self.latent_dim < 1:
             raise GenlabError(f"latent_dim must be at least 1, got {self.latent_dim}")
+        if self.blocks_per_stage < 0:
+            raise GenlabError(f"blocks_per_stage must be 0 or more, got {self.blocks_per_stage}")
         if self.arch in ("conv", "resnet"):
             factor = 2 ** len(self.channels)
             _, h, w = self.image_shape
