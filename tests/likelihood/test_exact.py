@@ -2,6 +2,7 @@
 exactly (a 1-D latent): ELBO <= bound_K <= log p(x), the bound closing in on log p(x) as K grows."""
 import math
 
+import pytest
 import torch
 
 from genlab.data import ImageDataset
@@ -33,15 +34,27 @@ def exact_elbo(model, x):
     return (log_q.exp() * integrand).sum(0) * DZ
 
 
-def test_elbo_and_bound_against_quadrature():
+@pytest.mark.parametrize("autoregressive", [False, True])
+def test_elbo_and_bound_against_quadrature(autoregressive):
     torch.manual_seed(0)
-    model = build_model("vae", arch="dense", image_shape=(1, 3, 3), hidden=(16,), latent_dim=1).eval()
+    model = build_model("vae", arch="dense", image_shape=(1, 3, 3), hidden=(16,), latent_dim=1,
+                        autoregressive=autoregressive, ar_hidden=4 if autoregressive else 0).eval()
     with torch.no_grad():  # pull q away from the true posterior so the gaps are visible
         for p in model.parameters():
             p.mul_(1.5)
+        if autoregressive:  # its output weights start at zero: give pixels a say in later ones
+            for p in model.context.parameters():
+                p.copy_(0.25 * torch.randn(p.shape))
     grey = ImageDataset(images=torch.rand(60, 1, 3, 3, generator=torch.Generator().manual_seed(1)), name="toy")
     x = binarized_once(grey).tensors()[0]                                     # what the metrics see
     log_px = float(exact_log_px(model, x).mean())
+    if autoregressive:  # the context changes the density being estimated
+        saved = {k: v.clone() for k, v in model.context.state_dict().items()}
+        with torch.no_grad():
+            for p in model.context.parameters():
+                p.zero_()
+        assert abs(float(exact_log_px(model, x).mean()) - log_px) > 0.05
+        model.context.load_state_dict(saved)
     true_elbo = float(exact_elbo(model, x).mean())
     assert log_px - true_elbo > 0.5
 

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..data.base import ImageDataset
 from ..data.transforms import binarize
+from ..memory import release_free_memory
 from ..models.likelihood import bits_per_dim, gaussian_log_density, standard_normal_log_density
 
 
@@ -51,6 +52,8 @@ def _per_image(model, data: ImageDataset, seed: int, batch_size: int,
             for name, value in fn(x, None if y is None else y.to(device)).items():
                 parts.setdefault(name, []).append(value.double().cpu())
             bar.update(len(x))
+            if (start // batch_size) % 20 == 19:
+                release_free_memory()  # or memory grows over thousands of batches (genlab/memory.py)
         bar.close()
     return {name: torch.cat(values) for name, values in parts.items()}
 

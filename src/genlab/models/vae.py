@@ -24,6 +24,11 @@ schedule) and free bits (``free_bits``: nats per latent dimension below which th
 that dimension is not penalised; Kingma et al. 2016). With ``ema_decay`` an exponential moving
 average of the weights is kept in the state dict; a model in eval mode (evaluation, sampling,
 encoding) uses the averaged weights, a model in train mode the live ones.
+
+With ``autoregressive`` the Bernoulli decoder becomes p(x|z) = prod_i p(x_i | z, x_<i): a masked
+network over the earlier pixels adds to each pixel's logit (:mod:`genlab.models.autoregressive`).
+Every bound above keeps its form; ``decode`` then gives the probabilities of a deterministic
+pixel-by-pixel pass and ``sample`` draws binary images pixel by pixel.
 """
 from __future__ import annotations
 
@@ -36,7 +41,8 @@ from torch import nn
 
 from ..errors import GenlabError
 from .base import GenerativeModel, check_finite, moving_average_step
-from .blocks import Decoder, Encoder, NetworkConfig
+from .autoregressive import PixelContext
+from .blocks import Decoder, Encoder, NetworkConfig, _act
 from .likelihood import (bernoulli_log_likelihood, gaussian_log_density, gaussian_log_likelihood,
                          kl_standard_normal, standard_normal_log_density)
 
@@ -56,6 +62,9 @@ class VAEConfig(NetworkConfig):
         free_bits: nats per latent dimension of KL left unpenalised (ELBO training only); 0: none.
         ema_decay: decay of the moving average of the weights used in eval mode, reached after a
             warm-up (the decay after n updates is min(ema_decay, (1 + n) / (10 + n))); 0 turns it off.
+        autoregressive: each pixel's Bernoulli logit also depends on the earlier pixels (raster
+            order) through direct linear connections; Bernoulli likelihood only.
+        ar_hidden: width of a masked hidden layer added to those connections; 0: none.
     """
 
     latent_dim: int = 16
@@ -70,6 +79,8 @@ class VAEConfig(NetworkConfig):
     kl_warmup_steps: int = 0
     free_bits: float = 0.0
     ema_decay: float = 0.0
+    autoregressive: bool = False
+    ar_hidden: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -86,6 +97,10 @@ class VAEConfig(NetworkConfig):
                               "with the importance-weighted bound use kl_warmup_steps and beta")
         if not 0.0 <= self.ema_decay < 1.0:
             raise GenlabError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.autoregressive and self.likelihood != "bernoulli":
+            raise GenlabError("autoregressive needs the Bernoulli likelihood (--set likelihood=bernoulli)")
+        if self.ar_hidden < 0 or (self.ar_hidden and not self.autoregressive):
+            raise GenlabError(f"ar_hidden must be >= 0 and needs autoregressive=true, got {self.ar_hidden}")
 
 
 class VAE(GenerativeModel):
@@ -97,6 +112,7 @@ class VAE(GenerativeModel):
         extra = config.num_classes if config.conditional else 0
         self.encoder = Encoder(config, 2 * config.latent_dim, extra)
         self.decoder = Decoder(config, config.latent_dim, extra)
+        self.context = PixelContext(config.image_shape, config.ar_hidden, _act(config)) if config.autoregressive else None
         if config.likelihood == "gaussian":
             log_sigma = torch.full(config.image_shape, math.log(config.sigma))
             if config.learn_sigma:
@@ -106,8 +122,10 @@ class VAE(GenerativeModel):
         # The averaged networks are part of the state dict, so save/load and resume keep them.
         self.ema = None
         if config.ema_decay:
-            self.ema = nn.ModuleDict({"encoder": copy.deepcopy(self.encoder),
-                                      "decoder": copy.deepcopy(self.decoder)}).requires_grad_(False)
+            nets = {"encoder": self.encoder, "decoder": self.decoder}
+            if self.context is not None:
+                nets["context"] = self.context
+            self.ema = nn.ModuleDict({k: copy.deepcopy(v) for k, v in nets.items()}).requires_grad_(False)
             if config.likelihood == "gaussian" and config.learn_sigma:
                 self.register_buffer("ema_log_sigma", self.log_sigma.detach().clone())
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
@@ -147,9 +165,16 @@ class VAE(GenerativeModel):
         decoder = self.ema["decoder"] if self._averaged() else self.decoder
         return decoder(z2, extra).reshape(*lead, *self.config.image_shape)
 
+    def _context(self) -> PixelContext | None:
+        return self.ema["context"] if self._averaged() and self.context is not None else self.context
+
     def log_likelihood(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) per image in nats, given decoder logits (..., C, H, W)."""
+        """log p(x|z) per image in nats, given decoder logits (..., C, H, W) and images x
+        (C, H, W broadcasting against the logits' leading dimensions)."""
         if self.config.likelihood == "bernoulli":
+            context = self._context()
+            if context is not None:  # one pass over x, whatever the number of draws of z
+                logits = logits + context(x.reshape(-1, *x.shape[-3:])).view(x.shape)
             return bernoulli_log_likelihood(logits, x)
         log_sigma = self.ema_log_sigma if self._averaged() and hasattr(self, "ema_log_sigma") else self.log_sigma
         return gaussian_log_likelihood(torch.sigmoid(logits), log_sigma, x)
@@ -160,15 +185,26 @@ class VAE(GenerativeModel):
         return self.posterior(x, labels)[0]
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """The mean of p(x|z), (N, C, H, W) in [0, 1]."""
-        return torch.sigmoid(self.decode_logits(z, labels))
+        """The mean of p(x|z), (N, C, H, W) in [0, 1]. An autoregressive decoder has no closed-form
+        mean: it gives each pixel's probability in a pass that feeds probabilities back as the
+        earlier pixels' values."""
+        logits = self.decode_logits(z, labels)
+        context = self._context()
+        if context is None:
+            return torch.sigmoid(logits)
+        return context.generate(logits, mean_field=True)[1]
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Decoder means at n draws z ~ N(0, I). A conditional model needs ``labels``."""
+        """Decoder means at n draws z ~ N(0, I); an autoregressive decoder draws binary pixels one
+        at a time instead. A conditional model needs ``labels``."""
         if self.conditional and labels is None:
             labels = torch.arange(n) % self.config.num_classes
-        return self.decode(self.prior_noise(n, generator), labels)
+        z = self.prior_noise(n, generator)
+        context = self._context()
+        if context is None:
+            return self.decode(z, labels)
+        return context.generate(self.decode_logits(z, labels), generator)[0]
 
     def elbo_terms(self, x: torch.Tensor, labels: torch.Tensor | None = None,
                    mc_samples: int | None = None) -> dict[str, torch.Tensor]:
@@ -258,6 +294,8 @@ class VAE(GenerativeModel):
         if self.ema is None:
             return
         pairs = [(self.ema["encoder"], self.encoder), (self.ema["decoder"], self.decoder)]
+        if self.context is not None:
+            pairs.append((self.ema["context"], self.context))
         if hasattr(self, "ema_log_sigma"):
             pairs.append((self.ema_log_sigma, self.log_sigma))
         moving_average_step(pairs, self.config.ema_decay, self.ema_updates)
