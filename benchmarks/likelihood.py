@@ -29,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import genlab  # noqa: E402  (first: it sets OMP_WAIT_POLICY before torch starts its threads)
 import torch  # noqa: E402
-from genlab.data import binarize  # noqa: E402
 from genlab.metrics.likelihood import elbo, importance_weighted_log_likelihood  # noqa: E402
 from genlab.models import build_model  # noqa: E402
 
