@@ -33,8 +33,7 @@ class PixelContext(nn.Module):
         self.image_shape = tuple(image_shape)
         d = image_shape[0] * image_shape[1] * image_shape[2]
         self.direct = nn.Linear(d, d, bias=False)
-        nn.init.zeros_(self.direct.weight)
-        self.register_buffer("direct_mask", torch.ones(d, d).tril(-1), persistent=False)   # j < i
+        nn.init.zeros_(self.direct.weight)   # used as its strictly lower triangle: pixel i sees j < i
         self.hidden = hidden
         if hidden:
             # Unit k sees pixels 0 .. m_k - 1 and feeds pixels m_k .. d - 1 (1 <= m_k <= d - 1).
@@ -49,7 +48,7 @@ class PixelContext(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.flatten(1).to(self.direct.weight.dtype)
-        g = F.linear(flat, self.direct.weight * self.direct_mask)
+        g = F.linear(flat, self.direct.weight.tril(-1))
         if self.hidden:
             h = self.act(F.linear(flat, self.inp.weight * self.inp_mask, self.inp.bias))
             g = g + F.linear(h, self.out.weight * self.out_mask)
@@ -64,7 +63,7 @@ class PixelContext(nn.Module):
         has no closed form)."""
         base = logits.flatten(1)
         n, d = base.shape
-        direct = (self.direct.weight * self.direct_mask).t().contiguous()     # row j: x_j's effect
+        direct = self.direct.weight.tril(-1).t().contiguous()     # row j: x_j's effect
         acc = torch.zeros_like(base)                                          # direct terms so far
         if self.hidden:
             inp = (self.inp.weight * self.inp_mask).t().contiguous()          # (d, hidden)
