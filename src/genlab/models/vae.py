@@ -293,9 +293,7 @@ class VAE(GenerativeModel):
         """One step of the moving average towards the live weights (a no-op without ``ema_decay``)."""
         if self.ema is None:
             return
-        pairs = [(self.ema["encoder"], self.encoder), (self.ema["decoder"], self.decoder)]
-        if self.context is not None:
-            pairs.append((self.ema["context"], self.context))
+        pairs = [(averaged, getattr(self, name)) for name, averaged in self.ema.items()]  # encoder, decoder, context
         if hasattr(self, "ema_log_sigma"):
             pairs.append((self.ema_log_sigma, self.log_sigma))
         moving_average_step(pairs, self.config.ema_decay, self.ema_updates)
