@@ -47,6 +47,11 @@ from .likelihood import (bernoulli_log_likelihood, gaussian_log_density, gaussia
                          kl_standard_normal, standard_normal_log_density)
 
 
+def soft_bound(x: torch.Tensor, c: float) -> torch.Tensor:
+    """c tanh(x / c): close to x near 0 (within 1 % for |x| < c / 6), never beyond +-c; c = 0: x."""
+    return c * torch.tanh(x / c) if c else x
+
+
 @dataclass
 class VAEConfig(NetworkConfig):
     """Attributes (beyond :class:`NetworkConfig`):
@@ -65,6 +70,11 @@ class VAEConfig(NetworkConfig):
         autoregressive: each pixel's Bernoulli logit also depends on the earlier pixels (raster
             order) through direct linear connections; Bernoulli likelihood only.
         ar_hidden: width of a masked hidden layer added to those connections; 0: none.
+        mean_bound: a soft bound c on the posterior mean, mu = c tanh(mu_raw / c); 0: none.
+            Without it an input unlike the training images can get a mean far out in the prior's
+            tail, where the decoder extrapolates (docs/likelihood.md).
+        logit_bound: the same soft bound on the decoder's logits (before any autoregressive
+            context), so that no pixel can cost more than about c nats through the decoder; 0: none.
     """
 
     latent_dim: int = 16
@@ -81,6 +91,8 @@ class VAEConfig(NetworkConfig):
     ema_decay: float = 0.0
     autoregressive: bool = False
     ar_hidden: int = 0
+    mean_bound: float = 0.0
+    logit_bound: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -101,6 +113,8 @@ class VAEConfig(NetworkConfig):
             raise GenlabError("autoregressive needs the Bernoulli likelihood (--set likelihood=bernoulli)")
         if self.ar_hidden < 0 or (self.ar_hidden and not self.autoregressive):
             raise GenlabError(f"ar_hidden must be >= 0 and needs autoregressive=true, got {self.ar_hidden}")
+        if self.mean_bound < 0 or self.logit_bound < 0:
+            raise GenlabError("mean_bound and logit_bound must be >= 0 (0 turns the bound off)")
 
 
 class VAE(GenerativeModel):
@@ -152,7 +166,7 @@ class VAE(GenerativeModel):
         encoder = self.ema["encoder"] if self._averaged() else self.encoder
         h = encoder(x, self.one_hot(labels, len(x)))
         mu, logvar = h.chunk(2, dim=1)
-        return mu, logvar
+        return soft_bound(mu, self.config.mean_bound), logvar
 
     def decode_logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Decoder output before the sigmoid, (..., C, H, W) for z of shape (..., latent_dim)."""
@@ -163,7 +177,8 @@ class VAE(GenerativeModel):
         if extra is not None and len(extra) != len(z2):
             extra = extra.repeat(len(z2) // len(extra), 1)
         decoder = self.ema["decoder"] if self._averaged() else self.decoder
-        return decoder(z2, extra).reshape(*lead, *self.config.image_shape)
+        logits = soft_bound(decoder(z2, extra), self.config.logit_bound)
+        return logits.reshape(*lead, *self.config.image_shape)
 
     def _context(self) -> PixelContext | None:
         return self.ema["context"] if self._averaged() and self.context is not None else self.context
