@@ -117,7 +117,7 @@ def main() -> None:
     step_s = seconds_per_step(probe, train_data, train_settings)
     per_epoch = max(len(train_data) // batch_size, 1)
     # Whole epochs within the budget, with 5 % to spare: over a long run, steps came out up to
-    # 2 % slower than the timed ones (30.4 minutes for a planned 30), and in one run 3 to 5 %.
+    # 2 % slower than the timed ones (30.4 minutes for a planned 30), and in one two-hour run 8 %.
     epochs = max(1, int(0.95 * args.budget_minutes * 60 / step_s / per_epoch))
     total_steps = epochs * per_epoch
     settings = {**settings, "kl_warmup_steps": int(warmup_fraction * total_steps)}
