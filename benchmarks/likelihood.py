@@ -40,29 +40,22 @@ ANCHORS = {"VAE, 1 stochastic layer": 86.76, "IWAE K=50, 1 stochastic layer": 84
 
 # name -> (model name, model settings, training settings). ``kl_warmup`` is the fraction of the
 # run over which the KL weight rises to 1 (turned into steps once the run length is known).
+TRAIN = {"batch_size": 64, "lr": 2e-3, "kl_warmup": 0.1}
+DENSE = {"hidden": (512, 256), "latent_dim": 32, "norm": "none", "activation": "silu", "ema_decay": 0.999}
+DENSE_AR = {**DENSE, "autoregressive": True}
 RECIPES = {
-    "resnet-vae": ("resnet-vae", {}, {"batch_size": 64, "lr": 2e-3, "kl_warmup": 0.1}),
-    "iwae": ("iwae", {}, {"batch_size": 64, "lr": 2e-3, "kl_warmup": 0.1}),
-    "resnet-vae-wide": ("resnet-vae", {"channels": (32, 64), "blocks_per_stage": 1},
-                        {"batch_size": 64, "lr": 2e-3, "kl_warmup": 0.1}),
-    "dense-vae": ("vae", {"hidden": (512, 256), "latent_dim": 32, "norm": "none", "activation": "silu",
-                          "ema_decay": 0.999}, {"batch_size": 64, "lr": 2e-3, "kl_warmup": 0.1}),
-    "dense-vae-wide": ("vae", {"hidden": (1024, 512), "latent_dim": 32, "norm": "none", "activation": "silu",
-                               "ema_decay": 0.999}, {"batch_size": 64, "lr": 2e-3, "kl_warmup": 0.1}),
-    "dense-vae-ar": ("vae", {"hidden": (512, 256), "latent_dim": 32, "norm": "none", "activation": "silu",
-                             "ema_decay": 0.999, "autoregressive": True},
-                     {"batch_size": 64, "lr": 2e-3, "kl_warmup": 0.1}),
-    "dense-vae-ar-hidden": ("vae", {"hidden": (512, 256), "latent_dim": 32, "norm": "none", "activation": "silu",
-                                    "ema_decay": 0.999, "autoregressive": True, "ar_hidden": 256},
-                            {"batch_size": 64, "lr": 2e-3, "kl_warmup": 0.1}),
+    "resnet-vae": ("resnet-vae", {}, TRAIN),
+    "iwae": ("iwae", {}, TRAIN),
+    "resnet-vae-wide": ("resnet-vae", {"channels": (32, 64), "blocks_per_stage": 1}, TRAIN),
+    "dense-vae": ("vae", DENSE, TRAIN),
+    "dense-vae-wide": ("vae", {**DENSE, "hidden": (1024, 512)}, TRAIN),
+    "dense-vae-ar": ("vae", DENSE_AR, TRAIN),
+    "dense-vae-ar-hidden": ("vae", {**DENSE_AR, "ar_hidden": 256}, TRAIN),
     # For long budgets: soft bounds on the posterior mean and the decoder's logits, and weight
     # decay, so that an unusual test image cannot land far out in the prior's tail (docs/likelihood.md).
-    "dense-vae-ar-long": ("vae", {"hidden": (512, 256), "latent_dim": 32, "norm": "none", "activation": "silu",
-                                  "ema_decay": 0.999, "autoregressive": True, "mean_bound": 8.0,
-                                  "logit_bound": 20.0},
-                          {"batch_size": 64, "lr": 2e-3, "kl_warmup": 0.1, "weight_decay": 1e-2}),
-    "dense-iwae": ("vae", {"hidden": (512, 256), "latent_dim": 32, "norm": "none", "activation": "silu",
-                           "ema_decay": 0.999, "iw_samples": 5}, {"batch_size": 64, "lr": 2e-3, "kl_warmup": 0.1}),
+    "dense-vae-ar-long": ("vae", {**DENSE_AR, "mean_bound": 8.0, "logit_bound": 20.0},
+                          {**TRAIN, "weight_decay": 1e-2}),
+    "dense-iwae": ("vae", {**DENSE, "iw_samples": 5}, TRAIN),
 }
 
 
