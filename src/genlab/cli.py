@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--lr-schedule", choices=["constant", "cosine"])
+    p.add_argument("--max-minutes", type=float, help="stop after this many minutes of training steps (default: no limit)")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")

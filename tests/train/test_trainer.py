@@ -1,5 +1,6 @@
 """The training loop: metrics, exact resume, interruption, divergence, run folders."""
 import json
+import math
 
 import pytest
 import torch
@@ -168,6 +169,32 @@ def test_cosine_schedule_and_bad_settings():
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(GenlabError, match="learning rate must be positive"):
         TrainConfig(lr=0)
+
+
+def test_max_minutes_stops_on_the_clock_with_the_schedule_finished(small_data, tmp_path, monkeypatch):
+    """A clock that ticks one second per reading: each step takes one second, so a 10-second limit
+    stops after 10 steps (8 in epoch 1, 2 in epoch 2) of the 40 planned, with the cosine schedule
+    driven by the time used; a resume given more minutes carries on from there."""
+    import itertools
+    import types
+
+    from genlab.train import trainer
+
+    clock = itertools.count()
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    train_data, _ = small_data
+    settings = dict(epochs=5, batch_size=50, lr=1.0, lr_schedule="cosine", snapshot_every=-1, progress=False)
+    train(vae(train_data), train_data, None, out_dir=tmp_path, max_minutes=10 / 60, **settings)
+    records = metrics(tmp_path)
+    assert [(r["epoch"], r["step"], r["time_s"]) for r in records] == [(1, 8, 8.0), (2, 10, 2.0)]
+    # the last logged step (index 7, then 9) after 8, then 10 seconds: progress max(7/40, 8/10), then 1
+    assert abs(records[0]["lr"] - 0.5 * (1 + math.cos(0.8 * math.pi))) < 1e-12 and records[1]["lr"] < 1e-12
+    assert json.loads((tmp_path / STATE_FILE).read_text())["done"] is True
+
+    train(vae(train_data), train_data, None, out_dir=tmp_path, max_minutes=15 / 60, resume=True, **settings)
+    assert [(r["epoch"], r["step"]) for r in metrics(tmp_path)] == [(1, 8), (2, 10), (3, 15)]
+    with pytest.raises(GenlabError, match="max_minutes must be >= 0"):
+        TrainConfig(max_minutes=-1)
 
 
 class TwoPlayer(GenerativeModel):

@@ -48,6 +48,10 @@ class TrainConfig:
         batch_size: images per step (per process under data-parallel training).
         lr: peak learning rate of AdamW.
         lr_schedule: ``constant`` or ``cosine`` (decays to 0 over the run; needs no state).
+        max_minutes: stop once the training steps have taken this many minutes (0: no limit), with
+            a checkpoint, as at the end of the run. With the cosine schedule the learning rate then
+            decays over whichever ends first, the steps or the minutes, so that a run cut short by
+            the clock still ends near zero; the schedule then depends on the machine's speed.
         weight_decay: AdamW's decoupled weight decay.
         grad_clip: clip the gradient norm to this value; 0 turns clipping off.
         seed: seeds the batch order and every random draw of the run.
@@ -65,6 +69,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     lr_schedule: str = "constant"
+    max_minutes: float = 0.0
     weight_decay: float = 0.0
     grad_clip: float = 0.0
     seed: int = 0
@@ -80,6 +85,8 @@ class TrainConfig:
             raise GenlabError(f"the learning rate must be positive, got {self.lr}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise GenlabError(f"unknown lr_schedule '{self.lr_schedule}'; choose 'constant' or 'cosine'")
+        if not (self.max_minutes >= 0):
+            raise GenlabError(f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -115,9 +122,13 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def _lr_at(config: TrainConfig, step: int, total: int) -> float:
+def _lr_at(config: TrainConfig, step: int, total: int, seconds: float = 0.0) -> float:
+    """The learning rate at ``step`` of ``total``, after ``seconds`` of training."""
     if config.lr_schedule == "cosine":
-        return config.lr * 0.5 * (1 + math.cos(math.pi * min(step / max(total, 1), 1.0)))
+        progress = step / max(total, 1)
+        if config.max_minutes:
+            progress = max(progress, seconds / (60 * config.max_minutes))
+        return config.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     return config.lr
 
 
@@ -255,8 +266,13 @@ class Trainer:
         model, cfg, data = self.model, self.config, self.train_data
         per_epoch = _batches_per_epoch(len(data) // self.world, cfg.batch_size)
         total = self.total_steps = per_epoch * cfg.epochs
+        if cfg.max_minutes and self.world > 1:
+            raise GenlabError("max_minutes stops each process on its own clock, which data-parallel training "
+                              "cannot allow; set epochs instead")
         model.train()
-        while state["epoch"] < cfg.epochs:
+        state.setdefault("trained_s", 0.0)  # the finished epochs' time (absent from older checkpoints)
+        limit_s = 60 * cfg.max_minutes or math.inf
+        while state["epoch"] < cfg.epochs and state["trained_s"] + state["elapsed_s"] < limit_s:
             epoch_start = shuffle.get_state()
             order = torch.randperm(len(data), generator=shuffle)[self.rank::self.world]
             started = time.perf_counter() - state["elapsed_s"]
@@ -264,9 +280,10 @@ class Trainer:
                        disable=True if not self.progress or self.rank != 0 else None,  # None: off when not a terminal
                        leave=False, dynamic_ncols=True)
             try:
-                while state["batch"] < per_epoch:
+                while state["batch"] < per_epoch and state["trained_s"] + state["elapsed_s"] < limit_s:
                     index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
-                    terms = self._step(optimizers, index, state["step"], total)
+                    terms = self._step(optimizers, index, state["step"], total,
+                                       state["trained_s"] + state["elapsed_s"])
                     n = len(index)
                     for k, v in terms.items():
                         state["sums"][k] = state["sums"].get(k, 0.0) + v * n
@@ -287,7 +304,7 @@ class Trainer:
             bar.close()
             if cfg.snapshot_every == 0:
                 self._snapshot(state["step"])
-            self._end_epoch(state)
+            self._end_epoch(state)  # also an epoch cut short by max_minutes: it logs the steps taken
             self._checkpoint(optimizers, state, shuffle.get_state())
         state["done"] = True
         self._checkpoint(optimizers, state, shuffle.get_state())
@@ -295,14 +312,14 @@ class Trainer:
         model.eval()
         return model
 
-    def _step(self, optimizers, index: torch.Tensor, step: int, total: int) -> dict[str, float]:
+    def _step(self, optimizers, index: torch.Tensor, step: int, total: int, seconds: float) -> dict[str, float]:
         model, cfg = self.model, self.config
         x, y = self.train_data.batch(index)
         x = x.to(self.device, non_blocking=True)
         y = None if y is None else y.to(self.device)
         if self.binary:
             x = binarize(x)
-        factor = _lr_at(cfg, step, total) / cfg.lr
+        factor = _lr_at(cfg, step, total, seconds) / cfg.lr
         for optimizer in optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
@@ -349,7 +366,8 @@ class Trainer:
 
     def _end_epoch(self, state: dict[str, Any]) -> None:
         record = {"epoch": state["epoch"] + 1, "step": state["step"], "time_s": round(state["elapsed_s"], 3),
-                  "lr": _lr_at(self.config, state["step"] - 1, self.total_steps)}
+                  "lr": _lr_at(self.config, state["step"] - 1, self.total_steps,
+                               state["trained_s"] + state["elapsed_s"])}
         record.update({f"train/{k}": v / max(state["seen"], 1) for k, v in state["sums"].items()})
         if self.val_data is not None and self.rank == 0:
             try:
@@ -358,7 +376,8 @@ class Trainer:
             except NotSupported:
                 pass  # a model with no held-out loss (a GAN) is measured by its samples instead
         self._log(record)
-        state.update(epoch=state["epoch"] + 1, batch=0, sums={}, seen=0, elapsed_s=0.0)
+        state.update(epoch=state["epoch"] + 1, batch=0, sums={}, seen=0, elapsed_s=0.0,
+                     trained_s=state["trained_s"] + state["elapsed_s"])
 
     def _fit_closed_form(self) -> GenerativeModel:
         model = self.model
