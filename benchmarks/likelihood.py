@@ -113,7 +113,7 @@ def main() -> None:
     step_s = seconds_per_step(probe, train_data, train_settings)
     per_epoch = max(len(train_data) // batch_size, 1)
     # Epochs for the budget at the timed speed; the trainer's clock (max_minutes) stops the run at
-    # the budget should the steps come out slower (in one two-hour run they were 8 % slower), and
+    # the budget should the steps come out slower (in two-hour runs they were 8 and 11 % slower), and
     # the cosine schedule then follows the clock, so that it still ends at a learning rate near 0.
     epochs = max(1, math.ceil(args.budget_minutes * 60 / step_s / per_epoch))
     total_steps = epochs * per_epoch
