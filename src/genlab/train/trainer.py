@@ -132,6 +132,11 @@ def _lr_at(config: TrainConfig, step: int, total: int, seconds: float = 0.0) -> 
     return config.lr
 
 
+def _trained_s(state: dict[str, Any]) -> float:
+    """Seconds of training steps so far: the finished epochs' and the current one's."""
+    return state["trained_s"] + state["elapsed_s"]
+
+
 def _batches_per_epoch(n: int, batch_size: int) -> int:
     # Drop the ragged last batch (batch norm dislikes tiny batches), unless it is the only one.
     return max(n // batch_size, 1)
@@ -272,7 +277,7 @@ class Trainer:
         model.train()
         state.setdefault("trained_s", 0.0)  # the finished epochs' time (absent from older checkpoints)
         limit_s = 60 * cfg.max_minutes or math.inf
-        while state["epoch"] < cfg.epochs and state["trained_s"] + state["elapsed_s"] < limit_s:
+        while state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:
             epoch_start = shuffle.get_state()
             order = torch.randperm(len(data), generator=shuffle)[self.rank::self.world]
             started = time.perf_counter() - state["elapsed_s"]
@@ -280,10 +285,9 @@ class Trainer:
                        disable=True if not self.progress or self.rank != 0 else None,  # None: off when not a terminal
                        leave=False, dynamic_ncols=True)
             try:
-                while state["batch"] < per_epoch and state["trained_s"] + state["elapsed_s"] < limit_s:
+                while state["batch"] < per_epoch and _trained_s(state) < limit_s:
                     index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
-                    terms = self._step(optimizers, index, state["step"], total,
-                                       state["trained_s"] + state["elapsed_s"])
+                    terms = self._step(optimizers, index, state["step"], total, _trained_s(state))
                     n = len(index)
                     for k, v in terms.items():
                         state["sums"][k] = state["sums"].get(k, 0.0) + v * n
@@ -366,8 +370,7 @@ class Trainer:
 
     def _end_epoch(self, state: dict[str, Any]) -> None:
         record = {"epoch": state["epoch"] + 1, "step": state["step"], "time_s": round(state["elapsed_s"], 3),
-                  "lr": _lr_at(self.config, state["step"] - 1, self.total_steps,
-                               state["trained_s"] + state["elapsed_s"])}
+                  "lr": _lr_at(self.config, state["step"] - 1, self.total_steps, _trained_s(state))}
         record.update({f"train/{k}": v / max(state["seen"], 1) for k, v in state["sums"].items()})
         if self.val_data is not None and self.rank == 0:
             try:
@@ -377,7 +380,7 @@ class Trainer:
                 pass  # a model with no held-out loss (a GAN) is measured by its samples instead
         self._log(record)
         state.update(epoch=state["epoch"] + 1, batch=0, sums={}, seen=0, elapsed_s=0.0,
-                     trained_s=state["trained_s"] + state["elapsed_s"])
+                     trained_s=_trained_s(state))
 
     def _fit_closed_form(self) -> GenerativeModel:
         model = self.model
