@@ -71,5 +71,5 @@ def sample_quality_reference(train_data, test_data, n: int, metrics: list[str]):
     real = extractor(test_images)
     order = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))
     floor = {"model": "real data (train vs test)", "minutes": 0.0, "epochs": 0,
-             **compare_features(real, extractor(train_data.batch(order[:n])[0]), metrics)}
+             **compare_features(real, extractor(train_data.batch(order[:n]).images), metrics)}
     return extractor, real, floor

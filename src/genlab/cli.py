@@ -63,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="JSON or TOML file of model and training settings")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, help="images per step, over all processes (default 128)")
+    p.add_argument("--grad-accumulation", type=int, help="micro-batches per step, gradients summed (default 1)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (default fp32)")
+    p.add_argument("--nproc", type=int, help="data-parallel processes on this machine, started by torchrun")
     p.add_argument("--lr", type=float)
     p.add_argument("--lr-schedule", choices=["constant", "cosine"])
     p.add_argument("--max-minutes", type=float, help="stop after this many minutes of training steps (default: no limit)")
@@ -209,9 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> None:
     import dataclasses
+    import os
 
     from .train import TrainConfig, train
 
+    if args.nproc is not None and "WORLD_SIZE" not in os.environ:
+        _launch(args)
+        return
     train_fields = tuple(f.name for f in dataclasses.fields(TrainConfig))
     settings = _read_config_file(args.config) if args.config else {}
     settings.update(dict(args.set))
@@ -221,9 +228,37 @@ def _train(args: argparse.Namespace) -> None:
             settings[name] = value
     train_settings = {k: settings.pop(k) for k in list(settings) if k in train_fields}
     data = settings.pop("data", None) or args.data
-    model = train(args.model, data, data_dir=args.data_dir, out_dir=args.out, resume=args.resume,
-                  progress=not args.quiet, model_settings=settings, **train_settings)
-    print(f"trained {args.model}; run folder: {model.run_dir}")
+    out = args.out or _default_out(args.model, data, args.resume)
+    train(args.model, data, data_dir=args.data_dir, out_dir=out, resume=args.resume,
+          progress=not args.quiet, model_settings=settings, **train_settings)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained {args.model}; run folder: {out}")
+
+
+def _default_out(model: str, data: str, resume: bool) -> Path:
+    from .train import default_run_dir
+
+    return default_run_dir(model, data, resume)
+
+
+def _launch(args: argparse.Namespace) -> None:
+    """``genlab train ... --nproc N``: the same command in N processes under torchrun, with the
+    run folder chosen once here."""
+    from .train.distributed import launch
+
+    argv = list(args.argv)
+    for i, word in enumerate(argv):
+        if word == "--nproc":
+            del argv[i:i + 2]
+            break
+        if word.startswith("--nproc="):
+            del argv[i]
+            break
+    if not args.out:
+        argv += ["--out", str(_default_out(args.model, args.data, args.resume))]
+    code = launch(argv, args.nproc)
+    if code:
+        raise GenlabError(f"the data-parallel run ended with exit code {code} (its processes' messages are above)")
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -330,7 +365,9 @@ COMMANDS = {"datasets": _datasets, "train": _train, "sample": _run, "reconstruct
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         COMMANDS[args.command](args)
     except GenlabError as err:

@@ -18,7 +18,6 @@ import torch
 from .data import load_dataset
 from .metrics import evaluate
 from .models import build_model
-from .models.base import NotSupported
 from .train import load_run, train
 from .train.checkpoint import has_checkpoint
 from .viz import Section, make_grid, write_report
@@ -135,7 +134,7 @@ def _prior_figures(model, train_data, test_data, title: str, scale: int, seed: i
     about = (f"{title}: the generator on 10 codes along the great circle (spherical interpolation) from the "
              f"z of seed 0 (the classifier sees a {classes[0]}) to that of seed {b} (a {classes[b]}); "
              f"`genlab interpolate RUN --from 0 --to {b} --spherical`")
-    if getattr(model, "samples_by_denoising", False):
+    if model.capabilities.denoising_sampler:
         return (strip, about), (f"{title}: no map here, since each of its {PRIOR_MAP_DRAWS} points needs a full "
                                 "denoising run; `genlab latent-map RUN` draws one.")
     scatter, info = prior_map(model, train_data, test_data, PRIOR_MAP_DRAWS, seed=seed, size_px=(460, 360))
@@ -148,7 +147,7 @@ def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool 
     """Train (or reuse) every demo model and write ``OUT/report.html``; returns its path."""
     out = Path(out)
     train_data, test_data = load_dataset(DATASET, "train"), load_dataset(DATASET, "test")
-    x, y = test_data.batch(slice(0, num_images))
+    x, y = test_data.tensors(slice(0, num_images))
     scale = 6
     rows, sample_figures, table, no_prior = [(make_grid(x, nrow=num_images, scale=scale), "test images")], [], [], []
     sample_grids: dict = {}
@@ -177,11 +176,11 @@ def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool 
             if error != "-":
                 recon = model.reconstruct(x, y).clamp(0, 1)
                 rows.append((make_grid(recon, nrow=num_images, scale=scale), f"{entry.title}: reconstructions"))
-            try:
+            if model.capabilities.prior:
                 samples = model.sample(64, generator=torch.Generator().manual_seed(seed))
                 sample_grids[entry.name] = make_grid(samples, nrow=8, scale=scale)
                 sample_figures.append((sample_grids[entry.name], f"{entry.title}: samples"))
-            except NotSupported:
+            else:
                 no_prior.append(entry.title)
         latent = (_latent_figures(model, test_data, entry.title, scale, seed)
                   or _prior_figures(model, train_data, test_data, entry.title, scale, seed))

@@ -50,7 +50,7 @@ def sample_files(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
     labels = _labels_for(run, n, label)
     path = Path(out or run.path / "samples.png")
     options = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("eta", eta)) if v is not None}
-    if not getattr(model, "samples_by_denoising", False):  # one pass: nothing to set, nothing to animate
+    if not model.capabilities.denoising_sampler:  # one pass: nothing to set, nothing to animate
         if options:
             raise GenlabError(f"--{next(iter(options))} applies to diffusion models only; "
                               f"{run.path} holds a {model.family} model")
@@ -67,7 +67,7 @@ def reconstruct(run: Run, n: int = 32, split: str = "test", data_dir=None,
                 out: str | os.PathLike | None = None) -> Path:
     """The first ``n`` images of ``split`` (odd rows) above their reconstructions (even rows)."""
     data = run.dataset(split, data_dir)
-    x, y = data.batch(slice(0, n))
+    x, y = data.tensors(slice(0, n))
     model = run.model
     r = model.reconstruct(x.to(model.device), None if y is None else y.to(model.device)).clamp(0, 1).cpu()
     per_row = min(16, len(x))
@@ -85,7 +85,7 @@ def encode(run: Run, split: str = "test", data_dir=None, batch_size: int = 500,
     model = run.model
     codes = []
     for start in range(0, len(data), batch_size):
-        x, y = data.batch(slice(start, start + batch_size))
+        x, y = data.tensors(slice(start, start + batch_size))
         codes.append(model.encode(x.to(model.device), None if y is None else y.to(model.device)).cpu())
     path = Path(out or run.path / f"latents-{split}.npz")
     arrays = {"z": torch.cat(codes).numpy()}
@@ -125,7 +125,7 @@ def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int 
 def _importance_weighted_nll(model, data, k: int, seed: int, progress: bool) -> dict:
     from .metrics.likelihood import importance_weighted_log_likelihood
 
-    if not hasattr(model, "importance_weighted_terms"):
+    if not model.capabilities.likelihood:
         raise GenlabError(f"--metrics nll needs a model with a likelihood (a VAE), not a {model.family}")
     if not 1 <= k <= 100_000:
         raise GenlabError(f"--importance-samples must lie in 1..100000, got {k}")

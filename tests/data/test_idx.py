@@ -175,5 +175,5 @@ def test_real_mnist(tmp_path):
     assert train.labels.bincount().tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert test.labels.bincount().tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert train.labels[:5].tolist() == [5, 0, 4, 1, 9]
-    x, _ = train.batch(slice(0, 10))
+    x, _ = train.tensors(slice(0, 10))
     assert x.dtype == torch.float32 and 0 <= x.min() and x.max() == 1

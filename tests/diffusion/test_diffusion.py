@@ -227,7 +227,7 @@ def test_save_load_is_exact_including_the_averaged_weights(toy, tmp_path):
     model.save(tmp_path)
     loaded = load_model(tmp_path)
     state, again = model.state_dict(), loaded.state_dict()
-    assert state.keys() == again.keys() and any(k.startswith("net_ema.") for k in state)
+    assert state.keys() == again.keys() and any(k.startswith("ema.net.") for k in state)
     assert all(torch.equal(state[k], again[k]) for k in state) and int(state["ema_updates"]) == 240
     z = model.prior_noise(4, torch.Generator().manual_seed(0))
     assert torch.equal(model.decode(z), loaded.decode(z))

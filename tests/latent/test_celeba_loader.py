@@ -35,7 +35,7 @@ def test_loads_cropped_64x64_rgb_with_attributes_and_official_splits(tmp_path):
     assert train.images.shape == (6, 3, 64, 64) and test.images.shape == (2, 3, 64, 64)
     assert train.attribute_names == NAMES and train.attributes.shape == (6, 3) and train.labels is None
     assert train.attributes[0].tolist() == [1.0, -1.0, 1.0]  # 000001.jpg: "1 -1 1"
-    x, _ = train.batch(slice(0, 1))
+    x, _ = train.tensors(slice(0, 1))
     centre = x[0, :, 32, 32]  # the red square of image 1 lands in the centre of the crop
     assert centre[0] > 0.8 and centre[2] < 0.2
     # Attributes select images: 000001 is smiling, 000002 is not.

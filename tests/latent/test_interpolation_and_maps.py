@@ -72,7 +72,7 @@ def test_too_few_steps_is_a_clear_error():
 @pytest.mark.parametrize("spherical", [False, True])
 def test_path_end_points_decode_to_the_reconstructions_of_a_and_b(family, spherical, request, digits_test):
     model = request.getfixturevalue(family)
-    x, _ = digits_test.batch(slice(0, 2))
+    x, _ = digits_test.tensors(slice(0, 2))
     with torch.no_grad():
         z = encode_images(model, x)
         _, images = interpolation_path(model, z[0], z[1], 6, spherical)

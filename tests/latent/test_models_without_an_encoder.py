@@ -10,11 +10,10 @@ from PIL import Image
 
 from genlab.cli import main
 from genlab.errors import GenlabError
-from genlab.latent import (decode_codes, grid_codes, has_encoder, manifold_grid, prior_map, require_latent_space,
-                           seed_code)
+from genlab.latent import decode_codes, grid_codes, manifold_grid, prior_map, require_latent_space, seed_code
 from genlab.latent.tools import concept_run, interpolate_run, latent_map_run, prior_path, probe_run
 from genlab.models import build_model
-from genlab.models.base import GenerativeModel, ModelConfig, NotSupported
+from genlab.models.base import Capabilities, GenerativeModel, ModelConfig, NotSupported
 from genlab.train import load_run
 
 
@@ -145,9 +144,10 @@ def test_concept_and_probe_need_an_encoder(runs):
         probe_run(run, [10])
 
 
-def test_an_encoder_that_only_refuses_counts_as_none():
+def test_a_model_that_declares_no_encoder_counts_as_none():
     class NoiseCoded(GenerativeModel):  # like diffusion: overrides encode only to refuse
         latent_dim = 4
+        capabilities = Capabilities(decoder=True, prior=True)
 
         def encode(self, x, labels=None):
             raise NotSupported("its code is the starting noise")
@@ -156,8 +156,8 @@ def test_an_encoder_that_only_refuses_counts_as_none():
             return torch.sigmoid(z.sum(1)).reshape(-1, 1, 1, 1).expand(-1, 1, 8, 8)
 
     model = NoiseCoded(ModelConfig(image_shape=(1, 8, 8)))
-    assert not has_encoder(model)
-    assert has_encoder(build_model("pca", image_shape=(1, 8, 8), latent_dim=2))
+    assert not model.capabilities.encoder
+    assert build_model("pca", image_shape=(1, 8, 8), latent_dim=2).capabilities.encoder
     z, images, _ = prior_path(model, "0", "1", steps=4, spherical=True)
     assert torch.allclose(images[0], model.decode(seed_code(model, 0)[None])[0])
     with pytest.raises(GenlabError, match="has no encoder; linear probes need one"):

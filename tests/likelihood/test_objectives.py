@@ -10,7 +10,9 @@ from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.metrics.likelihood import importance_log_weights
 from genlab.models import build_model, load_model
+from genlab.data.batch import Batch
 from genlab.train import evaluate_loss, train
+from genlab.train.trainer import build_optimizers, training_step
 
 
 def toy_vae(**kw):
@@ -84,7 +86,7 @@ def test_kl_warmup_and_free_bits():
 
 def test_warmup_follows_the_trainer_step():
     model, x = toy_vae(kl_warmup_steps=10), toy_images()
-    optimizers = model.configure_optimizers(1e-3)
+    optimizers = build_optimizers(model, 1e-3)
     seen = []
     original = model.loss
 
@@ -94,7 +96,7 @@ def test_warmup_follows_the_trainer_step():
 
     model.loss = spy
     for step in (0, 7):
-        model.training_step(x, None, optimizers, step)
+        training_step(model, Batch(x), optimizers, step)
     assert seen == [0, 7]
 
 
@@ -102,11 +104,11 @@ def test_averaged_weights_differ_and_are_used_in_eval_mode():
     model, x = toy_vae(ema_decay=0.9), toy_images()
     assert set(n for n, _ in model.named_parameters() if n.startswith("ema.")) and \
         not any(p.requires_grad for p in model.ema.parameters())
-    optimizers = model.configure_optimizers(1e-2)
+    optimizers = build_optimizers(model, 1e-2)
     assert len(optimizers["model"].param_groups[0]["params"]) == len(list(model.encoder.parameters())) + \
         len(list(model.decoder.parameters()))
     for step in range(30):
-        model.training_step(x, None, optimizers, step)
+        training_step(model, Batch(x), optimizers, step)
     assert int(model.ema_updates) == 30
     live, avg = model.encoder.head[0].weight, model.ema["encoder"].head[0].weight
     assert not torch.equal(live, avg)
@@ -165,7 +167,7 @@ def test_save_load_and_exact_resume_keep_the_average(digits_train, tmp_path):
     assert loaded.config == full.config and int(loaded.ema_updates) == 12
     for a, b in zip(full.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
-    x, _ = data.batch(slice(0, 8))
+    x, _ = data.tensors(slice(0, 8))
     full.eval()
     assert torch.equal(full.encode(x), loaded.encode(x))
 

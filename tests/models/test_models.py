@@ -34,8 +34,8 @@ def test_every_registered_model_is_covered():
 @pytest.mark.parametrize("name", list(SMALL))
 def test_surface_shapes(name, digits_train):
     model = small_model(name, digits_train).eval()
-    x, y = digits_train.batch(slice(0, 6))
-    if model.closed_form:
+    x, y = digits_train.tensors(slice(0, 6))
+    if model.capabilities.closed_form:
         model.fit(digits_train.tensors()[0])
     z = model.encode(x, y)
     assert z.shape == (6, 8)
@@ -56,7 +56,7 @@ def test_surface_shapes(name, digits_train):
 def test_model_learns_on_digits(name, digits_train, digits_test, tmp_path):
     torch.manual_seed(0)
     model = small_model(name, digits_train)
-    binary = model.wants_binary_data
+    binary = model.capabilities.binary_likelihood
     before = evaluate_loss(model, digits_test, binary)["loss"]
     train(model, digits_train, digits_test, out_dir=tmp_path / name, epochs=10, batch_size=64, lr=2e-3,
           progress=False)
@@ -96,18 +96,18 @@ def test_save_load_round_trip_is_bit_exact(name, digits_train, tmp_path):
     torch.manual_seed(3)
     model = small_model(name, digits_train, **({"likelihood": "gaussian", "learn_sigma": True}
                                                if name == "conv-vae" else {}))
-    if model.closed_form:
+    if model.capabilities.closed_form:
         model.fit(digits_train.tensors()[0])
     else:  # move batch-norm statistics away from their defaults
         model.train()
-        model.loss(*digits_train.batch(slice(0, 32)))
+        model.loss(digits_train.batch(slice(0, 32)))
     model.eval()
     model.save(tmp_path)
     loaded = load_model(tmp_path)
     assert type(loaded) is type(model) and loaded.config == model.config
     for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(a, b)
-    x, y = digits_train.batch(slice(0, 8))
+    x, y = digits_train.tensors(slice(0, 8))
     assert torch.equal(model.reconstruct(x, y), loaded.reconstruct(x, y))
 
 
@@ -140,7 +140,7 @@ def test_conditional_vae_uses_the_label(digits_train, tmp_path):
     with pytest.raises(GenlabError, match="class labels"):
         model.decode(z[:1], torch.tensor([10]))
     with pytest.raises(GenlabError, match="needs class labels"):
-        model.encode(digits_train.batch(slice(0, 2))[0])
+        model.encode(digits_train.batch(slice(0, 2)).images)
 
 
 def test_latent_size_mismatch_is_a_clear_error(digits_train):
@@ -167,7 +167,7 @@ def test_bad_settings_are_clear_errors():
 def test_vae_elbo_terms_and_beta(digits_train):
     torch.manual_seed(0)
     model = small_model("vae", digits_train, beta=4.0, mc_samples=3)
-    x, _ = digits_train.batch(slice(0, 16))
+    x, _ = digits_train.tensors(slice(0, 16))
     terms = model.loss((x > 0.5).float())
     torch.testing.assert_close(terms["loss"], terms["recon"] + 4.0 * terms["kl"])
     torch.testing.assert_close(terms["neg_elbo"], terms["recon"] + terms["kl"])

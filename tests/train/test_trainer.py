@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.models import GenerativeModel, build_model
+from genlab.models import GenerativeModel, OptimizerGroup, build_model
 from genlab.train import Trainer, TrainConfig, load_run, train
 from genlab.train.checkpoint import STATE_FILE
 
@@ -100,9 +100,9 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(small_data, tmp_p
     original = type(model).loss
     calls = {"n": 0}
 
-    def nan_at_third_step(self, x, labels=None):
+    def nan_at_third_step(self, batch, labels=None, step=None):
         calls["n"] += 1
-        terms = original(self, x, labels)
+        terms = original(self, batch, labels, step)
         if calls["n"] == 3:
             terms["loss"] = terms["loss"] * float("nan")
         return terms
@@ -202,26 +202,25 @@ class TwoPlayer(GenerativeModel):
 
     family = "two-player"
 
-    def __init__(self, config):
-        super().__init__(config)
+    def __init__(self, config, name=None):
+        super().__init__(config, name)
         self.a = torch.nn.Linear(64, 4)
         self.b = torch.nn.Linear(4, 64)
 
-    def configure_optimizers(self, lr, weight_decay=0.0):
-        return {"a": torch.optim.Adam(self.a.parameters(), lr), "b": torch.optim.SGD(self.b.parameters(), lr,
-                                                                                     momentum=0.9)}
+    def optimizer_groups(self):
+        return {"a": OptimizerGroup(list(self.a.parameters())),
+                "b": OptimizerGroup(list(self.b.parameters()), lr_scale=2.0, betas=(0.5, 0.9))}
 
-    def training_step(self, x, labels, optimizers, step, grad_clip=0.0):
-        noise = torch.randn(len(x), 4) * 0.1
-        terms = {}
-        for name in ("a", "b"):  # alternate: each network takes its own step on the same batch
-            loss = (self.b(self.a(x.flatten(1)) + noise) - x.flatten(1)).pow(2).sum(1).mean()
-            optimizers[name].zero_grad()
-            loss.backward()
-            optimizers[name].step()
-            terms[f"loss_{name}"] = loss.detach()
-        terms["loss"] = terms["loss_b"]
-        return terms
+    def objective(self, name, batch, step):
+        # alternate: each network takes its own step on the same batch, with noise drawn once per step
+        if "noise" not in batch.scratch:
+            batch.scratch["noise"] = batch.randn(4) * 0.1
+        x = batch.images.flatten(1)
+        loss = (self.b(self.a(x) + batch.scratch["noise"]) - x).pow(2).sum(1).mean()
+        terms = {f"loss_{name}": loss.detach()}
+        if name == "b":
+            terms["loss"] = loss.detach()
+        return loss, terms
 
 
 def test_models_with_several_optimizers_resume_exactly(small_data, tmp_path):

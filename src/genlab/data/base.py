@@ -1,7 +1,8 @@
 """The in-memory image dataset every loader returns.
 
 Images are kept as they were stored (uint8 is 4x smaller than float32) and converted to float
-tensors in [0, 1], shape (N, C, H, W), only when a batch is taken.
+tensors in [0, 1], shape (N, C, *spatial) (H, W for images; D, H, W for volumes), only when a
+batch is taken.
 """
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .batch import Batch
+
 
 @dataclass
 class ImageDataset:
     """A split of an image dataset held in memory.
 
     Attributes:
-        images: (N, C, H, W) uint8 in [0, 255] or float32 in [0, 1].
+        images: (N, C, *spatial) uint8 in [0, 255] or float32 in [0, 1]; (N, C, H, W) for images.
         labels: (N,) int64 class indices, or None for unlabelled data.
         name: the registry name (e.g. ``"mnist"``).
         split: ``"train"`` or ``"test"``.
@@ -32,8 +35,8 @@ class ImageDataset:
     attribute_names: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.images.ndim != 4:
-            raise ValueError(f"images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
+        if self.images.ndim < 3:
+            raise ValueError(f"images must be (N, C, *spatial), e.g. (N, C, H, W), got shape {tuple(self.images.shape)}")
         if self.labels is not None:
             self.labels = self.labels.long()
             if len(self.labels) != len(self.images):
@@ -49,12 +52,13 @@ class ImageDataset:
         return self._to_float(self.images[i]), label
 
     def __repr__(self) -> str:
-        c, h, w = self.image_shape
+        shape = "x".join(str(s) for s in self.image_shape)
         classes = f", {self.num_classes} classes" if self.num_classes else ""
-        return f"ImageDataset({self.name}/{self.split}: {len(self)} images of {c}x{h}x{w}{classes})"
+        return f"ImageDataset({self.name}/{self.split}: {len(self)} images of {shape}{classes})"
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def image_shape(self) -> tuple[int, ...]:
+        """(C, *spatial) of one image."""
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
     @property
@@ -65,14 +69,15 @@ class ImageDataset:
     def _to_float(x: torch.Tensor) -> torch.Tensor:
         return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
-    def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Images (B, C, H, W) float in [0, 1] and labels (B,) or None at ``index``."""
+    def batch(self, index: torch.Tensor | slice) -> Batch:
+        """The :class:`Batch` at ``index``: images (B, C, *spatial) float in [0, 1], labels (B,) or None."""
         labels = None if self.labels is None else self.labels[index]
-        return self._to_float(self.images[index]), labels
+        return Batch(self._to_float(self.images[index]), labels)
 
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The whole split as float images in [0, 1] and labels."""
-        return self.batch(slice(None))
+    def tensors(self, index: torch.Tensor | slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Float images in [0, 1] and labels (or None) at ``index``: by default the whole split."""
+        batch = self.batch(index)
+        return batch.images, batch.labels
 
     def subset(self, index: torch.Tensor | slice) -> "ImageDataset":
         return ImageDataset(

@@ -80,7 +80,7 @@ def elbo_ablation(data: str = "digits", data_dir: str | os.PathLike | None = Non
     test_data = load_dataset(data, "test", data_dir)
     if train_size:
         train_data = train_data.subset(slice(0, train_size))
-    x, y = test_data.batch(slice(0, map_size))
+    x, y = test_data.tensors(slice(0, map_size))
     summary = {"data": data, "model": model, "epochs": epochs, "train_images": len(train_data), "variants": {}}
     fig = _figure(1500, 560)
     for i, variant in enumerate(VARIANTS):

@@ -8,31 +8,6 @@ from ..errors import GenlabError
 from ..models.base import GenerativeModel, NotSupported
 
 
-def model_name(model: GenerativeModel) -> str:
-    """The name the model was built under (``dcgan``, ``conv-vae``), else its family."""
-    return getattr(model, "name", None) or model.family
-
-
-def has_encoder(model: GenerativeModel) -> bool:
-    """True when ``model.encode`` gives codes. A family that overrides ``encode`` only to refuse
-    (diffusion: its code is the starting noise) is found out by one encode of a blank image in
-    eval mode, so that no batch-norm statistics move."""
-    if type(model).encode is GenerativeModel.encode:
-        return False
-    x = torch.zeros(1, *model.config.image_shape, device=model.device)
-    y = torch.zeros(1, dtype=torch.long, device=model.device) if model.conditional else None
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model.encode(x, y)
-    except NotSupported:
-        return False
-    finally:
-        model.train(was_training)
-    return True
-
-
 def require_latent_space(model: GenerativeModel, encoder: bool = True, purpose: str = "latent-space tools") -> int:
     """The model's code width; a clear error for a model without a latent space, or (when
     ``encoder``) without an encoder. ``purpose`` names what needs it, for the message."""
@@ -40,8 +15,8 @@ def require_latent_space(model: GenerativeModel, encoder: bool = True, purpose: 
         width = model.latent_dim
     except NotSupported as err:
         raise GenlabError(f"{err}; {purpose} need a model with a latent space (pca, ae, vae, gan, ...)") from None
-    if encoder and not has_encoder(model):
-        raise GenlabError(f"a {model_name(model)} model has no encoder; {purpose} need one to compute the codes "
+    if encoder and not model.capabilities.encoder:
+        raise GenlabError(f"a {model.name} model has no encoder; {purpose} need one to compute the codes "
                           "of images (pca, ae, vae, ...)")
     return width
 
@@ -73,7 +48,7 @@ def encode_dataset(model: GenerativeModel, data: ImageDataset, limit: int | None
                    batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Codes (N, latent_dim) of the first ``limit`` images of ``data`` (all by default), and
     their labels (N,) or None."""
-    x, y = data.batch(slice(0, limit))
+    x, y = data.tensors(slice(0, limit))
     return encode_images(model, x, y, batch_size), y
 
 

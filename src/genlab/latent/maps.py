@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..errors import GenlabError
 from ..models.base import GenerativeModel
-from .codes import decode_codes, has_encoder, require_latent_space
+from .codes import decode_codes, require_latent_space
 
 PROJECTIONS = ("pca", "tsne")
 
@@ -108,9 +108,8 @@ def grid_codes(n: int, gaussian: bool, low=None, high=None) -> torch.Tensor:
 def has_gaussian_prior(model: GenerativeModel) -> bool:
     """True for models whose codes follow N(0, I) by construction: VAEs, and models without an
     encoder, whose only codes are the prior's draws (a GAN's z, a diffusion model's noise)."""
-    from ..models.vae import VAE
-
-    return isinstance(model, VAE) or not has_encoder(model)
+    able = model.capabilities
+    return able.likelihood or not able.encoder
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..errors import GenlabError
 from ..models.base import GenerativeModel
-from .codes import decode_codes, model_name, require_latent_space
+from .codes import decode_codes, require_latent_space
 from .maps import latent_scatter
 
 
@@ -54,7 +54,7 @@ def prior_map(model: GenerativeModel, train_data, test_data, n: int = 5000, meth
     z, labels = draw_codes(model, n, seed)
     width = z.shape[1]
     how = "" if width <= 2 else f", {'PCA' if method == 'pca' else 't-SNE'} projection"
-    head = f"{model_name(model)}: {n} draws of z ~ N(0, I), {width}-d{how}"
+    head = f"{model.name}: {n} draws of z ~ N(0, I), {width}-d{how}"
     predicted, accuracy = None, None
     if train_data.labels is None:
         title = f"{head}\nuncoloured: {train_data.name} has no class labels"

@@ -13,7 +13,7 @@ from ..errors import GenlabError
 from ..models.base import write_json_atomic
 from ..train import Run
 from ..viz import auto_scale, save_gif, save_grid
-from .codes import decode_codes, encode_dataset, encode_images, has_encoder, model_name, require_latent_space
+from .codes import decode_codes, encode_dataset, encode_images, require_latent_space
 from .concept import apply_concept, attribute_masks, concept_vector, with_attribute_file
 from .interpolate import linear_interpolate, spherical_interpolate
 from .maps import latent_scatter, manifold_grid
@@ -71,7 +71,7 @@ def resolve_endpoint(run: Run, spec: str, data) -> tuple[torch.Tensor, torch.Ten
         i = int(spec)
         if not 0 <= i < len(data):
             raise GenlabError(f"image index {i} is out of range: the {data.split} split has {len(data)} images")
-        x, y = data.batch(slice(i, i + 1))
+        x, y = data.tensors(slice(i, i + 1))
         return encode_images(model, x, y)[0], x[0], None if y is None else int(y[0])
     path = Path(spec)
     if not path.is_file():
@@ -98,9 +98,9 @@ def class_path(model, z: torch.Tensor, a: int, b: int, steps: int) -> torch.Tens
     """Images (steps, C, H, W) in [0, 1] from one code z (d,) while the class moves from ``a`` to ``b``
     (a model with ``interpolate_classes``: the label input moves linearly)."""
     if not model.conditional:
-        raise GenlabError(f"--to-label needs a conditional model (cgan); a {model_name(model)} model has no classes")
-    if not hasattr(model, "interpolate_classes"):
-        raise GenlabError(f"a {model_name(model)} model cannot blend two classes; interpolate within a class "
+        raise GenlabError(f"--to-label needs a conditional model (cgan); a {model.name} model has no classes")
+    if not model.capabilities.class_interpolation:
+        raise GenlabError(f"a {model.name} model cannot blend two classes; interpolate within a class "
                           "with --label L and --to B instead")
     if steps < 2:
         raise GenlabError(f"an interpolation needs at least 2 steps (its two end points), got {steps}")
@@ -112,9 +112,9 @@ def _check_labels_for_encoder_model(model, label, to_label) -> None:
     if label is None and to_label is None:
         return
     if not model.conditional:
-        raise GenlabError(f"--label and --to-label need a conditional model; a {model_name(model)} model "
+        raise GenlabError(f"--label and --to-label need a conditional model; a {model.name} model "
                           "has no classes")
-    raise GenlabError(f"a {model_name(model)} model takes the class of each end point from its test image; "
+    raise GenlabError(f"a {model.name} model takes the class of each end point from its test image; "
                       "--label and --to-label are for conditional models without an encoder (cgan)")
 
 
@@ -127,7 +127,7 @@ def prior_path(model, start: str, end: str | None = None, steps: int = 10, spher
     None)."""
     for flag, k in (("--label", label), ("--to-label", to_label)):
         if k is not None and model.conditional and not 0 <= k < model.config.num_classes:
-            raise GenlabError(f"{flag} {k} is out of range: this {model_name(model)} has classes "
+            raise GenlabError(f"{flag} {k} is out of range: this {model.name} has classes "
                               f"0..{model.config.num_classes - 1}")
     za = resolve_prior_endpoint(model, start)
     if to_label is not None:  # between classes: one z, the class changes
@@ -142,10 +142,10 @@ def prior_path(model, start: str, end: str | None = None, steps: int = 10, spher
         raise GenlabError("give the end of the path: --to B (a seed or a latent file), or --to-label M for a "
                           "path between classes with the same z")
     if model.conditional and label is None:
-        raise GenlabError(f"a conditional {model_name(model)} needs --label L for a path within class L "
+        raise GenlabError(f"a conditional {model.name} needs --label L for a path within class L "
                           "(add --to-label M for a path between classes)")
     if label is not None and not model.conditional:
-        raise GenlabError(f"--label needs a conditional model; a {model_name(model)} model has no classes")
+        raise GenlabError(f"--label needs a conditional model; a {model.name} model has no classes")
     zb = resolve_prior_endpoint(model, end)
     model.eval()
     z, images = interpolation_path(model, za, zb, steps, spherical, (label, label))
@@ -164,7 +164,7 @@ def interpolate_run(run: Run, start: str, end: str | None = None, steps: int = 1
     ``to_label`` (``end`` then omitted)."""
     model = run.model
     require_latent_space(model, encoder=False, purpose="interpolations")
-    if has_encoder(model):
+    if model.capabilities.encoder:
         _check_labels_for_encoder_model(model, label, to_label)
         if end is None:
             raise GenlabError("give the end of the path: --to B (a test-image index or a latent file)")
@@ -197,7 +197,7 @@ def latent_map_run(run: Run, method: str = "pca", limit: int | None = 5000, grid
     model = run.model
     require_latent_space(model, encoder=False, purpose="latent maps")
     out = _out(run, out_dir)
-    if not has_encoder(model):
+    if not model.capabilities.encoder:
         image, info = prior_map(model, run.dataset("train", data_dir), run.dataset("test", data_dir),
                                 limit or 5000, method, seed)
         codes, width = info["codes"], info["codes"].shape[1]
@@ -239,7 +239,7 @@ def concept_run(run: Run, attribute: str, attributes_file=None, split: str = "te
     if bad:
         raise GenlabError(f"image index {bad[0]} is out of range: the {split} split has {len(data)} images")
     chosen = torch.tensor(images, dtype=torch.long)
-    x = data.batch(chosen)[0]
+    x = data.batch(chosen).images
     grid = apply_concept(run.model, codes[chosen], vector, strengths, None if labels is None else labels[chosen])
     rows = torch.cat([x[:, None], grid.reshape(len(chosen), len(strengths), *x.shape[1:])], 1)
     out = _out(run, out_dir)

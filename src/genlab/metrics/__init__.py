@@ -10,13 +10,10 @@ __all__ = ["elbo", "reconstruction_error", "evaluate", "fid", "frechet_distance"
 
 def evaluate(model, data, mc_samples: int = 10, seed: int = 0) -> dict[str, float]:
     """Every metric that applies to ``model`` on ``data`` (a dict of floats)."""
-    from ..models.base import NotSupported
-
+    able = model.capabilities
     results: dict[str, float] = {"num_images": len(data)}
-    try:
+    if able.encoder and able.decoder:
         results.update(reconstruction_error(model, data))
-    except NotSupported:
-        pass  # a model without an encoder has no reconstructions
-    if hasattr(model, "elbo_terms"):
+    if able.likelihood:
         results.update(elbo(model, data, mc_samples=mc_samples, seed=seed))
     return results

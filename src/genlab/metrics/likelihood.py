@@ -47,7 +47,7 @@ def _per_image(model, data: ImageDataset, seed: int, batch_size: int,
         bar = tqdm(total=len(data), unit="image", desc="evaluating", leave=False, dynamic_ncols=True,
                    disable=None if progress else True)  # None: off when not a terminal
         for start in range(0, len(data), batch_size):
-            x, y = data.batch(slice(start, start + batch_size))
+            x, y = data.tensors(slice(start, start + batch_size))
             x = x.to(device)
             for name, value in fn(x, None if y is None else y.to(device)).items():
                 parts.setdefault(name, []).append(value.double().cpu())

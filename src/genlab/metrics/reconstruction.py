@@ -20,7 +20,7 @@ def reconstruction_error(model: GenerativeModel, data: ImageDataset, batch_size:
     model.eval()
     errors = []
     for start in range(0, len(data), batch_size):
-        x, y = data.batch(slice(start, start + batch_size))
+        x, y = data.tensors(slice(start, start + batch_size))
         x = x.to(model.device)
         y = None if y is None else y.to(model.device)
         errors.append((model.reconstruct(x, y) - x).pow(2).flatten(1).sum(1).double().cpu())

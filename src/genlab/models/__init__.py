@@ -11,8 +11,8 @@ from typing import Any
 
 from ..errors import GenlabError
 from .autoencoder import Autoencoder, AutoencoderConfig
-from .base import (CONFIG_FILE, WEIGHTS_FILE, GenerativeModel, ModelConfig, NotSupported, load_state,
-                   read_config)
+from .base import (CONFIG_FILE, WEIGHTS_FILE, Capabilities, GenerativeModel, ModelConfig, NotSupported,
+                   OptimizerGroup, load_state, read_config)
 from .diffusion import Diffusion, DiffusionConfig
 from .gan import GAN, GANConfig
 from .pca import PCA, PCAConfig
@@ -59,9 +59,7 @@ def build_model(name: str, **settings: Any) -> GenerativeModel:
     """Build a fresh model by name; ``settings`` override the config fields
     (``image_shape`` and, for conditional models, ``num_classes`` describe the data)."""
     cls, merged = model_settings(name, **settings)
-    model = cls.from_config(merged)
-    model.name = name
-    return model
+    return cls.from_config(merged, name=name)
 
 
 def load_model(directory: str | Path, map_location: str | None = None) -> GenerativeModel:
@@ -71,8 +69,7 @@ def load_model(directory: str | Path, map_location: str | None = None) -> Genera
     family = config.get("family")
     if family not in FAMILIES:
         raise GenlabError(f"{directory / CONFIG_FILE} names an unknown model family '{family}'")
-    model = FAMILIES[family].from_config(config["model"])
-    model.name = config.get("name", family)
+    model = FAMILIES[family].from_config(config["model"], name=config.get("name", family))
     if map_location:
         model.to(map_location)
     load_state(model, directory / WEIGHTS_FILE)
@@ -81,7 +78,7 @@ def load_model(directory: str | Path, map_location: str | None = None) -> Genera
 
 
 __all__ = [
-    "GenerativeModel", "ModelConfig", "NotSupported", "PCA", "PCAConfig", "Autoencoder",
+    "Capabilities", "GenerativeModel", "ModelConfig", "NotSupported", "OptimizerGroup", "PCA", "PCAConfig", "Autoencoder",
     "AutoencoderConfig", "VAE", "VAEConfig", "GAN", "GANConfig", "Diffusion", "DiffusionConfig", "FAMILIES", "MODELS", "build_model", "load_model",
     "model_names", "model_settings",
 ]

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..data.transforms import NOISE_KINDS, corrupt
 from ..errors import GenlabError
-from .base import GenerativeModel, check_finite
+from ..data.batch import Batch, as_batch
+from .base import Capabilities, GenerativeModel, OptimizerGroup
 from .blocks import Decoder, Encoder, NetworkConfig
 from .gan import Discriminator, discriminator_loss, generator_loss
 
@@ -58,13 +58,18 @@ class Autoencoder(GenerativeModel):
     family = "autoencoder"
     config_class = AutoencoderConfig
 
-    def __init__(self, config: AutoencoderConfig):
-        super().__init__(config)
+    def __init__(self, config: AutoencoderConfig, name: str | None = None):
+        super().__init__(config, name)
         self.encoder = Encoder(config, config.latent_dim)
         self.decoder = Decoder(config, config.latent_dim)
         # Built only when used, so that a plain autoencoder's weights and random draws are unchanged.
         self.discriminator = (Discriminator(config.image_shape, config.adv_channels)
                               if config.adv_weight > 0 else None)
+        self.keep_average("encoder", "decoder")
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(encoder=True, decoder=True)
 
     @property
     def latent_dim(self) -> int:
@@ -72,25 +77,27 @@ class Autoencoder(GenerativeModel):
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         self.check_images(x)
-        return self.encoder(x)
+        return self.network("encoder")(x)
 
     def decode_logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         self.check_latents(z)
-        return self.decoder(z)
+        return self.network("decoder")(z)
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.decode_logits(z))
 
-    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(self, batch: Batch | torch.Tensor, labels: torch.Tensor | None = None,
+             step: int | None = None) -> dict[str, torch.Tensor]:
         """``loss`` (the reconstruction objective, per image), ``sq_error`` (per image, summed over
         pixels) and ``bce`` (per image, nats) for the batch."""
-        return self._terms(x)[0]
+        return self._terms(as_batch(batch, labels))[0]
 
-    def _terms(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """The loss terms and the reconstructions (N, C, H, W)."""
-        cfg = self.config
-        noisy = corrupt(x, cfg.noise, cfg.noise_level) if self.training else x
-        logits = self.decoder(self.encoder(noisy))
+    def _terms(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The loss terms and the reconstructions (N, C, *spatial); in training the input is
+        corrupted with ``noise`` (draws from the batch)."""
+        cfg, x = self.config, batch.images
+        noisy = corrupt(x, cfg.noise, cfg.noise_level, draws=batch) if self.training else x
+        logits = self.network("decoder")(self.network("encoder")(noisy))
         recon = torch.sigmoid(logits)
         n = x.shape[0]
         sq_error = (recon - x).pow(2).sum() / n
@@ -98,37 +105,27 @@ class Autoencoder(GenerativeModel):
         return {"loss": sq_error if cfg.recon_loss == "mse" else bce, "sq_error": sq_error, "bce": bce}, recon
 
     # ----------------------------------------------------------------- adversarial training
-    def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+    def optimizer_groups(self) -> dict[str, OptimizerGroup]:
         if self.discriminator is None:
-            return super().configure_optimizers(lr, weight_decay)
-        autoencoder = [*self.encoder.parameters(), *self.decoder.parameters()]
-        return {"model": torch.optim.AdamW(autoencoder, lr=lr, weight_decay=weight_decay),
-                "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=(0.5, 0.999))}
+            return super().optimizer_groups()
+        return {"model": OptimizerGroup([*self.encoder.parameters(), *self.decoder.parameters()]),
+                "discriminator": OptimizerGroup(list(self.discriminator.parameters()), betas=(0.5, 0.999),
+                                                weight_decay=0.0)}
 
-    def training_step(self, x: torch.Tensor, labels: torch.Tensor | None,
-                      optimizers: dict[str, torch.optim.Optimizer], step: int,
-                      grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
-        """Without a discriminator, the default step. With one: a discriminator step (inputs real,
-        reconstructions fake) and an autoencoder step on ``loss`` = reconstruction objective +
-        ``adv_weight`` * ``adv``; also returns ``recon_loss``, ``adv`` and ``d_loss`` (batch means)."""
+    def objective(self, name: str, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Without a discriminator, the reconstruction objective. With one: first the autoencoder
+        minimises ``loss`` = reconstruction objective + ``adv_weight`` * ``adv`` (logging also
+        ``recon_loss`` and ``adv``), then the discriminator learns to tell the inputs (real) from
+        those reconstructions (fake), logging ``d_loss`` (batch means)."""
         if self.discriminator is None:
-            return super().training_step(x, labels, optimizers, step, grad_clip)
+            return super().objective(name, batch, step)
         D = self.discriminator
-        terms, recon = self._terms(x)
-        d_loss = discriminator_loss("non-saturating", D(x), D(recon.detach()))
+        if name == "discriminator":
+            d_loss = discriminator_loss("non-saturating", D(batch.images), D(batch.scratch.pop("recon")))
+            return d_loss, {"d_loss": d_loss.detach()}
+        terms, recon = self._terms(batch)
+        batch.scratch["recon"] = recon.detach()
         adv = generator_loss("non-saturating", D(recon))
-        terms = {**terms, "recon_loss": terms["loss"], "adv": adv, "d_loss": d_loss,
-                 "loss": terms["loss"] + self.config.adv_weight * adv}
-        check_finite(terms, step)
-        # Both gradients first, then both steps: each network's step sees the other one's weights
-        # from before this batch (and the graph of D(recon) stays valid until its backward).
-        autoencoder = [p for g in optimizers["model"].param_groups for p in g["params"]]
-        for optimizer in optimizers.values():
-            optimizer.zero_grad(set_to_none=True)
-        d_loss.backward(inputs=list(D.parameters()))
-        terms["loss"].backward(inputs=autoencoder)
-        if grad_clip:
-            nn.utils.clip_grad_norm_(autoencoder, grad_clip)
-        for optimizer in optimizers.values():
-            optimizer.step()
-        return {k: v.detach() for k, v in terms.items()}
+        loss = terms["loss"] + self.config.adv_weight * adv
+        terms = {**terms, "recon_loss": terms["loss"], "adv": adv, "loss": loss}
+        return loss, {k: v.detach() for k, v in terms.items()}

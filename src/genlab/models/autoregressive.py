@@ -20,6 +20,8 @@ The output weights start at zero: a fresh model is the factorised decoder.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,10 +30,10 @@ from torch import nn
 class PixelContext(nn.Module):
     """Logit offsets g(x) of shape (N, C, H, W) for images x of that shape; g_i uses x_<i only."""
 
-    def __init__(self, image_shape: tuple[int, int, int], hidden: int = 0, activation: nn.Module | None = None):
+    def __init__(self, image_shape: tuple[int, ...], hidden: int = 0, activation: nn.Module | None = None):
         super().__init__()
         self.image_shape = tuple(image_shape)
-        d = image_shape[0] * image_shape[1] * image_shape[2]
+        d = math.prod(image_shape)
         self.direct = nn.Linear(d, d, bias=False)
         nn.init.zeros_(self.direct.weight)   # used as its strictly lower triangle: pixel i sees j < i
         self.hidden = hidden

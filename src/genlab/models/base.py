@@ -1,21 +1,34 @@
 """The surface every genlab model shares, and how models are saved and loaded.
 
 A model is an ``nn.Module`` built from a config dataclass. Tools (sampling, reconstruction,
-latent maps, metrics) rely only on this surface, so they work on any family:
+latent maps, metrics) rely only on this surface, so they work on any family. Shapes are
+``(N, C, *spatial)``: (N, C, H, W) for images, (N, C, D, H, W) for volumes.
 
-- ``encode(x, labels=None) -> z``       (N, C, H, W) in [0, 1] -> (N, latent_dim)
-- ``decode(z, labels=None) -> x``       (N, latent_dim) -> (N, C, H, W) in [0, 1]
+- ``encode(x, labels=None) -> z``       (N, C, *spatial) in [0, 1] -> (N, latent_dim)
+- ``decode(z, labels=None) -> x``       (N, latent_dim) -> (N, C, *spatial) in [0, 1]
 - ``reconstruct(x, labels=None) -> x``
 - ``sample(n, generator=None, labels=None) -> x``
-- ``loss(x, labels=None) -> dict``      named scalar terms; ``"loss"`` is minimised
+- ``loss(batch) -> dict``               named scalar terms (batch means); ``"loss"`` is minimised
 
-A family that lacks a part raises :class:`NotSupported` with a clear message.
-On disk a model is ``config.json`` (family and config) plus ``model.safetensors`` (weights).
+What a family can do is declared once, in :attr:`GenerativeModel.capabilities`; a part it lacks
+raises :class:`NotSupported` with a clear message.
+
+Training: a model says what to minimise and the trainer (:mod:`genlab.train.trainer`) does the
+rest. :meth:`~GenerativeModel.optimizer_groups` names the parameters of each optimizer,
+:meth:`~GenerativeModel.update_order` the objectives of a step in order (one per optimizer; a GAN:
+discriminator, then generator), and :meth:`~GenerativeModel.objective` the value each one
+minimises. The moving average of the weights is one mechanism for every family: a family names
+the networks to average (:meth:`~GenerativeModel.keep_average`), the trainer updates them after
+each step, and :meth:`~GenerativeModel.network` gives the averaged copy in eval mode.
+
+On disk a model is ``config.json`` (family, name and config) plus ``model.safetensors`` (weights).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +38,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..data.batch import Batch, as_batch
 from ..errors import GenlabError
 
 CONFIG_FILE = "config.json"
@@ -35,12 +49,61 @@ class NotSupported(GenlabError):
     """The model family has no such part (e.g. a PCA cannot take class labels)."""
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model can do, declared once per family (from its config) and read everywhere.
+
+    Attributes:
+        encoder: ``encode(x)`` gives a code of an image.
+        decoder: ``decode(z)`` gives an image of a code.
+        prior: ``sample(n)`` draws new images.
+        labels: class-conditional: encode, decode and sample take class labels.
+        condition_image: image-conditional: the batch's condition image is an input.
+        closed_form: fitted by ``fit(images)`` in closed form, not by gradient steps.
+        binary_likelihood: the likelihood expects binary pixels (the trainer binarizes by default).
+        likelihood: bounds on log p(x) per image (``elbo_terms``, ``importance_weighted_terms``).
+        denoising_sampler: sampling is a loop of denoising steps (``generate``), whose steps,
+            eta, guidance and frames the tools offer.
+        class_interpolation: ``interpolate_classes(z, a, b)`` decodes one code while the label
+            input moves from class a to class b.
+    """
+
+    encoder: bool = False
+    decoder: bool = False
+    prior: bool = False
+    labels: bool = False
+    condition_image: bool = False
+    closed_form: bool = False
+    binary_likelihood: bool = False
+    likelihood: bool = False
+    denoising_sampler: bool = False
+    class_interpolation: bool = False
+
+
 @dataclass
 class ModelConfig:
-    """Fields every model config has. ``image_shape`` is (C, H, W)."""
+    """Fields every model config has.
 
-    image_shape: tuple[int, int, int] = (1, 28, 28)
+    Attributes:
+        image_shape: (C, *spatial) of one image: (C, H, W), or (C, D, H, W) for a volume.
+        num_classes: classes of the labels, for a class-conditional model.
+        ema_decay: decay of the moving average of the weights that evaluation and sampling use,
+            reached after a warm-up (the decay after n updates is min(ema_decay, (1 + n) / (10 + n)));
+            0 turns it off.
+    """
+
+    image_shape: tuple[int, ...] = (1, 28, 28)
     num_classes: int | None = None
+    ema_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        shape = tuple(self.image_shape)
+        if len(shape) < 2 or not all(isinstance(s, int) and s >= 1 for s in shape):
+            raise GenlabError(f"image_shape must be (C, *spatial) with positive integers, e.g. (1, 28, 28); "
+                              f"got {self.image_shape}")
+        self.image_shape = shape
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise GenlabError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -63,32 +126,71 @@ class ModelConfig:
 
     @property
     def num_pixels(self) -> int:
-        c, h, w = self.image_shape
-        return c * h * w
+        """Numbers per image: C times the product of the spatial sides."""
+        return math.prod(self.image_shape)
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 for images, 3 for volumes."""
+        return len(self.image_shape) - 1
+
+
+def require_planar(config: ModelConfig, what: str) -> tuple[int, int, int]:
+    """(C, H, W) of a config whose networks are 2-D; a clear error for volumes."""
+    if config.spatial_dims != 2:
+        raise GenlabError(f"{what} is built for 2-D images (C, H, W); this data has shape "
+                          f"{tuple(config.image_shape)}")
+    return config.image_shape  # type: ignore[return-value]
+
+
+@dataclass
+class OptimizerGroup:
+    """The parameters of one named optimizer and how it differs from the run's settings:
+    ``lr_scale`` multiplies the run's learning rate, ``betas`` are Adam's, ``weight_decay``
+    None takes the run's."""
+
+    params: list[nn.Parameter]
+    lr_scale: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float | None = None
 
 
 class GenerativeModel(nn.Module):
-    """Base class: stores the config, validates inputs, saves and loads."""
+    """Base class: stores the config and name, declares capabilities, validates inputs, keeps the
+    moving average of the weights, saves and loads."""
 
     family: ClassVar[str] = "model"
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
-    #: True for models fitted in closed form by ``fit(images)`` instead of gradient steps.
-    closed_form: ClassVar[bool] = False
-    #: True when the model's likelihood expects binary pixels (the trainer binarizes by default).
-    wants_binary_data: ClassVar[bool] = False
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, name: str | None = None):
         super().__init__()
         self.config = config
+        #: the name the model was built under (``conv-vae``, ``dcgan``); the family by default
+        self.name = name or self.family
+        self.ema: nn.ModuleDict | None = None
+        self._averaged_names: tuple[str, ...] = ()
+
+    # ----------------------------------------------------------------- what it can do
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this model can do; each family declares it from its config."""
+        return Capabilities()
+
+    @property
+    def conditional(self) -> bool:
+        """Shorthand for ``capabilities.labels``."""
+        return self.capabilities.labels
+
+    def require(self, capability: str, what: str) -> None:
+        """Raise :class:`NotSupported` naming ``what`` needs ``capability`` if the model lacks it."""
+        if not getattr(self.capabilities, capability):
+            raise NotSupported(f"{what} needs a model with {capability.replace('_', ' ')}; "
+                               f"a {self.name} model has none")
 
     # ----------------------------------------------------------------- the common surface
     @property
     def latent_dim(self) -> int:
         raise NotSupported(f"a {self.family} model has no latent space")
-
-    @property
-    def conditional(self) -> bool:
-        return False
 
     @property
     def device(self) -> torch.device:
@@ -111,32 +213,70 @@ class GenerativeModel(nn.Module):
                labels: torch.Tensor | None = None) -> torch.Tensor:
         raise NotSupported(f"a {self.family} model cannot sample: it has no prior")
 
-    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        raise NotSupported(f"a {self.family} model is not trained by gradient steps")
+    def loss(self, batch: Batch | torch.Tensor, labels: torch.Tensor | None = None,
+             step: int | None = None) -> dict[str, torch.Tensor]:
+        """Named batch-mean terms; ``"loss"`` is what training minimises. Takes a
+        :class:`~genlab.data.Batch`, or images and optional labels."""
+        raise NotSupported(f"a {self.family} model has no held-out loss")
 
-    # ----------------------------------------------------------------- training hooks
-    def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
-        """Named optimizers; one AdamW over every parameter by default. A model with several
-        networks trained by turns (a GAN: generator and discriminator) returns one per network."""
-        return {"model": torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=weight_decay)}
+    # ----------------------------------------------------------------- what training minimises
+    def optimizer_groups(self) -> dict[str, OptimizerGroup]:
+        """Named optimizers' parameters; one over every trainable parameter by default. A model
+        whose networks train by turns (a GAN) names one per network."""
+        return {"model": OptimizerGroup([p for p in self.parameters() if p.requires_grad])}
 
-    def training_step(self, x: torch.Tensor, labels: torch.Tensor | None,
-                      optimizers: dict[str, torch.optim.Optimizer], step: int,
-                      grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
-        """One optimisation step on a batch; returns the loss terms (detached or not).
+    def update_order(self, step: int) -> tuple[str, ...]:
+        """The objectives of training ``step`` (counted from 0), in the order of their updates;
+        each names an optimizer of :meth:`optimizer_groups`."""
+        return tuple(self.optimizer_groups())
 
-        The default minimises ``loss(x, labels)["loss"]`` with the single optimizer. Adversarial
-        models override this with their alternating updates, so the trainer stays generic.
-        """
-        terms = self.loss(x, labels)
-        check_finite(terms, step)
-        (optimizer,) = optimizers.values()
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        if grad_clip:
-            nn.utils.clip_grad_norm_(self.parameters(), grad_clip)
-        optimizer.step()
-        return terms
+    def objective(self, name: str, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(the value optimizer ``name`` minimises, the terms to log) on ``batch`` at ``step``. The
+        default: ``loss(batch, step=step)["loss"]`` and every term."""
+        terms = self.loss(batch, step=step)
+        return terms["loss"], terms
+
+    def forward(self, batch: Batch, objective: str = "model", step: int = 0
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`objective`: the call that data-parallel training wraps."""
+        return self.objective(objective, batch, step)
+
+    # ----------------------------------------------------------------- the moving average
+    def keep_average(self, *names: str) -> None:
+        """Keep a moving average of the named submodules (or parameters) when ``ema_decay`` > 0.
+        The copies live in the state dict (``ema.<name>`` for modules, ``ema_<name>`` for
+        parameters, with the counter ``ema_updates``), so save/load and resume keep them."""
+        if not self.config.ema_decay:
+            return
+        modules = {n: copy.deepcopy(getattr(self, n)).requires_grad_(False) for n in names
+                   if isinstance(getattr(self, n), nn.Module)}
+        self.ema = nn.ModuleDict(modules)
+        for n in names:
+            if isinstance(getattr(self, n), torch.Tensor):
+                self.register_buffer(f"ema_{n}", getattr(self, n).detach().clone())
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        self._averaged_names = names
+
+    @property
+    def averaged(self) -> bool:
+        """True when the averaged weights are in use: kept, and the model is in eval mode."""
+        return bool(self._averaged_names) and not self.training
+
+    def network(self, name: str) -> Any:
+        """The submodule (or parameter) ``name``: its moving average in eval mode, when kept."""
+        if self.averaged and name in self._averaged_names:
+            return self.ema[name] if name in self.ema else getattr(self, f"ema_{name}")
+        return getattr(self, name)
+
+    @torch.no_grad()
+    def update_average(self) -> None:
+        """One step of the moving average towards the live weights (the trainer calls it after
+        every training step; a no-op without ``ema_decay``)."""
+        if not self._averaged_names:
+            return
+        pairs = [(self.ema[n] if n in self.ema else getattr(self, f"ema_{n}"), getattr(self, n))
+                 for n in self._averaged_names]
+        moving_average_step(pairs, self.config.ema_decay, self.ema_updates)
 
     # ----------------------------------------------------------------- input checks
     def check_images(self, x: torch.Tensor) -> None:
@@ -153,19 +293,29 @@ class GenerativeModel(nn.Module):
                 f"{self.latent_dim}-d latent space; expected (N, {self.latent_dim})"
             )
 
-    def one_hot(self, labels: torch.Tensor | None, n: int | None = None) -> torch.Tensor | None:
-        """One-hot labels (N, num_classes) for a conditional model, None otherwise."""
+    def class_indices(self, labels: torch.Tensor | int | None, n: int | None = None,
+                      in_turn: bool = False) -> torch.Tensor | None:
+        """Validated class indices (n,) on the model's device for a conditional model (one label
+        is repeated n times), None for an unconditional one. Without labels: classes in turn
+        (0, 1, ..., K-1, 0, ...) when ``in_turn``, else an error naming the ``labels`` setting."""
         if not self.conditional:
             return None
-        if labels is None:
-            raise GenlabError(f"this conditional {self.family} needs class labels (--label)")
         k = self.config.num_classes
+        if labels is None:
+            if in_turn and n is not None:
+                return torch.arange(n, device=self.device) % k
+            raise GenlabError(f"this conditional {self.name} model needs class labels (labels)")
         labels = torch.as_tensor(labels, device=self.device).long().reshape(-1)
         if n is not None and len(labels) == 1:
             labels = labels.expand(n)
         if len(labels) and (labels.min() < 0 or labels.max() >= k):
             raise GenlabError(f"class labels must lie in 0..{k - 1}, got {labels.tolist()[:8]}")
-        return nn.functional.one_hot(labels, k).float()
+        return labels
+
+    def one_hot(self, labels: torch.Tensor | None, n: int | None = None) -> torch.Tensor | None:
+        """One-hot labels (N, num_classes) for a conditional model, None otherwise."""
+        classes = self.class_indices(labels, n)
+        return None if classes is None else nn.functional.one_hot(classes, self.config.num_classes).float()
 
     def prior_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Standard normal (n, latent_dim), drawn on the CPU so a seed gives the same
@@ -174,7 +324,7 @@ class GenerativeModel(nn.Module):
 
     # ----------------------------------------------------------------- persistence
     def config_dict(self) -> dict[str, Any]:
-        return {"family": self.family, "model": self.config.to_dict()}
+        return {"family": self.family, "name": self.name, "model": self.config.to_dict()}
 
     def save(self, directory: str | os.PathLike, extra_config: dict[str, Any] | None = None) -> None:
         """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically."""
@@ -185,10 +335,10 @@ class GenerativeModel(nn.Module):
         save_weights_atomic(self.state_dict(), directory / WEIGHTS_FILE)
 
     @classmethod
-    def from_config(cls, config: ModelConfig | dict[str, Any]) -> "GenerativeModel":
+    def from_config(cls, config: ModelConfig | dict[str, Any], name: str | None = None) -> "GenerativeModel":
         if isinstance(config, dict):
             config = cls.config_class.from_dict(config)
-        return cls(config)
+        return cls(config, name=name)
 
 
 class Diverged(GenlabError):
@@ -252,7 +402,7 @@ def load_state(model: GenerativeModel, path: Path) -> None:
     """Load safetensors weights into ``model``, with one clear line on any mismatch."""
     if not path.exists():
         raise GenlabError(f"no weights at {path}; the run has not finished an epoch yet")
-    state = load_file(str(path), device=str(model.device))
+    state = _renamed_legacy_keys(load_file(str(path), device=str(model.device)), model)
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
@@ -267,3 +417,18 @@ def load_state(model: GenerativeModel, path: Path) -> None:
                 f"expects {tuple(own[key].shape)}; the config and the weights disagree"
             )
     model.load_state_dict(state)
+
+
+def _renamed_legacy_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Weights written before the moving average became one mechanism: ``generator_ema.*`` (GAN)
+    and ``net_ema.*`` (diffusion) are now ``ema.generator.*`` and ``ema.net.*``; a diffusion model
+    without an average used to save its counter anyway."""
+    renamed = {}
+    for key, tensor in state.items():
+        for old, new in (("generator_ema.", "ema.generator."), ("net_ema.", "ema.net.")):
+            if key.startswith(old):
+                key = new + key[len(old):]
+        renamed[key] = tensor
+    if "ema_updates" in renamed and "ema_updates" not in model.state_dict():
+        del renamed["ema_updates"]
+    return renamed

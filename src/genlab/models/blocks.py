@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import GenlabError
-from .base import ModelConfig
+from .base import ModelConfig, require_planar
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2),
                "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -53,6 +53,7 @@ class NetworkConfig(ModelConfig):
     upsample: str = "transposed"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.arch not in ("dense", "conv", "resnet"):
             raise GenlabError(f"unknown arch '{self.arch}'; choose 'dense', 'conv' or 'resnet'")
         if self.activation not in ACTIVATIONS:
@@ -67,7 +68,7 @@ class NetworkConfig(ModelConfig):
             raise GenlabError(f"blocks_per_stage must be 0 or more, got {self.blocks_per_stage}")
         if self.arch in ("conv", "resnet"):
             factor = 2 ** len(self.channels)
-            _, h, w = self.image_shape
+            _, h, w = require_planar(self, f"arch '{self.arch}'")
             if h % factor or w % factor:
                 raise GenlabError(
                     f"a conv model with {len(self.channels)} stride-2 stages needs image sides "
@@ -165,16 +166,16 @@ def _resnet_decoder_body(cfg: NetworkConfig, n_in: int) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
-    """Images (N, C, H, W) [+ extra (N, E)] -> features (N, out_features)."""
+    """Images (N, C, H, W) [+ extra (N, E)] -> features (N, out_features); the dense arch takes
+    any (N, C, *spatial)."""
 
     def __init__(self, cfg: NetworkConfig, out_features: int, extra_features: int = 0):
         super().__init__()
-        c, h, w = cfg.image_shape
         if cfg.arch == "dense":
             self.features = nn.Flatten()
-            flat = c * h * w
-            self.head = _mlp(cfg, [flat + extra_features, *cfg.hidden, out_features])
+            self.head = _mlp(cfg, [cfg.num_pixels + extra_features, *cfg.hidden, out_features])
             return
+        c, h, w = cfg.image_shape
         if cfg.arch == "resnet":
             self.features = _resnet_encoder_features(cfg)
             factor = 2 ** len(cfg.channels)
@@ -200,16 +201,17 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Codes (N, in_features) [+ extra (N, E)] -> logits (N, C, H, W)."""
+    """Codes (N, in_features) [+ extra (N, E)] -> logits (N, C, H, W); the dense arch gives any
+    (N, C, *spatial)."""
 
     def __init__(self, cfg: NetworkConfig, in_features: int, extra_features: int = 0):
         super().__init__()
-        c, h, w = cfg.image_shape
-        self.image_shape = (c, h, w)
+        self.image_shape = tuple(cfg.image_shape)
         n_in = in_features + extra_features
         if cfg.arch == "dense":
-            self.body = nn.Sequential(_mlp(cfg, [n_in, *reversed(cfg.hidden), c * h * w]))
+            self.body = nn.Sequential(_mlp(cfg, [n_in, *reversed(cfg.hidden), cfg.num_pixels]))
             return
+        c, h, w = cfg.image_shape
         if cfg.arch == "resnet":
             self.body = _resnet_decoder_body(cfg, n_in)
             return

@@ -32,7 +32,6 @@ the state dict with its update counter, so save/load and resume keep it exactly.
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -41,7 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GenlabError
-from .base import GenerativeModel, ModelConfig, NotSupported, moving_average_step
+from ..data.batch import Batch, as_batch
+from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, require_planar
 
 SCHEDULES = ("linear", "cosine")
 PREDICTIONS = ("eps", "v")
@@ -68,8 +68,7 @@ class DiffusionConfig(ModelConfig):
         eta: DDIM noise of ``sample`` (0: deterministic; 1: as much as DDPM).
         guidance: classifier-free guidance scale of ``sample`` for a conditional model (1: none).
         label_dropout: probability of training on the "no class" token instead of the label.
-        ema_decay: decay of the moving average of the weights used for sampling, reached after a
-            warm-up (decay after n updates: min(ema_decay, (1 + n) / (10 + n))); 0 turns it off.
+        ema_decay: (see :class:`ModelConfig`) 0.999 here: sampling uses the averaged network.
         conditional: class label into the network (needs ``num_classes``).
 
     The default is tiny (about 0.7 M weights; minutes on a CPU for 8x8 or 28x28 digits). For a
@@ -94,6 +93,7 @@ class DiffusionConfig(ModelConfig):
     conditional: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.channels, (tuple, list)):  # `--channels 32` parses as a tuple
             if len(self.channels) != 1:
                 raise GenlabError(f"a diffusion U-Net takes one width, --channels C (levels scale it by "
@@ -112,13 +112,11 @@ class DiffusionConfig(ModelConfig):
         check_eta(self.eta)
         if not 0.0 <= self.label_dropout < 1.0:
             raise GenlabError(f"label_dropout must lie in [0, 1), got {self.label_dropout}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise GenlabError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if self.conditional and not self.num_classes:
             raise GenlabError("a conditional diffusion model needs a labelled dataset (num_classes is unknown)")
         check_guidance(self.guidance, self.conditional, self.label_dropout)
         factor = 2 ** (len(self.channel_mults) - 1)
-        _, h, w = self.image_shape
+        _, h, w = require_planar(self, "the diffusion U-Net")
         if h % factor or w % factor:
             raise GenlabError(f"a U-Net with {len(self.channel_mults)} levels needs image sides divisible by "
                               f"{factor}, got {h}x{w}; use fewer channel_mults")
@@ -311,27 +309,23 @@ class Diffusion(GenerativeModel):
 
     family = "diffusion"
     config_class = DiffusionConfig
-    #: sampling is a loop of denoising steps (``generate``): tools offer its steps, eta, guidance, frames
-    samples_by_denoising = True
 
-    def __init__(self, config: DiffusionConfig):
-        super().__init__(config)
+    def __init__(self, config: DiffusionConfig, name: str | None = None):
+        super().__init__(config, name)
         self.net = UNet(config)
-        # The averaged network is part of the state dict, so save/load and resume keep it exactly.
-        self.net_ema = copy.deepcopy(self.net).requires_grad_(False) if config.ema_decay else None
-        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        self.keep_average("net")
         abar = torch.cumprod(1 - noise_schedule(config.schedule, config.timesteps), 0)
         # Derived from the config, so not saved (persistent=False).
         self.register_buffer("alphas_cumprod", abar.float(), persistent=False)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(decoder=True, prior=True, labels=self.config.conditional, denoising_sampler=True)
 
     # ----------------------------------------------------------------- the common surface
     @property
     def latent_dim(self) -> int:
         return self.config.num_pixels
-
-    @property
-    def conditional(self) -> bool:
-        return self.config.conditional
 
     @property
     def timesteps(self) -> int:
@@ -359,8 +353,8 @@ class Diffusion(GenerativeModel):
         return 2 * x - 1
 
     def coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(sqrt(abar_t), sqrt(1 - abar_t)) of steps t (N,), each (N, 1, 1, 1)."""
-        abar = self.alphas_cumprod[t].reshape(-1, 1, 1, 1)
+        """(sqrt(abar_t), sqrt(1 - abar_t)) of steps t (N,), each (N, 1, ...) to broadcast over an image."""
+        abar = self.alphas_cumprod[t].reshape(-1, *[1] * len(self.config.image_shape))
         return abar.sqrt(), (1 - abar).sqrt()
 
     def add_noise(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -368,54 +362,36 @@ class Diffusion(GenerativeModel):
         a, s = self.coefficients(t)
         return a * x0 + s * noise
 
-    def _classes(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        """Validated class indices (n,) for a conditional model; without labels, classes in turn."""
-        if not self.conditional:
-            return None
-        if labels is None:
-            return torch.arange(n, device=self.device) % self.config.num_classes
-        return self.one_hot(labels, n).argmax(1)  # one_hot checks the range and expands one label
-
-    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(self, batch: Batch | torch.Tensor, labels: torch.Tensor | None = None,
+             step: int | None = None) -> dict[str, torch.Tensor]:
         """Mean squared error (per pixel, on the [-1, 1] scale) of the network's prediction of eps
-        or v at a uniformly drawn step; in training, labels are dropped with ``label_dropout``."""
+        or v at a uniformly drawn step; in training, labels are dropped with ``label_dropout``.
+        The step, the noise and the dropout are drawn from ``batch``."""
+        batch = as_batch(batch, labels)
+        x = batch.images
         self.check_images(x)
         x0 = self.scale_images(x)
         n = len(x0)
-        t = torch.randint(0, self.timesteps, (n,), device=x0.device)
-        noise = torch.randn_like(x0)
+        t = batch.randint(self.timesteps)
+        noise = batch.randn(*x0.shape[1:])
         a, s = self.coefficients(t)
         x_t = a * x0 + s * noise
-        classes = self.one_hot(labels, n).argmax(1) if self.conditional else None
+        classes = self.class_indices(batch.labels, n)
         if classes is not None and self.training and self.config.label_dropout > 0:
-            dropped = torch.rand(n, device=x0.device) < self.config.label_dropout
+            dropped = batch.rand() < self.config.label_dropout
             classes = torch.where(dropped, torch.full_like(classes, self.config.num_classes), classes)
         target = noise if self.config.prediction == "eps" else velocity(x0, noise, a, s)
-        mse = (self.net(x_t, t, classes) - target).pow(2).mean()
+        mse = (self.network("net")(x_t, t, classes) - target).pow(2).mean()
         return {"loss": mse}
-
-    # ----------------------------------------------------------------- training
-    def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
-        return {"model": torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=weight_decay)}
-
-    def training_step(self, x, labels, optimizers, step, grad_clip: float = 0.0):
-        terms = super().training_step(x, labels, optimizers, step, grad_clip)
-        self._update_ema()
-        return {k: v.detach() for k, v in terms.items()}
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        if self.net_ema is None:
-            return
-        moving_average_step([(self.net_ema, self.net)], self.config.ema_decay, self.ema_updates)
 
     # ----------------------------------------------------------------- sampling
     def predict(self, x_t: torch.Tensor, t: int, classes: torch.Tensor | None, guidance: float,
-                averaged: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                averaged: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0, eps) predicted at x_t (N, C, H, W) and step t, with x0 clipped to [-1, 1] and eps
         made consistent with it; with ``guidance`` != 1 the conditional and unconditional
-        predictions are mixed (classifier-free guidance)."""
-        net = self.net_ema if averaged and self.net_ema is not None else self.net
+        predictions are mixed (classifier-free guidance). ``averaged`` None: the averaged network
+        in eval mode (when kept), the live one in train mode."""
+        net = self.network("net") if averaged is None else (self.ema["net"] if averaged and self.ema else self.net)
         n = len(x_t)
         steps = torch.full((n,), t, device=x_t.device, dtype=torch.long)
         if classes is not None and guidance != 1.0:
@@ -434,7 +410,7 @@ class Diffusion(GenerativeModel):
     def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None, steps: int | None = None,
                  eta: float | None = None, guidance: float | None = None, sampler: str = "ddim",
                  generator: torch.Generator | None = None, frames: int = 0,
-                 averaged: bool = True) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                 averaged: bool | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Denoise starting noise (N, C*H*W) or (N, C, H, W) into images (N, C, H, W) in [0, 1].
 
         Args:
@@ -446,7 +422,7 @@ class Diffusion(GenerativeModel):
             sampler: ``ddim`` or ``ddpm`` (ancestral, all T steps).
             frames: also return about this many intermediate x_t (N, C, H, W) in [0, 1], evenly
                 spaced, the first being the noise and the last the images; 0 returns none.
-            averaged: use the moving average of the weights (when kept).
+            averaged: use the moving average of the weights (when kept); None: in eval mode.
         Returns:
             (images, frames).
         """
@@ -460,7 +436,7 @@ class Diffusion(GenerativeModel):
         check_eta(eta)
         check_guidance(guidance, self.conditional, cfg.label_dropout)
         x = noise.reshape(-1, *cfg.image_shape).to(self.device, torch.float32)
-        classes = self._classes(labels, len(x))
+        classes = self.class_indices(labels, len(x), in_turn=True)
         # Evenly spaced steps from T-1 down to 0 (all of them for steps = T; T-1 alone for 1 step).
         schedule = torch.linspace(cfg.timesteps - 1, 0, steps, dtype=torch.float64).round().long().tolist()
         keep = set(torch.linspace(0, steps, max(frames, 2)).round().long().tolist()) if frames else set()

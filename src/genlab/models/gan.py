@@ -25,7 +25,6 @@ stages follows the image side: 8 -> 1 (from 4x4), 28 -> 2 (from 7x7), 32 -> 3, 6
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GenlabError
-from .base import GenerativeModel, ModelConfig, NotSupported, check_finite, moving_average_step
+from ..data.batch import Batch
+from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, OptimizerGroup, require_planar
 
 LOSSES = ("non-saturating", "hinge", "wgan-gp")
 
@@ -58,8 +58,7 @@ class GANConfig(ModelConfig):
         r1_gamma: weight of the R1 penalty on real images; 0 turns it off.
         gp_lambda: weight of the gradient penalty of ``wgan-gp``.
         n_critic: D steps per G step; G steps on every n_critic-th batch.
-        ema_decay: decay of the moving average of G's weights used for sampling, reached after a
-            warm-up (the decay after n updates is min(ema_decay, (1 + n) / (10 + n))); 0 turns it off.
+        ema_decay: (see :class:`ModelConfig`) averages G's weights, for sampling.
         d_lr_ratio: D's learning rate over G's (the trainer's ``lr`` is G's).
         betas: Adam's betas for both networks. (0.0, 0.9), after Miyato et al. 2018: on digits
             it gave every loss a lower FID than DCGAN's (0.5, 0.999), and it kept wgan-gp from
@@ -74,12 +73,12 @@ class GANConfig(ModelConfig):
     r1_gamma: float = 0.0
     gp_lambda: float = 10.0
     n_critic: int = 1
-    ema_decay: float = 0.0
     d_lr_ratio: float = 1.0
     betas: tuple[float, float] = (0.0, 0.9)
     conditional: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.channels, (tuple, list)):  # `--channels 32` parses as a tuple
             if len(self.channels) != 1:
                 raise GenlabError(f"a GAN takes one width, --channels C (each stage doubles it), got {self.channels}")
@@ -88,11 +87,9 @@ class GANConfig(ModelConfig):
             raise GenlabError(f"unknown loss '{self.loss}'; choose one of: {', '.join(LOSSES)}")
         if self.latent_dim < 1 or self.channels < 1 or self.n_critic < 1:
             raise GenlabError("latent_dim, channels and n_critic must be at least 1")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise GenlabError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if self.conditional and not self.num_classes:
             raise GenlabError("a conditional GAN needs a labelled dataset (num_classes is unknown)")
-        _, h, w = self.image_shape
+        _, h, w = require_planar(self, "the DCGAN")
         if min(h, w) < 4:
             raise GenlabError(f"a GAN needs images of at least 4x4, got {h}x{w}")
 
@@ -171,48 +168,35 @@ class GAN(GenerativeModel):
     family = "gan"
     config_class = GANConfig
 
-    def __init__(self, config: GANConfig):
-        super().__init__(config)
+    def __init__(self, config: GANConfig, name: str | None = None):
+        super().__init__(config, name)
         k = config.num_classes if config.conditional else 0
         # The label enters G as a one-hot vector beside z. A learned embedding as wide as z
         # (N(0, 1) at the start) let G draw one image per class and ignore z on MNIST.
         self.generator = Generator(config.image_shape, config.latent_dim, config.channels, k)
         self.discriminator = Discriminator(config.image_shape, config.channels, config.spectral_norm, k or None)
-        # The averaged generator is part of the state dict, so save/load and resume keep it exactly.
-        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if config.ema_decay else None
-        if config.ema_decay:
-            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        self.keep_average("generator")
+
+    @property
+    def capabilities(self) -> Capabilities:
+        conditional = self.config.conditional
+        return Capabilities(decoder=True, prior=True, labels=conditional, class_interpolation=conditional)
 
     # ----------------------------------------------------------------- the common surface
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
-    @property
-    def conditional(self) -> bool:
-        return self.config.conditional
-
-    def _generate(self, z: torch.Tensor, labels: torch.Tensor | None, averaged: bool) -> torch.Tensor:
-        net = self.generator_ema if averaged and self.generator_ema is not None else self.generator
-        extra = None
-        if self.conditional:
-            labels = torch.as_tensor(labels, device=z.device).long().reshape(-1).expand(len(z))
-            extra = F.one_hot(labels, self.config.num_classes).to(z.dtype)
-        return net(z, extra)
-
-    def _labels(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        """Validated class indices (n,) for a conditional GAN; without labels, classes in turn
-        (0, 1, ..., K-1, 0, ...) so that unlabelled samples cover every class evenly."""
-        if not self.conditional:
-            return None
-        if labels is None:
-            return torch.arange(n, device=self.device) % self.config.num_classes
-        return self.one_hot(labels, n).argmax(1)  # one_hot checks the range and expands one label
+    def _generate(self, z: torch.Tensor, classes: torch.Tensor | None) -> torch.Tensor:
+        """G (its moving average in eval mode) at z (N, latent_dim) and class indices (N,) or None."""
+        extra = None if classes is None else F.one_hot(classes, self.config.num_classes).to(z.dtype)
+        return self.network("generator")(z, extra)
 
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images (N, C, H, W) in [0, 1] from z (N, latent_dim), by the averaged generator if any."""
+        """Images (N, C, H, W) in [0, 1] from z (N, latent_dim); without labels, a conditional
+        GAN draws the classes in turn (0, 1, ..., K-1, 0, ...)."""
         self.check_latents(z)
-        return self._generate(z, self._labels(labels, len(z)), averaged=True)
+        return self._generate(z, self.class_indices(labels, len(z), in_turn=True))
 
     def sample(self, n: int, generator: torch.Generator | None = None,
                labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -223,37 +207,47 @@ class GAN(GenerativeModel):
         from class ``a``'s one-hot vector to class ``b``'s: same style, changing class."""
         if not self.conditional:
             raise NotSupported("interpolating between classes needs a conditional GAN (cgan)")
-        ends = self.one_hot(torch.tensor([a, b]), 2)  # checks the range
-        net = self.generator_ema if self.generator_ema is not None else self.generator
+        ends = self.one_hot(torch.tensor([a, b]))  # checks the range
         t = torch.linspace(0, 1, steps, device=self.device)[:, None]
         extra = (1 - t) * ends[0] + t * ends[1]
-        return net(z.reshape(1, -1).to(self.device).expand(steps, -1), extra)
+        return self.network("generator")(z.reshape(1, -1).to(self.device).expand(steps, -1), extra)
 
-    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(self, batch, labels=None, step=None) -> dict[str, torch.Tensor]:
         raise NotSupported("a GAN has no held-out loss; measure its samples with "
                            "`genlab evaluate RUN --metrics fid,kid,pr`")
 
     # ----------------------------------------------------------------- training
-    def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+    def optimizer_groups(self) -> dict[str, OptimizerGroup]:
         cfg = self.config
-        return {"generator": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=cfg.betas,
-                                              weight_decay=weight_decay),
-                "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=lr * cfg.d_lr_ratio,
-                                                  betas=cfg.betas, weight_decay=weight_decay)}
+        return {"generator": OptimizerGroup(list(self.generator.parameters()), betas=cfg.betas),
+                "discriminator": OptimizerGroup(list(self.discriminator.parameters()), lr_scale=cfg.d_lr_ratio,
+                                                betas=cfg.betas)}
 
-    def training_step(self, x: torch.Tensor, labels: torch.Tensor | None,
-                      optimizers: dict[str, torch.optim.Optimizer], step: int,
-                      grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
-        """One D step on ``x`` (N, C, H, W) and fresh fakes, then, on every ``n_critic``-th step, one
-        G step. Returns batch means: ``d_loss`` (with penalties), ``g_loss``, ``gp`` or ``r1`` when
-        used, ``d_real`` and ``d_fake`` (D's mean raw scores), and ``loss`` = ``g_loss``. On a step
-        without a G update, ``g_loss`` is G's objective on the scores D gave the fakes before its step."""
-        cfg, D = self.config, self.discriminator
-        y = self._labels(labels, len(x)) if self.conditional else None
-        z = torch.randn(len(x), cfg.latent_dim, device=x.device)
-        update_g = (step + 1) % cfg.n_critic == 0
+    def update_order(self, step: int) -> tuple[str, ...]:
+        """A D step on every batch; a G step after it on every ``n_critic``-th."""
+        return ("discriminator", "generator") if (step + 1) % self.config.n_critic == 0 else ("discriminator",)
+
+    def objective(self, name: str, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """D's objective on ``batch`` (N, C, H, W) and fresh fakes (left in ``batch.scratch`` with
+        their graph when G updates on this step), or G's on those fakes after D's step. Logs batch
+        means: ``d_loss`` (with penalties), ``g_loss``, ``gp`` or ``r1`` when used, ``d_real`` and
+        ``d_fake`` (D's mean raw scores), and ``loss`` = ``g_loss``. On a step without a G update,
+        ``g_loss`` is G's objective on the scores D gave the fakes before its step."""
+        if name == "generator":
+            y, fake = batch.scratch["classes"], batch.scratch.pop("fake")
+            g_loss = generator_loss(self.config.loss, self.discriminator(fake, y))
+            return g_loss, {"g_loss": g_loss.detach(), "loss": g_loss.detach()}
+        return self._discriminator_objective(batch, step)
+
+    def _discriminator_objective(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg, D, x = self.config, self.discriminator, batch.images
+        y = self.class_indices(batch.labels, len(x))
+        z = batch.randn(cfg.latent_dim)
+        update_g = "generator" in self.update_order(step)
         with torch.set_grad_enabled(update_g):
-            fake = self._generate(z, y, averaged=False)
+            fake = self._generate(z, y)
+        if update_g:
+            batch.scratch.update(fake=fake, classes=y)
 
         real = x.detach().requires_grad_(cfg.r1_gamma > 0)
         # One pass over real and generated images together (D has no batch norm, so this equals
@@ -263,7 +257,7 @@ class GAN(GenerativeModel):
         d_loss = discriminator_loss(cfg.loss, s_real, s_fake)
         terms = {"d_real": s_real.mean().detach(), "d_fake": s_fake.mean().detach()}
         if cfg.loss == "wgan-gp":
-            eps = torch.rand(len(x), 1, 1, 1, device=x.device)
+            eps = batch.rand(*(1,) * (x.ndim - 1))
             mixed = (eps * x.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
             terms["gp"] = (_gradient_norm2(D(mixed, y), mixed).sqrt() - 1).pow(2).mean()
             d_loss = d_loss + cfg.gp_lambda * terms["gp"]
@@ -272,28 +266,6 @@ class GAN(GenerativeModel):
             d_loss = d_loss + 0.5 * cfg.r1_gamma * terms["r1"]
         terms["d_loss"] = d_loss
         terms["g_loss"] = generator_loss(cfg.loss, s_fake.detach())
-        check_finite(terms, step)
-        self._update("discriminator", d_loss, optimizers, grad_clip)
-
-        if update_g:
-            g_loss = generator_loss(cfg.loss, D(fake, y))
-            terms["g_loss"] = g_loss
-            check_finite(terms, step)
-            self._update("generator", g_loss, optimizers, grad_clip)
-            self._update_ema()
         terms = {k: v.detach() for k, v in terms.items()}
         terms["loss"] = terms["g_loss"]
-        return terms
-
-    def _update(self, name: str, loss: torch.Tensor, optimizers, grad_clip: float) -> None:
-        optimizer = optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
-        optimizer.step()
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        if self.generator_ema is not None:
-            moving_average_step([(self.generator_ema, self.generator)], self.config.ema_decay, self.ema_updates)
+        return d_loss, terms

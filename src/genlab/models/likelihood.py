@@ -13,26 +13,28 @@ import torch.nn.functional as F
 LOG_2PI = math.log(2 * math.pi)
 
 
-def _per_image(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(start_dim=t.ndim - 3).sum(-1)
+def _per_image(t: torch.Tensor, dims: int) -> torch.Tensor:
+    return t.flatten(start_dim=t.ndim - dims).sum(-1)
 
 
-def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log p(x | logits) for a product of Bernoullis, (..., C, H, W) -> (...,), in nats.
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor, dims: int = 3) -> torch.Tensor:
+    """log p(x | logits) for a product of Bernoullis, (..., C, *spatial) -> (...,), in nats;
+    ``dims`` is the number of image dimensions (3 for (C, H, W), 4 for volumes).
 
     A true likelihood only for binary x; on grey levels it is the cross-entropy, not a density.
     """
     logits, x = torch.broadcast_tensors(logits, x)
-    return -_per_image(F.binary_cross_entropy_with_logits(logits, x, reduction="none"))
+    return -_per_image(F.binary_cross_entropy_with_logits(logits, x, reduction="none"), dims)
 
 
-def gaussian_log_likelihood(mean: torch.Tensor, log_sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log N(x; mean, sigma^2) summed over pixels, (..., C, H, W) -> (...,), in nats.
+def gaussian_log_likelihood(mean: torch.Tensor, log_sigma: torch.Tensor, x: torch.Tensor,
+                            dims: int = 3) -> torch.Tensor:
+    """log N(x; mean, sigma^2) summed over pixels, (..., C, *spatial) -> (...,), in nats.
 
     ``log_sigma`` broadcasts against ``mean`` (a scalar, per pixel, or per image).
     """
     z = (x - mean) * torch.exp(-log_sigma)
-    return _per_image(-0.5 * (z * z + LOG_2PI) - log_sigma.expand_as(z))
+    return _per_image(-0.5 * (z * z + LOG_2PI) - log_sigma.expand_as(z), dims)
 
 
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

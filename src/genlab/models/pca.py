@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import GenlabError
-from .base import GenerativeModel, ModelConfig
+from ..data.batch import Batch, as_batch
+from .base import Capabilities, GenerativeModel, ModelConfig
 
 
 @dataclass
@@ -20,6 +21,9 @@ class PCAConfig(ModelConfig):
     latent_dim: int = 30
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.ema_decay:
+            raise GenlabError("PCA is fitted in closed form; ema_decay does not apply")
         if self.latent_dim < 1:
             raise GenlabError(f"latent_dim must be at least 1, got {self.latent_dim}")
 
@@ -27,10 +31,9 @@ class PCAConfig(ModelConfig):
 class PCA(GenerativeModel):
     family = "pca"
     config_class = PCAConfig
-    closed_form = True
 
-    def __init__(self, config: PCAConfig):
-        super().__init__(config)
+    def __init__(self, config: PCAConfig, name: str | None = None):
+        super().__init__(config, name)
         d, p = config.num_pixels, config.latent_dim
         if p > d:
             raise GenlabError(f"PCA with {p} components needs at least {p} pixels; images have {d}")
@@ -39,12 +42,16 @@ class PCA(GenerativeModel):
         self.register_buffer("explained_variance_", torch.zeros(p))
 
     @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(encoder=True, decoder=True, prior=True, closed_form=True)
+
+    @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor) -> "PCA":
-        """Fit on (N, C, H, W) images; eigen-decomposition of the covariance in float64."""
+        """Fit on (N, C, *spatial) images; eigen-decomposition of the covariance in float64."""
         self.check_images(images)
         x = images.reshape(len(images), -1).to(torch.float64)
         if len(x) < 2:
@@ -80,7 +87,9 @@ class PCA(GenerativeModel):
         z = self.prior_noise(n, generator) * self.explained_variance_.sqrt()
         return self.decode(z).clamp(0, 1)
 
-    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(self, batch: Batch | torch.Tensor, labels: torch.Tensor | None = None,
+             step: int | None = None) -> dict[str, torch.Tensor]:
         """Squared reconstruction error per image (for validation; PCA is fitted by ``fit``)."""
+        x = as_batch(batch, labels).images
         sq_error = (self.reconstruct(x) - x).pow(2).sum() / len(x)
         return {"loss": sq_error, "sq_error": sq_error}

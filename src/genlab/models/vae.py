@@ -32,7 +32,6 @@ pixel-by-pixel pass and ``sample`` draws binary images pixel by pixel.
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -40,7 +39,8 @@ import torch
 from torch import nn
 
 from ..errors import GenlabError
-from .base import GenerativeModel, check_finite, moving_average_step
+from ..data.batch import Batch, as_batch
+from .base import Capabilities, GenerativeModel
 from .autoregressive import PixelContext
 from .blocks import Decoder, Encoder, NetworkConfig, _act
 from .likelihood import (bernoulli_log_likelihood, gaussian_log_density, gaussian_log_likelihood,
@@ -65,8 +65,6 @@ class VAEConfig(NetworkConfig):
         iw_samples: K of the importance-weighted training bound; 1 trains on the ELBO.
         kl_warmup_steps: steps over which the KL weight rises linearly from 0 to ``beta``; 0: none.
         free_bits: nats per latent dimension of KL left unpenalised (ELBO training only); 0: none.
-        ema_decay: decay of the moving average of the weights used in eval mode, reached after a
-            warm-up (the decay after n updates is min(ema_decay, (1 + n) / (10 + n))); 0 turns it off.
         autoregressive: each pixel's Bernoulli logit also depends on the earlier pixels (raster
             order) through direct linear connections; Bernoulli likelihood only.
         ar_hidden: width of a masked hidden layer added to those connections; 0: none.
@@ -88,7 +86,6 @@ class VAEConfig(NetworkConfig):
     iw_samples: int = 1
     kl_warmup_steps: int = 0
     free_bits: float = 0.0
-    ema_decay: float = 0.0
     autoregressive: bool = False
     ar_hidden: int = 0
     mean_bound: float = 0.0
@@ -107,8 +104,6 @@ class VAEConfig(NetworkConfig):
         if self.iw_samples > 1 and (self.free_bits or self.recon_weight != 1.0):
             raise GenlabError("free_bits and recon_weight apply to ELBO training (iw_samples=1); "
                               "with the importance-weighted bound use kl_warmup_steps and beta")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise GenlabError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if self.autoregressive and self.likelihood != "bernoulli":
             raise GenlabError("autoregressive needs the Bernoulli likelihood (--set likelihood=bernoulli)")
         if self.ar_hidden < 0 or (self.ar_hidden and not self.autoregressive):
@@ -121,8 +116,8 @@ class VAE(GenerativeModel):
     family = "vae"
     config_class = VAEConfig
 
-    def __init__(self, config: VAEConfig):
-        super().__init__(config)
+    def __init__(self, config: VAEConfig, name: str | None = None):
+        super().__init__(config, name)
         extra = config.num_classes if config.conditional else 0
         self.encoder = Encoder(config, 2 * config.latent_dim, extra)
         self.decoder = Decoder(config, config.latent_dim, extra)
@@ -133,38 +128,23 @@ class VAE(GenerativeModel):
                 self.log_sigma = nn.Parameter(log_sigma)
             else:
                 self.register_buffer("log_sigma", log_sigma)
-        # The averaged networks are part of the state dict, so save/load and resume keep them.
-        self.ema = None
-        if config.ema_decay:
-            nets = {"encoder": self.encoder, "decoder": self.decoder}
-            if self.context is not None:
-                nets["context"] = self.context
-            self.ema = nn.ModuleDict({k: copy.deepcopy(v) for k, v in nets.items()}).requires_grad_(False)
-            if config.likelihood == "gaussian" and config.learn_sigma:
-                self.register_buffer("ema_log_sigma", self.log_sigma.detach().clone())
-            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        averaged = ["encoder", "decoder"] + (["context"] if self.context is not None else [])
+        self.keep_average(*averaged, *(["log_sigma"] if config.likelihood == "gaussian" and config.learn_sigma else []))
 
     @property
-    def wants_binary_data(self) -> bool:  # type: ignore[override]
-        return self.config.likelihood == "bernoulli"
+    def capabilities(self) -> Capabilities:
+        return Capabilities(encoder=True, decoder=True, prior=True, labels=self.config.conditional,
+                            binary_likelihood=self.config.likelihood == "bernoulli", likelihood=True)
 
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
-    @property
-    def conditional(self) -> bool:
-        return self.config.conditional
-
     # ------------------------------------------------------------------ the two networks
-    def _averaged(self) -> bool:
-        return self.ema is not None and not self.training
-
     def posterior(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameters of q(z|x): ``mu`` and ``logvar``, each (N, latent_dim)."""
         self.check_images(x)
-        encoder = self.ema["encoder"] if self._averaged() else self.encoder
-        h = encoder(x, self.one_hot(labels, len(x)))
+        h = self.network("encoder")(x, self.one_hot(labels, len(x)))
         mu, logvar = h.chunk(2, dim=1)
         return soft_bound(mu, self.config.mean_bound), logvar
 
@@ -176,23 +156,22 @@ class VAE(GenerativeModel):
         extra = self.one_hot(labels, len(z2))
         if extra is not None and len(extra) != len(z2):
             extra = extra.repeat(len(z2) // len(extra), 1)
-        decoder = self.ema["decoder"] if self._averaged() else self.decoder
-        logits = soft_bound(decoder(z2, extra), self.config.logit_bound)
+        logits = soft_bound(self.network("decoder")(z2, extra), self.config.logit_bound)
         return logits.reshape(*lead, *self.config.image_shape)
 
     def _context(self) -> PixelContext | None:
-        return self.ema["context"] if self._averaged() and self.context is not None else self.context
+        return None if self.context is None else self.network("context")
 
     def log_likelihood(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) per image in nats, given decoder logits (..., C, H, W) and images x
-        (C, H, W broadcasting against the logits' leading dimensions)."""
+        """log p(x|z) per image in nats, given decoder logits (..., C, *spatial) and images x
+        (C, *spatial broadcasting against the logits' leading dimensions)."""
+        dims = len(self.config.image_shape)
         if self.config.likelihood == "bernoulli":
             context = self._context()
             if context is not None:  # one pass over x, whatever the number of draws of z
-                logits = logits + context(x.reshape(-1, *x.shape[-3:])).view(x.shape)
-            return bernoulli_log_likelihood(logits, x)
-        log_sigma = self.ema_log_sigma if self._averaged() and hasattr(self, "ema_log_sigma") else self.log_sigma
-        return gaussian_log_likelihood(torch.sigmoid(logits), log_sigma, x)
+                logits = logits + context(x.reshape(-1, *x.shape[-dims:])).view(x.shape)
+            return bernoulli_log_likelihood(logits, x, dims)
+        return gaussian_log_likelihood(torch.sigmoid(logits), self.network("log_sigma"), x, dims)
 
     # ------------------------------------------------------------------ common surface
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -213,8 +192,7 @@ class VAE(GenerativeModel):
                labels: torch.Tensor | None = None) -> torch.Tensor:
         """Decoder means at n draws z ~ N(0, I); an autoregressive decoder draws binary pixels one
         at a time instead. A conditional model needs ``labels``."""
-        if self.conditional and labels is None:
-            labels = torch.arange(n) % self.config.num_classes
+        labels = self.class_indices(labels, n, in_turn=True)
         z = self.prior_noise(n, generator)
         context = self._context()
         if context is None:
@@ -242,34 +220,42 @@ class VAE(GenerativeModel):
         return self.config.beta * min(1.0, step / warmup)
 
     def importance_weighted_terms(self, x: torch.Tensor, labels: torch.Tensor | None = None,
-                                  k: int | None = None, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+                                  k: int | None = None, kl_weight: float = 1.0,
+                                  noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per-image terms in nats, each (N,): ``bound``, the K-sample importance-weighted bound
         log (1/K) sum_k w_k with log w_k = log p(x|z_k) + kl_weight (log p(z_k) - log q(z_k|x)),
         z_k ~ q(z|x) (``kl_weight`` 1: the bound on log p(x)); ``log_px_z`` (mean over the K draws)
-        and ``kl`` (closed form). The draws are made as one (K, N, d) tensor."""
+        and ``kl`` (closed form). The draws are made as one (K, N, d) tensor, or given as
+        standard normal ``noise`` of that shape."""
         k = k or self.config.iw_samples
         mu, logvar = self.posterior(x, labels)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn((k, *mu.shape), device=mu.device, dtype=mu.dtype)
+        if noise is None:
+            noise = torch.randn((k, *mu.shape), device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * noise
         log_px_z = self.log_likelihood(self.decode_logits(z, labels), x)          # (K, N)
         log_ratio = standard_normal_log_density(z) - gaussian_log_density(z, mu, logvar)
         bound = torch.logsumexp(log_px_z + kl_weight * log_ratio, 0) - math.log(k)
         return {"bound": bound, "log_px_z": log_px_z.mean(0), "kl": kl_standard_normal(mu, logvar)}
 
-    def loss(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+    def loss(self, batch: Batch | torch.Tensor, labels: torch.Tensor | None = None,
              step: int | None = None) -> dict[str, torch.Tensor]:
         """Batch means in nats per image: ``loss`` (the training objective at ``step``; without a
         step, with the full KL weight), ``recon`` = -E log p(x|z), ``kl`` and ``neg_elbo``; with
         ``iw_samples`` K > 1 also ``neg_iw_bound``, the negative K-sample bound (during a warm-up,
         with the step's KL weight), which is the loss then (``recon`` and ``kl`` come from the
-        same K draws)."""
+        same K draws). The draws of z come from ``batch`` (per image: the same in any split of a
+        training step)."""
+        batch = as_batch(batch, labels)
+        x, labels = batch.images, batch.labels
         weight = self.kl_weight(step)
         if self.config.iw_samples > 1:
-            t = self.importance_weighted_terms(x, labels, kl_weight=weight)
+            noise = batch.randn(self.config.iw_samples, self.latent_dim, batch_dim=1)   # (K, N, d)
+            t = self.importance_weighted_terms(x, labels, kl_weight=weight, noise=noise)
             recon, kl = -t["log_px_z"].mean(), t["kl"].mean()
             neg_bound = -t["bound"].mean()
             return {"loss": neg_bound, "recon": recon, "kl": kl, "neg_elbo": recon + kl, "neg_iw_bound": neg_bound}
         mu, logvar = self.posterior(x, labels)
-        eps = torch.randn((self.config.mc_samples, *mu.shape), device=mu.device, dtype=mu.dtype)
+        eps = batch.randn(self.config.mc_samples, self.latent_dim, batch_dim=1)   # (K, N, d)
         z = mu + torch.exp(0.5 * logvar) * eps
         recon = -self.log_likelihood(self.decode_logits(z, labels), x).mean(0).mean()
         kl_dims = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)                  # (N, d)
@@ -279,36 +265,3 @@ class VAE(GenerativeModel):
             penalised = kl_dims.mean(0).clamp(min=self.config.free_bits).sum()
         loss = self.config.recon_weight * recon + weight * penalised
         return {"loss": loss, "recon": recon, "kl": kl, "neg_elbo": recon + kl}
-
-    # ------------------------------------------------------------------ training
-    def configure_optimizers(self, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
-        """One AdamW over the live parameters (the averaged copies are not optimised)."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        return {"model": torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)}
-
-    def training_step(self, x: torch.Tensor, labels: torch.Tensor | None,
-                      optimizers: dict[str, torch.optim.Optimizer], step: int,
-                      grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
-        """Minimise ``loss(x, labels, step)`` (the KL warm-up follows the trainer's step), then
-        update the moving average of the weights."""
-        # Only a warm-up needs the step; otherwise keep to the common ``loss(x, labels)`` surface.
-        terms = self.loss(x, labels, step=step) if self.config.kl_warmup_steps else self.loss(x, labels)
-        check_finite(terms, step)
-        (optimizer,) = optimizers.values()
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        if grad_clip:
-            nn.utils.clip_grad_norm_([p for p in self.parameters() if p.requires_grad], grad_clip)
-        optimizer.step()
-        self.update_ema()
-        return terms
-
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        """One step of the moving average towards the live weights (a no-op without ``ema_decay``)."""
-        if self.ema is None:
-            return
-        pairs = [(averaged, getattr(self, name)) for name, averaged in self.ema.items()]  # encoder, decoder, context
-        if hasattr(self, "ema_log_sigma"):
-            pairs.append((self.ema_log_sigma, self.log_sigma))
-        moving_average_step(pairs, self.config.ema_decay, self.ema_updates)

@@ -1,19 +1,30 @@
 """The training loop: one loop for every gradient-trained family, plus closed-form fits.
 
-The trainer knows nothing of model names: it calls ``model.loss(x, labels)`` for the named terms
-to log and minimises ``"loss"``; a model with ``closed_form = True`` is fitted by ``model.fit``.
+The trainer knows nothing of model names or families. A model says what to minimise
+(:meth:`~genlab.models.GenerativeModel.objective`, one per named optimizer, in the order of
+:meth:`~genlab.models.GenerativeModel.update_order`); the trainer alone does the rest: zero_grad,
+backward, gradient clipping, the optimizer step, the learning-rate schedule, mixed precision
+(``precision``: autocast to bf16 or fp16 on CPU and CUDA), gradient accumulation, the moving
+average of the weights (:meth:`~genlab.models.GenerativeModel.update_average`) and data-parallel
+training. A model whose capabilities say ``closed_form`` is fitted by ``model.fit`` instead.
+
+Data-parallel training (``torchrun``, :mod:`genlab.train.distributed`): ``batch_size`` is the
+global batch. Every process draws the same permutation of the training split, takes its share of
+each global batch, and runs the model wrapped in ``DistributedDataParallel``, which averages the
+gradients; batch norm uses the global batch's statistics; the random draws of each image are the
+same in any number of processes (:class:`~genlab.data.batch.StepNoise`). So N processes train the
+same run as one, up to the order of floating-point sums, and a run can resume with another number
+of processes. Only rank 0 writes files.
 
 A run folder holds ``config.json`` (model, training and data settings, seeds, versions),
 ``model.safetensors``, the optimizer and RNG state, ``trainer_state.json`` and ``metrics.jsonl``
 (one JSON line per epoch). A checkpoint is written at the end of every epoch, every
 ``checkpoint_every`` steps if set, and when the run is interrupted (Ctrl-C), so ``resume=True``
 continues exactly where it stopped: same batches, same random draws, same losses.
-
-Training is written for data-parallel launch: each process draws the same permutation and takes
-its own shard of it, and only rank 0 writes files.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -29,14 +40,17 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..data.base import ImageDataset
+from ..data.batch import Batch, StepNoise
 from ..data.transforms import binarize
 from ..errors import GenlabError
-from ..models.base import Diverged, GenerativeModel, NotSupported, read_config, write_json_atomic
+from ..models.base import Diverged, GenerativeModel, NotSupported, check_finite, read_config, write_json_atomic
 from ..viz import save_grid
-from .checkpoint import RNG_FILE, has_checkpoint, load_checkpoint, save_checkpoint
+from . import distributed
+from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 
 METRICS_FILE = "metrics.jsonl"
 SNAPSHOTS = "snapshots"
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -45,7 +59,12 @@ class TrainConfig:
 
     Attributes:
         epochs: passes over the training split.
-        batch_size: images per step (per process under data-parallel training).
+        batch_size: images per step: the global batch, shared out among the processes of a
+            data-parallel run and split into ``grad_accumulation`` micro-batches.
+        grad_accumulation: micro-batches per step, whose gradients add up before the step (the
+            same step as one batch, in less memory).
+        precision: ``fp32``, or ``bf16`` / ``fp16`` autocast (matrix products and convolutions in
+            16 bits, sums and losses in 32; fp16 with a gradient scaler).
         lr: peak learning rate of AdamW.
         lr_schedule: ``constant`` or ``cosine`` (decays to 0 over the run; needs no state).
         max_minutes: stop once the training steps have taken this many minutes (0: no limit), with
@@ -67,6 +86,8 @@ class TrainConfig:
 
     epochs: int = 20
     batch_size: int = 128
+    grad_accumulation: int = 1
+    precision: str = "fp32"
     lr: float = 1e-3
     lr_schedule: str = "constant"
     max_minutes: float = 0.0
@@ -79,8 +100,10 @@ class TrainConfig:
     snapshot_every: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise GenlabError("epochs and batch_size must be at least 1")
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accumulation < 1:
+            raise GenlabError("epochs, batch_size and grad_accumulation must be at least 1")
+        if self.precision not in PRECISIONS:
+            raise GenlabError(f"unknown precision '{self.precision}'; choose one of: {', '.join(PRECISIONS)}")
         if not (self.lr > 0):
             raise GenlabError(f"the learning rate must be positive, got {self.lr}")
         if self.lr_schedule not in ("constant", "cosine"):
@@ -106,13 +129,6 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise GenlabError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
-
-
-def dist_info() -> tuple[int, int]:
-    """(rank, world size) of this process; (0, 1) outside a distributed launch."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def versions() -> dict[str, str]:
@@ -155,15 +171,86 @@ def evaluate_loss(model: GenerativeModel, data: ImageDataset, binary: bool, seed
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for start in range(0, len(data), batch_size):
-            x, y = data.batch(slice(start, start + batch_size))
-            x = x.to(device)
+            batch = data.batch(slice(start, start + batch_size)).to(device)
             if binary:
-                x = binarize(x)
-            terms = model.loss(x, None if y is None else y.to(device))
+                batch.images = binarize(batch.images)
+            terms = model.loss(batch)
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * len(x)
+                sums[k] = sums.get(k, 0.0) + float(v) * len(batch)
     model.train(was_training)
     return {k: v / len(data) for k, v in sums.items()}
+
+
+def build_optimizers(model: GenerativeModel, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+    """One AdamW per named group of :meth:`~genlab.models.GenerativeModel.optimizer_groups`."""
+    optimizers = {}
+    for name, group in model.optimizer_groups().items():
+        decay = weight_decay if group.weight_decay is None else group.weight_decay
+        optimizers[name] = torch.optim.AdamW(group.params, lr=lr * group.lr_scale, betas=group.betas,
+                                             weight_decay=decay)
+        for g in optimizers[name].param_groups:
+            g.setdefault("initial_lr", g["lr"])
+    return optimizers
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context of ``precision`` on ``device`` (disabled for fp32)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    return torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
+
+
+def training_step(model: GenerativeModel, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], step: int,
+                  grad_clip: float = 0.0, precision: str = "fp32", accumulation: int = 1,
+                  wrapped: torch.nn.Module | None = None, scaler: torch.amp.GradScaler | None = None
+                  ) -> dict[str, torch.Tensor]:
+    """One optimisation step of ``model`` on ``batch`` at ``step`` (counted from 0): for each
+    objective of ``model.update_order(step)``, in order, the gradients of its value (summed over
+    ``accumulation`` micro-batches, each weighted by its share of the batch), clipping to
+    ``grad_clip``, and that optimizer's step; then the moving average of the weights. Returns the
+    logged terms, batch means (later objectives' terms replace earlier ones of the same name).
+
+    ``wrapped`` is the model under ``DistributedDataParallel`` (the gradients are averaged over
+    the processes on the last micro-batch); ``scaler`` a gradient scaler for fp16."""
+    parts = batch.split(accumulation) if accumulation > 1 else [batch]
+    return _train_on_parts(model, parts, optimizers, step, grad_clip, precision, wrapped, scaler)
+
+
+def _train_on_parts(model: GenerativeModel, parts: list[Batch], optimizers: dict[str, torch.optim.Optimizer],
+                    step: int, grad_clip: float, precision: str, wrapped: torch.nn.Module | None,
+                    scaler: torch.amp.GradScaler | None) -> dict[str, torch.Tensor]:
+    net = wrapped if wrapped is not None else model
+    size = sum(len(p) for p in parts)
+    logged: dict[str, torch.Tensor] = {}
+    device = parts[0].device
+    for name in model.update_order(step):
+        optimizer = optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        terms: dict[str, torch.Tensor] = {}
+        for i, part in enumerate(parts):
+            share = len(part) / size
+            last = i == len(parts) - 1
+            sync = net.no_sync() if wrapped is not None and not last else contextlib.nullcontext()
+            with sync:
+                with autocast(device, precision):
+                    value, part_terms = net(part, objective=name, step=step)
+                check_finite({"loss": value.detach(), **part_terms}, step)
+                (scaler.scale(value * share) if scaler is not None else value * share).backward()
+            for k, v in part_terms.items():
+                terms[k] = terms.get(k, 0.0) + v.detach().float() * share
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+        else:
+            optimizer.step()
+        logged.update(terms)
+    if scaler is not None:
+        scaler.update()
+    model.update_average()
+    return logged
 
 
 class Trainer:
@@ -174,12 +261,20 @@ class Trainer:
         self.model, self.train_data, self.val_data, self.config = model, train_data, val_data, config
         self.out = Path(out_dir)
         self.progress = progress
-        self.rank, self.world = dist_info()
-        self.device = resolve_device(config.device)
-        self.binary = model.wants_binary_data if config.binarize is None else config.binarize
+        self.wrapped: torch.nn.Module | None = None  # the model under DistributedDataParallel
+        self.scaler: torch.amp.GradScaler | None = None
+        self.device = distributed.local_device(resolve_device(config.device))
+        self.rank, self.world = distributed.init(self.device)
+        able = model.capabilities
+        self.binary = able.binary_likelihood if config.binarize is None else config.binarize
         model.check_images(train_data.images[:1].float())
-        if getattr(model, "conditional", False) and train_data.labels is None:
+        if able.labels and train_data.labels is None:
             raise GenlabError(f"a conditional model needs labels, and {train_data.name} has none")
+        if config.batch_size % self.world:
+            raise GenlabError(f"batch_size {config.batch_size} does not split evenly over {self.world} processes; "
+                              "choose a multiple of the number of processes")
+        if config.precision == "fp16" and self.device.type != "cuda":
+            raise GenlabError("fp16 training needs a CUDA GPU (its gradient scaler); use precision bf16 on a CPU")
 
     # ------------------------------------------------------------------ files
     def _write(self) -> bool:
@@ -189,7 +284,6 @@ class Trainer:
         d = self.train_data
         return {
             **self.model.config_dict(),
-            "name": getattr(self.model, "name", self.model.family),
             "train": dataclasses.asdict(self.config),
             "data": {"name": d.name, "image_shape": list(d.image_shape), "class_names": d.class_names,
                      "train_size": len(d), "val_size": len(self.val_data) if self.val_data else 0},
@@ -217,23 +311,29 @@ class Trainer:
 
     def _checkpoint(self, optimizers, state: dict[str, Any], shuffle_epoch_start: torch.Tensor) -> None:
         if self._write():
+            if self.scaler is not None:
+                state["grad_scaler"] = self.scaler.state_dict()
             save_checkpoint(self.out, self.model, optimizers, self._rng_state(shuffle_epoch_start), state)
 
     # ------------------------------------------------------------------ the run
     def run(self, resume: bool = False) -> GenerativeModel:
-        self.out.mkdir(parents=True, exist_ok=True)
         model, cfg = self.model.to(self.device), self.config
-        model.run_dir = self.out
         if has_checkpoint(self.out) and not resume:
             raise GenlabError(f"{self.out} already holds a run; continue it with --resume or choose another --out")
         if resume and not has_checkpoint(self.out):
             raise GenlabError(f"nothing to resume in {self.out}: it holds no checkpoint")
-        if model.closed_form:
+        if self._write():
+            self.out.mkdir(parents=True, exist_ok=True)
+        if model.capabilities.closed_form:
             return self._fit_closed_form()
-        optimizers = model.configure_optimizers(cfg.lr, cfg.weight_decay)
-        for optimizer in optimizers.values():
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
+        optimizers = build_optimizers(model, cfg.lr, cfg.weight_decay)
+        self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
+        if self.world > 1:
+            distributed.synchronise_batch_norm(model, self.device)
+            self.wrapped = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                # a model trained by turns leaves the other network's weights out of each objective
+                find_unused_parameters=len(optimizers) > 1)
         shuffle = torch.Generator()
         if resume:
             self._check_same_model()
@@ -242,6 +342,8 @@ class Trainer:
             if "torch_cuda" in rng and self.device.type == "cuda":
                 torch.cuda.set_rng_state(rng["torch_cuda"], self.device)
             shuffle.set_state(rng["shuffle_epoch_start"])
+            if self.scaler is not None and "grad_scaler" in state:
+                self.scaler.load_state_dict(state["grad_scaler"])
             self._truncate_metrics(state["step"])
         else:
             torch.manual_seed(cfg.seed)
@@ -269,7 +371,7 @@ class Trainer:
 
     def _loop(self, optimizers, shuffle: torch.Generator, state: dict[str, Any]) -> GenerativeModel:
         model, cfg, data = self.model, self.config, self.train_data
-        per_epoch = _batches_per_epoch(len(data) // self.world, cfg.batch_size)
+        per_epoch = _batches_per_epoch(len(data), cfg.batch_size)
         total = self.total_steps = per_epoch * cfg.epochs
         if cfg.max_minutes and self.world > 1:
             raise GenlabError("max_minutes stops each process on its own clock, which data-parallel training "
@@ -279,7 +381,7 @@ class Trainer:
         limit_s = 60 * cfg.max_minutes or math.inf
         while state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:
             epoch_start = shuffle.get_state()
-            order = torch.randperm(len(data), generator=shuffle)[self.rank::self.world]
+            order = torch.randperm(len(data), generator=shuffle)
             started = time.perf_counter() - state["elapsed_s"]
             bar = tqdm(total=per_epoch, initial=state["batch"], desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}",
                        disable=True if not self.progress or self.rank != 0 else None,  # None: off when not a terminal
@@ -288,7 +390,7 @@ class Trainer:
                 while state["batch"] < per_epoch and _trained_s(state) < limit_s:
                     index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
                     terms = self._step(optimizers, index, state["step"], total, _trained_s(state))
-                    n = len(index)
+                    n = len(index) // self.world
                     for k, v in terms.items():
                         state["sums"][k] = state["sums"].get(k, 0.0) + v * n
                     state["seen"] += n
@@ -313,47 +415,51 @@ class Trainer:
         state["done"] = True
         self._checkpoint(optimizers, state, shuffle.get_state())
         self._animate_snapshots()
+        distributed.barrier()
         model.eval()
         return model
 
     def _step(self, optimizers, index: torch.Tensor, step: int, total: int, seconds: float) -> dict[str, float]:
-        model, cfg = self.model, self.config
-        x, y = self.train_data.batch(index)
-        x = x.to(self.device, non_blocking=True)
-        y = None if y is None else y.to(self.device)
-        if self.binary:
-            x = binarize(x)
+        """One step on the global batch ``index``: this process takes every world-th image."""
+        cfg = self.config
+        positions = torch.arange(len(index))[self.rank::self.world]
+        batch = self.train_data.batch(index[positions])
+        batch.positions, batch.noise = positions, StepNoise(cfg.seed, step, len(index))
+        batch = batch.to(self.device)
+        parts = batch.split(cfg.grad_accumulation)
+        if self.binary:  # the first draw of every micro-batch, so that each image gets the same one
+            for part in parts:
+                part.images = binarize(part.images, draws=part)
         factor = _lr_at(cfg, step, total, seconds) / cfg.lr
         for optimizer in optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
         try:
-            terms = model.training_step(x, y, optimizers, step, cfg.grad_clip)
+            terms = _train_on_parts(self.model, parts, optimizers, step, cfg.grad_clip, cfg.precision,
+                                    self.wrapped, self.scaler)
         except Diverged as err:
-            raise GenlabError(f"{err}; training stopped and the last good checkpoint in {self.out} is kept; "
-                              "try a lower --lr") from None
-        return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()}
+            kept = (f"the last good checkpoint in {self.out} is kept" if has_checkpoint(self.out)
+                    else "no checkpoint was written yet")
+            raise GenlabError(f"{err}; training stopped and {kept}; try a lower --lr") from None
+        return {k: float(v) for k, v in terms.items()}
 
     @torch.no_grad()
     def _snapshot(self, step: int) -> None:
         """Samples from the same z (seeded) at every call, or reconstructions of the same images."""
         if self.rank != 0 or self.config.snapshot_every < 0:
             return
-        model = self.model
+        model, able = self.model, self.model.capabilities
+        if not (able.prior or (able.encoder and able.decoder)) or model.config.spatial_dims != 2:
+            return  # nothing to show, or no picture grid for volumes
         model.eval()
         try:
-            labels = None
-            if model.conditional:
-                labels = torch.arange(64) % model.config.num_classes
-            images = model.sample(64, generator=torch.Generator().manual_seed(self.config.seed), labels=labels)
-        except NotSupported:
-            data = self.val_data or self.train_data
-            x, y = data.batch(slice(0, 32))
-            try:
+            if able.prior:
+                labels = torch.arange(64) % model.config.num_classes if able.labels else None
+                images = model.sample(64, generator=torch.Generator().manual_seed(self.config.seed), labels=labels)
+            else:
+                x, y = (self.val_data or self.train_data).tensors(slice(0, 32))
                 r = model.reconstruct(x.to(self.device), None if y is None else y.to(self.device)).cpu()
-            except NotSupported:
-                return
-            images = torch.cat([torch.cat([x[i:i + 8], r[i:i + 8]]) for i in range(0, len(x), 8)])
+                images = torch.cat([torch.cat([x[i:i + 8], r[i:i + 8]]) for i in range(0, len(x), 8)])
         finally:
             model.train()
         save_grid(images.clamp(0, 1), self.out / SNAPSHOTS / f"step-{step:07d}.png", nrow=8)
@@ -371,7 +477,9 @@ class Trainer:
     def _end_epoch(self, state: dict[str, Any]) -> None:
         record = {"epoch": state["epoch"] + 1, "step": state["step"], "time_s": round(state["elapsed_s"], 3),
                   "lr": _lr_at(self.config, state["step"] - 1, self.total_steps, _trained_s(state))}
-        record.update({f"train/{k}": v / max(state["seen"], 1) for k, v in state["sums"].items()})
+        sums = distributed.sum_over_processes({**state["sums"], "_seen": state["seen"]})  # every process's share
+        seen = max(sums.pop("_seen"), 1)
+        record.update({f"train/{k}": v / seen for k, v in sums.items()})
         if self.val_data is not None and self.rank == 0:
             try:
                 val = evaluate_loss(self.model, self.val_data, self.binary, seed=self.config.seed)
@@ -435,7 +543,9 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
     base = saved["train"] if saved else {}
     config = TrainConfig.from_dict({**base, **(dataclasses.asdict(config) if config else {}), **overrides})
     if out_dir is None:
-        out_dir = default_run_dir(getattr(model, "name", model.family), data.name, resume)
+        distributed.init(distributed.local_device(resolve_device(config.device)))
+        out_dir = default_run_dir(model.name, data.name, resume)
+        distributed.barrier()  # every process has chosen the folder before rank 0 creates it
     return Trainer(model, data, val_data, config, out_dir, progress=progress).run(resume=resume)
 
 
@@ -450,12 +560,11 @@ def _model_to_resume(name: str, saved: dict[str, Any], settings: dict[str, Any])
 
     if saved.get("name") != name:
         raise GenlabError(f"the run holds a '{saved.get('name')}' model, not '{name}'; resume it with that name")
-    model = FAMILIES[saved["family"]].from_config(saved["model"])
+    model = FAMILIES[saved["family"]].from_config(saved["model"], name=name)
     changed = {k: v for k, v in settings.items() if v is not None and getattr(model.config, k, None) != v}
     if changed:
         raise GenlabError(f"a resumed run keeps its model settings; drop {', '.join(sorted(changed))} "
                           "or start a new run")
-    model.name = name
     return model
 
 

@@ -1,0 +1,124 @@
+"""Data-parallel training on PyTorch's own engine: torchrun, DistributedDataParallel, gloo or NCCL.
+
+``torchrun --nproc-per-node N -m genlab train ...`` (or ``genlab train ... --nproc N``, which runs
+that command) starts N processes; :func:`init` joins them into one process group (NCCL on GPUs,
+gloo on CPUs). The trainer then wraps the model in ``DistributedDataParallel``, which averages
+the gradients, and gives each process its share of every global batch.
+
+Batch norm must see the whole global batch for N processes to equal one: on CUDA torch's
+``SyncBatchNorm`` does it; on CPU, where that layer refuses to run, :class:`GlobalBatchNorm` does
+the same from PyTorch's differentiable collectives (``torch.distributed.nn.functional.all_reduce``):
+the batch mean and variance are sums over every process, and autograd carries the gradient back
+through the same sums. Either keeps the parameter and buffer names, so checkpoints do not change.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..errors import GenlabError
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside a distributed launch."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init(device: torch.device) -> tuple[int, int]:
+    """Join the process group torchrun describes in the environment (a no-op without one, or if
+    already joined); returns (rank, world size). On CUDA each process takes the GPU of its local
+    rank."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend)
+    return rank_and_world()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """The device of this process: under torchrun on CUDA, the GPU of its local rank."""
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ and device.index is None:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm over the global batch of all processes, on any device (for CPUs; CUDA uses
+    ``nn.SyncBatchNorm``). In eval mode, or in one process, it is plain batch norm."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2-D input, got {input.dim()}-D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = [0, *range(2, x.dim())]
+        count = all_reduce(torch.tensor(float(x.numel() // x.shape[1]), device=x.device))
+        mean = all_reduce(x.sum(dims)) / count
+        shape = (1, -1, *[1] * (x.dim() - 2))
+        centred = x - mean.reshape(shape)
+        var = all_reduce(centred.pow(2).sum(dims)) / count
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach(), m)
+                self.running_var.lerp_(var.detach() * count / max(float(count) - 1, 1.0), m)
+        y = centred * torch.rsqrt(var + self.eps).reshape(shape)
+        if self.affine:
+            y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
+        return y
+
+
+def synchronise_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Every batch-norm layer of ``module`` made to use the global batch (in place where possible;
+    returns the module). The weights, buffers and their names stay as they were."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    for name, child in module.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, GlobalBatchNorm):
+            layer = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                    child.track_running_stats)
+            layer.load_state_dict(child.state_dict())
+            layer.train(child.training)
+            setattr(module, name, layer.to(child.running_mean.device if child.track_running_stats else device))
+        else:
+            synchronise_batch_norm(child, device)
+    return module
+
+
+def sum_over_processes(values: dict[str, float]) -> dict[str, float]:
+    """``values`` summed over every process (one all-reduce); unchanged in one process."""
+    if rank_and_world()[1] == 1 or not values:
+        return values
+    keys = sorted(values)
+    total = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    dist.all_reduce(total)
+    return dict(zip(keys, total.tolist()))
+
+
+def barrier() -> None:
+    if rank_and_world()[1] > 1:
+        dist.barrier()
+
+
+def launch(argv: list[str], nproc: int) -> int:
+    """Run ``genlab`` with ``argv`` in ``nproc`` processes under torchrun on this machine; returns
+    its exit code."""
+    if nproc < 1:
+        raise GenlabError(f"nproc must be at least 1, got {nproc}")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "genlab", *argv]
+    return subprocess.call(command)
