@@ -7,9 +7,9 @@ the gradients, and gives each process its share of every global batch.
 
 Batch norm must see the whole global batch for N processes to equal one: on CUDA torch's
 ``SyncBatchNorm`` does it; on CPU, where that layer refuses to run, :class:`GlobalBatchNorm` does
-the same from PyTorch's differentiable collectives (``torch.distributed.nn.functional.all_reduce``):
-the batch mean and variance are sums over every process, and autograd carries the gradient back
-through the same sums. Either keeps the parameter and buffer names, so checkpoints do not change.
+the same with ``all_reduce``: the batch mean and variance are sums over every process, and the
+gradient of a sum over processes is the sum of the processes' gradients, one more ``all_reduce``
+in the backward pass (:func:`all_reduce_sum`). Either keeps the parameter and buffer names, so checkpoints do not change.
 """
 from __future__ import annotations
 
@@ -51,6 +51,26 @@ def local_device(device: torch.device) -> torch.device:
     return device
 
 
+class _AllReduceSum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """The sum of ``x`` over every process, differentiable: the gradient of each process's ``x``
+    is the sum of every process's gradient of the result."""
+    return _AllReduceSum.apply(x)
+
+
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm over the global batch of all processes, on any device (for CPUs; CUDA uses
     ``nn.SyncBatchNorm``). In eval mode, or in one process, it is plain batch norm."""
@@ -62,8 +82,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
+        all_reduce = all_reduce_sum
         dims = [0, *range(2, x.dim())]
         count = all_reduce(torch.tensor(float(x.numel() // x.shape[1]), device=x.device))
         mean = all_reduce(x.sum(dims)) / count
@@ -84,16 +103,19 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 def synchronise_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:
     """Every batch-norm layer of ``module`` made to use the global batch (in place where possible;
-    returns the module). The weights, buffers and their names stay as they were."""
+    returns the module). The parameters (the same objects, so an optimizer built before still
+    holds them), buffers and their names stay as they were."""
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     for name, child in module.named_children():
         if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, GlobalBatchNorm):
             layer = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
                                     child.track_running_stats)
-            layer.load_state_dict(child.state_dict())
+            layer.weight, layer.bias = child.weight, child.bias
+            for key, buffer in child.named_buffers(recurse=False):
+                setattr(layer, key, buffer)
             layer.train(child.training)
-            setattr(module, name, layer.to(child.running_mean.device if child.track_running_stats else device))
+            setattr(module, name, layer)
         else:
             synchronise_batch_norm(child, device)
     return module
@@ -121,4 +143,10 @@ def launch(argv: list[str], nproc: int) -> int:
         raise GenlabError(f"nproc must be at least 1, got {nproc}")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                "-m", "genlab", *argv]
-    return subprocess.call(command)
+    env = dict(os.environ)
+    # The cores shared out among the processes (torchrun would give each one thread, with a banner).
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    # DDP warns on every run of a model trained by turns that its check for unused weights found
+    # none in some objective; the check is needed (the other network's weights sit out each turn).
+    env.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    return subprocess.call(command, env=env)

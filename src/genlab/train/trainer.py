@@ -31,6 +31,7 @@ import math
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -326,14 +327,18 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
         if model.capabilities.closed_form:
             return self._fit_closed_form()
+        if self.world > 1:
+            model = self.model = distributed.synchronise_batch_norm(model, self.device)
         optimizers = build_optimizers(model, cfg.lr, cfg.weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
         if self.world > 1:
-            distributed.synchronise_batch_norm(model, self.device)
+            # Raised for 1x1 convolutions, whose weight gradients differ from the bucket only in the
+            # strides of dimensions of size 1, which do not matter.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             self.wrapped = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 # a model trained by turns leaves the other network's weights out of each objective
-                find_unused_parameters=len(optimizers) > 1)
+                find_unused_parameters=len(optimizers) > 1, gradient_as_bucket_view=True)
         shuffle = torch.Generator()
         if resume:
             self._check_same_model()
@@ -534,14 +539,17 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
         data = load_dataset(name, "train", data_dir)
         if val_data is None:
             val_data = load_dataset(name, "test", data_dir)
-    if isinstance(model, str) and saved is not None:
-        model = _model_to_resume(model, saved, model_settings or {})
-    elif isinstance(model, str):
-        model = build_model(model, image_shape=data.image_shape, num_classes=data.num_classes,
-                            **(model_settings or {}))
     # A resumed run keeps its own settings; only what is given explicitly changes (e.g. epochs).
     base = saved["train"] if saved else {}
     config = TrainConfig.from_dict({**base, **(dataclasses.asdict(config) if config else {}), **overrides})
+    if isinstance(model, str):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)  # the seed gives the initial weights too
+            if saved is not None:
+                model = _model_to_resume(model, saved, model_settings or {})
+            else:
+                model = build_model(model, image_shape=data.image_shape, num_classes=data.num_classes,
+                                    **(model_settings or {}))
     if out_dir is None:
         distributed.init(distributed.local_device(resolve_device(config.device)))
         out_dir = default_run_dir(model.name, data.name, resume)

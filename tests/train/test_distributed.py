@@ -1,0 +1,76 @@
+"""Data-parallel training: 2 CPU processes under torchrun (gloo) train the same run as 1 process at
+the same global batch, up to the order of floating-point sums, and a 2-process run resumes in 1."""
+import json
+
+import pytest
+import torch
+
+from genlab.cli import main
+from genlab.train import load_run
+
+SETTINGS = {  # small, quick versions of a VAE (batch norm in its MLP), a DCGAN (batch norm in G), a U-Net
+    "vae": ["--hidden", "64,32", "--latent-dim", "4"],
+    "dcgan": ["--channels", "8"],
+    "diffusion": ["--channels", "8", "--set", "timesteps=100"],
+}
+
+
+def run(tmp_path, name, model, *extra):
+    out = tmp_path / name
+    argv = ["train", model, "--data", "digits", "--batch-size", "64", "--quiet", "--out", str(out),
+            "--set", "snapshot_every=-1", *SETTINGS[model], *extra]
+    assert main(argv) == 0
+    return out
+
+
+def records(out):
+    return [{k: v for k, v in json.loads(line).items() if k != "time_s"}
+            for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def outputs(out):
+    """What the trained model makes: reconstructions of test images, or samples from a fixed seed."""
+    run = load_run(out)
+    with torch.no_grad():
+        if run.model.capabilities.encoder:
+            return run.model.reconstruct(run.dataset("test").tensors(slice(0, 16))[0])
+        return run.model.sample(16, generator=torch.Generator().manual_seed(0))
+
+
+def assert_same_run(a, b):
+    """The same training losses, the same validation losses and model outputs up to rounding.
+
+    Not the same raw weights: a bias just before a batch norm has a gradient of zero plus rounding
+    noise, which Adam turns into steps of a size set by the learning rate. The training outputs do
+    not depend on it, but the batch norm's running mean (used in eval mode) follows it with a lag,
+    so validation losses agree to about 1e-3 nats rather than 1e-8."""
+    ra, rb = records(a), records(b)
+    assert [sorted(r) for r in ra] == [sorted(r) for r in rb]
+    for x, y in zip(ra, rb):
+        for key in x:
+            close = dict(rel=1e-3, abs=1e-3) if key.startswith("val/") else dict(rel=1e-5, abs=1e-6)
+            assert x[key] == pytest.approx(y[key], **close), key
+    torch.testing.assert_close(outputs(a), outputs(b), rtol=0, atol=5e-3)
+
+
+@pytest.mark.parametrize("model", ["vae", "dcgan", "diffusion"])
+def test_two_processes_train_the_same_run_as_one(tmp_path, model):
+    one = run(tmp_path, "one", model, "--epochs", "1")
+    two = run(tmp_path, "two", model, "--epochs", "1", "--nproc", "2")
+    assert_same_run(one, two)
+    config = json.loads((two / "config.json").read_text())
+    assert config["train"]["batch_size"] == 64 and "nproc" not in config["train"]
+
+
+def test_a_two_process_run_resumes_in_one_process(tmp_path):
+    whole = run(tmp_path, "whole", "vae", "--epochs", "2")
+    part = run(tmp_path, "part", "vae", "--epochs", "1", "--nproc", "2")
+    assert len(records(part)) == 1
+    run(tmp_path, "part", "vae", "--epochs", "2", "--resume")
+    assert_same_run(whole, part)
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path, capfd):
+    assert main(["train", "vae", "--data", "digits", "--batch-size", "63", "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "odd"), "--nproc", "2", *SETTINGS["vae"]]) == 2
+    assert "does not split evenly over 2 processes" in capfd.readouterr().err
