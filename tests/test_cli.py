@@ -75,3 +75,27 @@ def test_datasets_lists_every_dataset(capsys):
     assert code == 0
     for name in ("digits", "digits28", "mnist", "fashion-mnist", "folder:PATH", "npz:PATH"):
         assert name in text
+
+
+def test_library_messages_name_settings_and_the_cli_names_its_flags():
+    from genlab.cli import as_flags
+
+    flags = {"--resume", "--out", "--lr", "--likelihood", "--set"}
+    assert as_flags("continue it with `resume=True` `out_dir=runs/a`", flags) == \
+        "continue it with --resume --out runs/a"
+    assert as_flags("try a lower `lr`", flags) == "try a lower --lr"
+    assert as_flags("needs `likelihood=bernoulli`", flags) == "needs --likelihood bernoulli"
+    assert as_flags("set `free_bits=0`", flags) == "set --set free_bits=0"
+    assert as_flags("`steps` applies to diffusion models only", {"--num"}) == "steps applies to diffusion models only"
+
+
+def test_a_run_interrupted_from_the_command_line_says_which_flags_resume_it(tmp_path, capsys, monkeypatch):
+    from genlab.train import trainer
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "_train_on_parts", interrupt)
+    out = tmp_path / "run"
+    assert main(["train", "ae", "--data", "digits", "--epochs", "1", "--quiet", "--out", str(out)]) == 2
+    assert f"interrupted at step 0; continue it with --resume --out {out}" in capsys.readouterr().err

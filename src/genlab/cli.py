@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -262,7 +263,7 @@ def _launch(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from . import tools
+    from .commands import run as tools
     from .train import load_run
 
     run = load_run(args.run)
@@ -283,7 +284,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _latent(args: argparse.Namespace) -> None:
-    from .latent import tools
+    from .commands import latent as tools
     from .latent.probe import parse_budgets
     from .train import load_run
 
@@ -358,6 +359,31 @@ def _explain(args: argparse.Namespace) -> None:
             print(value)
 
 
+#: settings whose flag has another name
+FLAG_NAMES = {"out_dir": "out", "n": "num"}
+
+
+def as_flags(message: str, options: set[str]) -> str:
+    """A library message with its settings (written `name` or `name=value`) as this command's
+    flags: `lr` -> --lr, `resume=True` -> --resume, `out_dir=runs/x` -> --out runs/x; a setting
+    without a flag of its own -> --set name=value."""
+    def flag(match: re.Match) -> str:
+        name, has_value, value = match[1].partition("=")
+        option = "--" + FLAG_NAMES.get(name, name).replace("_", "-")
+        if option not in options:
+            return f"--set {match[1]}" if has_value and "--set" in options else match[1]
+        if value == "True":
+            return option
+        return f"{option} {value}" if has_value else option
+    return re.sub(r"`([A-Za-z_]\w*(?:=[^`]*)?)`", flag, message)
+
+
+def _options(parser: argparse.ArgumentParser, command: str) -> set[str]:
+    """The flags of ``genlab COMMAND``."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {s for action in sub.choices[command]._actions for s in action.option_strings}
+
+
 COMMANDS = {"datasets": _datasets, "train": _train, "sample": _run, "reconstruct": _run, "encode": _run,
             "evaluate": _run, "demo": _demo, "explain": _explain,
             "interpolate": _latent, "latent-map": _latent, "concept": _latent, "probe": _latent,
@@ -366,12 +392,13 @@ COMMANDS = {"datasets": _datasets, "train": _train, "sample": _run, "reconstruct
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.argv = argv
     try:
         COMMANDS[args.command](args)
     except GenlabError as err:
-        print(f"genlab: error: {err}", file=sys.stderr)
+        print(f"genlab: error: {as_flags(str(err), _options(parser, args.command))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)

@@ -87,7 +87,7 @@ def _latent_figures(model, data, title: str, scale: int, seed: int = 0):
     2-D map (PCA projection) of every test code; None for a model without an encoder."""
     from .errors import GenlabError
     from .latent import encode_images, latent_scatter
-    from .latent.tools import interpolation_path
+    from .latent.interpolate import interpolation_path
 
     x, y = data.tensors()
     b = int(torch.nonzero(y != y[0])[0])
@@ -116,7 +116,7 @@ def _prior_figures(model, train_data, test_data, title: str, scale: int, seed: i
     a latent space."""
     from .errors import GenlabError
     from .latent import decode_codes, predict_classes, prior_map, seed_code
-    from .latent.tools import interpolation_path
+    from .latent.interpolate import interpolation_path
     from .metrics.features import feature_classifier
 
     try:

@@ -14,7 +14,7 @@ from genlab.cli import main
 from genlab.data.base import ImageDataset
 from genlab.errors import GenlabError
 from genlab.latent.interpolate import spherical_interpolate
-from genlab.latent.tools import interpolation_path
+from genlab.latent.interpolate import interpolation_path
 from genlab.models import build_model, load_model
 from genlab.models.base import NotSupported
 from genlab.models.diffusion import noise_schedule, split_prediction, velocity

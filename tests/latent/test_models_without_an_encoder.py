@@ -11,7 +11,7 @@ from PIL import Image
 from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.latent import decode_codes, grid_codes, manifold_grid, prior_map, require_latent_space, seed_code
-from genlab.latent.tools import concept_run, interpolate_run, latent_map_run, prior_path, probe_run
+from genlab.commands.latent import concept_run, interpolate_run, latent_map_run, prior_path, probe_run
 from genlab.models import build_model
 from genlab.models.base import Capabilities, GenerativeModel, ModelConfig, NotSupported
 from genlab.train import load_run

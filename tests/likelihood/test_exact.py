@@ -8,7 +8,7 @@ import torch
 from genlab.data import ImageDataset
 from genlab.metrics.likelihood import binarized_once, elbo, importance_weighted_log_likelihood
 from genlab.models import build_model
-from genlab.models.likelihood import gaussian_log_density, standard_normal_log_density
+from genlab.models.distributions import gaussian_log_density, standard_normal_log_density
 
 GRID = torch.linspace(-12, 12, 24001, dtype=torch.float64).unsqueeze(1)
 DZ = float(GRID[1, 0] - GRID[0, 0])

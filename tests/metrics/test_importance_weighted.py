@@ -6,7 +6,7 @@ import torch
 from genlab.data import ImageDataset
 from genlab.metrics.likelihood import elbo, importance_weighted_log_likelihood
 from genlab.models import build_model
-from genlab.models.likelihood import standard_normal_log_density
+from genlab.models.distributions import standard_normal_log_density
 
 
 def exact_log_px(model, x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@
 import torch
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
-from genlab.models.likelihood import (bernoulli_log_likelihood, bits_per_dim, gaussian_log_density,
+from genlab.models.distributions import (bernoulli_log_likelihood, bits_per_dim, gaussian_log_density,
                                       gaussian_log_likelihood, kl_standard_normal)
 
 

@@ -80,7 +80,7 @@ def test_interrupted_mid_epoch_resumes_exactly(small_data, tmp_path, monkeypatch
 
     monkeypatch.setattr(Trainer, "_step", interrupt_at_step_11)
     torch.manual_seed(0)
-    with pytest.raises(GenlabError, match="interrupted at step 10; resume with --resume"):
+    with pytest.raises(GenlabError, match="interrupted at step 10; continue it with `resume=True`"):
         train(vae(train_data), train_data, test_data, out_dir=tmp_path / "cut", epochs=2, batch_size=50,
               progress=False)
     state = json.loads((tmp_path / "cut" / STATE_FILE).read_text())
@@ -117,7 +117,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(small_data, tmp_p
 def test_existing_run_is_not_overwritten(small_data, tmp_path):
     train_data, _ = small_data
     train(vae(train_data), train_data, None, out_dir=tmp_path, epochs=1, batch_size=100, progress=False)
-    with pytest.raises(GenlabError, match="already holds a run; continue it with --resume"):
+    with pytest.raises(GenlabError, match="already holds a run; continue it with `resume=True`"):
         train(vae(train_data), train_data, None, out_dir=tmp_path, epochs=1, progress=False)
     with pytest.raises(GenlabError, match="nothing to resume"):
         train(vae(train_data), train_data, None, out_dir=tmp_path / "new", progress=False, resume=True)

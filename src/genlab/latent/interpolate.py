@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import GenlabError
+from .codes import decode_codes
 
 #: Below this angle (radians) between a and b, slerp falls back to normalised linear
 #: interpolation of the directions: sin(theta) -> 0 makes the slerp weights ill-conditioned.
@@ -61,3 +62,15 @@ def spherical_interpolate(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch
     path = (direction * (na + t64 * (nb - na))).to(a.dtype)
     path[0], path[-1] = a, b  # exact end points, free of rounding
     return path
+
+
+def interpolation_path(model, za: torch.Tensor, zb: torch.Tensor, steps: int, spherical: bool = False,
+                       labels: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Codes (steps, d) from ``za`` to ``zb`` (each (d,)) and their decoded images
+    (steps, C, H, W). A conditional model decodes the first half of the path with A's class and
+    the second half with B's (its code holds the style, the label the class)."""
+    z = (spherical_interpolate if spherical else linear_interpolate)(za.float(), zb.float(), steps)
+    y = None
+    if model.conditional:
+        y = torch.tensor([labels[0] if i < steps / 2 else labels[1] for i in range(steps)])
+    return z, decode_codes(model, z, y)

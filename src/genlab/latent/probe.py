@@ -27,7 +27,7 @@ def parse_budgets(text: str) -> list[int | None]:
         else:
             raise GenlabError(f"label budgets are positive integers or 'all', e.g. 10,100,all; got '{part}'")
     if not budgets:
-        raise GenlabError("give at least one label budget, e.g. --labels-per-class 10,100,all")
+        raise GenlabError("give at least one label budget, e.g. `labels_per_class=10,100,all`")
     return budgets
 
 

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..data.base import ImageDataset
 from ..data.transforms import binarize
 from ..memory import release_free_memory
-from ..models.likelihood import bits_per_dim, gaussian_log_density, standard_normal_log_density
+from ..models.distributions import bits_per_dim, gaussian_log_density, standard_normal_log_density
 
 
 BINARIZATION_SEED = 0

@@ -181,12 +181,6 @@ class GenerativeModel(nn.Module):
         """Shorthand for ``capabilities.labels``."""
         return self.capabilities.labels
 
-    def require(self, capability: str, what: str) -> None:
-        """Raise :class:`NotSupported` naming ``what`` needs ``capability`` if the model lacks it."""
-        if not getattr(self.capabilities, capability):
-            raise NotSupported(f"{what} needs a model with {capability.replace('_', ' ')}; "
-                               f"a {self.name} model has none")
-
     # ----------------------------------------------------------------- the common surface
     @property
     def latent_dim(self) -> int:

@@ -96,7 +96,7 @@ class DiffusionConfig(ModelConfig):
         super().__post_init__()
         if isinstance(self.channels, (tuple, list)):  # `--channels 32` parses as a tuple
             if len(self.channels) != 1:
-                raise GenlabError(f"a diffusion U-Net takes one width, --channels C (levels scale it by "
+                raise GenlabError(f"a diffusion U-Net takes one width, `channels=C` (levels scale it by "
                                   f"channel_mults), got {self.channels}")
             self.channels = int(self.channels[0])
         self.channel_mults = tuple(int(m) for m in self.channel_mults)

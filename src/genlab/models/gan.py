@@ -81,7 +81,7 @@ class GANConfig(ModelConfig):
         super().__post_init__()
         if isinstance(self.channels, (tuple, list)):  # `--channels 32` parses as a tuple
             if len(self.channels) != 1:
-                raise GenlabError(f"a GAN takes one width, --channels C (each stage doubles it), got {self.channels}")
+                raise GenlabError(f"a GAN takes one width, `channels=C` (each stage doubles it), got {self.channels}")
             self.channels = int(self.channels[0])
         if self.loss not in LOSSES:
             raise GenlabError(f"unknown loss '{self.loss}'; choose one of: {', '.join(LOSSES)}")

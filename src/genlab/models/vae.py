@@ -43,7 +43,7 @@ from ..data.batch import Batch, as_batch
 from .base import Capabilities, GenerativeModel
 from .autoregressive import PixelContext
 from .blocks import Decoder, Encoder, NetworkConfig, _act
-from .likelihood import (bernoulli_log_likelihood, gaussian_log_density, gaussian_log_likelihood,
+from .distributions import (bernoulli_log_likelihood, gaussian_log_density, gaussian_log_likelihood,
                          kl_standard_normal, standard_normal_log_density)
 
 
@@ -105,7 +105,7 @@ class VAEConfig(NetworkConfig):
             raise GenlabError("free_bits and recon_weight apply to ELBO training (iw_samples=1); "
                               "with the importance-weighted bound use kl_warmup_steps and beta")
         if self.autoregressive and self.likelihood != "bernoulli":
-            raise GenlabError("autoregressive needs the Bernoulli likelihood (--set likelihood=bernoulli)")
+            raise GenlabError("autoregressive needs the Bernoulli likelihood (`likelihood=bernoulli`)")
         if self.ar_hidden < 0 or (self.ar_hidden and not self.autoregressive):
             raise GenlabError(f"ar_hidden must be >= 0 and needs autoregressive=true, got {self.ar_hidden}")
         if self.mean_bound < 0 or self.logit_bound < 0:

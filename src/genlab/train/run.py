@@ -37,7 +37,7 @@ class Run:
         """The split of the dataset the run was trained on."""
         name = self.dataset_name
         if not name or name == "arrays":
-            raise GenlabError(f"{self.path} does not record a loadable dataset; pass --data")
+            raise GenlabError(f"{self.path} does not record a loadable dataset; pass `data`")
         return load_dataset(name, split, data_dir)
 
 

@@ -125,7 +125,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GenlabError(f"device '{name}' asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+        raise GenlabError(f"device '{name}' asked for, but PyTorch sees no CUDA GPU; use `device=cpu`")
     try:
         return torch.device(name)
     except RuntimeError:
@@ -320,7 +320,8 @@ class Trainer:
     def run(self, resume: bool = False) -> GenerativeModel:
         model, cfg = self.model.to(self.device), self.config
         if has_checkpoint(self.out) and not resume:
-            raise GenlabError(f"{self.out} already holds a run; continue it with --resume or choose another --out")
+            raise GenlabError(f"{self.out} already holds a run; continue it with `resume=True` or choose another "
+                              "`out_dir`")
         if resume and not has_checkpoint(self.out):
             raise GenlabError(f"nothing to resume in {self.out}: it holds no checkpoint")
         if self._write():
@@ -411,7 +412,8 @@ class Trainer:
             except KeyboardInterrupt:
                 bar.close()
                 self._checkpoint(optimizers, state, epoch_start)
-                raise GenlabError(f"interrupted at step {state['step']}; resume with --resume --out {self.out}") from None
+                raise GenlabError(f"interrupted at step {state['step']}; continue it with `resume=True` "
+                                  f"`out_dir={self.out}`") from None
             bar.close()
             if cfg.snapshot_every == 0:
                 self._snapshot(state["step"])
@@ -445,7 +447,7 @@ class Trainer:
         except Diverged as err:
             kept = (f"the last good checkpoint in {self.out} is kept" if has_checkpoint(self.out)
                     else "no checkpoint was written yet")
-            raise GenlabError(f"{err}; training stopped and {kept}; try a lower --lr") from None
+            raise GenlabError(f"{err}; training stopped and {kept}; try a lower `lr`") from None
         return {k: float(v) for k, v in terms.items()}
 
     @torch.no_grad()

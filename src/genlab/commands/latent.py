@@ -1,5 +1,7 @@
-"""What the latent-space commands do with a trained run: each writes its files into the run
-folder (or ``out_dir``) and returns their paths, so the CLI stays a thin layer over these."""
+"""The latent-space commands (``interpolate``, ``latent-map``, ``concept``, ``probe``): each takes
+a trained run, computes with the library's functions (:mod:`genlab.latent`, which return tensors
+and dicts), writes the pictures and tables into the run folder (or ``out_dir``) and returns their
+paths. Their messages name the command's flags."""
 from __future__ import annotations
 
 import os
@@ -13,12 +15,12 @@ from ..errors import GenlabError
 from ..models.base import write_json_atomic
 from ..train import Run
 from ..viz import auto_scale, save_gif, save_grid
-from .codes import decode_codes, encode_dataset, encode_images, require_latent_space
-from .concept import apply_concept, attribute_masks, concept_vector, with_attribute_file
-from .interpolate import linear_interpolate, spherical_interpolate
-from .maps import latent_scatter, manifold_grid
-from .prior import prior_map, seed_code
-from .probe import format_probe_table, pca_features, probe
+from ..latent.codes import decode_codes, encode_dataset, encode_images, require_latent_space
+from ..latent.concept import apply_concept, attribute_masks, concept_vector, with_attribute_file
+from ..latent.interpolate import interpolation_path
+from ..latent.maps import latent_scatter, manifold_grid
+from ..latent.prior import prior_map, seed_code
+from ..latent.probe import format_probe_table, pca_features, probe
 
 
 def _out(run: Run, out_dir) -> Path:
@@ -32,18 +34,6 @@ def _slug(text: str) -> str:
 
 
 # ------------------------------------------------------------------------ interpolation
-def interpolation_path(model, za: torch.Tensor, zb: torch.Tensor, steps: int, spherical: bool = False,
-                       labels: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Codes (steps, d) from ``za`` to ``zb`` (each (d,)) and their decoded images
-    (steps, C, H, W). A conditional model decodes the first half of the path with A's class and
-    the second half with B's (its code holds the style, the label the class)."""
-    z = (spherical_interpolate if spherical else linear_interpolate)(za.float(), zb.float(), steps)
-    y = None
-    if model.conditional:
-        y = torch.tensor([labels[0] if i < steps / 2 else labels[1] for i in range(steps)])
-    return z, decode_codes(model, z, y)
-
-
 def read_latent_file(path: Path, width: int) -> torch.Tensor:
     """One latent vector (width,) from a .npy, .npz (array ``z`` or the first) or text file."""
     try:

@@ -12,25 +12,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import GenlabError
-from .metrics import evaluate
-from .models.base import write_json_atomic
-from .train import Run
-from .viz import save_gif, save_grid
+from ..errors import GenlabError
+from ..metrics import evaluate
+from ..models.base import write_json_atomic
+from ..sampling import draw_samples
+from ..train import Run
+from ..viz import save_gif, save_grid
 
 
-def _labels_for(run: Run, n: int, label: int | None) -> torch.Tensor | None:
-    if label is None:
-        return None
-    k = run.model.config.num_classes
-    if not run.model.conditional:
-        raise GenlabError(f"{run.path} holds an unconditional {run.model.family}; --label needs a conditional model")
-    if not 0 <= label < k:
-        raise GenlabError(f"--label must lie in 0..{k - 1}, got {label}")
-    return torch.full((n,), label, dtype=torch.long)
-
-
-@torch.no_grad()
 def sample(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
            out: str | os.PathLike | None = None, **sampler: float | None) -> Path:
     """A grid of ``n`` samples drawn with ``seed`` (of class ``label`` for conditional models);
@@ -38,26 +27,16 @@ def sample(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
     return sample_files(run, n, seed, label, out, **sampler)[0]
 
 
-@torch.no_grad()
 def sample_files(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
                  out: str | os.PathLike | None = None, steps: int | None = None, guidance: float | None = None,
                  eta: float | None = None, frames: int = 40) -> list[Path]:
     """The grid of :func:`sample` and, for a model that samples by denoising (diffusion), a GIF
     of the batch being denoised beside it (same name, ``.gif``). ``steps``, ``guidance`` and
     ``eta`` set the denoising sampler (default: the model's); other models refuse them."""
-    model = run.model
-    generator = torch.Generator().manual_seed(seed)
-    labels = _labels_for(run, n, label)
+    images, shown = draw_samples(run.model, n, seed, label, steps, guidance, eta, frames)
     path = Path(out or run.path / "samples.png")
-    options = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("eta", eta)) if v is not None}
-    if not model.capabilities.denoising_sampler:  # one pass: nothing to set, nothing to animate
-        if options:
-            raise GenlabError(f"--{next(iter(options))} applies to diffusion models only; "
-                              f"{run.path} holds a {model.family} model")
-        return [save_grid(model.sample(n, generator=generator, labels=labels), path)]
-    # The same draws as model.sample(n, generator, labels), so a seed gives the same images.
-    images, shown = model.generate(model.prior_noise(n, generator), labels, generator=generator,
-                                   frames=frames, **options)
+    if not shown:
+        return [save_grid(images, path)]
     gif = save_gif(shown + [images] * 12, path.with_suffix(".gif"), duration_ms=80)  # rest on the result
     return [save_grid(images, path), gif]
 
@@ -113,7 +92,7 @@ def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int 
         results.update(_importance_weighted_nll(run.model, data, importance_samples, seed, progress))
     quality = [m for m in metrics or [] if m not in ("default", "nll")]
     if quality:
-        from .metrics.sample_quality import evaluate_samples
+        from ..metrics.sample_quality import evaluate_samples
 
         results.update(evaluate_samples(run.model, data, run.dataset("train", data_dir), quality,
                                         num_samples, features, seed))
@@ -123,7 +102,7 @@ def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int 
 
 
 def _importance_weighted_nll(model, data, k: int, seed: int, progress: bool) -> dict:
-    from .metrics.likelihood import importance_weighted_log_likelihood
+    from ..metrics.likelihood import importance_weighted_log_likelihood
 
     if not model.capabilities.likelihood:
         raise GenlabError(f"--metrics nll needs a model with a likelihood (a VAE), not a {model.family}")
