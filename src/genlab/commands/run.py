@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import GenlabError
+from ..latent.codes import encode_dataset
 from ..metrics import evaluate
 from ..models.base import write_json_atomic
 from ..sampling import draw_samples
@@ -61,13 +62,9 @@ def encode(run: Run, split: str = "test", data_dir=None, batch_size: int = 500,
            out: str | os.PathLike | None = None) -> Path:
     """Codes of every image of ``split`` into an .npz with arrays ``z`` (N, d) and ``labels``."""
     data = run.dataset(split, data_dir)
-    model = run.model
-    codes = []
-    for start in range(0, len(data), batch_size):
-        x, y = data.tensors(slice(start, start + batch_size))
-        codes.append(model.encode(x.to(model.device), None if y is None else y.to(model.device)).cpu())
+    codes, _ = encode_dataset(run.model, data, batch_size=batch_size)
     path = Path(out or run.path / f"latents-{split}.npz")
-    arrays = {"z": torch.cat(codes).numpy()}
+    arrays = {"z": codes.numpy()}
     if data.labels is not None:
         arrays["labels"] = data.labels.numpy()
     np.savez(path, **arrays)

@@ -6,6 +6,7 @@ batch is taken.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -73,6 +74,12 @@ class ImageDataset:
         """The :class:`Batch` at ``index``: images (B, C, *spatial) float in [0, 1], labels (B,) or None."""
         labels = None if self.labels is None else self.labels[index]
         return Batch(self._to_float(self.images[index]), labels)
+
+    def batches(self, batch_size: int = 500, device: torch.device | str | None = None) -> Iterator[Batch]:
+        """The split in order, ``batch_size`` images at a time (the last may be smaller), on ``device``."""
+        for start in range(0, len(self), batch_size):
+            batch = self.batch(slice(start, start + batch_size))
+            yield batch if device is None else batch.to(device)
 
     def tensors(self, index: torch.Tensor | slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Float images in [0, 1] and labels (or None) at ``index``: by default the whole split."""

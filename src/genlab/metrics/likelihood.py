@@ -46,13 +46,11 @@ def _per_image(model, data: ImageDataset, seed: int, batch_size: int,
         torch.manual_seed(seed)
         bar = tqdm(total=len(data), unit="image", desc="evaluating", leave=False, dynamic_ncols=True,
                    disable=None if progress else True)  # None: off when not a terminal
-        for start in range(0, len(data), batch_size):
-            x, y = data.tensors(slice(start, start + batch_size))
-            x = x.to(device)
-            for name, value in fn(x, None if y is None else y.to(device)).items():
+        for i, batch in enumerate(data.batches(batch_size, device)):
+            for name, value in fn(batch.images, batch.labels).items():
                 parts.setdefault(name, []).append(value.double().cpu())
-            bar.update(len(x))
-            if (start // batch_size) % 20 == 19:
+            bar.update(len(batch))
+            if i % 20 == 19:
                 release_free_memory()  # or memory grows over thousands of batches (genlab/memory.py)
         bar.close()
     return {name: torch.cat(values) for name, values in parts.items()}

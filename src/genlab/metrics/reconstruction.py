@@ -19,11 +19,9 @@ def reconstruction_error(model: GenerativeModel, data: ImageDataset, batch_size:
     Salakhutdinov (2006)."""
     model.eval()
     errors = []
-    for start in range(0, len(data), batch_size):
-        x, y = data.tensors(slice(start, start + batch_size))
-        x = x.to(model.device)
-        y = None if y is None else y.to(model.device)
-        errors.append((model.reconstruct(x, y) - x).pow(2).flatten(1).sum(1).double().cpu())
+    for batch in data.batches(batch_size, model.device):
+        x = batch.images
+        errors.append((model.reconstruct(x, batch.labels) - x).pow(2).flatten(1).sum(1).double().cpu())
     e = torch.cat(errors)
     return {"sq_error_per_image": float(e.mean()),
             "sq_error_stderr": float(e.std() / math.sqrt(len(e))) if len(e) > 1 else 0.0}

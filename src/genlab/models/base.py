@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..data.batch import Batch, as_batch
+from ..config import from_dict
 from ..errors import GenlabError
 
 CONFIG_FILE = "config.json"
@@ -110,19 +111,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise GenlabError(
-                f"unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
-                f"known: {', '.join(sorted(names))}"
-            )
-        values = dict(values)
-        # JSON has no tuples; restore them so configs compare equal after a round trip.
-        for f in dataclasses.fields(cls):
-            if isinstance(values.get(f.name), list):
-                values[f.name] = tuple(values[f.name])
-        return cls(**values)
+        return from_dict(cls, values)
 
     @property
     def num_pixels(self) -> int:

@@ -40,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..config import from_dict
 from ..data.base import ImageDataset
 from ..data.batch import Batch, StepNoise
 from ..data.transforms import binarize
@@ -114,11 +115,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise GenlabError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        return cls(**values)
+        return from_dict(cls, values, "training")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -171,8 +168,7 @@ def evaluate_loss(model: GenerativeModel, data: ImageDataset, binary: bool, seed
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        for start in range(0, len(data), batch_size):
-            batch = data.batch(slice(start, start + batch_size)).to(device)
+        for batch in data.batches(batch_size, device):
             if binary:
                 batch.images = binarize(batch.images)
             terms = model.loss(batch)
