@@ -23,11 +23,9 @@ def require_latent_space(model: GenerativeModel, encoder: bool = True, purpose: 
 
 def labels_for(model: GenerativeModel, labels: torch.Tensor | None) -> torch.Tensor | None:
     """Labels to pass to encode/decode: the true classes for a conditional model, else None."""
-    if not model.conditional:
-        return None
-    if labels is None:
-        raise GenlabError(f"this conditional {model.family} needs class labels, and the data has none")
-    return labels.to(model.device)
+    if model.conditional and labels is None:
+        raise GenlabError(f"this conditional {model.name} model needs class labels, and the data has none")
+    return model.class_indices(labels)
 
 
 @torch.no_grad()

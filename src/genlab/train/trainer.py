@@ -452,8 +452,8 @@ class Trainer:
         if self.rank != 0 or self.config.snapshot_every < 0:
             return
         model, able = self.model, self.model.capabilities
-        if not (able.prior or (able.encoder and able.decoder)) or model.config.spatial_dims != 2:
-            return  # nothing to show, or no picture grid for volumes
+        if not (able.prior or (able.encoder and able.decoder)):
+            return  # nothing to show
         model.eval()
         try:
             if able.prior:

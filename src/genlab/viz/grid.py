@@ -1,4 +1,7 @@
-"""Image grids and GIFs: float tensors in [0, 1] (N, C, H, W) to PNG and GIF files."""
+"""Image grids and GIFs: float tensors in [0, 1] (N, C, H, W) to PNG and GIF files.
+
+A picture grid is 2-D: volumes (N, C, D, H, W) are shown by their middle slice along D
+(:func:`planar`)."""
 from __future__ import annotations
 
 import io
@@ -11,9 +14,19 @@ import torch
 from PIL import Image
 
 
+def planar(images: torch.Tensor) -> torch.Tensor:
+    """Images (N, C, H, W) as they are; volumes (N, C, D, H, W) as their middle slices (N, C, H, W)."""
+    if images.ndim == 5:
+        return images[:, :, images.shape[2] // 2]
+    if images.ndim != 4:
+        raise ValueError(f"a picture grid shows images (N, C, H, W) or volumes (N, C, D, H, W), "
+                         f"got shape {tuple(images.shape)}")
+    return images
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) float in [0, 1] -> (N, H, W, C) uint8 (C = 1 or 3)."""
-    x = images.detach().float().cpu().clamp(0, 1)
+    """(N, C, H, W) float in [0, 1] -> (N, H, W, C) uint8 (C = 1 or 3); volumes by their middle slice."""
+    x = planar(images).detach().float().cpu().clamp(0, 1)
     if x.shape[1] not in (1, 3):
         raise ValueError(f"images need 1 or 3 channels to be shown, got {x.shape[1]}")
     return (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -39,7 +52,7 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, s
 
 def auto_scale(images: torch.Tensor, target: int = 56) -> int:
     """An integer enlargement that brings small images (8x8 digits) to about ``target`` pixels."""
-    return max(1, target // max(images.shape[-2:]))
+    return max(1, target // max(planar(images).shape[-2:]))
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None,
