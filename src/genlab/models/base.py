@@ -248,8 +248,11 @@ class GenerativeModel(nn.Module):
     def network(self, name: str) -> Any:
         """The submodule (or parameter) ``name``: its moving average in eval mode, when kept."""
         if self.averaged and name in self._averaged_names:
-            return self.ema[name] if name in self.ema else getattr(self, f"ema_{name}")
+            return self._average_of(name)
         return getattr(self, name)
+
+    def _average_of(self, name: str) -> Any:
+        return self.ema[name] if name in self.ema else getattr(self, f"ema_{name}")
 
     @torch.no_grad()
     def update_average(self) -> None:
@@ -257,8 +260,7 @@ class GenerativeModel(nn.Module):
         every training step; a no-op without ``ema_decay``)."""
         if not self._averaged_names:
             return
-        pairs = [(self.ema[n] if n in self.ema else getattr(self, f"ema_{n}"), getattr(self, n))
-                 for n in self._averaged_names]
+        pairs = [(self._average_of(n), getattr(self, n)) for n in self._averaged_names]
         moving_average_step(pairs, self.config.ema_decay, self.ema_updates)
 
     # ----------------------------------------------------------------- input checks

@@ -58,7 +58,9 @@ class GANConfig(ModelConfig):
         r1_gamma: weight of the R1 penalty on real images; 0 turns it off.
         gp_lambda: weight of the gradient penalty of ``wgan-gp``.
         n_critic: D steps per G step; G steps on every n_critic-th batch.
-        ema_decay: (see :class:`ModelConfig`) averages G's weights, for sampling.
+        ema_decay: (see :class:`ModelConfig`) averages G's weights, for sampling; the trainer
+            updates the average after every step (with ``n_critic`` > 1, also after the steps in
+            which only D moves).
         d_lr_ratio: D's learning rate over G's (the trainer's ``lr`` is G's).
         betas: Adam's betas for both networks. (0.0, 0.9), after Miyato et al. 2018: on digits
             it gave every loss a lower FID than DCGAN's (0.5, 0.999), and it kept wgan-gp from

@@ -83,6 +83,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
         all_reduce = all_reduce_sum
+        x = x.float()  # statistics in 32 bits, also under autocast
         dims = [0, *range(2, x.dim())]
         count = all_reduce(torch.tensor(float(x.numel() // x.shape[1]), device=x.device))
         mean = all_reduce(x.sum(dims)) / count

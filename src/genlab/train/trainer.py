@@ -268,10 +268,10 @@ class Trainer:
         if able.labels and train_data.labels is None:
             raise GenlabError(f"a conditional model needs labels, and {train_data.name} has none")
         if config.batch_size % self.world:
-            raise GenlabError(f"batch_size {config.batch_size} does not split evenly over {self.world} processes; "
+            raise GenlabError(f"`batch_size` {config.batch_size} does not split evenly over {self.world} processes; "
                               "choose a multiple of the number of processes")
         if config.precision == "fp16" and self.device.type != "cuda":
-            raise GenlabError("fp16 training needs a CUDA GPU (its gradient scaler); use precision bf16 on a CPU")
+            raise GenlabError("fp16 training needs a CUDA GPU (its gradient scaler); use `precision=bf16` on a CPU")
 
     # ------------------------------------------------------------------ files
     def _write(self) -> bool:
