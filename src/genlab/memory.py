@@ -22,6 +22,19 @@ def _malloc_trim():
         return None
 
 
+def available_bytes() -> int | None:
+    """Memory the system can still give this process (MemAvailable of /proc/meminfo), or None
+    where that is not known."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def release_free_memory() -> None:
     """Return the allocator's free pages to the system (glibc only; elsewhere a no-op)."""
     trim = _malloc_trim()

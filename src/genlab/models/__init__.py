@@ -6,13 +6,16 @@ A name selects a family and default settings: ``conv-vae`` is the VAE family wit
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ..errors import GenlabError
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .base import (CONFIG_FILE, WEIGHTS_FILE, Capabilities, GenerativeModel, ModelConfig, NotSupported,
-                   OptimizerGroup, load_state, read_config)
+                   OptimizerGroup, check_fits_in_memory, check_weights, load_state, read_config)
 from .diffusion import Diffusion, DiffusionConfig
 from .gan import GAN, GANConfig
 from .pca import PCA, PCAConfig
@@ -43,6 +46,26 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def model_from_config(config: dict[str, Any], source: Path, meta: bool = False) -> GenerativeModel:
+    """The model a run's config describes (``family``, ``name``, ``model`` settings), with one
+    clear line naming ``source`` when it does not describe one; ``meta``: built on the meta
+    device, without memory, to check its size first."""
+    family, settings = config.get("family"), config.get("model")
+    if family not in FAMILIES:
+        raise GenlabError(f"{source} names an unknown model family {family!r}; the run folder is damaged")
+    if not isinstance(settings, dict):
+        raise GenlabError(f"{source} has no 'model' section of settings; the run folder is damaged")
+    name = config.get("name", family)
+    try:
+        with torch.device("meta") if meta else contextlib.nullcontext():
+            return FAMILIES[family].from_config(settings, name=name if isinstance(name, str) else family)
+    except GenlabError as err:
+        raise GenlabError(f"{source}: {err}; the run folder is damaged") from None
+    except (TypeError, ValueError, OverflowError, RuntimeError) as err:
+        raise GenlabError(f"{source} describes no {family} model that can be built ({err}); "
+                          "the run folder is damaged") from None
+
+
 def model_names() -> list[str]:
     return list(MODELS)
 
@@ -63,13 +86,15 @@ def build_model(name: str, **settings: Any) -> GenerativeModel:
 
 
 def load_model(directory: str | Path, map_location: str | None = None) -> GenerativeModel:
-    """Load a model saved with ``save`` (or a run folder) exactly as it was saved."""
+    """Load a model saved with ``save`` (or a run folder) exactly as it was saved. A damaged or
+    hostile folder gives one clear line: the config is checked, the model is first built on the
+    meta device (no memory) and its size and tensor shapes are checked against the memory left
+    and against the weights file's header before anything is allocated."""
     directory = Path(directory)
-    config = read_config(directory)
-    family = config.get("family")
-    if family not in FAMILIES:
-        raise GenlabError(f"{directory / CONFIG_FILE} names an unknown model family '{family}'")
-    model = FAMILIES[family].from_config(config["model"], name=config.get("name", family))
+    model = model_from_config(read_config(directory), directory / CONFIG_FILE, meta=True)
+    check_fits_in_memory(model, directory / CONFIG_FILE)
+    check_weights(model, directory / WEIGHTS_FILE)
+    model = model_from_config(read_config(directory), directory / CONFIG_FILE)
     if map_location:
         model.to(map_location)
     load_state(model, directory / WEIGHTS_FILE)

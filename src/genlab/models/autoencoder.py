@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.transforms import NOISE_KINDS, corrupt
+from ..config import check_at_least
 from ..errors import GenlabError
 from ..data.batch import Batch, as_batch
 from .base import Capabilities, GenerativeModel, OptimizerGroup
@@ -46,6 +47,11 @@ class AutoencoderConfig(NetworkConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_at_least(self, 0, "noise_level")
+        check_at_least(self, 1, "adv_channels")
+        if self.noise == "masking" and self.noise_level > 1:
+            raise GenlabError(f"masking noise hides a fraction of the pixels: noise_level must lie in [0, 1], "
+                              f"got {self.noise_level}")
         if self.recon_loss not in ("mse", "bce"):
             raise GenlabError(f"unknown recon_loss '{self.recon_loss}'; choose 'mse' or 'bce'")
         if self.noise not in NOISE_KINDS:

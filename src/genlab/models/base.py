@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -373,38 +374,79 @@ def save_weights_atomic(tensors: dict[str, torch.Tensor], path: Path,
     os.replace(tmp, path)
 
 
+DAMAGED = "the run folder is damaged: restore the file or train the run again"
+
+
 def read_config(directory: Path) -> dict[str, Any]:
+    """The JSON object in ``directory/config.json``, with one clear line if it is missing or is
+    not a JSON object."""
     path = Path(directory) / CONFIG_FILE
-    if not path.exists():
+    if not path.is_file():
         raise GenlabError(f"no {CONFIG_FILE} in {directory}; is it a genlab model or run folder?")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise GenlabError(f"{path} is not valid JSON ({err}); the run folder is damaged") from None
+        config = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise GenlabError(f"{path} is not valid JSON ({err}); {DAMAGED}") from None
+    if not isinstance(config, dict):
+        raise GenlabError(f"{path} holds a JSON {type(config).__name__}, not the object of a run's settings; {DAMAGED}")
+    return config
+
+
+def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor a safetensors file declares, read from its header
+    without loading a tensor; one clear line if the file is missing, truncated or not safetensors."""
+    if not path.is_file():
+        raise GenlabError(f"no weights at {path}; the run has not finished an epoch yet")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+    except Exception as err:  # safetensors raises its own error types, and OSError
+        raise GenlabError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0][:120]}); "
+                          f"{DAMAGED}") from None
+
+
+def check_fits_in_memory(model: GenerativeModel, source: Path) -> None:
+    """Refuse a model (built on the meta device: no memory yet) whose parameters and buffers
+    would not fit in the memory the system has left, naming the sizes."""
+    from ..memory import available_bytes
+
+    needed = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    free = available_bytes()
+    if free is not None and needed > free:
+        raise GenlabError(f"the model that {source} describes has {needed / 2**30:.1f} GiB of weights, more than the "
+                          f"{free / 2**30:.1f} GiB of memory left; check its settings (widths, latent size)")
 
 
 def load_state(model: GenerativeModel, path: Path) -> None:
     """Load safetensors weights into ``model``, with one clear line on any mismatch."""
-    if not path.exists():
-        raise GenlabError(f"no weights at {path}; the run has not finished an epoch yet")
-    state = _renamed_legacy_keys(load_file(str(path), device=str(model.device)), model)
+    check_weights(model, path)
+    try:
+        state = _renamed_legacy_keys(load_file(str(path), device=str(model.device)), model)
+    except Exception as err:
+        raise GenlabError(f"{path} could not be read ({str(err).splitlines()[0][:120]}); {DAMAGED}") from None
+    model.load_state_dict(state)
+
+
+def check_weights(model: GenerativeModel, path: Path) -> None:
+    """The tensors the weights file ``path`` declares (read from its header, nothing loaded)
+    against those of ``model`` (which may live on the meta device): names, then shapes."""
     own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    declared = _renamed_legacy_keys(weight_shapes(path), model)
+    missing, unexpected = sorted(set(own) - set(declared)), sorted(set(declared) - set(own))
     if missing or unexpected:
         raise GenlabError(
             f"the weights in {path} do not belong to this {model.family} model "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]}); check the run folder"
         )
-    for key, tensor in state.items():
-        if own[key].shape != tensor.shape:
+    for key, shape in declared.items():
+        if tuple(own[key].shape) != shape:
             raise GenlabError(
-                f"weight '{key}' in {path} has shape {tuple(tensor.shape)} but the model "
+                f"weight '{key}' in {path} has shape {shape} but the model "
                 f"expects {tuple(own[key].shape)}; the config and the weights disagree"
             )
-    model.load_state_dict(state)
 
 
-def _renamed_legacy_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+def _renamed_legacy_keys(state: dict[str, Any], model: nn.Module) -> dict[str, Any]:
     """Weights written before the moving average became one mechanism: ``generator_ema.*`` (GAN)
     and ``net_ema.*`` (diffusion) are now ``ema.generator.*`` and ``ema.net.*``; a diffusion model
     without an average used to save its counter anyway."""

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import GenlabError
+from ..config import check_at_least
 from .base import ModelConfig, require_planar
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2),
@@ -54,6 +55,7 @@ class NetworkConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_at_least(self, 1, "hidden", "channels")
         if self.arch not in ("dense", "conv", "resnet"):
             raise GenlabError(f"unknown arch '{self.arch}'; choose 'dense', 'conv' or 'resnet'")
         if self.activation not in ACTIVATIONS:

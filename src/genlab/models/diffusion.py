@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_at_least
 from ..errors import GenlabError
 from ..data.batch import Batch, as_batch
 from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, require_planar
@@ -76,7 +77,7 @@ class DiffusionConfig(ModelConfig):
     ``channels=128, channel_mults=(1, 2, 2, 2)`` for 32x32 and 64x64 colour images.
     """
 
-    channels: int = 32
+    channels: int | tuple[int] = 32  # `--channels 32` gives (32,)
     channel_mults: tuple[int, ...] = (1, 2)
     blocks_per_level: int = 1
     attention_resolution: int = 8
@@ -100,6 +101,10 @@ class DiffusionConfig(ModelConfig):
                                   f"channel_mults), got {self.channels}")
             self.channels = int(self.channels[0])
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
+        check_at_least(self, 1, "groups")
+        check_at_least(self, 0, "attention_resolution")
+        if not 0.0 <= self.dropout < 1.0:
+            raise GenlabError(f"dropout must lie in [0, 1), got {self.dropout}")
         if self.schedule not in SCHEDULES:
             raise GenlabError(f"unknown schedule '{self.schedule}'; choose one of: {', '.join(SCHEDULES)}")
         if self.prediction not in PREDICTIONS:

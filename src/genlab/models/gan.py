@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import check_at_least
 from ..errors import GenlabError
 from ..data.batch import Batch
 from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, OptimizerGroup, require_planar
@@ -69,7 +70,7 @@ class GANConfig(ModelConfig):
     """
 
     latent_dim: int = 64
-    channels: int = 64
+    channels: int | tuple[int] = 64  # `--channels 32` gives (32,)
     loss: str = "non-saturating"
     spectral_norm: bool = True  # without it D wins early on MNIST and G collapses to one image
     r1_gamma: float = 0.0
@@ -85,6 +86,9 @@ class GANConfig(ModelConfig):
             if len(self.channels) != 1:
                 raise GenlabError(f"a GAN takes one width, `channels=C` (each stage doubles it), got {self.channels}")
             self.channels = int(self.channels[0])
+        check_at_least(self, 0, "r1_gamma", "gp_lambda")
+        if not self.d_lr_ratio > 0:
+            raise GenlabError(f"setting d_lr_ratio must be positive, got {self.d_lr_ratio}")
         if self.loss not in LOSSES:
             raise GenlabError(f"unknown loss '{self.loss}'; choose one of: {', '.join(LOSSES)}")
         if self.latent_dim < 1 or self.channels < 1 or self.n_critic < 1:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import check_at_least
 from ..errors import GenlabError
 from ..data.batch import Batch, as_batch
 from .base import Capabilities, GenerativeModel
@@ -93,6 +94,7 @@ class VAEConfig(NetworkConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_at_least(self, 0, "beta", "recon_weight", "mean_bound", "logit_bound")
         if self.likelihood not in ("bernoulli", "gaussian"):
             raise GenlabError(f"unknown likelihood '{self.likelihood}'; choose 'bernoulli' or 'gaussian'")
         if self.conditional and not self.num_classes:

@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 
 from ..errors import GenlabError
-from ..models.base import WEIGHTS_FILE, load_state, save_weights_atomic, write_json_atomic
+from ..models.base import DAMAGED, WEIGHTS_FILE, load_state, save_weights_atomic, write_json_atomic
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -70,23 +70,50 @@ def has_checkpoint(directory: Path) -> bool:
     return (directory / STATE_FILE).exists()
 
 
+def read_state(directory: Path) -> dict[str, Any]:
+    """The trainer state of a checkpoint, with one clear line if it is not what the trainer wrote."""
+    path = directory / STATE_FILE
+    try:
+        state = json.loads(path.read_bytes())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise GenlabError(f"{path} cannot be read ({err}); {DAMAGED}") from None
+    expected = {"epoch": int, "batch": int, "step": int, "elapsed_s": (int, float), "sums": dict, "seen": int,
+                "done": bool}
+    if not isinstance(state, dict) or any(not isinstance(state.get(k), t) or isinstance(state.get(k), bool) != (t is bool)
+                                          for k, t in expected.items()):
+        raise GenlabError(f"{path} does not hold a trainer state (epoch, batch, step, ... as numbers); {DAMAGED}")
+    return state
+
+
 def load_checkpoint(directory: Path, model, optimizers: dict[str, torch.optim.Optimizer]
                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Restore model and optimizers in place; return the trainer state and the RNG tensors."""
-    state = json.loads((directory / STATE_FILE).read_text())
+    state = read_state(directory)
     files = [directory / WEIGHTS_FILE, directory / OPTIMIZER_FILE, directory / RNG_FILE]
     for path in files:
         if not path.exists():
             raise GenlabError(f"{path} is missing; the run folder {directory} is incomplete")
-        with safe_open(str(path), framework="pt") as f:
-            saved_step = (f.metadata() or {}).get("step")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                saved_step = (f.metadata() or {}).get("step")
+        except Exception as err:  # safetensors' own errors, and OSError
+            raise GenlabError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0][:120]}); "
+                              f"{DAMAGED}") from None
         if saved_step != str(state["step"]):
             raise GenlabError(
                 f"{path.name} is from step {saved_step} but {STATE_FILE} from step {state['step']}: "
                 f"the run was stopped while saving; it cannot resume exactly, start a new run"
             )
     load_state(model, files[0])
-    load_optimizers(optimizers, files[1])
-    with safe_open(str(files[2]), framework="pt") as f:
-        rng = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        load_optimizers(optimizers, files[1])
+        with safe_open(str(files[2]), framework="pt") as f:
+            rng = {k: f.get_tensor(k) for k in f.keys()}
+        if not {"torch_cpu", "shuffle_epoch_start"} <= set(rng):
+            raise ValueError("the random states are missing")
+    except GenlabError:
+        raise
+    except Exception as err:  # a file whose header parses but whose contents do not fit
+        raise GenlabError(f"the optimizer or random state in {directory} cannot be restored "
+                          f"({str(err).splitlines()[0][:120]}); {DAMAGED}") from None
     return state, rng

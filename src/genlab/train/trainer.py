@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import from_dict
+from ..config import check_at_least, from_dict
 from ..data.base import ImageDataset
 from ..data.batch import Batch, StepNoise
 from ..data.transforms import binarize
@@ -112,6 +112,8 @@ class TrainConfig:
             raise GenlabError(f"unknown lr_schedule '{self.lr_schedule}'; choose 'constant' or 'cosine'")
         if not (self.max_minutes >= 0):
             raise GenlabError(f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes}")
+        check_at_least(self, 0, "weight_decay", "grad_clip", "checkpoint_every")
+        check_at_least(self, -1, "snapshot_every")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -538,13 +540,15 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
         if val_data is None:
             val_data = load_dataset(name, "test", data_dir)
     # A resumed run keeps its own settings; only what is given explicitly changes (e.g. epochs).
-    base = saved["train"] if saved else {}
+    base = saved.get("train", {}) if saved else {}
+    if not isinstance(base, dict):
+        raise GenlabError(f"{Path(out_dir) / 'config.json'} has no 'train' section of settings; the run folder is damaged")
     config = TrainConfig.from_dict({**base, **(dataclasses.asdict(config) if config else {}), **overrides})
     if isinstance(model, str):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # the seed gives the initial weights too
             if saved is not None:
-                model = _model_to_resume(model, saved, model_settings or {})
+                model = _model_to_resume(model, saved, model_settings or {}, Path(out_dir) / "config.json")
             else:
                 model = build_model(model, image_shape=data.image_shape, num_classes=data.num_classes,
                                     **(model_settings or {}))
@@ -560,13 +564,13 @@ def _saved_run_config(out_dir: str | os.PathLike) -> dict[str, Any] | None:
     return read_config(path) if (path / "config.json").exists() else None
 
 
-def _model_to_resume(name: str, saved: dict[str, Any], settings: dict[str, Any]) -> GenerativeModel:
+def _model_to_resume(name: str, saved: dict[str, Any], settings: dict[str, Any], source: Path) -> GenerativeModel:
     """Rebuild the model of a run folder; refuse another model name or changed settings."""
-    from ..models import FAMILIES
+    from ..models import model_from_config
 
     if saved.get("name") != name:
         raise GenlabError(f"the run holds a '{saved.get('name')}' model, not '{name}'; resume it with that name")
-    model = FAMILIES[saved["family"]].from_config(saved["model"], name=name)
+    model = model_from_config({**saved, "name": name}, source)
     changed = {k: v for k, v in settings.items() if v is not None and getattr(model.config, k, None) != v}
     if changed:
         raise GenlabError(f"a resumed run keeps its model settings; drop {', '.join(sorted(changed))} "
