@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tomllib
@@ -403,6 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug: one line for the user, the traceback with GENLAB_DEBUG=1
+        if os.environ.get("GENLAB_DEBUG"):
+            raise
+        print(f"genlab: internal error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
+              "(run again with GENLAB_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -359,10 +359,15 @@ def moving_average_step(pairs, decay: float, updates: torch.Tensor) -> None:
 
 
 # --------------------------------------------------------------------- files
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def save_weights_atomic(tensors: dict[str, torch.Tensor], path: Path,
@@ -389,6 +394,9 @@ def read_config(directory: Path) -> dict[str, Any]:
         raise GenlabError(f"{path} is not valid JSON ({err}); {DAMAGED}") from None
     if not isinstance(config, dict):
         raise GenlabError(f"{path} holds a JSON {type(config).__name__}, not the object of a run's settings; {DAMAGED}")
+    for section in ("model", "train", "data"):
+        if not isinstance(config.get(section, {}), dict):
+            raise GenlabError(f"{path} has a '{section}' entry that is not a section of settings; {DAMAGED}")
     return config
 
 

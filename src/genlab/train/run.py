@@ -27,11 +27,15 @@ class Run:
         path = self.path / METRICS_FILE
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        try:
+            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise GenlabError(f"{path} is not one JSON record a line ({err}); the run folder is damaged") from None
 
     @property
     def dataset_name(self) -> str:
-        return self.config.get("data", {}).get("name", "")
+        name = self.config.get("data", {}).get("name", "")
+        return name if isinstance(name, str) else ""
 
     def dataset(self, split: str = "test", data_dir: str | os.PathLike | None = None) -> ImageDataset:
         """The split of the dataset the run was trained on."""

@@ -45,7 +45,8 @@ from ..data.base import ImageDataset
 from ..data.batch import Batch, StepNoise
 from ..data.transforms import binarize
 from ..errors import GenlabError
-from ..models.base import Diverged, GenerativeModel, NotSupported, check_finite, read_config, write_json_atomic
+from ..models.base import (Diverged, GenerativeModel, NotSupported, check_finite, read_config, write_json_atomic,
+                           write_text_atomic)
 from ..viz import save_grid
 from . import distributed
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
@@ -146,6 +147,15 @@ def _lr_at(config: TrainConfig, step: int, total: int, seconds: float = 0.0) -> 
             progress = max(progress, seconds / (60 * config.max_minutes))
         return config.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     return config.lr
+
+
+def _record_step(line: str) -> float:
+    """The step of a metrics line; infinity for a line that is not a record."""
+    try:
+        record = json.loads(line)
+        return float(record["step"]) if isinstance(record, dict) else math.inf
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return math.inf
 
 
 def _trained_s(state: dict[str, Any]) -> float:
@@ -295,11 +305,12 @@ class Trainer:
                 f.write(json.dumps(record) + "\n")
 
     def _truncate_metrics(self, step: int) -> None:
-        """Drop lines logged after the checkpoint we resume from (an interrupted epoch)."""
+        """Drop lines logged after the checkpoint we resume from (an interrupted epoch), and any line
+        that is not a record (the tail of a write cut short)."""
         path = self.out / METRICS_FILE
         if self._write() and path.exists():
-            lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-            path.write_text("".join(ln + "\n" for ln in lines))
+            kept = [ln for ln in path.read_text(errors="replace").splitlines() if _record_step(ln) <= step]
+            write_text_atomic(path, "".join(ln + "\n" for ln in kept))
 
     # ------------------------------------------------------------------ state
     def _rng_state(self, shuffle_epoch_start: torch.Tensor) -> dict[str, torch.Tensor]:
