@@ -114,6 +114,61 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(small_data, tmp_p
     assert json.loads((tmp_path / STATE_FILE).read_text())["step"] == 8
 
 
+def test_ctrl_c_inside_a_step_lets_the_step_finish_and_resumes_exactly(small_data, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    train_data, test_data = small_data
+    torch.manual_seed(0)
+    train(vae(train_data), train_data, test_data, out_dir=tmp_path / "full", epochs=2, batch_size=50,
+          progress=False)
+    original = type(vae(train_data)).loss
+    calls = {"n": 0}
+
+    def ctrl_c_in_the_forward_pass_of_step_11(self, *args, **kwargs):
+        terms = original(self, *args, **kwargs)   # batch norm has counted this batch already
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 11:
+                os.kill(os.getpid(), signal.SIGINT)
+        return terms
+
+    monkeypatch.setattr(type(vae(train_data)), "loss", ctrl_c_in_the_forward_pass_of_step_11)
+    torch.manual_seed(0)
+    with pytest.raises(GenlabError, match="interrupted at step 11; continue it with `resume=True`"):
+        train(vae(train_data), train_data, test_data, out_dir=tmp_path / "cut", epochs=2, batch_size=50,
+              progress=False)
+    state = json.loads((tmp_path / "cut" / STATE_FILE).read_text())
+    assert (state["epoch"], state["batch"], state["step"]) == (1, 3, 11)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # Ctrl-C is itself again
+    monkeypatch.setattr(type(vae(train_data)), "loss", original)
+    train(vae(train_data), train_data, test_data, out_dir=tmp_path / "cut", epochs=2, batch_size=50,
+          progress=False, resume=True)
+    assert without_time(metrics(tmp_path / "full")) == without_time(metrics(tmp_path / "cut"))
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(small_data, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    train_data, _ = small_data
+    model = vae(train_data)
+    original = type(model).loss
+    calls = {"n": 0}
+
+    def two_presses_at_step_3(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "loss", two_presses_at_step_3)
+    with pytest.raises(GenlabError, match="interrupted during step 3; no checkpoint was written yet"):
+        train(model, train_data, None, out_dir=tmp_path, epochs=1, batch_size=50, progress=False)
+    assert not (tmp_path / STATE_FILE).exists()   # nothing half made was written
+
+
 def test_existing_run_is_not_overwritten(small_data, tmp_path):
     train_data, _ = small_data
     train(vae(train_data), train_data, None, out_dir=tmp_path, epochs=1, batch_size=100, progress=False)
@@ -265,3 +320,29 @@ def test_snapshots_show_progress_from_a_fixed_z(small_data, tmp_path):
     assert len(list((tmp_path / "ae" / "snapshots").glob("*.png"))) == 1
     train(ae, train_data, None, out_dir=tmp_path / "off", epochs=1, progress=False, snapshot_every=-1)
     assert not (tmp_path / "off" / "snapshots").exists()
+
+
+def test_a_nan_before_the_first_checkpoint_says_none_was_written(small_data, tmp_path, monkeypatch):
+    train_data, _ = small_data
+    model = vae(train_data)
+    original = type(model).loss
+
+    def nan(self, *args, **kwargs):
+        terms = original(self, *args, **kwargs)
+        terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(type(model), "loss", nan)
+    with pytest.raises(GenlabError, match="became nan at step 1; training stopped and no checkpoint was written yet"):
+        train(model, train_data, None, out_dir=tmp_path / "run", epochs=1, batch_size=50, progress=False)
+
+
+def test_resume_of_a_folder_that_does_not_exist_creates_nothing(tmp_path):
+    from genlab.cli import main
+
+    missing = tmp_path / "nothing-here"
+    assert main(["train", "vae", "--resume", "--out", str(missing), "--quiet"]) == 2
+    assert not missing.exists()
+    with pytest.raises(GenlabError, match="nothing to resume"):
+        train("vae", "digits", out_dir=missing, resume=True, progress=False)
+    assert not missing.exists()

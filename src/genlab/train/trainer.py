@@ -30,6 +30,8 @@ import json
 import math
 import os
 import platform
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -147,6 +149,39 @@ def _lr_at(config: TrainConfig, step: int, total: int, seconds: float = 0.0) -> 
             progress = max(progress, seconds / (60 * config.max_minutes))
         return config.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     return config.lr
+
+
+class _Interrupts:
+    """Whether Ctrl-C was pressed (call it), and whether a second press forced its way in."""
+
+    def __init__(self) -> None:
+        self.pressed = 0
+        self.forced = False
+
+    def __call__(self) -> bool:
+        return self.pressed > 0
+
+    def press(self, signum, frame) -> None:
+        self.pressed += 1
+        if self.pressed > 1:
+            self.forced = True
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupts_between_steps(enabled: bool = True):
+    """Ctrl-C waits for the training step under way to finish, so that a checkpoint never holds
+    half a step (batch-norm statistics of a batch that is then trained again, say); a second
+    Ctrl-C stops at once. Only in the main thread of a single process (else Ctrl-C acts at once)."""
+    flag = _Interrupts()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, flag.press)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _record_step(line: str) -> float:
@@ -402,24 +437,30 @@ class Trainer:
                        disable=True if not self.progress or self.rank != 0 else None,  # None: off when not a terminal
                        leave=False, dynamic_ncols=True)
             try:
-                while state["batch"] < per_epoch and _trained_s(state) < limit_s:
-                    index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
-                    terms = self._step(optimizers, index, state["step"], total, _trained_s(state))
-                    n = len(index) // self.world
-                    for k, v in terms.items():
-                        state["sums"][k] = state["sums"].get(k, 0.0) + v * n
-                    state["seen"] += n
-                    state["batch"] += 1
-                    state["step"] += 1
-                    state["elapsed_s"] = time.perf_counter() - started
-                    bar.update()
-                    bar.set_postfix(loss=f"{terms['loss']:.4g}", refresh=False)
-                    if cfg.snapshot_every > 0 and state["step"] % cfg.snapshot_every == 0:
-                        self._snapshot(state["step"])
-                    if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and state["batch"] < per_epoch:
-                        self._checkpoint(optimizers, state, epoch_start)
+                with interrupts_between_steps(self.world == 1) as interrupted:
+                    while state["batch"] < per_epoch and _trained_s(state) < limit_s:
+                        index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
+                        terms = self._step(optimizers, index, state["step"], total, _trained_s(state))
+                        n = len(index) // self.world
+                        for k, v in terms.items():
+                            state["sums"][k] = state["sums"].get(k, 0.0) + v * n
+                        state["seen"] += n
+                        state["batch"] += 1
+                        state["step"] += 1
+                        state["elapsed_s"] = time.perf_counter() - started
+                        bar.update()
+                        bar.set_postfix(loss=f"{terms['loss']:.4g}", refresh=False)
+                        if cfg.snapshot_every > 0 and state["step"] % cfg.snapshot_every == 0:
+                            self._snapshot(state["step"])
+                        if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and \
+                                state["batch"] < per_epoch:
+                            self._checkpoint(optimizers, state, epoch_start)
+                        if interrupted():
+                            raise KeyboardInterrupt
             except KeyboardInterrupt:
                 bar.close()
+                if interrupted.forced:  # a second Ctrl-C, inside a step: its changes are half made
+                    raise GenlabError(f"interrupted during step {state['step'] + 1}; {self._kept()}") from None
                 self._checkpoint(optimizers, state, epoch_start)
                 raise GenlabError(f"interrupted at step {state['step']}; continue it with `resume=True` "
                                   f"`out_dir={self.out}`") from None
@@ -454,10 +495,14 @@ class Trainer:
             terms = _train_on_parts(self.model, parts, optimizers, step, cfg.grad_clip, cfg.precision,
                                     self.wrapped, self.scaler)
         except Diverged as err:
-            kept = (f"the last good checkpoint in {self.out} is kept" if has_checkpoint(self.out)
-                    else "no checkpoint was written yet")
-            raise GenlabError(f"{err}; training stopped and {kept}; try a lower `lr`") from None
+            raise GenlabError(f"{err}; training stopped and {self._kept()}; try a lower `lr`") from None
         return {k: float(v) for k, v in terms.items()}
+
+    def _kept(self) -> str:
+        """What a run stopped mid-step leaves: its last checkpoint, or nothing yet."""
+        if has_checkpoint(self.out):
+            return f"the last good checkpoint in {self.out} is kept (continue from it with `resume=True`)"
+        return "no checkpoint was written yet"
 
     @torch.no_grad()
     def _snapshot(self, step: int) -> None:
