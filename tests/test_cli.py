@@ -87,6 +87,7 @@ def test_library_messages_name_settings_and_the_cli_names_its_flags():
     assert as_flags("needs `likelihood=bernoulli`", flags) == "needs --likelihood bernoulli"
     assert as_flags("set `free_bits=0`", flags) == "set --set free_bits=0"
     assert as_flags("`steps` applies to diffusion models only", {"--num"}) == "steps applies to diffusion models only"
+    assert as_flags("`grad_clip` must be at least 0", flags) == "--set grad_clip must be at least 0"
 
 
 def test_a_run_interrupted_from_the_command_line_says_which_flags_resume_it(tmp_path, capsys, monkeypatch):
@@ -99,3 +100,32 @@ def test_a_run_interrupted_from_the_command_line_says_which_flags_resume_it(tmp_
     out = tmp_path / "run"
     assert main(["train", "ae", "--data", "digits", "--epochs", "1", "--quiet", "--out", str(out)]) == 2
     assert f"interrupted at step 0; continue it with --resume --out {out}" in capsys.readouterr().err
+
+
+def test_a_runs_own_config_is_accepted_by_config(tmp_path, capsys):
+    first = tmp_path / "first"
+    assert main(["train", "ae", "--data", "digits", "--epochs", "1", "--hidden", "24", "--latent-dim", "3",
+                 "--quiet", "--out", str(first)]) == 0
+    second = tmp_path / "second"
+    assert main(["train", "ae", "--data", "digits", "--config", str(first / "config.json"), "--quiet",
+                 "--out", str(second)]) == 0
+    a, b = (json.loads((d / "config.json").read_text()) for d in (first, second))
+    assert a["model"] == b["model"] and a["train"] == b["train"]
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert main(["train", "ae", "--config", str(tmp_path / "list.json"), "--quiet", "--out", str(tmp_path / "x")]) == 2
+    assert "must hold a mapping of settings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--set", "channels=abc"], "--channels must be a list of integers, got 'abc'"),
+    (["--set", "latent_dim=2.5"], "--latent-dim must be an integer, got 2.5"),
+    (["--beta", "-1"], "--beta must be at least 0"),
+    (["--set", "grad_clip=-1"], "--set grad_clip must be at least 0"),
+    (["--set", "checkpoint_every=-5"], "--set checkpoint_every must be at least 0"),
+    (["--hidden", "-4"], "--hidden must be at least 1"),
+])
+def test_bad_setting_values_end_in_one_line(tmp_path, capsys, argv, message):
+    code = main(["train", "vae", "--data", "digits", "--epochs", "1", "--quiet", "--out", str(tmp_path / "r"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "r").exists()

@@ -43,9 +43,16 @@ def _read_config_file(path: str) -> dict[str, Any]:
     if not p.exists():
         raise GenlabError(f"config file {p} not found")
     try:
-        return tomllib.loads(p.read_text()) if p.suffix == ".toml" else json.loads(p.read_text())
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        settings = tomllib.loads(p.read_text()) if p.suffix == ".toml" else json.loads(p.read_text())
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise GenlabError(f"cannot parse {p}: {err}") from None
+    if not isinstance(settings, dict):
+        raise GenlabError(f"{p} must hold a mapping of settings (e.g. {{\"latent_dim\": 2, \"epochs\": 5}}), "
+                          f"not a {type(settings).__name__}")
+    if {"family", "model", "train"} <= set(settings):  # a run's own config.json: its model and training settings
+        model = {k: v for k, v in (settings.get("model") or {}).items() if k not in ("image_shape", "num_classes")}
+        return {**model, **(settings.get("train") or {})}
+    return settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -372,7 +379,7 @@ def as_flags(message: str, options: set[str]) -> str:
         name, has_value, value = match[1].partition("=")
         option = "--" + FLAG_NAMES.get(name, name).replace("_", "-")
         if option not in options:
-            return f"--set {match[1]}" if has_value and "--set" in options else match[1]
+            return f"--set {match[1]}" if "--set" in options else match[1]
         if value == "True":
             return option
         return f"{option} {value}" if has_value else option

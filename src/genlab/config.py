@@ -30,7 +30,7 @@ def from_dict(cls: type[T], values: dict[str, Any], kind: str = "") -> T:
     for name, value in values.items():
         ok, value = _conform(value, hints[name])
         if not ok:
-            raise GenlabError(f"setting {name} must be {_describe(hints[name])}, got {value!r}")
+            raise GenlabError(f"`{name}` must be {_describe(hints[name])}, got {value!r}")
         checked[name] = value
     return cls(**checked)
 
@@ -88,4 +88,4 @@ def check_at_least(settings: Any, minimum: float, *names: str) -> None:
     for name in names:
         value = getattr(settings, name)
         if value is not None and any(v < minimum for v in (value if isinstance(value, tuple) else (value,))):
-            raise GenlabError(f"setting {name} must be at least {minimum:g}, got {value}")
+            raise GenlabError(f"`{name}` must be at least {minimum:g}, got {value}")

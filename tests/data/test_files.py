@@ -173,3 +173,16 @@ def test_unknown_dataset_lists_names():
         load_dataset("nope")
     for name in ("digits", "mnist", "fashion-mnist", "folder:PATH", "npz:PATH"):
         assert name in str(error.value)
+
+
+def test_16_bit_grey_pngs_are_scaled_not_clipped(tmp_path):
+    from genlab.data.files import load_folder
+
+    levels = np.linspace(0, 65535, 64).round().astype(np.uint16).reshape(8, 8)
+    for i in range(2):
+        Image.fromarray(levels).save(tmp_path / f"{i}.png")
+    assert Image.open(tmp_path / "0.png").mode.startswith("I;16")
+    data = load_folder(tmp_path, "train")
+    x = data.tensors()[0][0, 0].numpy()
+    np.testing.assert_allclose(x, levels / 65535.0, atol=0.5 / 255 + 1e-6)  # the 8-bit level nearest each
+    assert x.min() == 0 and x.max() == 1 and 0.45 < x.mean() < 0.55

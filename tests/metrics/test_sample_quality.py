@@ -104,3 +104,36 @@ def test_inception_without_cached_weights_says_so_in_one_line(digits_train, digi
     assert str(tmp_path / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth") in message
     with pytest.raises(GenlabError, match="unknown sample-quality metric"):
         compare_features(np.zeros((5, 2)), np.zeros((5, 2)), ["is"])
+
+
+def test_inception_weights_are_read_without_unpickling(tmp_path, monkeypatch):
+    """pytorch-fid's own loader unpickles; genlab reads the file with a weights-only load."""
+    import pickle
+    import sys
+    import types
+
+    import torch
+
+    from genlab.metrics import features
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("unpickled!",))
+
+    weights = tmp_path / "w.pth"
+    torch.save({"fc.weight": torch.ones(2, 2)}, weights)
+    hostile = tmp_path / "evil.pth"
+    torch.save({"x": Evil()}, hostile)
+    inception = types.ModuleType("pytorch_fid.inception")
+    inception.load_state_dict_from_url = lambda *a, **k: pytest.fail("pytorch-fid's own loader was used")
+
+    def build():
+        return inception.load_state_dict_from_url("https://example.invalid/weights.pth")
+
+    package = types.ModuleType("pytorch_fid")
+    package.inception = inception
+    monkeypatch.setitem(sys.modules, "pytorch_fid", package)
+    monkeypatch.setitem(sys.modules, "pytorch_fid.inception", inception)
+    assert torch.equal(features._without_pickle(build, weights)["fc.weight"], torch.ones(2, 2))
+    with pytest.raises(pickle.UnpicklingError):
+        features._without_pickle(build, hostile)

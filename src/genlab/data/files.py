@@ -20,7 +20,8 @@ from .base import ImageDataset
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 TEST_FRACTION = 0.1
 SPLIT_SEED = 0
-_GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+_GREY_MODES = {"1", "L", "LA"}
+_WIDE_GREY_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 
 
 def split_index(n: int, split: str, source: str = "the data") -> np.ndarray:
@@ -70,6 +71,12 @@ def _read_image(path: Path) -> np.ndarray:
     """(H, W) uint8 for a grey image (also an RGB one whose channels are equal), else (H, W, 3)."""
     with _open(path) as img:
         try:
+            if img.mode in _WIDE_GREY_MODES:  # 16-bit (or 32-bit integer) grey: scale, not clip, to 8 bits
+                wide = np.asarray(img).astype(np.float64)
+                full = 65535.0 if img.mode.startswith("I;16") or wide.max(initial=0) <= 65535 else 2.0 ** 32 - 1
+                return np.clip(np.round(wide * (255.0 / full)), 0, 255).astype(np.uint8)
+            if img.mode == "F":  # 32-bit float grey: taken as values in [0, 1]
+                return np.clip(np.round(np.asarray(img) * 255.0), 0, 255).astype(np.uint8)
             if img.mode in _GREY_MODES:
                 return np.asarray(img.convert("L"))
             rgb = np.asarray(img.convert("RGB"))  # alpha is dropped; palettes are expanded

@@ -153,6 +153,21 @@ def inception_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
 
 
+def _without_pickle(build, path: Path):
+    """``build()`` with pytorch-fid's weights read by a weights-only load of the local ``path``:
+    pytorch-fid itself reads them with ``torch.hub``'s loader, which unpickles arbitrary objects,
+    so genlab swaps that loader, for the length of the call, for ``torch.load(weights_only=True)``,
+    which accepts tensors and plain containers only."""
+    import pytorch_fid.inception as fid
+
+    original = fid.load_state_dict_from_url
+    fid.load_state_dict_from_url = lambda *args, **kwargs: torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return build()
+    finally:
+        fid.load_state_dict_from_url = original
+
+
 def inception_network() -> nn.Module:
     """pytorch-fid's Inception-v3 (images in [0, 1], any size, 1 or 3 channels) -> (N, 2048)."""
     path = inception_weights_path()
@@ -165,7 +180,8 @@ def inception_network() -> nn.Module:
     if not available:
         raise GenlabError(f"Inception-v3 weights are not in the local cache (needs the pytorch-fid package "
                           f"and {INCEPTION_WEIGHTS}); use --features classifier or put the file at {path}")
-    net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=True, normalize_input=True).eval()
+    net = _without_pickle(lambda: InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=True,
+                                              normalize_input=True), path).eval()
 
     def features(x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:

@@ -88,7 +88,7 @@ class GANConfig(ModelConfig):
             self.channels = int(self.channels[0])
         check_at_least(self, 0, "r1_gamma", "gp_lambda")
         if not self.d_lr_ratio > 0:
-            raise GenlabError(f"setting d_lr_ratio must be positive, got {self.d_lr_ratio}")
+            raise GenlabError(f"`d_lr_ratio` must be positive, got {self.d_lr_ratio}")
         if self.loss not in LOSSES:
             raise GenlabError(f"unknown loss '{self.loss}'; choose one of: {', '.join(LOSSES)}")
         if self.latent_dim < 1 or self.channels < 1 or self.n_critic < 1:

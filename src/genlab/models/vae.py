@@ -94,7 +94,7 @@ class VAEConfig(NetworkConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_at_least(self, 0, "beta", "recon_weight", "mean_bound", "logit_bound")
+        check_at_least(self, 0, "beta", "recon_weight")
         if self.likelihood not in ("bernoulli", "gaussian"):
             raise GenlabError(f"unknown likelihood '{self.likelihood}'; choose 'bernoulli' or 'gaussian'")
         if self.conditional and not self.num_classes:
