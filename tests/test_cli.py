@@ -129,3 +129,19 @@ def test_bad_setting_values_end_in_one_line(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "r").exists()
+
+
+def test_other_names_for_a_model_or_metric_get_what_was_meant(tmp_path, capsys):
+    from genlab.models import resolve_model_name
+
+    assert resolve_model_name("ddpm") == "diffusion" and resolve_model_name("DCGAN") == "dcgan"
+    out = tmp_path / "ae"
+    assert main(["train", "autoencoder", "--data", "digits", "--epochs", "1", "--hidden", "16", "--quiet",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["name"] == "ae"
+    assert main(["evaluate", str(out), "--metrics", "elbo,mse"]) == 0
+    assert "sq_error_per_image" in capsys.readouterr().out
+    assert main(["train", "vea", "--quiet"]) == 2
+    assert "unknown model 'vea'; did you mean 'vae'?" in capsys.readouterr().err
+    assert main(["evaluate", str(out), "--metrics", "fdi"]) == 2
+    assert "unknown metric 'fdi'; did you mean 'fid'?" in capsys.readouterr().err

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder of dataset files (default $GENLAB_DATA or ~/.cache/genlab/data)")
 
     p = sub.add_parser("train", help="train a model into a run folder")
-    p.add_argument("model", choices=model_names(), metavar="MODEL", help=f"one of: {', '.join(model_names())}")
+    p.add_argument("model", metavar="MODEL", help=f"one of: {', '.join(model_names())}")
     p.add_argument("--data", default="digits", help="dataset name, folder:PATH or npz:PATH (default digits)")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")
@@ -225,6 +225,9 @@ def _train(args: argparse.Namespace) -> None:
 
     from .train import TrainConfig, train
 
+    from .models import resolve_model_name
+
+    args.model = resolve_model_name(args.model)
     if args.nproc is not None and "WORLD_SIZE" not in os.environ:
         _launch(args)
         return

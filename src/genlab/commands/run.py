@@ -81,6 +81,7 @@ def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int 
     bits/dim, standard error over the images); ``fid``, ``kid``, ``pr`` (precision/recall) and
     ``dc`` (density/coverage) compare ``num_samples`` samples with ``split`` in the space of
     ``features`` (``classifier`` or ``inception``)."""
+    metrics = None if metrics is None else _metric_names(metrics)
     data = run.dataset(split, data_dir)
     results = {"split": split, "dataset": run.dataset_name}
     if not metrics or "default" in metrics:
@@ -96,6 +97,15 @@ def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int 
     path = Path(out or run.path / f"evaluation-{split}.json")
     write_json_atomic(path, results)
     return results, path
+
+
+def _metric_names(metrics: list[str]) -> list[str]:
+    """The metrics asked for in genlab's words (``elbo`` is part of ``default``), each once."""
+    from ..metrics.sample_quality import METRICS
+    from ..names import METRIC_ALIASES, resolve
+
+    names = [resolve(m, ["default", "nll", *METRICS], METRIC_ALIASES, "metric") for m in metrics]
+    return list(dict.fromkeys(names))
 
 
 def _importance_weighted_nll(model, data, k: int, seed: int, progress: bool) -> dict:

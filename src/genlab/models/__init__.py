@@ -71,18 +71,24 @@ def model_names() -> list[str]:
 
 
 def model_settings(name: str, **overrides: Any) -> tuple[type[GenerativeModel], dict[str, Any]]:
-    """The family class and the merged settings for a model name."""
-    if name not in MODELS:
-        raise GenlabError(f"unknown model '{name}'; choose one of: {', '.join(MODELS)}")
-    family, defaults = MODELS[name]
+    """The family class and the merged settings for a model name (or another name for it, such
+    as ``ddpm`` for ``diffusion``)."""
+    family, defaults = MODELS[resolve_model_name(name)]
     return FAMILIES[family], {**defaults, **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def resolve_model_name(name: str) -> str:
+    """genlab's name for a model: ``name`` itself, or what another name for it stands for."""
+    from ..names import MODEL_ALIASES, resolve
+
+    return resolve(name, list(MODELS), MODEL_ALIASES, "model")
 
 
 def build_model(name: str, **settings: Any) -> GenerativeModel:
     """Build a fresh model by name; ``settings`` override the config fields
     (``image_shape`` and, for conditional models, ``num_classes`` describe the data)."""
     cls, merged = model_settings(name, **settings)
-    return cls.from_config(merged, name=name)
+    return cls.from_config(merged, name=resolve_model_name(name))
 
 
 def load_model(directory: str | Path, map_location: str | None = None) -> GenerativeModel:
