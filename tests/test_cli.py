@@ -145,3 +145,10 @@ def test_other_names_for_a_model_or_metric_get_what_was_meant(tmp_path, capsys):
     assert "unknown model 'vea'; did you mean 'vae'?" in capsys.readouterr().err
     assert main(["evaluate", str(out), "--metrics", "fdi"]) == 2
     assert "unknown metric 'fdi'; did you mean 'fid'?" in capsys.readouterr().err
+
+
+def test_sampling_fewer_than_one_image_is_refused(tmp_path, capsys):
+    out = tmp_path / "vae"
+    assert main(["train", "vae", "--data", "digits", "--epochs", "1", "--hidden", "16", "--quiet", "--out", str(out)]) == 0
+    assert main(["sample", str(out), "-n", "0"]) == 2
+    assert "--num (the number of samples) must be at least 1, got 0" in capsys.readouterr().err
