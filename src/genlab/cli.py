@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any other model or training setting, e.g. --set activation=silu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("serve", help="an HTTP API and a latent explorer page for a trained run")
+    p.add_argument("run")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data-dir")
+
     p = sub.add_parser("sample", help="draw samples from a trained model (PNG grid)")
     p.add_argument("run")
     p.add_argument("-n", "--num", type=int, default=64)
@@ -395,7 +401,13 @@ def _options(parser: argparse.ArgumentParser, command: str) -> set[str]:
     return {s for action in sub.choices[command]._actions for s in action.option_strings}
 
 
-COMMANDS = {"datasets": _datasets, "train": _train, "sample": _run, "reconstruct": _run, "encode": _run,
+def _serve(args: argparse.Namespace) -> None:
+    from .serve import serve
+
+    serve(args.run, args.host, args.port, args.data_dir)
+
+
+COMMANDS = {"serve": _serve, "datasets": _datasets, "train": _train, "sample": _run, "reconstruct": _run, "encode": _run,
             "evaluate": _run, "demo": _demo, "explain": _explain,
             "interpolate": _latent, "latent-map": _latent, "concept": _latent, "probe": _latent,
             "experiment": _experiment}

@@ -1,0 +1,424 @@
+"""An HTTP API over one trained run, and the latent explorer page, built on FastAPI.
+
+The run is fixed when the app is made: no request names a file, so nothing outside the run folder
+(and its dataset) can be read through the API. Images travel as PNG, codes as JSON. What a model
+can do is read from its capabilities; an endpoint the model cannot serve answers 400 with the
+reason, a bad value 422 with a one-line reason, and the server keeps serving.
+
+Decode requests from several clients at once are batched: requests that arrive while the model
+is busy are decoded together in one call (:class:`DecodeBatcher`).
+"""
+
+import asyncio
+import dataclasses
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import GenlabError
+from ..latent.codes import decode_codes, encode_dataset, encode_images
+from ..latent.concept import attribute_masks, concept_vector
+from ..latent.interpolate import interpolation_path
+from ..latent.prior import draw_codes
+from ..models.base import NotSupported
+from ..sampling import draw_samples
+from ..train import Run, load_run
+from ..viz import auto_scale, make_grid
+from ..viz.grid import png_bytes
+
+PAGE = Path(__file__).with_name("explorer.html")
+MAX_UPLOAD_BYTES = 2 * 2 ** 20
+MAX_SAMPLES = 256
+MAX_STEPS = 64          # points on an interpolation path
+MAP_POINTS = 2000       # test codes (or prior draws) on the map
+
+
+class BadRequest(Exception):
+    """A request this model cannot serve (400) or with a bad value (422)."""
+
+    def __init__(self, reason: str, status: int = 422):
+        super().__init__(reason)
+        self.status = status
+
+
+def _png(images: torch.Tensor, nrow: int | None = None) -> bytes:
+    return png_bytes(make_grid(images.clamp(0, 1), nrow=nrow, scale=auto_scale(images)))
+
+
+class Explorer:
+    """The run, its map and its model calls; every model call runs on one worker thread."""
+
+    def __init__(self, run: Run, data_dir=None):
+        self.run, self.model = run, run.model
+        self.able = self.model.capabilities
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genlab-model")
+        self._concepts: dict[str, torch.Tensor] = {}
+        self.data = None
+        try:
+            self.data = run.dataset("test", data_dir).subset(slice(0, MAP_POINTS))
+        except GenlabError:
+            pass  # a run without a loadable dataset still samples and decodes
+        self.map = self._map()
+
+    # ------------------------------------------------------------------ the map
+    def _map(self) -> dict[str, Any]:
+        """2-D points of the test codes (or of draws from the prior), their classes, and the plane
+        that lifts a point back to a code: z = mean + x * axes[0] + y * axes[1]."""
+        try:
+            width = self.model.latent_dim
+        except NotSupported:
+            return {"points": [], "labels": None, "mean": [], "axes": [], "source": "none"}
+        if self.able.encoder and self.data is not None:
+            codes, labels = encode_dataset(self.model, self.data)
+            source = "test codes"
+        else:
+            codes, labels = draw_codes(self.model, min(MAP_POINTS, 500))
+            source = "draws from the prior"
+        codes = codes.double()
+        if width <= 2:
+            mean = torch.zeros(width, dtype=torch.float64)
+            axes = torch.eye(2, width, dtype=torch.float64)
+        else:  # the plane of the two directions of largest variance
+            mean = codes.mean(0)
+            axes = torch.linalg.svd(codes - mean, full_matrices=False).Vh[:2]
+        points = (codes - mean) @ axes.T
+        self.codes, self.code_labels = codes.float(), labels
+        return {"points": points.tolist(), "labels": None if labels is None else labels.tolist(),
+                "mean": mean.tolist(), "axes": axes.tolist(), "source": source}
+
+    def info(self) -> dict[str, Any]:
+        model, cfg = self.model, self.model.config
+        try:
+            width = model.latent_dim
+        except NotSupported:
+            width = None
+        names = (self.data.class_names if self.data is not None else None) or \
+            ([str(i) for i in range(cfg.num_classes)] if cfg.num_classes else None)
+        return {"name": model.name, "family": model.family, "capabilities": dataclasses.asdict(self.able),
+                "image_shape": list(cfg.image_shape), "latent_dim": width, "num_classes": cfg.num_classes,
+                "class_names": names, "test_images": 0 if self.data is None else len(self.data),
+                "timesteps": getattr(cfg, "timesteps", None), "sample_steps": getattr(cfg, "sample_steps", None),
+                "map_source": self.map["source"], "concepts": self.concept_names(), "limits": {
+                    "samples": MAX_SAMPLES, "interpolation_steps": MAX_STEPS, "upload_bytes": MAX_UPLOAD_BYTES}}
+
+    def concept_names(self) -> list[str]:
+        if not (self.able.encoder and self.data is not None):
+            return []
+        names = ["ink"]
+        if self.data.labels is not None:
+            names += [f"label={c}" for c in self.data.class_names or []]
+        return names + list(self.data.attribute_names)
+
+    # ------------------------------------------------------------------ checks
+    def code(self, z: list[float]) -> torch.Tensor:
+        width = self.model.latent_dim
+        if len(z) != width:
+            raise BadRequest(f"a latent code of this model has {width} numbers, got {len(z)}")
+        t = torch.tensor(z, dtype=torch.float32)
+        if not torch.isfinite(t).all():
+            raise BadRequest("a latent code must hold finite numbers")
+        return t
+
+    def label(self, label: int | None, n: int = 1) -> torch.Tensor | None:
+        if label is None:
+            if self.able.labels:
+                raise BadRequest("this model is class-conditional: give a label")
+            return None
+        if not self.able.labels:
+            raise BadRequest(f"a {self.model.name} model takes no class label")
+        k = self.model.config.num_classes
+        if not 0 <= label < k:
+            raise BadRequest(f"label must lie in 0..{k - 1}, got {label}")
+        return torch.full((n,), label, dtype=torch.long)
+
+    def test_image(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.data is None:
+            raise BadRequest("this run records no loadable dataset", 400)
+        if not 0 <= index < len(self.data):
+            raise BadRequest(f"test-image index must lie in 0..{len(self.data) - 1}, got {index}")
+        x, y = self.data.tensors(slice(index, index + 1))
+        return x, y
+
+    def upload(self, content: bytes) -> torch.Tensor:
+        """An uploaded image as (1, C, H, W) in [0, 1], of the model's shape."""
+        if len(content) > MAX_UPLOAD_BYTES:
+            raise BadRequest(f"the upload is over the {MAX_UPLOAD_BYTES // 2 ** 20} MiB limit", 413)
+        try:
+            image = Image.open(io.BytesIO(content))
+            image.load()
+        except (UnidentifiedImageError, OSError, ValueError):
+            raise BadRequest("the upload is not an image genlab can read (PNG, JPEG, ...)", 400) from None
+        c, h, w = self.model.config.image_shape
+        if (image.width, image.height) != (w, h):
+            raise BadRequest(f"this model takes {w}x{h} images, got {image.width}x{image.height}")
+        grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
+        if c == 1 and not grey:
+            raise BadRequest(f"this model takes grey images (1 channel), got a {image.mode} image")
+        if c == 3 and grey:
+            raise BadRequest(f"this model takes colour images (3 channels), got a {image.mode} image")
+        if image.mode in ("I", "I;16"):
+            pixels = np.asarray(image, dtype=np.float64) / 65535.0
+        else:
+            pixels = np.asarray(image.convert("L" if c == 1 else "RGB"), dtype=np.float64) / 255.0
+        x = torch.from_numpy(pixels).float()
+        return (x[None, None] if c == 1 else x.permute(2, 0, 1)[None]).clamp(0, 1)
+
+    # ------------------------------------------------------------------ the model's work
+    def decode_many(self, codes: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return decode_codes(self.model, codes, labels)
+
+    def sample(self, n: int, seed: int, label: int | None, steps: int | None, guidance: float | None) -> bytes:
+        if not 1 <= n <= MAX_SAMPLES:
+            raise BadRequest(f"n must lie in 1..{MAX_SAMPLES}, got {n}")
+        if steps is not None and not self.able.denoising_sampler:
+            raise BadRequest(f"steps apply to diffusion models; a {self.model.name} model samples in one pass")
+        if label is not None:
+            self.label(label)
+        images, _ = draw_samples(self.model, n, seed, label, steps, guidance)
+        return _png(images)
+
+    def encode(self, x: torch.Tensor) -> list[float]:
+        self._needs("encoder", "encoding")
+        if self.able.labels:
+            raise BadRequest("a class-conditional model needs the image's class to encode it; use a test image", 400)
+        return encode_images(self.model, x)[0].tolist()
+
+    def reconstruct(self, x: torch.Tensor) -> bytes:
+        self._needs("encoder", "reconstruction")
+        if self.able.labels:
+            raise BadRequest("a class-conditional model needs the image's class to reconstruct it", 400)
+        return _png(torch.cat([x, self.decode_many(encode_images(self.model, x), None)]))
+
+    def interpolate(self, a, b, steps: int, spherical: bool, label: int | None) -> bytes:
+        if not 2 <= steps <= MAX_STEPS:
+            raise BadRequest(f"steps must lie in 2..{MAX_STEPS}, got {steps}")
+        (za, la), (zb, lb) = self._end(a, label), self._end(b, label)
+        labels = None if la is None else (int(la), int(lb))
+        _, images = interpolation_path(self.model, za, zb, steps, spherical, labels)
+        return _png(images, nrow=steps)
+
+    def _end(self, end, label: int | None) -> tuple[torch.Tensor, int | None]:
+        """A path end: a test-image index (its code and class) or a code (with ``label``)."""
+        if isinstance(end, int):
+            self._needs("encoder", "paths between test images")
+            x, y = self.test_image(end)
+            return encode_images(self.model, x, y)[0], None if y is None else int(y[0])
+        z = self.code(end)
+        y = self.label(label)
+        return z, None if y is None else int(y[0])
+
+    def concept(self, attribute: str, z: list[float] | None, index: int | None, strength: float) -> bytes:
+        self._needs("encoder", "concept vectors")
+        if self.data is None:
+            raise BadRequest("concept vectors need the run's test images, and this run records no dataset", 400)
+        if attribute not in self._concepts:
+            if attribute not in self.concept_names():
+                raise BadRequest(f"unknown attribute {attribute!r}; this run has: {', '.join(self.concept_names())}")
+            with_mask, without = attribute_masks(self.data, attribute)
+            self._concepts[attribute] = concept_vector(self.codes, with_mask, without)
+        if index is not None:
+            x, y = self.test_image(index)
+            code, labels = encode_images(self.model, x, y)[0], y
+        elif z is not None:
+            code, labels = self.code(z), None
+            if self.able.labels:
+                raise BadRequest("a class-conditional model needs a test-image index here (it gives the class)")
+        else:
+            raise BadRequest("give the image to change: a test-image index or a latent code z")
+        return _png(self.decode_many((code + strength * self._concepts[attribute])[None], labels))
+
+    def _needs(self, capability: str, what: str) -> None:
+        if not getattr(self.able, capability):
+            raise BadRequest(f"{what} needs a model with an {capability}; a {self.model.name} model has none", 400)
+
+
+class DecodeBatcher:
+    """Decode requests that arrive while the model is busy are decoded together in one call.
+    Requests of different classes batch too (each keeps its own label)."""
+
+    def __init__(self, explorer: Explorer, max_batch: int = 64):
+        self.explorer, self.max_batch = explorer, max_batch
+        self.batches = self.requests = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None  # kept, so that the running task is not collected
+
+    async def decode(self, z: torch.Tensor, label: torch.Tensor | None) -> bytes:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # the first request of this event loop starts its decoding task
+            self._loop, self._queue = loop, asyncio.Queue()
+            self._task = loop.create_task(self._run(self._queue))
+        future = loop.create_future()
+        await self._queue.put((z, label, future))
+        return await future
+
+    async def _run(self, queue: asyncio.Queue) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = [await queue.get()]
+            while len(items) < self.max_batch and not queue.empty():
+                items.append(queue.get_nowait())
+            codes = torch.stack([z for z, _, _ in items])
+            labels = None if items[0][1] is None else torch.cat([y for _, y, _ in items])
+            try:
+                images = await loop.run_in_executor(self.explorer.worker, self.explorer.decode_many, codes, labels)
+            except Exception as err:  # hand the error to every waiting request
+                for _, _, future in items:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            self.batches += 1
+            self.requests += len(items)
+            for (_, _, future), image in zip(items, images):
+                if not future.done():
+                    future.set_result(_png(image[None]))
+
+
+def create_app(run: str | Path | Run, data_dir=None):
+    """The FastAPI app serving ``run`` (a run folder or a loaded :class:`~genlab.train.Run`)."""
+    try:
+        from fastapi import FastAPI, File, Request, UploadFile
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import HTMLResponse, JSONResponse, Response
+        from pydantic import BaseModel, Field
+    except ImportError:
+        raise GenlabError("serving needs FastAPI and uvicorn: pip install 'genlab[serve]'") from None
+
+    run = run if isinstance(run, Run) else load_run(run)
+    explorer = Explorer(run, data_dir)
+    batcher = DecodeBatcher(explorer)
+    app = FastAPI(title=f"genlab: {run.model.name} ({run.path.name})",
+                  description="Sample, encode, decode, reconstruct, interpolate and apply concept vectors; "
+                              "images as PNG, codes as JSON.")
+    app.state.explorer, app.state.batcher = explorer, batcher
+
+    async def work(fn, *args):
+        """``fn(*args)`` on the model's worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(explorer.worker, fn, *args)
+
+    def png(content: bytes) -> Response:
+        return Response(content, media_type="image/png")
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, err: BadRequest):
+        return JSONResponse({"detail": str(err)}, status_code=err.status)
+
+    @app.exception_handler(GenlabError)
+    async def genlab_error(request: Request, err: GenlabError):
+        return JSONResponse({"detail": str(err).replace("`", "")}, status_code=400 if isinstance(err, NotSupported)
+                            else 422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError):
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid value')}"}, status_code=422)
+
+    class Decode(BaseModel):
+        z: list[float]
+        label: int | None = None
+
+    class Sample(BaseModel):
+        n: int = 16
+        seed: int = Field(0, ge=0)
+        label: int | None = None
+        steps: int | None = Field(None, ge=1)
+        guidance: float | None = Field(None, ge=0)
+
+    class Interpolate(BaseModel):
+        a: int | list[float]
+        b: int | list[float]
+        steps: int = 8
+        spherical: bool = True
+        label: int | None = None
+
+    class Concept(BaseModel):
+        attribute: str
+        strength: float = Field(1.0, ge=-10, le=10)
+        index: int | None = None
+        z: list[float] | None = None
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page():
+        return PAGE.read_text()
+
+    @app.get("/api/info")
+    async def info():
+        """The model: name, family, capabilities, shapes, classes, limits."""
+        return explorer.info()
+
+    @app.get("/api/map")
+    async def latent_map():
+        """2-D points of the map, their classes, and the plane that lifts a point to a code."""
+        return explorer.map
+
+    @app.get("/api/stats")
+    async def stats():
+        """Decode requests served and the batches they were decoded in."""
+        return {"decode_requests": batcher.requests, "decode_batches": batcher.batches}
+
+    @app.post("/api/decode", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    async def decode(body: Decode):
+        """The image of a latent code (PNG)."""
+        if not explorer.able.decoder:
+            raise BadRequest(f"a {explorer.model.name} model has no decoder", 400)
+        return png(await batcher.decode(explorer.code(body.z), explorer.label(body.label)))
+
+    @app.post("/api/sample", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    async def sample(body: Sample):
+        """A grid of n samples from the prior (PNG); steps and guidance for diffusion models."""
+        if not explorer.able.prior:
+            raise BadRequest(f"a {explorer.model.name} model has no prior to sample from", 400)
+        return png(await work(explorer.sample, body.n, body.seed, body.label, body.steps, body.guidance))
+
+    async def read_upload(image: UploadFile) -> torch.Tensor:
+        content = await image.read(MAX_UPLOAD_BYTES + 1)
+        return explorer.upload(content)
+
+    @app.post("/api/encode")
+    async def encode(image: UploadFile = File(...)):
+        """The latent code of an uploaded image (JSON)."""
+        return {"z": await work(explorer.encode, await read_upload(image))}
+
+    @app.post("/api/reconstruct", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    async def reconstruct(image: UploadFile = File(...)):
+        """An uploaded image beside its reconstruction (PNG)."""
+        return png(await work(explorer.reconstruct, await read_upload(image)))
+
+    @app.post("/api/interpolate", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    async def interpolate(body: Interpolate):
+        """A strip of images along the path between two test images (indices) or codes."""
+        return png(await work(explorer.interpolate, body.a, body.b, body.steps, body.spherical, body.label))
+
+    @app.post("/api/concept", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    async def concept(body: Concept):
+        """A test image (index) or code moved along a concept vector by ``strength``."""
+        return png(await work(explorer.concept, body.attribute, body.z, body.index, body.strength))
+
+    @app.post("/api/translate", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    async def translate(image: UploadFile = File(...)):
+        """An image-to-image task applied to an upload (for runs of such a task)."""
+        if not explorer.able.condition_image:
+            raise BadRequest(f"a {explorer.model.name} model is not an image-to-image task", 400)
+        raise BadRequest("translation is not available for this run", 400)  # no such family yet
+
+    return app
+
+
+def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, data_dir=None) -> None:
+    """Serve ``run`` until interrupted (``genlab serve``)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise GenlabError("serving needs FastAPI and uvicorn: pip install 'genlab[serve]'") from None
+    started = time.perf_counter()
+    app = create_app(run, data_dir)
+    print(f"genlab: serving {app.state.explorer.model.name} from {run} at http://{host}:{port}/ "
+          f"(API docs at /docs; ready in {time.perf_counter() - started:.1f} s; Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,164 @@
+"""The HTTP API: every endpoint, every bad input answered with a 4xx and a one-line reason, and
+the server still serving afterwards."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from genlab.models import load_model  # noqa: E402
+from genlab.train import load_run  # noqa: E402
+from genlab.serve import create_app  # noqa: E402
+from genlab.serve.app import MAX_UPLOAD_BYTES  # noqa: E402
+
+
+def client(path):
+    return TestClient(create_app(path))
+
+
+def png_of(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image(response):
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    return np.asarray(Image.open(io.BytesIO(response.content)))
+
+
+def refused(response, status, words):
+    assert response.status_code == status, (response.status_code, response.text)
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and words in detail, detail
+
+
+@pytest.fixture(scope="module")
+def vae(small_runs):
+    with client(small_runs / "vae") as c:
+        yield c
+
+
+def test_info_map_and_page(vae):
+    info = vae.get("/api/info").json()
+    assert info["family"] == "vae" and info["latent_dim"] == 2 and info["capabilities"]["encoder"]
+    assert info["image_shape"] == [1, 8, 8] and "label=3" in info["concepts"]
+    m = vae.get("/api/map").json()
+    assert len(m["points"]) == len(m["labels"]) == info["test_images"] == 300
+    page = vae.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text and "http" not in page.text.split("<script>")[1][:2000]
+    assert vae.get("/docs").status_code == 200 and "/api/decode" in vae.get("/openapi.json").text
+
+
+def test_decode_matches_the_model_and_codes_round_trip(vae, small_runs):
+    model = load_model(small_runs / "vae")
+    z = [0.3, -0.7]
+    got = image(vae.post("/api/decode", json={"z": z}))
+    with torch.no_grad():
+        expected = model.decode(torch.tensor([z]))[0, 0].numpy()
+    scale = (got.shape[0] - 4) // 8   # the grid has a border of 2 pixels
+    np.testing.assert_allclose(got[2::scale, 2::scale][:8, :8] / 255.0, expected, atol=1 / 255 + 1e-6)
+    pixels = (np.random.default_rng(0).random((8, 8)) * 255).astype(np.uint8)
+    code = vae.post("/api/encode", files={"image": ("x.png", png_of(pixels), "image/png")}).json()["z"]
+    with torch.no_grad():
+        torch.testing.assert_close(torch.tensor(code), model.encode(torch.from_numpy(pixels / 255.0).float()[None, None])[0])
+    both = image(vae.post("/api/reconstruct", files={"image": ("x.png", png_of(pixels), "image/png")}))
+    assert both.shape[1] > 2 * both.shape[0] - 10  # the upload beside its reconstruction
+
+
+def test_sample_interpolate_and_concept(vae, small_runs):
+    a = image(vae.post("/api/sample", json={"n": 4, "seed": 1}))
+    assert np.array_equal(a, image(vae.post("/api/sample", json={"n": 4, "seed": 1})))   # a seed is a seed
+    assert not np.array_equal(a, image(vae.post("/api/sample", json={"n": 4, "seed": 2})))
+    strip = image(vae.post("/api/interpolate", json={"a": 0, "b": 1, "steps": 5}))
+    assert strip.shape[1] > 4 * strip.shape[0]
+    codes = image(vae.post("/api/interpolate", json={"a": [0.0, 0.0], "b": [1.0, 1.0], "steps": 3, "spherical": False}))
+    assert codes.shape[1] > 2 * codes.shape[0]
+    plain = image(vae.post("/api/concept", json={"attribute": "ink", "index": 3, "strength": 0}))
+    moved = image(vae.post("/api/concept", json={"attribute": "ink", "index": 3, "strength": 3}))
+    assert not np.array_equal(plain, moved)
+    run = load_run(small_runs / "vae")
+    with torch.no_grad():   # strength 0: test image 3 decoded from its code
+        x = run.dataset("test").tensors(slice(3, 4))[0]
+        expected = run.model.decode(run.model.encode(x))[0, 0].numpy()
+    scale = (plain.shape[0] - 4) // 8
+    np.testing.assert_allclose(plain[2::scale, 2::scale][:8, :8] / 255.0, expected, atol=1 / 255 + 1e-6)
+
+
+@pytest.mark.parametrize("path,body,status,words", [
+    ("/api/decode", {"z": [0.1]}, 422, "has 2 numbers, got 1"),
+    ("/api/decode", {"z": "abc"}, 422, "z"),
+    ("/api/decode", {"z": [0.1, 0.2], "label": 3}, 422, "takes no class label"),
+    ("/api/sample", {"n": 0}, 422, "n must lie in 1..256"),
+    ("/api/sample", {"n": 100000}, 422, "n must lie in 1..256"),
+    ("/api/sample", {"n": 2, "steps": 5}, 422, "steps apply to diffusion models"),
+    ("/api/sample", {"n": 2, "seed": -1}, 422, "seed"),
+    ("/api/interpolate", {"a": 0, "b": 1, "steps": 1}, 422, "steps must lie in 2..64"),
+    ("/api/interpolate", {"a": 0, "b": 100000}, 422, "test-image index must lie in 0..299"),
+    ("/api/concept", {"attribute": "wings", "index": 1}, 422, "unknown attribute 'wings'"),
+    ("/api/concept", {"attribute": "ink"}, 422, "give the image to change"),
+    ("/api/concept", {"attribute": "ink", "index": 1, "strength": 99}, 422, "strength"),
+])
+def test_bad_values_get_a_one_line_reason(vae, path, body, status, words):
+    refused(vae.post(path, json=body), status, words)
+    assert vae.post("/api/decode", json={"z": [0.0, 0.0]}).status_code == 200   # still serving
+
+
+def test_bad_uploads_get_a_one_line_reason(vae):
+    def upload(content, name="x.png"):
+        return vae.post("/api/encode", files={"image": (name, content, "application/octet-stream")})
+
+    refused(upload(b"not an image at all"), 400, "not an image")
+    refused(upload(png_of(np.zeros((16, 16), np.uint8))), 422, "takes 8x8 images, got 16x16")
+    refused(upload(png_of(np.zeros((8, 8, 3), np.uint8))), 422, "takes grey images (1 channel)")
+    refused(upload(b"\x89PNG" + b"0" * (MAX_UPLOAD_BYTES + 10)), 413, "over the 2 MiB limit")
+    refused(vae.post("/api/encode"), 422, "image")
+    refused(vae.post("/api/translate", files={"image": ("x.png", png_of(np.zeros((8, 8), np.uint8)), "image/png")}),
+            400, "not an image-to-image task")
+    assert vae.post("/api/decode", json={"z": [0.0, 0.0]}).status_code == 200
+
+
+def test_no_file_outside_the_run_can_be_read(vae):
+    for path in ("/../../etc/passwd", "/api/../../etc/passwd", "/static/../config.json", "/model.safetensors"):
+        response = vae.get(path)
+        assert response.status_code == 404 and "root:" not in response.text
+
+
+def test_a_conditional_gan_and_pca_serve_what_they_can(small_runs):
+    gan = client(small_runs / "cgan")
+    info = gan.get("/api/info").json()
+    assert info["capabilities"]["labels"] and not info["capabilities"]["encoder"] and info["map_source"] == "draws from the prior"
+    assert len(gan.get("/api/map").json()["points"]) == 500
+    z = [0.0] * info["latent_dim"]
+    assert not np.array_equal(image(gan.post("/api/decode", json={"z": z, "label": 1})),
+                              image(gan.post("/api/decode", json={"z": z, "label": 7})))
+    refused(gan.post("/api/decode", json={"z": z}), 422, "class-conditional: give a label")
+    refused(gan.post("/api/decode", json={"z": z, "label": 10}), 422, "label must lie in 0..9")
+    image(gan.post("/api/sample", json={"n": 10, "label": 3}))
+    refused(gan.post("/api/encode", files={"image": ("x.png", png_of(np.zeros((8, 8), np.uint8)), "image/png")}),
+            400, "needs a model with an encoder")
+    refused(gan.post("/api/interpolate", json={"a": 0, "b": 1}), 400, "needs a model with an encoder")
+    image(gan.post("/api/interpolate", json={"a": z, "b": [1.0] * len(z), "label": 2}))
+    pca = client(small_runs / "pca")
+    assert pca.get("/api/info").json()["capabilities"]["closed_form"]
+    image(pca.post("/api/decode", json={"z": [0.0] * 4}))
+
+
+def test_decodes_from_several_clients_are_batched(small_runs):
+    import asyncio
+
+    app = create_app(small_runs / "vae")
+    batcher = app.state.batcher
+
+    async def many():
+        codes = [torch.tensor([0.1 * i, -0.1 * i]) for i in range(12)]
+        return await asyncio.gather(*(batcher.decode(z, None) for z in codes))
+
+    pictures = asyncio.run(many())
+    assert len(pictures) == 12 and len(set(pictures)) > 1
+    assert batcher.requests == 12 and batcher.batches < 12   # decoded together, not one by one
