@@ -114,7 +114,18 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(small_data, tmp_p
     assert json.loads((tmp_path / STATE_FILE).read_text())["step"] == 8
 
 
-def test_ctrl_c_inside_a_step_lets_the_step_finish_and_resumes_exactly(small_data, tmp_path, monkeypatch):
+@pytest.fixture
+def ctrl_c_interrupts():
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal (a background job may ignore it)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_inside_a_step_lets_the_step_finish_and_resumes_exactly(small_data, tmp_path, monkeypatch,
+                                                                       ctrl_c_interrupts):
     import os
     import signal
 
@@ -147,7 +158,8 @@ def test_ctrl_c_inside_a_step_lets_the_step_finish_and_resumes_exactly(small_dat
     assert without_time(metrics(tmp_path / "full")) == without_time(metrics(tmp_path / "cut"))
 
 
-def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(small_data, tmp_path, monkeypatch):
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(small_data, tmp_path, monkeypatch,
+                                                                     ctrl_c_interrupts):
     import os
     import signal
 

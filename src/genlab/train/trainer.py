@@ -172,9 +172,11 @@ class _Interrupts:
 def interrupts_between_steps(enabled: bool = True):
     """Ctrl-C waits for the training step under way to finish, so that a checkpoint never holds
     half a step (batch-norm statistics of a batch that is then trained again, say); a second
-    Ctrl-C stops at once. Only in the main thread of a single process (else Ctrl-C acts at once)."""
+    Ctrl-C stops at once. Only in the main thread of a single process (else Ctrl-C acts at once),
+    and not where interrupts are ignored (under nohup, say)."""
     flag = _Interrupts()
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if not enabled or threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield flag
         return
     previous = signal.signal(signal.SIGINT, flag.press)
