@@ -118,6 +118,8 @@ def test_bad_uploads_get_a_one_line_reason(vae):
     refused(upload(png_of(np.zeros((8, 8, 3), np.uint8))), 422, "takes grey images (1 channel)")
     refused(upload(b"\x89PNG" + b"0" * (MAX_UPLOAD_BYTES + 10)), 413, "over the 2 MiB limit")
     refused(vae.post("/api/encode"), 422, "image")
+    sixteen = png_of((np.arange(64).reshape(8, 8) * 1000).astype(np.uint16))   # 16-bit grey: accepted
+    assert len(upload(sixteen).json()["z"]) == 2
     refused(vae.post("/api/translate", files={"image": ("x.png", png_of(np.zeros((8, 8), np.uint8)), "image/png")}),
             400, "not an image-to-image task")
     assert vae.post("/api/decode", json={"z": [0.0, 0.0]}).status_code == 200

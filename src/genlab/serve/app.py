@@ -157,12 +157,13 @@ class Explorer:
         c, h, w = self.model.config.image_shape
         if (image.width, image.height) != (w, h):
             raise BadRequest(f"this model takes {w}x{h} images, got {image.width}x{image.height}")
-        grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
+        wide = image.mode == "I" or image.mode.startswith("I;16")  # 16-bit grey
+        grey = wide or image.mode in ("1", "L", "LA", "F")
         if c == 1 and not grey:
             raise BadRequest(f"this model takes grey images (1 channel), got a {image.mode} image")
         if c == 3 and grey:
             raise BadRequest(f"this model takes colour images (3 channels), got a {image.mode} image")
-        if image.mode in ("I", "I;16"):
+        if wide:
             pixels = np.asarray(image, dtype=np.float64) / 65535.0
         else:
             pixels = np.asarray(image.convert("L" if c == 1 else "RGB"), dtype=np.float64) / 255.0
@@ -406,7 +407,9 @@ def create_app(run: str | Path | Run, data_dir=None):
         """An image-to-image task applied to an upload (for runs of such a task)."""
         if not explorer.able.condition_image:
             raise BadRequest(f"a {explorer.model.name} model is not an image-to-image task", 400)
-        raise BadRequest("translation is not available for this run", 400)  # no such family yet
+        # No family of that kind exists yet (the image-to-image tasks will add them), so no run
+        # declares the capability and this line is not reached.
+        raise BadRequest("translation is not available for this run", 400)
 
     return app
 
