@@ -1,0 +1,77 @@
+"""What bf16 autocast does to quality: the same fixed short training in fp32 and in bf16, judged
+by the test ELBO (VAE) or the FID of samples (GANs, diffusion), over a few seeds.
+
+    python benchmarks/precision.py [--epochs 20] [--seeds 0 1] [--threads 2] [--only vae dcgan cgan diffusion]
+
+The models and settings are those of benchmarks/throughput.py. Data: the embedded digits at
+28x28 (`digits28`: 1,497 training and 300 test images), so it runs anywhere. The FID uses the
+features of genlab's classifier for the dataset, with 300 samples against the 300 test images
+(biased upwards at this size: compare the rows with each other, not with other tables). Writes
+benchmarks/results/precision.json.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import genlab  # noqa: E402  (first: it sets OMP_WAIT_POLICY before torch starts its threads)
+import torch  # noqa: E402
+
+from common import machine, print_table, sample_quality_reference, write_results  # noqa: E402
+from genlab.data import load_dataset  # noqa: E402
+from genlab.metrics.sample_quality import compare_features, generate  # noqa: E402
+from genlab.train import evaluate_loss  # noqa: E402
+from throughput import ENTRIES  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", nargs="*", choices=list(ENTRIES), default=list(ENTRIES))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    train_data, test_data = load_dataset("digits28", "train"), load_dataset("digits28", "test")
+    extractor, real, floor = sample_quality_reference(train_data, test_data, len(test_data), ["fid"])
+    rows, results = [], {}
+    for name in args.only:
+        model_name, settings, train_settings = ENTRIES[name]
+        for precision in ("fp32", "bf16"):
+            figures, minutes = [], []
+            for seed in args.seeds:
+                with tempfile.TemporaryDirectory() as tmp:
+                    started = time.perf_counter()
+                    model = genlab.train(model_name, train_data, None, out_dir=Path(tmp) / "run", epochs=args.epochs,
+                                         progress=False, seed=seed, snapshot_every=-1, precision=precision,
+                                         model_settings=settings, **train_settings)
+                    minutes.append((time.perf_counter() - started) / 60)
+                if name == "vae":  # the test -ELBO in nats, evaluated in fp32
+                    figures.append(evaluate_loss(model, test_data, binary=False, seed=0)["neg_elbo"])
+                else:
+                    fake = extractor(generate(model, len(test_data), seed=seed))
+                    figures.append(compare_features(real, fake, ["fid"])["fid"])
+            measure = "test -ELBO (nats)" if name == "vae" else "FID"
+            spread = statistics.stdev(figures) if len(figures) > 1 else 0.0
+            results.setdefault(name, {})[precision] = {"measure": measure, "values": figures,
+                                                       "mean": statistics.mean(figures), "std": spread,
+                                                       "minutes_per_run": statistics.mean(minutes)}
+            rows.append([name, precision, measure, statistics.mean(figures), spread,
+                         " ".join(f"{v:.2f}" for v in figures), statistics.mean(minutes)])
+    print_table(["model", "precision", "measure", "mean", "std over seeds", "per seed", "minutes a run"], rows)
+    print(f"FID floor (300 training images against the test images): {floor['fid']:.2f}")
+    path = write_results("precision", {
+        "benchmark": "quality after a fixed short training, fp32 against bf16 autocast, digits28",
+        "command": "python benchmarks/precision.py " + " ".join(sys.argv[1:]), "machine": machine(),
+        "epochs": args.epochs, "seeds": args.seeds, "features": extractor.name,
+        "feature_classifier_test_accuracy": extractor.test_accuracy, "fid_floor": floor["fid"], "results": results})
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
