@@ -152,3 +152,11 @@ def test_sampling_fewer_than_one_image_is_refused(tmp_path, capsys):
     assert main(["train", "vae", "--data", "digits", "--epochs", "1", "--hidden", "16", "--quiet", "--out", str(out)]) == 0
     assert main(["sample", str(out), "-n", "0"]) == 2
     assert "--num (the number of samples) must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_one_line_messages_survive_exceptions_without_a_message():
+    from genlab.errors import first_line
+
+    assert first_line(ValueError("")) == "ValueError"
+    assert first_line(OSError("header too large\nmore detail")) == "header too large"
+    assert len(first_line(RuntimeError("x" * 500))) == 120

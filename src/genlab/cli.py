@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import GenlabError
+from .errors import GenlabError, first_line
 
 MODEL_FLAGS = ("latent_dim", "arch", "hidden", "channels", "blocks_per_stage", "norm", "activation",
                "upsample", "recon_loss", "noise", "noise_level", "likelihood", "sigma", "learn_sigma",
@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a bug: one line for the user, the traceback with GENLAB_DEBUG=1
         if os.environ.get("GENLAB_DEBUG"):
             raise
-        print(f"genlab: internal error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
+        print(f"genlab: internal error: {type(err).__name__}: {first_line(err, 300)} "
               "(run again with GENLAB_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return 1
     return 0

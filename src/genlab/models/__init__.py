@@ -97,10 +97,11 @@ def load_model(directory: str | Path, map_location: str | None = None) -> Genera
     meta device (no memory) and its size and tensor shapes are checked against the memory left
     and against the weights file's header before anything is allocated."""
     directory = Path(directory)
-    model = model_from_config(read_config(directory), directory / CONFIG_FILE, meta=True)
+    config = read_config(directory)
+    model = model_from_config(config, directory / CONFIG_FILE, meta=True)
     check_fits_in_memory(model, directory / CONFIG_FILE)
     check_weights(model, directory / WEIGHTS_FILE)
-    model = model_from_config(read_config(directory), directory / CONFIG_FILE)
+    model = model_from_config(config, directory / CONFIG_FILE)
     if map_location:
         model.to(map_location)
     load_state(model, directory / WEIGHTS_FILE)

@@ -41,7 +41,7 @@ from torch import nn
 
 from ..data.batch import Batch, as_batch
 from ..config import from_dict
-from ..errors import GenlabError
+from ..errors import GenlabError, first_line
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -409,7 +409,7 @@ def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         with safe_open(str(path), framework="pt") as f:
             return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
     except Exception as err:  # safetensors raises its own error types, and OSError
-        raise GenlabError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0][:120]}); "
+        raise GenlabError(f"{path} is not a readable safetensors file ({first_line(err)}); "
                           f"{DAMAGED}") from None
 
 
@@ -431,7 +431,7 @@ def load_state(model: GenerativeModel, path: Path) -> None:
     try:
         state = _renamed_legacy_keys(load_file(str(path), device=str(model.device)), model)
     except Exception as err:
-        raise GenlabError(f"{path} could not be read ({str(err).splitlines()[0][:120]}); {DAMAGED}") from None
+        raise GenlabError(f"{path} could not be read ({first_line(err)}); {DAMAGED}") from None
     model.load_state_dict(state)
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import GenlabError
+from ..errors import GenlabError, first_line
 
 # A dense W holds out_numel * in_numel numbers; beyond this it stops being an explanation.
 MAX_MATRIX_ENTRIES = 50_000_000
@@ -64,7 +64,7 @@ def _matrix_of(apply, in_shape: tuple[int, int, int], dtype: torch.dtype, device
     try:  # one zero image first: a cheap size check with a clear message
         m = apply(torch.zeros(1, *in_shape, dtype=dtype, device=device)).numel()
     except RuntimeError as e:
-        raise GenlabError(f"the layer cannot take an input of shape {in_shape}: {str(e).splitlines()[0]}") from None
+        raise GenlabError(f"the layer cannot take an input of shape {in_shape}: {first_line(e, 1000)}") from None
     if m * n > MAX_MATRIX_ENTRIES:
         raise GenlabError(f"the matrix would have {m} x {n} entries; use a smaller input size")
     basis = torch.eye(n, dtype=dtype, device=device).reshape(n, *in_shape)

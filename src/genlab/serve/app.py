@@ -88,7 +88,7 @@ class Explorer:
             mean = codes.mean(0)
             axes = torch.linalg.svd(codes - mean, full_matrices=False).Vh[:2]
         points = (codes - mean) @ axes.T
-        self.codes, self.code_labels = codes.float(), labels
+        self.codes = codes.float()  # the concept vectors are means of these
         return {"points": points.tolist(), "labels": None if labels is None else labels.tolist(),
                 "mean": mean.tolist(), "axes": axes.tolist(), "source": source}
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from ..errors import GenlabError
+from ..errors import GenlabError, first_line
 from ..models.base import DAMAGED, WEIGHTS_FILE, load_state, save_weights_atomic, write_json_atomic
 
 STATE_FILE = "trainer_state.json"
@@ -97,7 +97,7 @@ def load_checkpoint(directory: Path, model, optimizers: dict[str, torch.optim.Op
             with safe_open(str(path), framework="pt") as f:
                 saved_step = (f.metadata() or {}).get("step")
         except Exception as err:  # safetensors' own errors, and OSError
-            raise GenlabError(f"{path} is not a readable safetensors file ({str(err).splitlines()[0][:120]}); "
+            raise GenlabError(f"{path} is not a readable safetensors file ({first_line(err)}); "
                               f"{DAMAGED}") from None
         if saved_step != str(state["step"]):
             raise GenlabError(
@@ -115,5 +115,5 @@ def load_checkpoint(directory: Path, model, optimizers: dict[str, torch.optim.Op
         raise
     except Exception as err:  # a file whose header parses but whose contents do not fit
         raise GenlabError(f"the optimizer or random state in {directory} cannot be restored "
-                          f"({str(err).splitlines()[0][:120]}); {DAMAGED}") from None
+                          f"({first_line(err)}); {DAMAGED}") from None
     return state, rng
