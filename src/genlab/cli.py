@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model into a run folder")
     p.add_argument("model", metavar="MODEL", help=f"one of: {', '.join(model_names())}")
-    p.add_argument("--data", default="digits", help="dataset name, folder:PATH or npz:PATH (default digits)")
+    p.add_argument("--data", default="digits", help="dataset name, folder:PATH, npz:PATH or volume:PATH[,edge=E,...] "
+                   "(default digits)")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")
     p.add_argument("--config", help="JSON or TOML file of model and training settings")
@@ -101,21 +102,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any other model or training setting, e.g. --set activation=silu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("make-volume", help="a synthetic porous medium with known statistics (.npy or .tif)")
+    p.add_argument("kind", choices=["overlapping-spheres", "gaussian-field"])
+    p.add_argument("--size", type=int, default=128, help="edge in voxels (default 128)")
+    p.add_argument("--porosity", type=float, default=0.3, help="expected pore fraction (default 0.3)")
+    p.add_argument("--radius", type=float, help="overlapping-spheres: ball radius in voxels (default 5)")
+    p.add_argument("--correlation-length", type=float,
+                   help="gaussian-field: std of the smoothing kernel in voxels (default 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="file to write: .npy (True = pore) or .tif (0 = pore, 255 = grain)")
+
     p = sub.add_parser("serve", help="an HTTP API and a latent explorer page for a trained run")
     p.add_argument("run")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--data-dir")
 
-    p = sub.add_parser("sample", help="draw samples from a trained model (PNG grid)")
+    p = sub.add_parser("sample", help="draw samples from a trained model (PNG grid; volumes as .npy and .tif)")
     p.add_argument("run")
-    p.add_argument("-n", "--num", type=int, default=64)
+    p.add_argument("-n", "--num", type=int, help="samples (default 64 images, or 1 volume)")
+    p.add_argument("--size", type=int, help="edge of generated volumes in voxels, any size the 3-D GAN can make "
+                   "(default: the training cubes')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", type=int, help="class of the samples (conditional models)")
     p.add_argument("--steps", type=int, help="denoising steps, 1 to the model's timesteps (diffusion; default 50)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (conditional diffusion; 1: none)")
     p.add_argument("--eta", type=float, help="DDIM noise in [0, 1] (diffusion; 0: deterministic)")
-    p.add_argument("--out", help="PNG path (default RUN/samples.png); diffusion also writes the denoising as .gif")
+    p.add_argument("--out", help="PNG path (default RUN/samples.png); diffusion also writes the denoising as .gif; "
+                   "volumes: a folder (default RUN/samples-EDGE)")
 
     p = sub.add_parser("reconstruct", help="test images above their reconstructions (PNG grid)")
     p.add_argument("run")
@@ -136,10 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--mc-samples", type=int, default=10, help="Monte-Carlo draws per image for the ELBO")
     p.add_argument("--metrics", type=_names, help="comma-separated: default (reconstruction, ELBO), nll "
-                   "(importance-weighted), fid, kid, pr (precision/recall), dc (density/coverage); default: default")
+                   "(importance-weighted), fid, kid, pr (precision/recall), dc (density/coverage); for volumes: "
+                   "porosity, s2, surface, chords, euler (default: all five); default: default")
+    p.add_argument("--size", type=int, help="volumes: edge of the generated volumes (default: the training cubes')")
     p.add_argument("--importance-samples", type=int, default=5000,
                    help="draws per image for the importance-weighted nll (default 5000)")
-    p.add_argument("--num-samples", type=int, help="generated images for fid/kid/pr/dc (default: size of --split)")
+    p.add_argument("--num-samples", type=int, help="generated images for fid/kid/pr/dc (default: size of --split; "
+                   "volumes: 20)")
     p.add_argument("--features", default="classifier", choices=["classifier", "inception"],
                    help="feature network for fid/kid/pr/dc (default: a classifier genlab trains on the dataset)")
     p.add_argument("--seed", type=int, default=0)
@@ -160,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --label L: keep A's z and move the class from L to M (cgan)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--spherical", action="store_true", help="slerp: great circle, norm interpolated linearly")
+    p.add_argument("--size", type=int, help="volumes: edge of the volumes along the path (3-D GAN; default the "
+                   "training cubes')")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="output folder (default RUN)")
 
@@ -247,8 +266,11 @@ def _train(args: argparse.Namespace) -> None:
     train_settings = {k: settings.pop(k) for k in list(settings) if k in train_fields}
     data = settings.pop("data", None) or args.data
     out = args.out or _default_out(args.model, data, args.resume)
+    from .train import distributed
+
     train(args.model, data, data_dir=args.data_dir, out_dir=out, resume=args.resume,
           progress=not args.quiet, model_settings=settings, **train_settings)
+    distributed.shutdown()  # after a run that ended well; on an error torchrun stops the others
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained {args.model}; run folder: {out}")
 
@@ -284,10 +306,22 @@ def _run(args: argparse.Namespace) -> None:
     from .train import load_run
 
     run = load_run(args.run)
-    if args.command == "sample":
-        for path in tools.sample_files(run, args.num, args.seed, args.label, args.out, steps=args.steps,
-                                       guidance=args.guidance, eta=args.eta):
+    volumes = run.model.config.spatial_dims == 3
+    if args.command == "sample" and volumes:
+        from .commands.volumes import sample_volumes
+
+        if args.label is not None or args.steps is not None:
+            raise GenlabError("`label` and `steps` do not apply to the 3-D GAN; give `num`, `size` and `seed`")
+        for path in sample_volumes(run, args.num or 1, args.size, args.seed, args.out):
             print(path)
+    elif args.command == "sample":
+        if args.size is not None:
+            raise GenlabError("`size` applies to models that generate volumes (porous-gan)")
+        for path in tools.sample_files(run, 64 if args.num is None else args.num, args.seed, args.label, args.out,
+                                       steps=args.steps, guidance=args.guidance, eta=args.eta):
+            print(path)
+    elif args.command == "evaluate" and volumes:
+        _evaluate_volumes(run, args)
     elif args.command == "reconstruct":
         print(tools.reconstruct(run, args.num, args.split, args.data_dir, args.out))
     elif args.command == "encode":
@@ -300,13 +334,57 @@ def _run(args: argparse.Namespace) -> None:
         print(f"written to {path}")
 
 
+def _evaluate_volumes(run, args: argparse.Namespace) -> None:
+    from .commands.volumes import POROUS_METRICS, evaluate_volumes, format_porous
+    from .models.base import write_json_atomic
+
+    metrics = args.metrics or list(POROUS_METRICS)
+    unknown = [m for m in metrics if m not in POROUS_METRICS]
+    if unknown:
+        raise GenlabError(f"unknown metric '{unknown[0]}' for volumes; choose from: {', '.join(POROUS_METRICS)}")
+    out = Path(args.out) if args.out else run.path / "evaluation-porous.json"
+    results = evaluate_volumes(run, metrics, args.num_samples, args.size, args.seed, out.parent)
+    write_json_atomic(out, results)
+    print(format_porous(results))
+    print(f"written to {out}")
+
+
+def _make_volume(args: argparse.Namespace) -> None:
+    from .commands.volumes import make_volume_file
+
+    options = {}
+    if args.radius is not None:
+        if args.kind != "overlapping-spheres":
+            raise GenlabError("`radius` applies to overlapping-spheres; the gaussian-field takes `correlation_length`")
+        options["radius"] = args.radius
+    if args.correlation_length is not None:
+        if args.kind != "gaussian-field":
+            raise GenlabError("`correlation_length` applies to gaussian-field; overlapping-spheres takes `radius`")
+        options["correlation_length"] = args.correlation_length
+    path, info = make_volume_file(args.kind, args.size, args.porosity, args.out, args.seed, **options)
+    print(f"{args.kind}, {'x'.join(map(str, info['size']))}: porosity {info['measured_porosity']:.4f} "
+          f"(expected {info['porosity']:.4f})")
+    print(path)
+
+
 def _latent(args: argparse.Namespace) -> None:
     from .commands import latent as tools
     from .latent.probe import parse_budgets
     from .train import load_run
 
     run = load_run(args.run)
-    if args.command == "interpolate":
+    if args.command == "interpolate" and run.model.config.spatial_dims == 3:
+        from .commands.volumes import interpolate_volumes
+
+        seeds = []
+        for flag, value in (("--from", args.start), ("--to", args.end)):
+            if value is None or not value.isdigit():
+                raise GenlabError(f"{flag} of a 3-D GAN's path is a seed (a whole number), got {value!r}")
+            seeds.append(int(value))
+        paths = interpolate_volumes(run, seeds[0], seeds[1], args.steps, args.size, args.spherical, args.out)
+    elif args.command == "interpolate":
+        if args.size is not None:
+            raise GenlabError("`size` applies to models that generate volumes (porous-gan)")
         paths = tools.interpolate_run(run, args.start, args.end, args.steps, args.spherical, args.data_dir, args.out,
                                       label=args.label, to_label=args.to_label)
     elif args.command == "latent-map":
@@ -353,7 +431,8 @@ def _datasets(args: argparse.Namespace) -> None:
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
     print(f"\nfiles are read from {root} (set --data-dir or GENLAB_DATA); "
-          "also: folder:PATH (class sub-folders give labels), npz:PATH (arrays x, y)")
+          "also: folder:PATH (class sub-folders give labels), npz:PATH (arrays x, y), "
+          "volume:PATH[,edge=64,stride=32] (cubes of a 3-D image: TIFF stack, .npy or raw)")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -410,7 +489,7 @@ def _serve(args: argparse.Namespace) -> None:
 COMMANDS = {"serve": _serve, "datasets": _datasets, "train": _train, "sample": _run, "reconstruct": _run, "encode": _run,
             "evaluate": _run, "demo": _demo, "explain": _explain,
             "interpolate": _latent, "latent-map": _latent, "concept": _latent, "probe": _latent,
-            "experiment": _experiment}
+            "experiment": _experiment, "make-volume": _make_volume}
 
 
 def main(argv: list[str] | None = None) -> int:

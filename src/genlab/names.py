@@ -15,6 +15,7 @@ MODEL_ALIASES = {
     "denoising-autoencoder": "dae", "denoising-ae": "dae",
     "dense-vae": "vae", "mlp-vae": "vae", "beta-vae": "vae", "convvae": "conv-vae",
     "conditional-vae": "cvae", "linear": "pca",
+    "gan3d": "porous-gan", "3d-gan": "porous-gan", "dcgan3d": "porous-gan", "porousgan": "porous-gan",
 }
 
 #: other names for the metrics of ``genlab evaluate``

@@ -11,7 +11,8 @@ from genlab.models import MODELS
 from genlab.train import train
 
 SMALL = {"autoencoder": {"hidden": (16,), "channels": (4, 8)}, "vae": {"hidden": (16,), "channels": (4, 8)},
-         "gan": {"channels": 4}, "diffusion": {"channels": 8, "timesteps": 20, "sample_steps": 5}, "pca": {"latent_dim": 4}}
+         "gan": {"channels": 4}, "diffusion": {"channels": 8, "timesteps": 20, "sample_steps": 5}, "pca": {"latent_dim": 4},
+         "gan3d": {"channels": 4, "latent_dim": 4}}
 
 
 @pytest.fixture(scope="module")
@@ -19,20 +20,30 @@ def tiny(digits_train):
     return digits_train.subset(slice(0, 64))
 
 
+@pytest.fixture(scope="module")
+def tiny_cubes():
+    """64 binary cubes of 8^3: the data of a 3-D model."""
+    from genlab.data import ImageDataset
+
+    cubes = torch.rand(64, 1, 8, 8, 8, generator=torch.Generator().manual_seed(0)) < 0.3
+    return ImageDataset(cubes.to(torch.uint8) * 255, name="cubes")
+
+
 def weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_the_same_seed_gives_the_same_run(tiny, tmp_path, name):
+def test_the_same_seed_gives_the_same_run(tiny, tiny_cubes, tmp_path, name):
     family = MODELS[name][0]
+    data = tiny_cubes if family == "gan3d" else tiny
     settings = dict(SMALL[family])
     if name in ("resnet-vae", "iwae"):
         settings = {"channels": (4, 8), "blocks_per_stage": 1}
     runs = []
     for i, seed in enumerate((3, 3, 4)):
         out = tmp_path / str(i)
-        train(name, tiny, None, out_dir=out, epochs=2, batch_size=32, seed=seed, snapshot_every=-1,
+        train(name, data, None, out_dir=out, epochs=2, batch_size=32, seed=seed, snapshot_every=-1,
               progress=False, model_settings=settings)
         runs.append(out)
     a, b, c = (weights(r) for r in runs)

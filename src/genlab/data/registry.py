@@ -51,17 +51,19 @@ def list_datasets() -> list[DatasetInfo]:
 def get_info(name: str) -> DatasetInfo:
     _load_builtin_modules()
     if name not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY)) + ", folder:PATH, npz:PATH"
+        known = ", ".join(sorted(_REGISTRY)) + ", folder:PATH, npz:PATH, volume:PATH"
         raise GenlabError(f"unknown dataset '{name}'; choose one of: {known}")
     return _REGISTRY[name]
 
 
 def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | None = None) -> ImageDataset:
-    """Load one split of a dataset as float images in [0, 1], shape (N, C, H, W).
+    """Load one split of a dataset as float images in [0, 1], shape (N, C, H, W) (volumes: (N, C, D, H, W)).
 
     Args:
         name: a registry name (``genlab datasets`` lists them), ``folder:PATH`` for a folder of
-            images (class sub-folders give labels) or ``npz:PATH`` for arrays ``x`` (and ``y``).
+            images (class sub-folders give labels), ``npz:PATH`` for arrays ``x`` (and ``y``), or
+            ``volume:PATH[,key=value...]`` for cubes cut from a segmented 3-D volume (see
+            :func:`genlab.data.volumes.load_volume_dataset`).
         split: ``"train"`` or ``"test"``.
         data_dir: where dataset files live; default :func:`default_data_dir`.
     """
@@ -69,12 +71,18 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
         raise GenlabError(f"unknown split '{split}'; choose 'train' or 'test'")
     if ":" in name:
         kind, _, path = name.partition(":")
-        from . import files
+        from . import files, volumes
 
-        loaders = {"folder": files.load_folder, "npz": files.load_npz}
+        # Each loader takes the rest of the name (after the prefix) as given.
+        loaders: dict[str, Callable[[str], ImageDataset]] = {
+            "folder": lambda rest: files.load_folder(Path(rest).expanduser(), split),
+            "npz": lambda rest: files.load_npz(Path(rest).expanduser(), split),
+            "volume": lambda rest: volumes.load_volume_dataset(f"volume:{rest}", split),
+        }
         if kind not in loaders:
-            raise GenlabError(f"unknown dataset prefix '{kind}:'; use folder:PATH or npz:PATH")
-        return loaders[kind](Path(path).expanduser(), split)
+            raise GenlabError(f"unknown dataset prefix '{kind}:'; use folder:PATH or npz:PATH (images), "
+                              f"or volume:PATH[,key=value...] (a 3-D volume)")
+        return loaders[kind](path)
     info = get_info(name)
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     return info.load(split, root)

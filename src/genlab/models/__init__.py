@@ -18,10 +18,11 @@ from .base import (CONFIG_FILE, WEIGHTS_FILE, Capabilities, GenerativeModel, Mod
                    OptimizerGroup, check_fits_in_memory, check_weights, load_state, read_config)
 from .diffusion import Diffusion, DiffusionConfig
 from .gan import GAN, GANConfig
+from .gan3d import PorousGAN, PorousGANConfig
 from .pca import PCA, PCAConfig
 from .vae import VAE, VAEConfig
 
-FAMILIES: dict[str, type[GenerativeModel]] = {cls.family: cls for cls in (PCA, Autoencoder, VAE, GAN, Diffusion)}
+FAMILIES: dict[str, type[GenerativeModel]] = {cls.family: cls for cls in (PCA, Autoencoder, VAE, GAN, Diffusion, PorousGAN)}
 
 #: name -> (family, default settings)
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -43,6 +44,8 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "cgan": ("gan", {"conditional": True}),
     "diffusion": ("diffusion", {}),
     "cdiffusion": ("diffusion", {"conditional": True, "guidance": 2.0}),
+    # Porous media (docs/porous.md): 3-D convolutions on cubes cut from a volume.
+    "porous-gan": ("gan3d", {"ema_decay": 0.999}),
 }
 
 

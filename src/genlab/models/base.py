@@ -151,6 +151,9 @@ class GenerativeModel(nn.Module):
 
     family: ClassVar[str] = "model"
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    #: training settings (:class:`~genlab.train.TrainConfig` fields) this family starts from;
+    #: the user's settings override them
+    train_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: ModelConfig, name: str | None = None):
         super().__init__()

@@ -95,6 +95,10 @@ class GANConfig(ModelConfig):
             raise GenlabError("latent_dim, channels and n_critic must be at least 1")
         if self.conditional and not self.num_classes:
             raise GenlabError("a conditional GAN needs a labelled dataset (num_classes is unknown)")
+        self.check_shape()
+
+    def check_shape(self) -> None:
+        """The 2-D networks' needs: planar images of at least 4x4 (the 3-D GAN has its own)."""
         _, h, w = require_planar(self, "the DCGAN")
         if min(h, w) < 4:
             raise GenlabError(f"a GAN needs images of at least 4x4, got {h}x{w}")
@@ -176,12 +180,16 @@ class GAN(GenerativeModel):
 
     def __init__(self, config: GANConfig, name: str | None = None):
         super().__init__(config, name)
+        self.generator, self.discriminator = self.build_networks(config)
+        self.keep_average("generator")
+
+    def build_networks(self, config: GANConfig) -> tuple[nn.Module, nn.Module]:
+        """(G, D) for ``config``."""
         k = config.num_classes if config.conditional else 0
         # The label enters G as a one-hot vector beside z. A learned embedding as wide as z
         # (N(0, 1) at the start) let G draw one image per class and ignore z on MNIST.
-        self.generator = Generator(config.image_shape, config.latent_dim, config.channels, k)
-        self.discriminator = Discriminator(config.image_shape, config.channels, config.spectral_norm, k or None)
-        self.keep_average("generator")
+        return (Generator(config.image_shape, config.latent_dim, config.channels, k),
+                Discriminator(config.image_shape, config.channels, config.spectral_norm, k or None))
 
     @property
     def capabilities(self) -> Capabilities:
@@ -218,6 +226,19 @@ class GAN(GenerativeModel):
         extra = (1 - t) * ends[0] + t * ends[1]
         return self.network("generator")(z.reshape(1, -1).to(self.device).expand(steps, -1), extra)
 
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """The shape of one z as G takes it: (latent_dim,) here, a grid for the 3-D GAN."""
+        return (self.config.latent_dim,)
+
+    def seen_by_discriminator(self, fake: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Generated images as D sees them: as they are here (the 3-D GAN adds noise)."""
+        return fake
+
+    def real_images(self, batch: Batch) -> torch.Tensor:
+        """The real images D sees on a training step: the batch's (the 3-D GAN may turn them)."""
+        return batch.images
+
     def loss(self, batch, labels=None, step=None) -> dict[str, torch.Tensor]:
         raise NotSupported("a GAN has no held-out loss; measure its samples with "
                            "`genlab evaluate RUN --metrics fid,kid,pr`")
@@ -241,14 +262,14 @@ class GAN(GenerativeModel):
         ``g_loss`` is G's objective on the scores D gave the fakes before its step."""
         if name == "generator":
             y, fake = batch.scratch["classes"], batch.scratch.pop("fake")
-            g_loss = generator_loss(self.config.loss, self.discriminator(fake, y))
+            g_loss = generator_loss(self.config.loss, self.discriminator(self.seen_by_discriminator(fake, batch), y))
             return g_loss, {"g_loss": g_loss.detach(), "loss": g_loss.detach()}
         return self._discriminator_objective(batch, step)
 
     def _discriminator_objective(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        cfg, D, x = self.config, self.discriminator, batch.images
+        cfg, D, x = self.config, self.discriminator, self.real_images(batch)
         y = self.class_indices(batch.labels, len(x))
-        z = batch.randn(cfg.latent_dim)
+        z = batch.randn(*self.latent_shape)
         update_g = "generator" in self.update_order(step)
         with torch.set_grad_enabled(update_g):
             fake = self._generate(z, y)
@@ -258,7 +279,7 @@ class GAN(GenerativeModel):
         real = x.detach().requires_grad_(cfg.r1_gamma > 0)
         # One pass over real and generated images together (D has no batch norm, so this equals
         # two passes; spectral norm takes one power-iteration step instead of two).
-        both = D(torch.cat([real, fake.detach()]), None if y is None else torch.cat([y, y]))
+        both = D(torch.cat([real, self.seen_by_discriminator(fake.detach(), batch)]), None if y is None else torch.cat([y, y]))
         s_real, s_fake = both[:len(x)], both[len(x):]
         d_loss = discriminator_loss(cfg.loss, s_real, s_fake)
         terms = {"d_real": s_real.mean().detach(), "d_fake": s_fake.mean().detach()}

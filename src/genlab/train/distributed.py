@@ -44,6 +44,15 @@ def init(device: torch.device) -> tuple[int, int]:
     return rank_and_world()
 
 
+def shutdown() -> None:
+    """Leave the process group, once every process has arrived (a no-op without one). Exiting
+    without it let gloo's threads abort a process at exit now and then ("terminate called
+    without an active exception"), and torchrun then reported the finished run as failed."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def local_device(device: torch.device) -> torch.device:
     """The device of this process: under torchrun on CUDA, the GPU of its local rank."""
     if device.type == "cuda" and "LOCAL_RANK" in os.environ and device.index is None:

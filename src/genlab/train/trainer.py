@@ -215,15 +215,17 @@ def evaluate_loss(model: GenerativeModel, data: ImageDataset, binary: bool, seed
     device = model.device
     sums: dict[str, float] = {}
     devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        for batch in data.batches(batch_size, device):
-            if binary:
-                batch.images = binarize(batch.images)
-            terms = model.loss(batch)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * len(batch)
-    model.train(was_training)
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            for batch in data.batches(batch_size, device):
+                if binary:
+                    batch.images = binarize(batch.images)
+                terms = model.loss(batch)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * len(batch)
+    finally:  # also when the model has no held-out loss (a GAN): training goes on in train mode
+        model.train(was_training)
     return {k: v / len(data) for k, v in sums.items()}
 
 
@@ -601,7 +603,9 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
     base = saved.get("train", {}) if saved else {}
     if not isinstance(base, dict):
         raise GenlabError(f"{Path(out_dir) / 'config.json'} has no 'train' section of settings; the run folder is damaged")
-    config = TrainConfig.from_dict({**base, **(dataclasses.asdict(config) if config else {}), **overrides})
+    family_defaults = _family_train_defaults(model)
+    config = TrainConfig.from_dict({**family_defaults, **base, **(dataclasses.asdict(config) if config else {}),
+                                    **overrides})
     if isinstance(model, str):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # the seed gives the initial weights too
@@ -615,6 +619,15 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
         out_dir = default_run_dir(model.name, data.name, resume)
         distributed.barrier()  # every process has chosen the folder before rank 0 creates it
     return Trainer(model, data, val_data, config, out_dir, progress=progress).run(resume=resume)
+
+
+def _family_train_defaults(model: GenerativeModel | str) -> dict[str, Any]:
+    """The training settings a model's family starts from (``train_defaults``), under the user's."""
+    if isinstance(model, str):
+        from ..models import model_settings
+
+        model = model_settings(model)[0]
+    return dict(model.train_defaults)
 
 
 def _saved_run_config(out_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -638,7 +651,10 @@ def _model_to_resume(name: str, saved: dict[str, Any], settings: dict[str, Any],
 
 def default_run_dir(model_name: str, data_name: str, resume: bool = False, root: str = "runs") -> Path:
     """``runs/<model>-<data>``, or with a suffix ``-2``, ``-3``... when taken. With ``resume``,
-    the latest existing one."""
+    the latest existing one. Data given by a file (``volume:scans/rock.tif,edge=64``) is named by
+    the file's stem (``runs/porous-gan-rock``)."""
+    if ":" in data_name:
+        data_name = Path(data_name.partition(":")[2].split(",")[0]).stem or data_name.partition(":")[0]
     stem = Path(root) / f"{model_name}-{data_name.replace(':', '-').replace('/', '_')}"
     candidates = [stem] + [stem.with_name(f"{stem.name}-{i}") for i in range(2, 1000)]
     taken = [p for p in candidates if p.exists()]

@@ -1,0 +1,233 @@
+"""3-D GAN on real micro-CT rock (Ketton limestone): train on cubes of the 256^3 volume, generate
+20 volumes of 200^3 and judge them by the rock's statistics against the original and against the
+paper's GAN (Mosser, Dubrule and Blunt 2017, whose own statistics ship with the data).
+
+    python benchmarks/porous.py --data ../shared/datasets/porous --minutes 90 [--edge 64]
+    python benchmarks/porous.py --data ../shared/datasets/porous --run benchmarks/runs/porous-ketton-64
+
+With ``--run`` an existing run folder is judged (a run trained with the same command-line
+settings, e.g. in the background); otherwise one is trained first for ``--minutes`` minutes. The
+table compares, for each statistic, the original (computed here, the same way for every column),
+the paper's GAN (its reference files) and genlab's volumes, with the issue's targets. Also: the
+largest volume generated (time, memory) and the statistics pipeline on a synthetic
+overlapping-spheres volume against its closed form. Results: benchmarks/results/porous.json.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, machine, print_table, train_time, write_results  # noqa: E402
+
+from genlab.data.media import closed_form, make_volume  # noqa: E402
+from genlab.data.volumes import read_volume, subvolumes  # noqa: E402
+from genlab.metrics.porous import describe, euler_characteristic, two_point  # noqa: E402
+from genlab.train import load_run, train  # noqa: E402
+
+EDGE = 200  # the paper's Minkowski functionals are of 200^3 volumes
+MAX_LAG = 30
+
+
+def data_folder(explicit: str | None) -> Path:
+    import os
+
+    for candidate in (explicit, os.environ.get("GENLAB_POROUS"), ROOT.parent / "shared" / "datasets" / "porous"):
+        if candidate and (Path(candidate) / "ketton.tif").exists():
+            return Path(candidate)
+    raise SystemExit("no ketton.tif: pass --data FOLDER (the porous dataset folder) or set GENLAB_POROUS")
+
+
+def paper_reference(folder: Path) -> dict:
+    """The paper's statistics from its reference files: original and its GAN's volumes."""
+    ref = folder / "reference"
+    cov = json.loads((ref / "ketton_covariance_data.json").read_text())
+    gan = [v for k, v in cov.items() if k != "orig"]
+
+    def minkowski(name):
+        with open(ref / name, encoding="utf-8-sig") as f:
+            return [float(r["euler"]) for r in csv.DictReader(f)]
+
+    with open(ref / "ketton_orig_pph.csv") as f:
+        s2 = np.array([[float(v) for v in r.values()] for r in csv.DictReader(f)]).mean(1)
+    return {"original": {"specific_surface_s2": cov["orig"]["specific_surface"],
+                         "chord_pore_s2": cov["orig"]["chord_length_pph"],
+                         "chord_grain_s2": cov["orig"]["chord_length_gph"],
+                         "euler_morpholibj": minkowski("ketton_200_minkowski_original.csv"), "s2": s2.tolist()},
+            "gan": {"specific_surface_s2": float(np.mean([g["specific_surface"] for g in gan])),
+                    "chord_pore_s2": float(np.mean([g["chord_length_pph"] for g in gan])),
+                    "chord_grain_s2": float(np.mean([g["chord_length_gph"] for g in gan])),
+                    "euler_morpholibj": minkowski("ketton_200_minkowski_dcgan.csv"), "volumes": len(gan)}}
+
+
+@torch.no_grad()
+def generate(model, n: int, edge: int, seed: int = 0) -> tuple[np.ndarray, float]:
+    """``n`` binary volumes of exactly ``edge`` voxels a side (generated at the nearest size the
+    generator makes that is at least ``edge``, then cropped), and the seconds per volume."""
+    size = edge
+    while model.edge_for(size) < edge:
+        size += 1
+    generator = torch.Generator().manual_seed(seed)
+    model.eval()
+    out, started = [], time.perf_counter()
+    for _ in range(n):
+        v = model.decode(model.latent_grid(1, size, generator))[0, 0].numpy() > 0.5
+        out.append(v[:edge, :edge, :edge])
+    return np.stack(out), (time.perf_counter() - started) / n
+
+
+def largest_volume(model, edge: int) -> dict:
+    """Time and peak memory of one volume of ``edge``^3 voxels."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with torch.no_grad():
+        model.eval()
+        v = model.decode(model.latent_grid(1, edge, torch.Generator().manual_seed(0)))
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {"edge": int(v.shape[-1]), "seconds": round(seconds, 2), "peak_rss_gib": round(peak / 2 ** 20, 2),
+            "rss_growth_gib": round(max(peak - before, 0) / 2 ** 20, 2), "porosity": float((v > 0.5).float().mean())}
+
+
+def synthetic_check(size: int = 192, porosity: float = 0.3, radius: float = 6.0) -> dict:
+    """The statistics of an overlapping-spheres volume against the closed form."""
+    volume = make_volume("overlapping-spheres", size, porosity, radius=radius, seed=0)
+    measured = describe([volume], max_lag=MAX_LAG)
+    known = closed_form("overlapping-spheres", porosity, max_lag=MAX_LAG, radius=radius)
+    s2_known = np.asarray(known["s2"])[: len(measured["s2"]["mean"])]
+    rows = {}
+    for key in ("porosity", "specific_surface_s2", "specific_surface_mesh", "chord_pore_s2", "chord_grain_s2",
+                "chord_pore", "chord_grain"):
+        target = known.get(key, known.get("specific_surface") if key == "specific_surface_mesh" else None)
+        if target is not None:
+            rows[key] = {"measured": measured[key]["mean"], "closed_form": float(target)}
+    rows["s2_mae"] = float(np.abs(np.asarray(measured["s2"]["mean"]) - s2_known).mean())
+    return {"size": size, "porosity": porosity, "radius": radius, "statistics": rows}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="the porous dataset folder (ketton.tif, reference/)")
+    p.add_argument("--run", help="an existing run folder to judge (default: train one)")
+    p.add_argument("--minutes", type=float, default=90.0, help="training time when training (default 90)")
+    p.add_argument("--edge", type=int, default=64, help="training cube edge (default 64, as the paper)")
+    p.add_argument("--volumes", type=int, default=20)
+    p.add_argument("--largest", type=int, default=512, help="edge of the largest volume to time (default 512)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--name", default="porous", help="results file name (benchmarks/results/NAME.json)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    folder = data_folder(args.data)
+    ketton = folder / "ketton.tif"
+
+    if args.run:
+        run_dir = Path(args.run)
+    else:
+        run_dir = ROOT / "benchmarks" / "runs" / f"porous-ketton-{args.edge}"
+        train("porous-gan", f"volume:{ketton},edge={args.edge},stride={args.edge // 4}", out_dir=run_dir,
+              resume=(run_dir / "trainer_state.json").exists(), epochs=1000, max_minutes=args.minutes,
+              precision="bf16", checkpoint_every=300, model_settings={"channels": 16})
+    run = load_run(run_dir)
+    model = run.model
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+    original = read_volume(ketton)
+    reference = subvolumes(original, EDGE, original.shape[0] - EDGE)  # the 8 corner cubes of 200^3
+    paper = paper_reference(folder)
+    print(f"generating {args.volumes} volumes of {EDGE}^3 ...", flush=True)
+    generated, per_volume = generate(model, args.volumes, EDGE)
+    print("statistics ...", flush=True)
+    gen = describe(generated, max_lag=MAX_LAG)
+    orig = describe(reference, max_lag=MAX_LAG)
+    whole = describe([original], metrics=("porosity", "s2", "surface", "chords"), max_lag=MAX_LAG)
+    s2_original = np.asarray(whole["s2"]["mean"])
+    s2_mae = float(np.abs(np.asarray(gen["s2"]["mean"]) - s2_original).mean())
+    s2_mae_paper_file = float(np.abs(s2_original - np.asarray(paper["original"]["s2"][: MAX_LAG + 1])).mean())
+
+    def rel(a, b):
+        return (a - b) / b
+
+    w = {k: whole[k]["mean"] for k in ("porosity", "specific_surface_s2", "chord_pore_s2", "chord_grain_s2")}
+    rows = [
+        ["porosity", w["porosity"], "within 0.002", gen["porosity"]["mean"], "within 0.005",
+         abs(gen["porosity"]["mean"] - w["porosity"]) <= 0.005],
+        ["specific surface from S2", w["specific_surface_s2"],
+         f"{paper['gan']['specific_surface_s2']:.4f} ({100 * rel(paper['gan']['specific_surface_s2'], w['specific_surface_s2']):+.1f}%)",
+         gen["specific_surface_s2"]["mean"], "within 5%",
+         abs(rel(gen["specific_surface_s2"]["mean"], w["specific_surface_s2"])) <= 0.05],
+        ["mean pore chord (S2)", w["chord_pore_s2"],
+         f"{paper['gan']['chord_pore_s2']:.2f} ({100 * rel(paper['gan']['chord_pore_s2'], w['chord_pore_s2']):+.1f}%)",
+         gen["chord_pore_s2"]["mean"], "within 3%", abs(rel(gen["chord_pore_s2"]["mean"], w["chord_pore_s2"])) <= 0.03],
+        ["mean grain chord (S2)", w["chord_grain_s2"],
+         f"{paper['gan']['chord_grain_s2']:.2f} ({100 * rel(paper['gan']['chord_grain_s2'], w['chord_grain_s2']):+.1f}%)",
+         gen["chord_grain_s2"]["mean"], "within 6%",
+         abs(rel(gen["chord_grain_s2"]["mean"], w["chord_grain_s2"])) <= 0.06],
+        ["Euler char. 200^3 (skimage)", f"{orig['euler']['mean']:.0f} ({min(orig['euler']['values']):.0f} to "
+         f"{max(orig['euler']['values']):.0f})", "-", gen["euler"]["mean"], "inside the originals' range",
+         min(orig["euler"]["values"]) <= gen["euler"]["mean"] <= max(orig["euler"]["values"])],
+        ["Euler char. 200^3 (paper, MorphoLibJ)", f"{np.mean(paper['original']['euler_morpholibj']):.0f}",
+         f"{np.mean(paper['gan']['euler_morpholibj']):.0f}", "-", "(another method)", "-"],
+        ["S2(r) mean abs. error, r <= 30", 0.0, "-", s2_mae, "under 0.005", s2_mae < 0.005],
+    ]
+    print()
+    print_table(["statistic", "original", "paper's GAN", "genlab", "target", "met"], rows)
+    print(f"\n{args.volumes} generated volumes of {EDGE}^3 against the 256^3 original (Euler: its 8 corner "
+          f"200^3 cubes); genlab trained {train_time(run_dir) / 60:.0f} min, {metrics[-1]['step']} steps on "
+          f"{model.config.image_shape[1]}^3 cubes; {per_volume:.1f} s per 200^3 volume")
+
+    print(f"\nlargest volume: {args.largest}^3 ...", flush=True)
+    big = largest_volume(model, args.largest)
+    print(f"  {big['edge']}^3 in {big['seconds']} s, peak memory {big['peak_rss_gib']} GiB")
+    print("synthetic overlapping spheres against the closed form ...", flush=True)
+    synthetic = synthetic_check()
+    print_table(["statistic", "measured", "closed form"],
+                [[k, v["measured"], v["closed_form"]] for k, v in synthetic["statistics"].items() if isinstance(v, dict)]
+                + [["S2 mean abs. error", synthetic["statistics"]["s2_mae"], 0.0]])
+
+    path = write_results(args.name, {
+        "machine": machine(), "run": str(run_dir), "train_minutes": round(train_time(run_dir) / 60, 1),
+        "train_steps": metrics[-1]["step"], "train_edge": model.config.image_shape[1],
+        "model": run.config["model"], "train": run.config["train"],
+        "volumes": args.volumes, "edge": EDGE, "seconds_per_volume": round(per_volume, 2),
+        "original_whole": {k: whole[k] for k in whole if k != "s2"}, "original_s2": s2_original.tolist(),
+        "original_200_cubes": orig, "generated": gen, "paper": paper, "s2_mae": s2_mae,
+        "s2_check_against_paper_file": s2_mae_paper_file,
+        "table": [[str(c) if not isinstance(c, (int, float, bool)) else c for c in r] for r in rows],
+        "largest_volume": big, "synthetic": synthetic})
+    print(f"\nwritten to {path}")
+    pictures(run, generated[0], original, gen, orig, s2_original)
+
+
+def pictures(run, sample: np.ndarray, original: np.ndarray, gen: dict, orig: dict, s2_original: np.ndarray) -> None:
+    """The docs' pictures: slices beside the original's, the pore space, S2 and the statistics."""
+    from genlab.viz.volumes import orthogonal_slices, pore_isosurface, s2_plot, statistics_panels
+
+    out = ROOT / "docs" / "images"
+    orthogonal_slices({"Ketton (original)": original[:EDGE, :EDGE, :EDGE], "genlab 3-D GAN": sample},
+                      out / "porous-slices.png")
+    pore_isosurface(sample, out / "porous-pores-generated.png", title="pore space, generated (96^3 corner)")
+    pore_isosurface(original, out / "porous-pores-original.png", title="pore space, Ketton (96^3 corner)")
+    lags = np.arange(len(gen["s2"]["mean"]))
+    s2_plot(lags, {"genlab (20 volumes of 200^3)": (np.array(gen["s2"]["mean"]), np.array(gen["s2"]["std"])),
+                   "Ketton, 200^3 corner cubes": (np.array(orig["s2"]["mean"]), np.array(orig["s2"]["std"])),
+                   "Ketton, whole 256^3": s2_original[: len(lags)]},
+            out / "porous-s2.png", title="two-point probability function of the pore phase")
+    names = [("porosity", "porosity"), ("specific_surface_s2", "specific surface (S2)"),
+             ("chord_pore_s2", "pore chord (S2)"), ("chord_grain_s2", "grain chord (S2)"), ("euler", "Euler (200^3)")]
+    statistics_panels([{"name": label, "generated": gen[k]["values"], "training": orig[k]["values"]}
+                       for k, label in names], out / "porous-statistics.png",
+                      title="20 generated 200^3 volumes (points) against Ketton's 8 corner cubes (band)")
+
+
+if __name__ == "__main__":
+    main()
