@@ -90,4 +90,4 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
 
 def _load_builtin_modules() -> None:
     # Importing a loader module registers its datasets.
-    from . import digits, idx, celeba  # noqa: F401  (this order is the order `genlab datasets` lists)
+    from . import digits, idx, photos, celeba  # noqa: F401  (this order is the order `genlab datasets` lists)

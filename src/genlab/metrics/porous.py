@@ -32,7 +32,7 @@ from scipy import fft as sfft
 from ..errors import GenlabError
 
 __all__ = [
-    "as_binary", "porosity", "two_point", "s2_slope", "specific_surface_from_s2", "chord_lengths_from_s2",
+    "checked_volume", "as_binary", "porosity", "two_point", "s2_slope", "specific_surface_from_s2", "chord_lengths_from_s2",
     "specific_surface_mesh", "chord_lengths", "euler_characteristic", "describe", "compare",
     "METRICS", "S2_FIT_LAGS",
 ]
@@ -47,36 +47,40 @@ _FFT_CHUNK = 1 << 22
 
 # ---- input -------------------------------------------------------------------------------------
 
-def as_binary(volume: Any) -> np.ndarray:
-    """``volume`` as a bool array of shape (D, H, W), True where there is pore.
-
-    Accepted: bool arrays; integer arrays holding only 0 and 1; float arrays with values in
-    [0, 1], thresholded at 0.5 (pore where the value is >= 0.5); a torch tensor of any of these;
-    a single-channel array of shape (1, D, H, W). Anything else raises :class:`GenlabError`."""
+def checked_volume(volume: Any, name: str = "a volume") -> np.ndarray:
+    """``volume`` as a NumPy array of shape (D, H, W), checked: bool, integers 0 and 1, or finite
+    floats in [0, 1] (1 = pore); a torch tensor or a single-channel (1, D, H, W) array is accepted.
+    Anything else raises :class:`GenlabError` with one line (``name`` says which volume)."""
     if hasattr(volume, "detach") and hasattr(volume, "numpy"):  # a torch tensor, without importing torch
         volume = volume.detach().cpu().numpy()
     v = np.asarray(volume)
     if v.ndim == 4 and v.shape[0] == 1:
         v = v[0]
     if v.ndim != 3:
-        raise GenlabError(f"a volume must have shape (D, H, W) or (1, D, H, W), not {tuple(v.shape)}; "
+        raise GenlabError(f"{name} must have shape (D, H, W) or (1, D, H, W), not {tuple(v.shape)}; "
                           "pass one 3-D array per volume")
     if v.size == 0:
-        raise GenlabError(f"the volume of shape {tuple(v.shape)} is empty; pass a volume with voxels")
+        raise GenlabError(f"{name} of shape {tuple(v.shape)} has no voxels; pass a volume with voxels")
     if v.dtype == bool:
         return v
     if np.issubdtype(v.dtype, np.integer):
         if v.min() < 0 or v.max() > 1:
             raise GenlabError(f"an integer volume must hold only 0 (grain) and 1 (pore), found values "
                               f"{v.min()}..{v.max()}; convert it first, e.g. volume == 0 where 0 marks pore")
-        return v.astype(bool)
+        return v
     if np.issubdtype(v.dtype, np.floating):
         if not np.isfinite(v).all() or v.min() < 0 or v.max() > 1:
-            raise GenlabError("a float volume must hold values in [0, 1] (1 = pore); rescale it first, "
+            raise GenlabError(f"{name} must hold finite values in [0, 1] (1 = pore); rescale it first, "
                               "e.g. (volume + 1) / 2 for values in [-1, 1]")
-        return v >= 0.5
-    raise GenlabError(f"a volume of dtype {v.dtype} is not understood; "
-                      "pass bool, 0/1 integers or floats in [0, 1]")
+        return v
+    raise GenlabError(f"{name} has dtype {v.dtype}; pass bool, 0/1 integers or floats in [0, 1]")
+
+
+def as_binary(volume: Any) -> np.ndarray:
+    """``volume`` (as :func:`checked_volume` accepts it) as a bool array (D, H, W), True where
+    there is pore; floats are thresholded at 0.5 (pore where the value is >= 0.5)."""
+    v = checked_volume(volume)
+    return v if v.dtype == bool else (v >= 0.5 if np.issubdtype(v.dtype, np.floating) else v.astype(bool))
 
 
 def _phase(volume: Any, phase: int) -> np.ndarray:

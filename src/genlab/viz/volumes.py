@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import GenlabError
+from ..metrics.porous import checked_volume
 
 __all__ = [
     "as_volume", "middle_slices", "slice_layout", "orthogonal_slices", "slice_strip", "pore_mesh",
@@ -48,27 +49,7 @@ def as_volume(volume: Any, name: str = "volume") -> np.ndarray:
     Accepted: bool arrays, integer 0/1 arrays, float arrays in [0, 1], torch tensors of these,
     and single-channel arrays (1, D, H, W). Anything else raises :class:`GenlabError` with one
     line naming the problem (``name`` says which volume)."""
-    if hasattr(volume, "detach") and hasattr(volume, "numpy"):  # a torch tensor, without importing torch
-        volume = volume.detach().float().cpu().numpy()
-    v = np.asarray(volume)
-    if v.ndim == 4 and v.shape[0] == 1:
-        v = v[0]
-    if v.ndim != 3:
-        raise GenlabError(f"{name} must have shape (D, H, W) or (1, D, H, W), not {tuple(v.shape)}; "
-                          "pass one 3-D array per volume")
-    if v.size == 0:
-        raise GenlabError(f"{name} of shape {tuple(v.shape)} has no voxels")
-    if v.dtype == bool:
-        return v.astype(np.float32)
-    if not (np.issubdtype(v.dtype, np.integer) or np.issubdtype(v.dtype, np.floating)):
-        raise GenlabError(f"{name} has dtype {v.dtype}; pass bool, 0/1 integers or floats in [0, 1]")
-    if np.issubdtype(v.dtype, np.floating) and not np.isfinite(v).all():
-        raise GenlabError(f"{name} holds NaN or infinite values; pass values in [0, 1] (1 = pore)")
-    lo, hi = v.min(), v.max()
-    if lo < 0 or hi > 1:
-        raise GenlabError(f"{name} holds values {lo:g}..{hi:g}, outside [0, 1] (1 = pore, 0 = grain); "
-                          "rescale it first, e.g. (volume + 1) / 2 for values in [-1, 1]")
-    return v.astype(np.float32)
+    return checked_volume(volume, name).astype(np.float32)
 
 
 def _volume_items(volumes: Any) -> list[tuple[str, np.ndarray]]:

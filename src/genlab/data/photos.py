@@ -1,0 +1,217 @@
+"""Embedded colour photographs for image-to-image tasks, and digits blended into them (MNIST-M).
+
+``photos``: the natural colour photographs that ship inside the scikit-image package (no
+download needed):
+
+- test (held out whole, the role Set5 plays in super-resolution papers): ``astronaut``
+  (512x512) and ``chelsea`` (300x451), each centre-cropped to 256x256 (a multiple of 4, so x2
+  and x4 super-resolution divide it), float RGB in [0, 1], shape (2, 3, 256, 256);
+- train: 4,000 random 64x64 patches (so x4 super-resolution has 16x16 inputs), each flipped
+  left-right with probability 1/2, cut with a fixed seed from ``coffee`` (400x600), ``rocket``
+  (427x640) and the left view of ``stereo_motorcycle`` (500x741): uint8 RGB, (4000, 3, 64, 64).
+  A source is drawn with probability proportional to its number of patch positions, so every
+  position of every training photo is equally likely.
+
+Left out: the other colour images of ``skimage.data`` that ship with it are not natural photos
+(``hubble_deep_field``: astronomy, mostly black; ``retina``: a fundus photograph;
+``immunohistochemistry``: microscopy; ``colorwheel``, ``logo``: graphics), or repeat one in use
+(``cat`` is ``chelsea``; the right view of ``stereo_motorcycle`` is the left one shifted); those
+that need a download (``eagle``, ``lily``, ``skin``, ``kidney``, ``palisades_of_vogt``, ...) are
+not used.
+
+``digits-m`` and ``mnist-m`` follow MNIST-M (Ganin & Lempitsky 2015): each 28x28 digit is
+blended into a random 28x28 patch of the photos as ``|patch - digit|`` per channel, uint8 RGB
+(N, 3, 28, 28), labels kept. Training digits take patches of the training photos, test digits
+of the (whole) test photos, so no photo is shared between the splits. ``digits-m`` uses the
+embedded ``digits28``; ``mnist-m`` uses MNIST's IDX files and is there when ``mnist`` is.
+Patches are drawn with a fixed seed per split, so every load gives the same images.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import GenlabError
+from . import digits as _digits
+from . import idx as _idx
+from .base import ImageDataset
+from .registry import DatasetInfo, register
+
+TEST_PHOTOS = ("astronaut", "chelsea")
+TRAIN_PHOTOS = ("coffee", "rocket", "motorcycle_left")
+TEST_SIZE = 256
+PATCH_SIZE = 64
+TRAIN_PATCHES = 4000
+PATCH_SEED = 0
+BLEND_SEEDS = {"train": 1, "test": 2}
+
+
+def _read_photo(name: str) -> np.ndarray:
+    """One photograph of ``skimage.data`` as (H, W, 3) uint8."""
+    from skimage import data
+
+    try:
+        image = data.stereo_motorcycle()[0] if name == "motorcycle_left" else getattr(data, name)()
+    except Exception as e:  # a broken or trimmed scikit-image installation
+        raise GenlabError(f"cannot read scikit-image's photograph '{name}' ({' '.join(str(e).split())}); "
+                          f"reinstall scikit-image") from None
+    image = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
+    if image.ndim != 3:
+        raise GenlabError(f"scikit-image's '{name}' is not a colour image (shape {image.shape}); reinstall scikit-image")
+    return image
+
+
+@lru_cache(maxsize=2)
+def source_photos(split: str) -> tuple[np.ndarray, ...]:
+    """The whole photographs of ``split`` (``TRAIN_PHOTOS`` or ``TEST_PHOTOS``), each (H, W, 3) uint8.
+
+    Read-only arrays (they are cached): copy before writing.
+    """
+    if split not in ("train", "test"):
+        raise GenlabError(f"unknown split '{split}'; choose 'train' or 'test'")
+    photos = tuple(_read_photo(n) for n in (TRAIN_PHOTOS if split == "train" else TEST_PHOTOS))
+    for p in photos:
+        p.setflags(write=False)
+    return photos
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size`` x ``size`` window of an (H, W, ...) array."""
+    top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
+    if top < 0 or left < 0:
+        raise ValueError(f"image of {image.shape[0]}x{image.shape[1]} is smaller than {size}x{size}")
+    return image[top:top + size, left:left + size]
+
+
+def patch_positions(photos: tuple[np.ndarray, ...], count: int, size: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` random ``size`` x ``size`` windows: (source index, top, left), each (count,) int64.
+
+    A source is drawn with probability proportional to its number of window positions, then the
+    corner uniformly, so all positions of all photos are equally likely.
+    """
+    spans = np.array([(p.shape[0] - size + 1, p.shape[1] - size + 1) for p in photos], dtype=np.int64)
+    if (spans < 1).any():
+        raise ValueError(f"a photo is smaller than {size}x{size}")
+    weights = spans.prod(axis=1) / spans.prod(axis=1).sum()
+    source = rng.choice(len(photos), size=count, p=weights)
+    u = rng.random((count, 2))
+    top = (u[:, 0] * spans[source, 0]).astype(np.int64)
+    left = (u[:, 1] * spans[source, 1]).astype(np.int64)
+    return source, top, left
+
+
+def cut_patches(photos: tuple[np.ndarray, ...], source: np.ndarray, top: np.ndarray, left: np.ndarray,
+                size: int) -> np.ndarray:
+    """The windows ``photos[source][top:top+size, left:left+size]`` as (N, 3, size, size) uint8."""
+    out = np.empty((len(source), 3, size, size), dtype=np.uint8)
+    offsets = np.arange(size)
+    for k, photo in enumerate(photos):
+        where = np.flatnonzero(source == k)
+        if len(where) == 0:
+            continue
+        rows = top[where, None] + offsets  # (n, size)
+        cols = left[where, None] + offsets
+        out[where] = photo[rows[:, :, None], cols[:, None, :]].transpose(0, 3, 1, 2)  # (n, 3, size, size)
+    return out
+
+
+def train_patch_plan(count: int = TRAIN_PATCHES, size: int = PATCH_SIZE, seed: int = PATCH_SEED
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where each training patch of ``photos`` comes from: (source, top, left, flipped), each (count,)."""
+    rng = np.random.default_rng(seed)
+    source, top, left = patch_positions(source_photos("train"), count, size, rng)
+    flipped = rng.random(count) < 0.5
+    return source, top, left, flipped
+
+
+def load_photos_split(split: str) -> ImageDataset:
+    if split == "train":
+        source, top, left, flipped = train_patch_plan()
+        patches = cut_patches(source_photos("train"), source, top, left, PATCH_SIZE)
+        patches[flipped] = patches[flipped][..., ::-1]
+        images = torch.from_numpy(patches)
+    else:
+        crops = np.stack([center_crop(p, TEST_SIZE) for p in source_photos("test")])  # (N, H, W, 3)
+        images = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+    return ImageDataset(images=images.contiguous(), labels=None, name="photos", split=split)
+
+
+def blend_into_photos(digits: np.ndarray, split: str, seed: int) -> np.ndarray:
+    """Blend grey digits into random patches of the photos of ``split``, as MNIST-M does.
+
+    Args:
+        digits: (N, H, W) uint8 grey digits (28x28 for MNIST), 0 = background.
+        split: ``"train"`` takes patches of ``TRAIN_PHOTOS``, ``"test"`` of ``TEST_PHOTOS``.
+        seed: fixes the patches; they do not depend on the digits' values, so the same seed and
+            count give the same patches (``blend_into_photos(zeros, ...)`` returns the patches).
+
+    Returns:
+        (N, 3, H, W) uint8: ``|patch - digit|`` per channel.
+    """
+    digits = np.asarray(digits)
+    if digits.ndim != 3 or digits.dtype != np.uint8:
+        raise ValueError(f"digits must be (N, H, W) uint8, got {digits.dtype} of shape {digits.shape}")
+    if digits.shape[1] != digits.shape[2]:
+        raise ValueError(f"digits must be square, got {digits.shape[1]}x{digits.shape[2]}")
+    photos, size = source_photos(split), digits.shape[1]
+    rng = np.random.default_rng(seed)
+    patches = cut_patches(photos, *patch_positions(photos, len(digits), size, rng), size)
+    d = digits[:, None]
+    # |patch - digit| without leaving uint8 (no int16 copy of a 60,000-image split).
+    return np.maximum(patches, d) - np.minimum(patches, d)
+
+
+def _blended(base: ImageDataset, name: str, split: str) -> ImageDataset:
+    grey = base.images[:, 0]
+    if grey.dtype != torch.uint8:
+        grey = (grey.float() * 255).round_().clamp_(0, 255).to(torch.uint8)
+    images = blend_into_photos(grey.numpy(), split, BLEND_SEEDS[split])
+    return ImageDataset(images=torch.from_numpy(images), labels=base.labels, name=name, split=split,
+                        class_names=base.class_names)
+
+
+def load_digits_m(split: str) -> ImageDataset:
+    return _blended(_digits.load_digits_split(split, 28), "digits-m", split)
+
+
+def load_mnist_m(split: str, root: Path) -> ImageDataset:
+    return _blended(_idx.load_split(_idx.MNIST, split, root), "mnist-m", split)
+
+
+def _bundled(_: Path) -> tuple[bool, str]:
+    return True, "bundled with scikit-image"
+
+
+register(DatasetInfo(
+    name="photos",
+    description=(f"scikit-image's colour photos for image-to-image tasks; train: {TRAIN_PATCHES} random "
+                 f"{PATCH_SIZE}x{PATCH_SIZE} patches (random flips) of {', '.join(TRAIN_PHOTOS)}; "
+                 f"test: {' and '.join(TEST_PHOTOS)} whole, centre-cropped to {TEST_SIZE}x{TEST_SIZE}"),
+    image_shape=(3, PATCH_SIZE, PATCH_SIZE),  # the training patches; test images are 3x256x256
+    splits={"train": TRAIN_PATCHES, "test": len(TEST_PHOTOS)},
+    num_classes=None,
+    load=lambda split, root: load_photos_split(split),
+    locate=_bundled,
+))
+register(DatasetInfo(
+    name="digits-m",
+    description="digits28 blended into photo patches, |patch - digit| (MNIST-M style), 28x28 RGB (embedded)",
+    image_shape=(3, 28, 28),
+    splits={"train": _digits.TOTAL - _digits.TEST_SIZE, "test": _digits.TEST_SIZE},
+    num_classes=10,
+    load=lambda split, root: load_digits_m(split),
+    locate=lambda root: (True, "bundled with scikit-learn and scikit-image"),
+))
+register(DatasetInfo(
+    name="mnist-m",
+    description="MNIST blended into photo patches, |patch - digit| (Ganin & Lempitsky 2015), 28x28 RGB",
+    image_shape=(3, 28, 28),
+    splits=dict(_idx.MNIST.counts),
+    num_classes=len(_idx.MNIST.class_names),
+    load=load_mnist_m,
+    locate=lambda root: _idx.locate(_idx.MNIST, root),
+))
