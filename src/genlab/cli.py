@@ -14,7 +14,7 @@ from .errors import GenlabError, first_line
 
 MODEL_FLAGS = ("latent_dim", "arch", "hidden", "channels", "blocks_per_stage", "norm", "activation",
                "upsample", "recon_loss", "noise", "noise_level", "likelihood", "sigma", "learn_sigma",
-               "beta", "mc_samples")
+               "beta", "mc_samples", "scale")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -86,18 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
                    help="dynamic binarization (default: on for Bernoulli likelihoods)")
     p.add_argument("--latent-dim", type=int)
-    p.add_argument("--arch", choices=["dense", "conv", "resnet"])
+    p.add_argument("--arch", choices=["dense", "conv", "resnet", "unet", "espcn"])
     p.add_argument("--hidden", type=_ints, help="dense widths, e.g. 1000,500,250")
     p.add_argument("--channels", type=_ints, help="conv stage channels, e.g. 32,64")
     p.add_argument("--blocks-per-stage", type=int, help="extra 3x3 convolutions (resnet: residual blocks) per stage")
     p.add_argument("--upsample", choices=["transposed", "resize-conv", "pixel-shuffle"])
     p.add_argument("--recon-loss", choices=["mse", "bce"])
-    p.add_argument("--noise", choices=["none", "gaussian", "masking"])
+    p.add_argument("--noise", choices=["none", "gaussian", "masking", "salt-pepper"])
     p.add_argument("--noise-level", type=float)
     p.add_argument("--likelihood", choices=["bernoulli", "gaussian"])
     p.add_argument("--sigma", type=float)
     p.add_argument("--beta", type=float)
     p.add_argument("--mc-samples", type=int)
+    p.add_argument("--scale", type=int, help="superres: how many times larger the output is (2 or 4)")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="any other model or training setting, e.g. --set activation=silu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -231,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--fresh", action="store_true", help="retrain models already trained by an earlier demo")
     p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("translate", help="apply an image-to-image run (denoise, superres) to image files (PNG)")
+    p.add_argument("run")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files: the noisy (denoise) or small "
+                   "(superres) inputs, any size the network takes")
+    p.add_argument("--out", help="folder for the results (default: beside each input, as NAME-denoise.png or "
+                   "NAME-x2.png)")
 
     p = sub.add_parser("explain", help="figures that explain a building block")
     p.add_argument("topic", choices=["transposed-conv", "checkerboard"])
@@ -480,6 +488,14 @@ def _options(parser: argparse.ArgumentParser, command: str) -> set[str]:
     return {s for action in sub.choices[command]._actions for s in action.option_strings}
 
 
+def _translate(args: argparse.Namespace) -> None:
+    from .commands.translate import translate_files
+    from .train import load_run
+
+    for path in translate_files(load_run(args.run), args.images, args.out):
+        print(path)
+
+
 def _serve(args: argparse.Namespace) -> None:
     from .serve import serve
 
@@ -489,7 +505,7 @@ def _serve(args: argparse.Namespace) -> None:
 COMMANDS = {"serve": _serve, "datasets": _datasets, "train": _train, "sample": _run, "reconstruct": _run, "encode": _run,
             "evaluate": _run, "demo": _demo, "explain": _explain,
             "interpolate": _latent, "latent-map": _latent, "concept": _latent, "probe": _latent,
-            "experiment": _experiment, "make-volume": _make_volume}
+            "experiment": _experiment, "make-volume": _make_volume, "translate": _translate}
 
 
 def main(argv: list[str] | None = None) -> int:

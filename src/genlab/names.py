@@ -16,6 +16,9 @@ MODEL_ALIASES = {
     "dense-vae": "vae", "mlp-vae": "vae", "beta-vae": "vae", "convvae": "conv-vae",
     "conditional-vae": "cvae", "linear": "pca",
     "gan3d": "porous-gan", "3d-gan": "porous-gan", "dcgan3d": "porous-gan", "porousgan": "porous-gan",
+    "denoising": "denoise", "denoiser": "denoise", "unet-denoise": "denoise",
+    "super-resolution": "superres", "superresolution": "superres", "super-res": "superres", "sr": "superres",
+    "espcn": "superres",
 }
 
 #: other names for the metrics of ``genlab evaluate``
@@ -23,6 +26,7 @@ METRIC_ALIASES = {
     "elbo": "default", "kl": "default", "bits-per-dim": "default", "bpd": "default", "mse": "default",
     "reconstruction": "default", "recon": "default", "sq-error": "default", "all": "default",
     "likelihood": "nll", "log-likelihood": "nll", "iwae": "nll", "importance-weighted": "nll",
+    "psnr": "default", "ssim": "default", "image-quality": "default",
     "precision": "pr", "recall": "pr", "precision-recall": "pr", "density": "dc", "coverage": "dc",
 }
 

@@ -1,4 +1,4 @@
-"""Runs to serve: the demo's VAE (its settings, fewer epochs), a conditional GAN and PCA."""
+"""Runs to serve: the demo's VAE (its settings, fewer epochs), a conditional GAN, PCA and a denoiser."""
 import pytest
 
 from genlab.demo import DEMO_MODELS
@@ -18,7 +18,8 @@ def demo_vae(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve-runs")
-    for name, settings in (("cgan", {"channels": 8}), ("pca", {"latent_dim": 4}), ("vae", {"latent_dim": 2, "hidden": (32,)})):
+    for name, settings in (("cgan", {"channels": 8}), ("pca", {"latent_dim": 4}), ("vae", {"latent_dim": 2, "hidden": (32,)}),
+                           ("denoise", {"channels": (4, 8)})):
         train(name, "digits", out_dir=root / name, epochs=1, progress=False, snapshot_every=-1,
               model_settings=settings)
     return root

@@ -149,6 +149,31 @@ def test_a_conditional_gan_and_pca_serve_what_they_can(small_runs):
     pca = client(small_runs / "pca")
     assert pca.get("/api/info").json()["capabilities"]["closed_form"]
     image(pca.post("/api/decode", json={"z": [0.0] * 4}))
+    refused(pca.post("/api/translate", files={"image": ("x.png", png_of(np.zeros((8, 8), np.uint8)), "image/png")}),
+            400, "not an image-to-image task")
+
+
+def test_a_denoise_run_translates_uploads(small_runs):
+    from genlab.commands.translate import translate_images
+
+    denoise = client(small_runs / "denoise")
+    info = denoise.get("/api/info").json()
+    assert info["capabilities"]["condition_image"] and info["latent_dim"] is None
+    pixels = (np.random.default_rng(0).random((12, 10)) * 255).astype(np.uint8)   # any size the U-Net takes
+    got = image(denoise.post("/api/translate", files={"image": ("x.png", png_of(pixels), "image/png")}))
+    assert got.shape == (12, 10)
+    expected = translate_images(load_model(small_runs / "denoise"), torch.from_numpy(pixels / 255.0).float()[None, None])
+    np.testing.assert_allclose(got / 255.0, expected[0, 0].numpy(), atol=1 / 255 + 1e-6)
+
+    def upload(content):
+        return denoise.post("/api/translate", files={"image": ("x.png", content, "application/octet-stream")})
+
+    refused(upload(b"not an image"), 400, "not an image")
+    refused(upload(png_of(np.zeros((8, 8, 3), np.uint8) + np.array([255, 0, 0], np.uint8))), 422,
+            "trained on 1-channel (grey) images")
+    refused(upload(png_of(np.zeros((1, 1), np.uint8))), 422, "too small for this denoise model")
+    refused(denoise.post("/api/decode", json={"z": [0.0]}), 400, "has no decoder")
+    assert upload(png_of(pixels)).status_code == 200   # still serving
 
 
 def test_decodes_from_several_clients_are_batched(small_runs):

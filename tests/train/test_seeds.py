@@ -12,7 +12,7 @@ from genlab.train import train
 
 SMALL = {"autoencoder": {"hidden": (16,), "channels": (4, 8)}, "vae": {"hidden": (16,), "channels": (4, 8)},
          "gan": {"channels": 4}, "diffusion": {"channels": 8, "timesteps": 20, "sample_steps": 5}, "pca": {"latent_dim": 4},
-         "gan3d": {"channels": 4, "latent_dim": 4}}
+         "gan3d": {"channels": 4, "latent_dim": 4}, "image2image": {"channels": (4, 8)}}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import GenlabError
 
-NOISE_KINDS = ("none", "gaussian", "masking")
+NOISE_KINDS = ("none", "gaussian", "masking", "salt-pepper")
 
 
 def _rand_like(x: torch.Tensor, generator: torch.Generator | None, draws=None) -> torch.Tensor:
@@ -41,13 +41,29 @@ def masking_noise(x: torch.Tensor, fraction: float, generator: torch.Generator |
     return x * (_rand_like(x, generator, draws) >= fraction).to(x.dtype)
 
 
+def salt_pepper_noise(x: torch.Tensor, fraction: float, generator: torch.Generator | None = None,
+                      draws=None, salt: float = 0.5) -> torch.Tensor:
+    """Impulse noise: each pixel independently (each channel of a colour image too) is replaced
+    with probability ``fraction``, by 1 (salt) with probability ``salt``, else by 0 (pepper); the
+    rest keep their values. Two uniform draws per pixel: which are hit, then salt or pepper."""
+    if not 0.0 <= fraction <= 1.0:
+        raise GenlabError(f"salt-and-pepper noise replaces a fraction of the pixels: `noise_level` must lie in "
+                          f"[0, 1], got {fraction}")
+    hit = _rand_like(x, generator, draws) < fraction
+    white = (_rand_like(x, generator, draws) < salt).to(x.dtype)
+    return torch.where(hit, white, x)
+
+
 def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None,
             draws=None) -> torch.Tensor:
-    """Apply the named corruption: ``gaussian`` (level = std), ``masking`` (level = fraction)."""
+    """Apply the named corruption: ``gaussian`` (level = std), ``masking`` (level = fraction),
+    ``salt-pepper`` (level = fraction, half salt, half pepper)."""
     if kind == "none" or level == 0:
         return x
     if kind == "gaussian":
         return gaussian_noise(x, level, generator, draws)
     if kind == "masking":
         return masking_noise(x, level, generator, draws)
+    if kind == "salt-pepper":
+        return salt_pepper_noise(x, level, generator, draws)
     raise GenlabError(f"unknown noise '{kind}'; choose one of: {', '.join(NOISE_KINDS)}")

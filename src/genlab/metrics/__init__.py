@@ -1,5 +1,5 @@
-"""Measures of models: reconstruction error, ELBO, and sample quality (FID, KID, precision/recall,
-density/coverage)."""
+"""Measures of models: reconstruction error, ELBO, sample quality (FID, KID, precision/recall,
+density/coverage), and the image quality of image-to-image models (PSNR, SSIM; ``image_quality``)."""
 from .likelihood import elbo
 from .reconstruction import reconstruction_error
 from .sample_quality import density_coverage, evaluate_samples, fid, frechet_distance, kid, precision_recall
@@ -16,4 +16,8 @@ def evaluate(model, data, mc_samples: int = 10, seed: int = 0) -> dict[str, floa
         results.update(reconstruction_error(model, data))
     if able.likelihood:
         results.update(elbo(model, data, mc_samples=mc_samples, seed=seed))
+    if able.condition_image:  # scikit-image is imported only here
+        from .image_quality import image_quality
+
+        results.update(image_quality(model, data, seed=seed))
     return results

@@ -20,9 +20,11 @@ from .diffusion import Diffusion, DiffusionConfig
 from .gan import GAN, GANConfig
 from .gan3d import PorousGAN, PorousGANConfig
 from .pca import PCA, PCAConfig
+from .translation import Image2Image, Image2ImageConfig
 from .vae import VAE, VAEConfig
 
-FAMILIES: dict[str, type[GenerativeModel]] = {cls.family: cls for cls in (PCA, Autoencoder, VAE, GAN, Diffusion, PorousGAN)}
+FAMILIES: dict[str, type[GenerativeModel]] = {cls.family: cls for cls in (PCA, Autoencoder, VAE, GAN, Diffusion, PorousGAN,
+                                                                          Image2Image)}
 
 #: name -> (family, default settings)
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -46,6 +48,9 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "cdiffusion": ("diffusion", {"conditional": True, "guidance": 2.0}),
     # Porous media (docs/porous.md): 3-D convolutions on cubes cut from a volume.
     "porous-gan": ("gan3d", {"ema_decay": 0.999}),
+    # Image-to-image tasks (docs/image-to-image.md): the condition image is made from the clean one.
+    "denoise": ("image2image", {"task": "denoise"}),
+    "superres": ("image2image", {"task": "superres"}),
 }
 
 
@@ -114,6 +119,7 @@ def load_model(directory: str | Path, map_location: str | None = None) -> Genera
 
 __all__ = [
     "Capabilities", "GenerativeModel", "ModelConfig", "NotSupported", "OptimizerGroup", "PCA", "PCAConfig", "Autoencoder",
-    "AutoencoderConfig", "VAE", "VAEConfig", "GAN", "GANConfig", "Diffusion", "DiffusionConfig", "FAMILIES", "MODELS", "build_model", "load_model",
+    "AutoencoderConfig", "VAE", "VAEConfig", "GAN", "GANConfig", "Diffusion", "DiffusionConfig", "Image2Image",
+    "Image2ImageConfig", "FAMILIES", "MODELS", "build_model", "load_model",
     "model_names", "model_settings",
 ]

@@ -37,6 +37,7 @@ MAX_UPLOAD_BYTES = 2 * 2 ** 20
 MAX_SAMPLES = 256
 MAX_STEPS = 64          # points on an interpolation path
 MAP_POINTS = 2000       # test codes (or prior draws) on the map
+MAX_TRANSLATE_PIXELS = 2 ** 22   # pixels of a translated image (4 Mpixel)
 
 
 class BadRequest(Exception):
@@ -234,6 +235,25 @@ class Explorer:
             raise BadRequest("give the image to change: a test-image index or a latent code z")
         return _png(self.decode_many((code + strength * self._concepts[attribute])[None], labels))
 
+    def translate(self, content: bytes) -> bytes:
+        """An uploaded condition image (noisy, or small) translated by the model, as a PNG of the
+        output itself (no grid)."""
+        from ..commands.translate import NotAnImage, check_size, decode_image, image_tensor, png_of, translate_images
+
+        if len(content) > MAX_UPLOAD_BYTES:
+            raise BadRequest(f"the upload is over the {MAX_UPLOAD_BYTES // 2 ** 20} MiB limit", 413)
+        try:
+            picture = decode_image(content)
+        except NotAnImage as err:
+            raise BadRequest(str(err), 400) from None
+        out_pixels = picture.width * picture.height * self.model.scale ** 2
+        if out_pixels > MAX_TRANSLATE_PIXELS:
+            raise BadRequest(f"the result would have {out_pixels:,} pixels, over the limit of "
+                             f"{MAX_TRANSLATE_PIXELS:,}; send a smaller image", 413)
+        x = image_tensor(picture, self.model.config.image_shape[0], "the upload")
+        check_size(self.model, x, "the upload")
+        return png_bytes(png_of(translate_images(self.model, x)[0]))
+
     def _needs(self, capability: str, what: str) -> None:
         if not getattr(self.able, capability):
             raise BadRequest(f"{what} needs a model with an {capability}; a {self.model.name} model has none", 400)
@@ -295,7 +315,8 @@ def create_app(run: str | Path | Run, data_dir=None):
     explorer = Explorer(run, data_dir)
     batcher = DecodeBatcher(explorer)
     app = FastAPI(title=f"genlab: {run.model.name} ({run.path.name})",
-                  description="Sample, encode, decode, reconstruct, interpolate and apply concept vectors; "
+                  description="Sample, encode, decode, reconstruct, interpolate, apply concept vectors and "
+                              "translate (image-to-image runs); "
                               "images as PNG, codes as JSON.")
     app.state.explorer, app.state.batcher = explorer, batcher
 
@@ -404,12 +425,12 @@ def create_app(run: str | Path | Run, data_dir=None):
 
     @app.post("/api/translate", response_class=Response, responses={200: {"content": {"image/png": {}}}})
     async def translate(image: UploadFile = File(...)):
-        """An image-to-image task applied to an upload (for runs of such a task)."""
+        """An image-to-image task applied to an upload (runs of denoise or superres): the noisy or
+        small image in, the denoised or enlarged one out (PNG, any size the network takes)."""
         if not explorer.able.condition_image:
             raise BadRequest(f"a {explorer.model.name} model is not an image-to-image task", 400)
-        # No family of that kind exists yet (the image-to-image tasks will add them), so no run
-        # declares the capability and this line is not reached.
-        raise BadRequest("translation is not available for this run", 400)
+        content = await image.read(MAX_UPLOAD_BYTES + 1)
+        return png(await work(explorer.translate, content))
 
     return app
 

@@ -1,0 +1,143 @@
+"""Image quality of an image-to-image model against the clean images: PSNR and SSIM, always next
+to the trivial baseline.
+
+The test images are corrupted with seeded draws: image ``i`` of the split gets its own generator
+seeded by (seed, i), so every model of the same task settings sees the same noisy (or small)
+images, whatever the batch size. The model's output and the baseline (the noisy input for
+denoise; bicubic upscaling for superres) are each compared with the clean image by scikit-image:
+``peak_signal_noise_ratio`` and ``structural_similarity`` with ``data_range=1`` (colour images with
+``channel_axis``; the default 7x7 uniform window, smaller for images under 7 pixels a side). The
+figures are means over the images (PSNR is averaged in dB, per image, as super-resolution papers
+do), with the standard error of the mean. For superres, ``psnr_y`` is also given: PSNR on the
+luminance (Y of YCbCr, ITU-R BT.601, by ``skimage.color.rgb2ycbcr``, divided by 255; a grey image
+as it is) with ``scale`` pixels cropped from each border, the usual convention of the SR
+literature. An exact match (zero error) counts as 100 dB, so a mean stays finite.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from skimage.color import rgb2ycbcr
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from ..data.base import ImageDataset
+from ..models.translation import MAX_PSNR_DB
+
+SEED_STRIDE = 1_000_003
+
+
+class SeededDraws:
+    """Random draws for a run of images of a split, each from its own generator seeded by
+    (seed, index): the protocol of :class:`~genlab.data.Batch` (``rand``, ``randn``: shapes
+    without the image axis), so :func:`~genlab.data.transforms.corrupt` takes it as ``draws``."""
+
+    def __init__(self, seed: int, indices, device: torch.device | str = "cpu", dtype=torch.float32):
+        self.generators = [torch.Generator().manual_seed((seed * SEED_STRIDE + int(i)) % 2 ** 63) for i in indices]
+        self.device, self.dtype = device, dtype
+
+    def _draw(self, fn, shape) -> torch.Tensor:
+        values = torch.stack([fn(shape, generator=g) for g in self.generators])
+        return values.to(self.device, self.dtype)
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        return self._draw(torch.rand, shape)
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        return self._draw(torch.randn, shape)
+
+
+@torch.no_grad()
+def seeded_conditions(model, images: torch.Tensor, start: int = 0, seed: int = 0) -> torch.Tensor:
+    """The condition images of clean ``images`` (rows ``start``, ``start + 1``, ... of a split),
+    each corrupted with its own seeded draws: the same for every model of the same task settings."""
+    draws = SeededDraws(seed, range(start, start + len(images)), images.device, images.dtype)
+    return model.degrade(images, draws=draws)
+
+
+def psnr(output: np.ndarray, target: np.ndarray) -> float:
+    """PSNR in dB of one image against its target, values in [0, 1], any shape (scikit-image);
+    :data:`~genlab.models.translation.MAX_PSNR_DB` for an exact match."""
+    if np.array_equal(output, target):
+        return MAX_PSNR_DB
+    return min(float(peak_signal_noise_ratio(target, output, data_range=1.0)), MAX_PSNR_DB)
+
+
+def ssim(output: np.ndarray, target: np.ndarray) -> float:
+    """SSIM of one image (C, H, W) against its target, values in [0, 1] (scikit-image, over the
+    channels for colour); a window of the largest odd size up to 7 that fits."""
+    side = min(target.shape[-2:])
+    win = min(7, side if side % 2 else side - 1)
+    if win < 3:
+        return float("nan")
+    if target.shape[0] == 1:
+        return float(structural_similarity(target[0], output[0], data_range=1.0, win_size=win))
+    return float(structural_similarity(target, output, data_range=1.0, channel_axis=0, win_size=win))
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """(H, W) luminance in [16/255, 235/255] of an RGB image (C=3, H, W) in [0, 1]: Y of YCbCr
+    (``skimage.color.rgb2ycbcr``) / 255; a grey image (1, H, W) as it is."""
+    if image.shape[0] == 1:
+        return image[0]
+    return rgb2ycbcr(np.moveaxis(image, 0, -1))[..., 0] / 255.0
+
+
+def psnr_y(output: np.ndarray, target: np.ndarray, crop: int) -> float:
+    """PSNR on the luminance, ``crop`` pixels cut from each border (the SR convention)."""
+    a, b = luminance(output), luminance(target)
+    if crop and min(a.shape) > 2 * crop:
+        a, b = a[crop:-crop, crop:-crop], b[crop:-crop, crop:-crop]
+    return psnr(a, b)
+
+
+def _summary(values: list[float]) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
+@torch.no_grad()
+def image_quality(model, data: ImageDataset, seed: int = 0, batch_size: int = 250) -> dict:
+    """PSNR and SSIM of ``model``'s output (and of the trivial baseline) against the clean
+    images of ``data``, whose condition images are made with seeded draws (``seed``); the gains in
+    dB and SSIM; for superres also the luminance PSNR with a ``scale``-pixel border crop."""
+    model.eval()
+    superres = model.task == "superres"
+    crop = model.scale if superres else 0
+    rows: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "baseline_psnr", "baseline_ssim",
+                                                     "psnr_y", "baseline_psnr_y")}
+    start = 0
+    for batch in data.batches(batch_size, model.device):
+        x = batch.images
+        condition = seeded_conditions(model, x, start, seed)
+        start += len(x)
+        pairs = (("", model.translate(condition)), ("baseline_", model.baseline(condition)))
+        clean = x.double().cpu().numpy()
+        for prefix, images in pairs:
+            got = images.double().cpu().numpy()
+            for a, b in zip(got, clean):
+                rows[prefix + "psnr"].append(psnr(a, b))
+                rows[prefix + "ssim"].append(ssim(a, b))
+                if superres:
+                    rows[prefix + "psnr_y"].append(psnr_y(a, b, crop))
+    results: dict = {"task": model.task, "baseline": model.baseline_name}
+    if superres:
+        results.update(scale=model.scale, downsample=model.config.downsample)
+    else:
+        results.update(noise=model.config.noise, noise_level=model.config.noise_level)
+    for key in ("psnr", "baseline_psnr", "ssim", "baseline_ssim") + (("psnr_y", "baseline_psnr_y") if superres else ()):
+        mean, stderr = _summary(rows[key])
+        results[key] = mean
+        if key in ("psnr", "baseline_psnr"):
+            results[key + "_stderr"] = stderr
+    results["psnr_gain_db"] = results["psnr"] - results["baseline_psnr"]
+    results["ssim_gain"] = results["ssim"] - results["baseline_ssim"]
+    if superres:
+        results["psnr_y_gain_db"] = results["psnr_y"] - results["baseline_psnr_y"]
+        results["psnr_y_border_crop"] = crop
+    results["corruption_seed"] = seed
+    return results

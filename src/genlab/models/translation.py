@@ -1,0 +1,344 @@
+"""Image-to-image translation: denoising and super-resolution (the ``image2image`` family).
+
+A model of this family maps a condition image (the batch's ``condition``: a noisy image, or a
+small one) to a clean image of the training data. It learns from clean images alone: when a batch
+has no condition image, :meth:`Image2Image.degrade` makes one on the fly with the batch's random
+draws, so every image gets the same corruption in one process or several, and in a resumed run.
+
+Tasks (``task``):
+
+- ``denoise``: the condition is the clean image with ``noise`` (``gaussian`` of standard deviation
+  ``noise_level``, clipped to [0, 1]; ``salt-pepper``, a ``noise_level`` fraction of the pixels set
+  to 0 or 1; ``masking``, a ``noise_level`` fraction set to 0). Network: a small U-Net (``arch``
+  ``unet``): two 3x3 convolutions per level, max-pooling down, the ``upsample`` layer up, skip
+  connections by concatenation; ``channels`` gives one width per level, so (32, 64, 128) halves the
+  image twice. Sides that are not a multiple of 2^levels are padded (replicating the border) and
+  the output cropped back; sides below 2^levels are refused.
+- ``superres``: the condition is the clean image made ``scale`` (2 or 4) times smaller by area
+  averaging (``downsample`` ``area``) or antialiased bicubic resampling (``bicubic``). Network
+  (``arch`` ``espcn``, after Shi et al. 2016): convolutions at the low resolution (a 5x5 one, then
+  3x3 ones, widths ``channels``), then one (x2) or two (x4) ``upsample`` layers (``pixel-shuffle`` by
+  default, as in ESPCN; ``transposed`` or ``resize-conv`` too). ``arch`` ``unet`` instead runs the
+  U-Net on the bicubic enlargement (pre-upsampling, as SRCNN does).
+
+Both predict a residual (``residual``, on by default): the output is the trivial baseline (the
+noisy input itself; the bicubic enlargement of the small input) plus the network's correction,
+the standard trick of DnCNN and VDSR. The network's last layer starts at zero, so a fresh model
+*is* the baseline and training can only move away from it as far as the loss rewards. Both
+networks are fully convolutional: any image size the network can take works, not only the
+training size.
+
+The loss (``loss``) is the mean squared (``mse``, the default) or absolute (``l1``) error per pixel
+of the output against the clean image, averaged over the images; ``psnr`` and ``baseline_psnr``
+(per image, in dB, averaged) are logged beside it. L1 has a trap here: against salt-and-pepper
+noise, a model that starts as the identity stays there (0.0 dB gain after 3 epochs on digits28),
+because most pixels are already right and L1 charges any change to them at full slope from the
+first step, while MSE's charge starts at zero.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import check_at_least
+from ..data.batch import Batch, as_batch
+from ..data.transforms import corrupt
+from ..errors import GenlabError
+from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, require_planar
+from .blocks import ACTIVATIONS, UPSAMPLERS, upsampler
+
+TASKS = ("denoise", "superres")
+DENOISE_NOISES = ("gaussian", "salt-pepper", "masking")
+ARCHS = ("unet", "espcn")
+DOWNSAMPLERS = ("area", "bicubic")
+LOSSES = ("l1", "mse")
+#: PSNR of an exact match: the squared error is floored at 1e-10, so the figure stays finite
+MAX_PSNR_DB = 100.0
+
+
+@dataclass
+class Image2ImageConfig(ModelConfig):
+    """Attributes (``None``: the task's default):
+        task: ``denoise`` or ``superres``.
+        noise, noise_level: the denoise task's corruption: ``gaussian`` (level = standard
+            deviation), ``salt-pepper`` or ``masking`` (level = fraction of the pixels).
+        scale: the superres task's factor, 2 or 4; the image sides must be divisible by it.
+        downsample: how the superres input is made: ``area`` (the mean of each scale x scale
+            block) or ``bicubic`` (antialiased).
+        arch: ``unet`` (default for denoise) or ``espcn`` (default for superres; superres only).
+        channels: widths: one per U-Net level (default (32, 64, 128)), or of the ESPCN's
+            low-resolution convolutions (default (64, 32)).
+        upsample: the layer that doubles the resolution: ``transposed``, ``resize-conv`` or
+            ``pixel-shuffle`` (defaults: ``transposed`` in the U-Net, ``pixel-shuffle`` in ESPCN).
+        activation: after each hidden convolution (default relu).
+        residual: predict a correction of the trivial baseline (default true).
+        loss: ``mse`` (default: what PSNR measures) or ``l1``, per pixel, mean per image.
+    """
+
+    task: str = "denoise"
+    noise: str = "gaussian"
+    noise_level: float = 0.3
+    scale: int = 2
+    downsample: str = "area"
+    arch: str | None = None
+    channels: tuple[int, ...] | None = None
+    upsample: str | None = None
+    activation: str = "relu"
+    residual: bool = True
+    loss: str = "mse"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.task not in TASKS:
+            raise GenlabError(f"unknown task '{self.task}'; choose one of: {', '.join(TASKS)}")
+        c, h, w = require_planar(self, f"the {self.task} task")
+        if self.arch is None:
+            self.arch = "unet" if self.task == "denoise" else "espcn"
+        if self.arch not in ARCHS:
+            raise GenlabError(f"unknown arch '{self.arch}' for the {self.task} task; choose one of: "
+                              f"{', '.join(ARCHS if self.task == 'superres' else ARCHS[:1])}")
+        if self.arch == "espcn" and self.task != "superres":
+            raise GenlabError("`arch` espcn upsamples, so it serves the superres task; denoise takes `arch=unet`")
+        if self.channels is None:
+            self.channels = (32, 64, 128) if self.arch == "unet" else (64, 32)
+        self.channels = tuple(self.channels)
+        if not self.channels:
+            raise GenlabError("`channels` needs at least one width")
+        check_at_least(self, 1, "channels")
+        if self.upsample is None:
+            self.upsample = "transposed" if self.arch == "unet" else "pixel-shuffle"
+        if self.upsample not in UPSAMPLERS:
+            raise GenlabError(f"unknown upsample '{self.upsample}'; choose one of: {', '.join(UPSAMPLERS)}")
+        if self.activation not in ACTIVATIONS:
+            raise GenlabError(f"unknown activation '{self.activation}'; choose one of: {', '.join(ACTIVATIONS)}")
+        if self.loss not in LOSSES:
+            raise GenlabError(f"unknown loss '{self.loss}'; choose one of: {', '.join(LOSSES)}")
+        if self.task == "denoise":
+            if self.noise not in DENOISE_NOISES:
+                raise GenlabError(f"the denoise task needs `noise` to be one of: {', '.join(DENOISE_NOISES)}; "
+                                  f"got '{self.noise}'")
+            if not self.noise_level > 0:
+                raise GenlabError(f"`noise_level` must be above 0 for the denoise task, got {self.noise_level}")
+            if self.noise != "gaussian" and self.noise_level > 1:
+                raise GenlabError(f"{self.noise} noise replaces a fraction of the pixels: `noise_level` must lie in "
+                                  f"(0, 1], got {self.noise_level}")
+        else:
+            if self.scale not in (2, 4):
+                raise GenlabError(f"`scale` must be 2 or 4, got {self.scale}")
+            if h % self.scale or w % self.scale:
+                raise GenlabError(f"`scale` {self.scale} needs image sides divisible by {self.scale}; this data is "
+                                  f"{h}x{w}")
+            if self.downsample not in DOWNSAMPLERS:
+                raise GenlabError(f"unknown downsample '{self.downsample}'; choose one of: {', '.join(DOWNSAMPLERS)}")
+        if self.arch == "unet" and min(h, w) < 2 ** self.levels:
+            raise GenlabError(f"`channels` {list(self.channels)} make a U-Net that halves the image {self.levels} "
+                              f"times, which needs sides of at least {2 ** self.levels}; this data is {h}x{w}")
+
+    @property
+    def levels(self) -> int:
+        """How many times the U-Net halves the image (0 for ESPCN)."""
+        return len(self.channels) - 1 if self.arch == "unet" else 0
+
+
+def _zero_last_layer(module: nn.Module) -> None:
+    """Zero the weights and bias of the last convolution in ``module``: a fresh residual network
+    outputs exactly 0, so the model starts as its baseline."""
+    convs = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    nn.init.zeros_(convs[-1].weight)
+    if convs[-1].bias is not None:
+        nn.init.zeros_(convs[-1].bias)
+
+
+def _conv_block(a: int, b: int, activation: str) -> nn.Sequential:
+    act = ACTIVATIONS[activation]
+    return nn.Sequential(nn.Conv2d(a, b, 3, padding=1), act(), nn.Conv2d(b, b, 3, padding=1), act())
+
+
+class UNet(nn.Module):
+    """(N, C, H, W) -> (N, C_out, H, W), H and W multiples of 2^(len(widths) - 1): a conv block
+    per level, max-pooling between levels, ``upsample`` then a conv block on the concatenated skip
+    going back up, and a 1x1 convolution out."""
+
+    def __init__(self, in_channels: int, out_channels: int, widths: tuple[int, ...], upsample: str,
+                 activation: str):
+        super().__init__()
+        self.down = nn.ModuleList()
+        previous = in_channels
+        for width in widths:
+            self.down.append(_conv_block(previous, width, activation))
+            previous = width
+        self.ups = nn.ModuleList()
+        self.up_blocks = nn.ModuleList()
+        for deep, shallow in zip(reversed(widths), list(reversed(widths))[1:]):
+            self.ups.append(upsampler(upsample, deep, shallow))
+            self.up_blocks.append(_conv_block(2 * shallow, shallow, activation))
+        self.out = nn.Conv2d(widths[0], out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        skips.pop()
+        for up, block in zip(self.ups, self.up_blocks):
+            x = block(torch.cat([up(x), skips.pop()], dim=1))
+        return self.out(x)
+
+
+class ESPCN(nn.Module):
+    """(N, C, h, w) -> (N, C, scale h, scale w): convolutions at the low resolution (5x5, then
+    3x3), then ``log2(scale)`` upsampling layers, the last one to C channels."""
+
+    def __init__(self, channels: int, widths: tuple[int, ...], scale: int, upsample: str, activation: str):
+        super().__init__()
+        act = ACTIVATIONS[activation]
+        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 5, padding=2), act()]
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(a, b, 3, padding=1), act()]
+        for _ in range(int(math.log2(scale)) - 1):
+            layers += [upsampler(upsample, widths[-1], widths[-1]), act()]
+        layers.append(upsampler(upsample, widths[-1], channels))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def batch_psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of each image (N,) for values in [0, 1]: 10 log10(1 / mean squared error), with
+    the error floored at 1e-10 (at most :data:`MAX_PSNR_DB`)."""
+    mse = (output.float() - target.float()).pow(2).flatten(1).mean(1)
+    return -10.0 * torch.log10(mse.clamp_min(10 ** (-MAX_PSNR_DB / 10)))
+
+
+class Image2Image(GenerativeModel):
+    """Denoising or super-resolution of images (C, H, W); see the module's description."""
+
+    family = "image2image"
+    config_class = Image2ImageConfig
+    train_defaults = {"epochs": 20}
+
+    def __init__(self, config: Image2ImageConfig, name: str | None = None):
+        super().__init__(config, name)
+        c = config.image_shape[0]
+        if config.arch == "unet":
+            self.net = UNet(c, c, config.channels, config.upsample, config.activation)
+        else:
+            self.net = ESPCN(c, config.channels, config.scale, config.upsample, config.activation)
+        if config.residual:
+            _zero_last_layer(self.net)
+        self.keep_average("net")
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(condition_image=True)
+
+    @property
+    def latent_dim(self) -> int:
+        raise NotSupported(f"a {self.name} model has no latent space: it maps images to images "
+                           "(translate(x); genlab translate RUN IMAGES)")
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotSupported(f"a {self.name} model has no encoder: it maps images to images "
+                           "(translate(x); genlab translate RUN IMAGES)")
+
+    @property
+    def task(self) -> str:
+        return self.config.task
+
+    @property
+    def scale(self) -> int:
+        """How many times larger the output is than the condition image (1 for denoise)."""
+        return self.config.scale if self.config.task == "superres" else 1
+
+    @property
+    def baseline_name(self) -> str:
+        """What the trivial baseline is, in words."""
+        return "the noisy input" if self.task == "denoise" else f"bicubic upscaling x{self.scale}"
+
+    @property
+    def min_condition_side(self) -> int:
+        """The smallest side of a condition image the network takes."""
+        return max(1, -(-2 ** self.config.levels // self.scale))
+
+    # ----------------------------------------------------------------- the task
+    def degrade(self, images: torch.Tensor, generator: torch.Generator | None = None, draws=None) -> torch.Tensor:
+        """The condition images of clean ``images`` (N, C, H, W): noisy ones (random draws from
+        ``draws``, a :class:`~genlab.data.Batch`, or ``generator``) or ``scale`` times smaller ones."""
+        cfg = self.config
+        if cfg.task == "denoise":
+            return corrupt(images, cfg.noise, cfg.noise_level, generator=generator, draws=draws)
+        h, w = images.shape[-2:]
+        if h % cfg.scale or w % cfg.scale:
+            raise GenlabError(f"`scale` {cfg.scale} needs image sides divisible by {cfg.scale}, got {h}x{w}")
+        if cfg.downsample == "area":
+            return F.avg_pool2d(images, cfg.scale)
+        small = F.interpolate(images, size=(h // cfg.scale, w // cfg.scale), mode="bicubic", align_corners=False,
+                              antialias=True)
+        return small.clamp(0, 1)
+
+    def upscale(self, condition: torch.Tensor) -> torch.Tensor:
+        """Bicubic enlargement of ``condition`` by ``scale`` (not clamped); the condition itself
+        for denoise."""
+        if self.scale == 1:
+            return condition
+        return F.interpolate(condition, scale_factor=self.scale, mode="bicubic", align_corners=False)
+
+    def baseline(self, condition: torch.Tensor) -> torch.Tensor:
+        """The trivial baseline in [0, 1]: the noisy input itself, or its bicubic enlargement."""
+        return self.upscale(condition).clamp(0, 1)
+
+    def check_condition(self, condition: torch.Tensor) -> None:
+        """A clear error for condition images the network cannot take."""
+        c = self.config.image_shape[0]
+        if condition.ndim != 4:
+            raise GenlabError(f"the {self.task} task takes images (N, C, H, W), got shape {tuple(condition.shape)}")
+        if condition.shape[1] != c:
+            raise GenlabError(f"images with {condition.shape[1]} channel(s) given to a {self.task} model trained on "
+                              f"{c}-channel images")
+        h, w = condition.shape[-2:]
+        side = self.min_condition_side
+        if min(h, w) < side:
+            raise GenlabError(f"a {h}x{w} image is too small for this {self.task} model: its U-Net halves the image "
+                              f"{self.config.levels} times, so it needs sides of at least {side}")
+
+    def predict(self, condition: torch.Tensor) -> torch.Tensor:
+        """The output for ``condition`` (N, C, h, w), not clamped: (N, C, scale h, scale w)."""
+        self.check_condition(condition)
+        cfg, net = self.config, self.network("net")
+        base = self.upscale(condition)
+        if cfg.arch == "espcn":
+            correction = net(condition)
+        else:  # the U-Net, on the (enlarged) input, padded to a multiple of 2^levels
+            h, w = base.shape[-2:]
+            m = 2 ** cfg.levels
+            pad_h, pad_w = -h % m, -w % m
+            padded = F.pad(base, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else base
+            correction = net(padded)[..., :h, :w]
+        return base + correction if cfg.residual else correction
+
+    def translate(self, condition: torch.Tensor) -> torch.Tensor:
+        """Condition images (N, C, h, w) in [0, 1] (noisy, or small) to outputs in [0, 1]
+        (N, C, scale h, scale w)."""
+        return self.predict(condition).clamp(0, 1)
+
+    # ----------------------------------------------------------------- training
+    def loss(self, batch: Batch | torch.Tensor, labels: torch.Tensor | None = None,
+             step: int | None = None) -> dict[str, torch.Tensor]:
+        """``loss`` (L1 or squared error per pixel, mean per image), ``psnr`` of the output and
+        ``baseline_psnr`` of the trivial baseline (dB, mean per image). The condition image is the
+        batch's, or made from its clean images with the batch's draws."""
+        batch = as_batch(batch, labels)
+        x = batch.images
+        self.check_images(x)
+        condition = batch.condition if batch.condition is not None else self.degrade(x, draws=batch)
+        out = self.predict(condition)
+        error = (out - x).abs() if self.config.loss == "l1" else (out - x).pow(2)
+        with torch.no_grad():
+            psnr = batch_psnr(out.detach().clamp(0, 1), x).mean()
+            baseline_psnr = batch_psnr(self.baseline(condition), x).mean()
+        return {"loss": error.flatten(1).mean(1).mean(), "psnr": psnr, "baseline_psnr": baseline_psnr}
