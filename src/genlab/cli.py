@@ -14,7 +14,7 @@ from .errors import GenlabError, first_line
 
 MODEL_FLAGS = ("latent_dim", "arch", "hidden", "channels", "blocks_per_stage", "norm", "activation",
                "upsample", "recon_loss", "noise", "noise_level", "likelihood", "sigma", "learn_sigma",
-               "beta", "mc_samples", "scale")
+               "beta", "mc_samples", "scale", "color_space")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float)
     p.add_argument("--mc-samples", type=int)
     p.add_argument("--scale", type=int, help="superres: how many times larger the output is (2 or 4)")
+    p.add_argument("--color-space", choices=["lab", "yuv"], help="colorize: L in and a, b predicted (lab, default), "
+                   "or Y in and U, V predicted (yuv)")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="any other model or training setting, e.g. --set activation=silu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -233,12 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="retrain models already trained by an earlier demo")
     p.add_argument("--quiet", action="store_true")
 
-    p = sub.add_parser("translate", help="apply an image-to-image run (denoise, superres) to image files (PNG)")
+    p = sub.add_parser("translate", help="apply an image-to-image run (denoise, superres, colorize) to image "
+                       "files (PNG)")
     p.add_argument("run")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files: the noisy (denoise) or small "
-                   "(superres) inputs, any size the network takes")
-    p.add_argument("--out", help="folder for the results (default: beside each input, as NAME-denoise.png or "
-                   "NAME-x2.png)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files: the noisy (denoise), small "
+                   "(superres) or grey (colorize; a colour file is made grey first) inputs, any size the network takes")
+    p.add_argument("--out", help="folder for the results (default: beside each input, as NAME-denoise.png, "
+                   "NAME-x2.png or NAME-color.png)")
 
     p = sub.add_parser("explain", help="figures that explain a building block")
     p.add_argument("topic", choices=["transposed-conv", "checkerboard"])
@@ -492,7 +495,10 @@ def _translate(args: argparse.Namespace) -> None:
     from .commands.translate import translate_files
     from .train import load_run
 
-    for path in translate_files(load_run(args.run), args.images, args.out):
+    def note(message: str) -> None:
+        print(f"genlab: note: {message}", file=sys.stderr)
+
+    for path in translate_files(load_run(args.run), args.images, args.out, note=note):
         print(path)
 
 

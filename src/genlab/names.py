@@ -19,6 +19,8 @@ MODEL_ALIASES = {
     "denoising": "denoise", "denoiser": "denoise", "unet-denoise": "denoise",
     "super-resolution": "superres", "superresolution": "superres", "super-res": "superres", "sr": "superres",
     "espcn": "superres",
+    "colorization": "colorize", "colourize": "colorize", "colorise": "colorize", "colourise": "colorize",
+    "colourization": "colorize", "colorisation": "colorize", "colourisation": "colorize", "colorizer": "colorize",
 }
 
 #: other names for the metrics of ``genlab evaluate``

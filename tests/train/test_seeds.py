@@ -21,6 +21,14 @@ def tiny(digits_train):
 
 
 @pytest.fixture(scope="module")
+def tiny_colour():
+    """64 colour images of 28x28 (digits-m): the data of colorize, which refuses grey ones."""
+    from genlab.data import load_dataset
+
+    return load_dataset("digits-m", "train").subset(slice(0, 64))
+
+
+@pytest.fixture(scope="module")
 def tiny_cubes():
     """64 binary cubes of 8^3: the data of a 3-D model."""
     from genlab.data import ImageDataset
@@ -34,9 +42,9 @@ def weights(path):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_the_same_seed_gives_the_same_run(tiny, tiny_cubes, tmp_path, name):
-    family = MODELS[name][0]
-    data = tiny_cubes if family == "gan3d" else tiny
+def test_the_same_seed_gives_the_same_run(tiny, tiny_cubes, tiny_colour, tmp_path, name):
+    family, defaults = MODELS[name]
+    data = tiny_cubes if family == "gan3d" else tiny_colour if defaults.get("task") == "colorize" else tiny
     settings = dict(SMALL[family])
     if name in ("resnet-vae", "iwae"):
         settings = {"channels": (4, 8), "blocks_per_stage": 1}

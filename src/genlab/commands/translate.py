@@ -1,10 +1,12 @@
 """``genlab translate RUN IMAGES...``: an image-to-image run applied to image files.
 
 For a denoise run each file is the noisy input and the result has its size; for a superres run
-each file is the small input and the result is ``scale`` times larger. Any size the network can
+each file is the small input and the result is ``scale`` times larger; for a colorize run each
+file is the grey input (a colour file is first made grey, the grey of its luminance in the run's
+colour space, and a note says so) and the result is in colour. Any size the network can
 take works: the U-Net pads sides that are not a multiple of 2^levels (replicating the border) and
 crops its output back, and refuses sides below 2^levels; ESPCN takes any size. Results are PNG
-files beside their inputs (``NAME-denoise.png``, ``NAME-x2.png``) or in ``out_dir``.
+files beside their inputs (``NAME-denoise.png``, ``NAME-x2.png``, ``NAME-color.png``) or in ``out_dir``.
 
 Files are read as the folder loader reads them: grey modes (and RGB images whose three channels
 are equal) are grey; 16-bit grey is scaled to [0, 1]; alpha is dropped; palettes are expanded.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +40,7 @@ def require_translation(model: GenerativeModel) -> None:
     """A clear error for a model that is not an image-to-image task."""
     if not model.capabilities.condition_image:
         raise NotSupported(f"a {model.name} model is not an image-to-image task; translate takes a run of "
-                           "denoise or superres")
+                           "denoise, superres or colorize")
 
 
 def decode_image(content: bytes | os.PathLike | str, name: str = "the upload") -> Image.Image:
@@ -80,6 +83,19 @@ def image_tensor(image: Image.Image, channels: int, name: str = "the image") -> 
     return torch.from_numpy(np.ascontiguousarray(pixels)).float()[None]
 
 
+def condition_tensor(model: GenerativeModel, image: Image.Image, name: str = "the image"
+                     ) -> tuple[torch.Tensor, bool]:
+    """The condition image (1, C, H, W) that ``model`` takes for ``image``, and whether a colour
+    image was made grey for it (colorize: a colour image becomes the grey of its luminance in the
+    model's colour space, the grey input the model was trained on)."""
+    if model.task != "colorize":
+        return image_tensor(image, model.config.image_shape[0], name), False
+    x = image_tensor(image, 3, name)
+    if torch.equal(x[:, :1].expand_as(x), x):   # a grey file (as read, all three channels equal)
+        return x[:, :1].contiguous(), False
+    return model.degrade(x), True
+
+
 def check_size(model: GenerativeModel, x: torch.Tensor, name: str = "the image") -> None:
     """A clear error, naming ``name``, for an input the network cannot take."""
     side = model.min_condition_side
@@ -106,24 +122,28 @@ def png_of(image: torch.Tensor) -> Image.Image:
 
 
 def result_name(model: GenerativeModel, source: Path) -> str:
-    """``NAME-denoise.png`` or ``NAME-x2.png`` for the input ``source``."""
-    suffix = "denoise" if model.task == "denoise" else f"x{model.scale}"
+    """``NAME-denoise.png``, ``NAME-x2.png`` or ``NAME-color.png`` for the input ``source``."""
+    suffix = {"denoise": "denoise", "colorize": "color"}.get(model.task, f"x{model.scale}")
     return f"{source.stem}-{suffix}.png"
 
 
 def translate_files(run: Run | GenerativeModel, images: list[str | os.PathLike],
-                    out_dir: str | os.PathLike | None = None) -> list[Path]:
+                    out_dir: str | os.PathLike | None = None,
+                    note: Callable[[str], None] | None = None) -> list[Path]:
     """Apply ``run`` (or a model) to each image file; write each result beside its input or into
-    ``out_dir``; return the paths written. Every input is checked before anything is written."""
+    ``out_dir``; return the paths written. Every input is checked before anything is written.
+    ``note`` is told, in one line, of each colour file a colorize run makes grey first."""
     model = run.model if isinstance(run, Run) else run
     require_translation(model)
     if not images:
         raise GenlabError("give at least one image file to translate")
-    channels = model.config.image_shape[0]
     inputs = []
     for path in map(Path, images):
-        x = image_tensor(decode_image(path, str(path)), channels, str(path))
+        x, made_grey = condition_tensor(model, decode_image(path, str(path)), str(path))
         check_size(model, x, str(path))
+        if made_grey and note is not None:
+            note(f"{path} is a colour image; colorize takes its grey version (the luminance, "
+                 f"{'L of Lab' if model.config.color_space == 'lab' else 'Y of YUV'}) as the input")
         inputs.append((path, x))
     folder = Path(out_dir) if out_dir is not None else None
     if folder is not None:

@@ -12,6 +12,17 @@ do), with the standard error of the mean. For superres, ``psnr_y`` is also given
 luminance (Y of YCbCr, ITU-R BT.601, by ``skimage.color.rgb2ycbcr``, divided by 255; a grey image
 as it is) with ``scale`` pixels cropped from each border, the usual convention of the SR
 literature. An exact match (zero error) counts as 100 dB, so a mean stays finite.
+
+For colorize the condition is the grey image (no draws) and the baseline the grey image as colour
+(chrominance 0). The mean of per-image dB is then ruled by the nearly grey test images, where the
+baseline is close to exact and any colour costs tens of dB, so four more figures are given:
+``psnr_pooled`` (10 log10(1 / the squared error per pixel over the whole split), and the
+baseline's), ``images_improved`` (the share of images whose PSNR beats the baseline's),
+``chroma_rmse`` (the root mean square error of the chrominance over the split, in the colour
+space's units: a and b of Lab, or U and V; the baseline's is that of the true chrominance), and
+``mean_chroma`` / ``true_mean_chroma`` (the mean length of the chrominance vector,
+sqrt(a^2 + b^2), of the output and of the truth), whose ratio ``chroma_ratio`` says how
+desaturated the output is.
 """
 from __future__ import annotations
 
@@ -22,6 +33,7 @@ import torch
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from ..data import colour
 from ..data.base import ImageDataset
 from ..models.translation import MAX_PSNR_DB
 
@@ -106,17 +118,29 @@ def image_quality(model, data: ImageDataset, seed: int = 0, batch_size: int = 25
     images of ``data``, whose condition images are made with seeded draws (``seed``); the gains in
     dB and SSIM; for superres also the luminance PSNR with a ``scale``-pixel border crop."""
     model.eval()
-    superres = model.task == "superres"
+    superres, colorize = model.task == "superres", model.task == "colorize"
     crop = model.scale if superres else 0
     rows: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "baseline_psnr", "baseline_ssim",
-                                                     "psnr_y", "baseline_psnr_y")}
+                                                     "psnr_y", "baseline_psnr_y", "chroma", "true_chroma")}
+    sums = {"error": 0.0, "baseline_error": 0.0, "chroma_error": 0.0, "true_chroma_square": 0.0, "pixels": 0}
     start = 0
     for batch in data.batches(batch_size, model.device):
         x = batch.images
         condition = seeded_conditions(model, x, start, seed)
         start += len(x)
-        pairs = (("", model.translate(condition)), ("baseline_", model.baseline(condition)))
+        output, base = model.translate(condition), model.baseline(condition)
+        pairs = (("", output), ("baseline_", base))
         clean = x.double().cpu().numpy()
+        if colorize:
+            space = model.config.color_space
+            chroma_out, true = colour.split(output.double(), space)[1], colour.split(x.double(), space)[1]
+            for key, chroma in (("chroma", chroma_out), ("true_chroma", true)):
+                rows[key] += chroma.pow(2).sum(1).sqrt().flatten(1).mean(1).tolist()
+            sums["error"] += float((output.double() - x.double()).pow(2).sum())
+            sums["baseline_error"] += float((base.double() - x.double()).pow(2).sum())
+            sums["chroma_error"] += float((chroma_out - true).pow(2).sum())
+            sums["true_chroma_square"] += float(true.pow(2).sum())
+            sums["pixels"] += x[:, 0].numel()
         for prefix, images in pairs:
             got = images.double().cpu().numpy()
             for a, b in zip(got, clean):
@@ -127,6 +151,8 @@ def image_quality(model, data: ImageDataset, seed: int = 0, batch_size: int = 25
     results: dict = {"task": model.task, "baseline": model.baseline_name}
     if superres:
         results.update(scale=model.scale, downsample=model.config.downsample)
+    elif colorize:
+        results.update(color_space=model.config.color_space)
     else:
         results.update(noise=model.config.noise, noise_level=model.config.noise_level)
     for key in ("psnr", "baseline_psnr", "ssim", "baseline_ssim") + (("psnr_y", "baseline_psnr_y") if superres else ()):
@@ -136,6 +162,17 @@ def image_quality(model, data: ImageDataset, seed: int = 0, batch_size: int = 25
             results[key + "_stderr"] = stderr
     results["psnr_gain_db"] = results["psnr"] - results["baseline_psnr"]
     results["ssim_gain"] = results["ssim"] - results["baseline_ssim"]
+    if colorize:
+        n = max(sums["pixels"], 1)
+        for key, error in (("psnr_pooled", sums["error"]), ("baseline_psnr_pooled", sums["baseline_error"])):
+            results[key] = min(-10 * math.log10(max(error / (3 * n), 10 ** (-MAX_PSNR_DB / 10))), MAX_PSNR_DB)
+        results["psnr_pooled_gain_db"] = results["psnr_pooled"] - results["baseline_psnr_pooled"]
+        results["images_improved"] = float(np.mean(np.asarray(rows["psnr"]) > np.asarray(rows["baseline_psnr"])))
+        results["chroma_rmse"] = math.sqrt(sums["chroma_error"] / (2 * n))
+        results["baseline_chroma_rmse"] = math.sqrt(sums["true_chroma_square"] / (2 * n))
+        results["mean_chroma"], _ = _summary(rows["chroma"])
+        results["true_mean_chroma"], _ = _summary(rows["true_chroma"])
+        results["chroma_ratio"] = results["mean_chroma"] / results["true_mean_chroma"]
     if superres:
         results["psnr_y_gain_db"] = results["psnr_y"] - results["baseline_psnr_y"]
         results["psnr_y_border_crop"] = crop

@@ -51,6 +51,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     # Image-to-image tasks (docs/image-to-image.md): the condition image is made from the clean one.
     "denoise": ("image2image", {"task": "denoise"}),
     "superres": ("image2image", {"task": "superres"}),
+    "colorize": ("image2image", {"task": "colorize"}),
 }
 
 

@@ -1,7 +1,7 @@
-"""Image-to-image translation: denoising and super-resolution (the ``image2image`` family).
+"""Image-to-image translation: denoising, super-resolution and colorization (the ``image2image`` family).
 
-A model of this family maps a condition image (the batch's ``condition``: a noisy image, or a
-small one) to a clean image of the training data. It learns from clean images alone: when a batch
+A model of this family maps a condition image (the batch's ``condition``: a noisy image, a small
+one, or a grey one) to a clean image of the training data. It learns from clean images alone: when a batch
 has no condition image, :meth:`Image2Image.degrade` makes one on the fly with the batch's random
 draws, so every image gets the same corruption in one process or several, and in a resumed run.
 
@@ -20,10 +20,19 @@ Tasks (``task``):
   3x3 ones, widths ``channels``), then one (x2) or two (x4) ``upsample`` layers (``pixel-shuffle`` by
   default, as in ESPCN; ``transposed`` or ``resize-conv`` too). ``arch`` ``unet`` instead runs the
   U-Net on the bicubic enlargement (pre-upsampling, as SRCNN does).
+- ``colorize``: the condition is the grey image (1 channel) of the colour image: the grey level of
+  the same luminance in ``color_space`` (``lab``, the default: L of CIE Lab; ``yuv``: Y), made
+  without random draws. The U-Net maps it to the two chrominance channels (a and b divided by 100;
+  U and V divided by their largest magnitude, so about [-1, 1]); the output is the colour of the
+  given luminance and the predicted chrominance, back in sRGB, with each out-of-gamut pixel's
+  chrominance shrunk until it fits (so the luminance is kept exactly, where clipping RGB would
+  change it). The loss is taken on the chrominance. Conversions: :mod:`genlab.data.colour`
+  (scikit-image's matrices, in torch). Colour data only: a 1-channel dataset is refused.
 
-Both predict a residual (``residual``, on by default): the output is the trivial baseline (the
+All predict a residual (``residual``, on by default): the output is the trivial baseline (the
 noisy input itself; the bicubic enlargement of the small input) plus the network's correction,
-the standard trick of DnCNN and VDSR. The network's last layer starts at zero, so a fresh model
+the standard trick of DnCNN and VDSR; colorize's baseline is the grey image (chrominance 0), so it
+predicts the chrominance itself. The network's last layer starts at zero, so a fresh model
 *is* the baseline and training can only move away from it as far as the loss rewards. Both
 networks are fully convolutional: any image size the network can take works, not only the
 training size.
@@ -45,13 +54,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import check_at_least
+from ..data import colour
 from ..data.batch import Batch, as_batch
 from ..data.transforms import corrupt
 from ..errors import GenlabError
 from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, require_planar
 from .blocks import ACTIVATIONS, UPSAMPLERS, upsampler
 
-TASKS = ("denoise", "superres")
+TASKS = ("denoise", "superres", "colorize")
 DENOISE_NOISES = ("gaussian", "salt-pepper", "masking")
 ARCHS = ("unet", "espcn")
 DOWNSAMPLERS = ("area", "bicubic")
@@ -69,7 +79,10 @@ class Image2ImageConfig(ModelConfig):
         scale: the superres task's factor, 2 or 4; the image sides must be divisible by it.
         downsample: how the superres input is made: ``area`` (the mean of each scale x scale
             block) or ``bicubic`` (antialiased).
-        arch: ``unet`` (default for denoise) or ``espcn`` (default for superres; superres only).
+        color_space: the colorize task's space: ``lab`` (default; L in, a and b predicted) or
+            ``yuv`` (Y in, U and V predicted).
+        arch: ``unet`` (default for denoise and colorize) or ``espcn`` (default for superres;
+            superres only).
         channels: widths: one per U-Net level (default (32, 64, 128)), or of the ESPCN's
             low-resolution convolutions (default (64, 32)).
         upsample: the layer that doubles the resolution: ``transposed``, ``resize-conv`` or
@@ -84,6 +97,7 @@ class Image2ImageConfig(ModelConfig):
     noise_level: float = 0.3
     scale: int = 2
     downsample: str = "area"
+    color_space: str = "lab"
     arch: str | None = None
     channels: tuple[int, ...] | None = None
     upsample: str | None = None
@@ -96,13 +110,15 @@ class Image2ImageConfig(ModelConfig):
         if self.task not in TASKS:
             raise GenlabError(f"unknown task '{self.task}'; choose one of: {', '.join(TASKS)}")
         c, h, w = require_planar(self, f"the {self.task} task")
+        if self.task == "colorize" and c != 3:
+            raise GenlabError(f"colorize needs colour images; digits-m or photos, not a {c}-channel dataset")
         if self.arch is None:
-            self.arch = "unet" if self.task == "denoise" else "espcn"
+            self.arch = "espcn" if self.task == "superres" else "unet"
         if self.arch not in ARCHS:
             raise GenlabError(f"unknown arch '{self.arch}' for the {self.task} task; choose one of: "
                               f"{', '.join(ARCHS if self.task == 'superres' else ARCHS[:1])}")
         if self.arch == "espcn" and self.task != "superres":
-            raise GenlabError("`arch` espcn upsamples, so it serves the superres task; denoise takes `arch=unet`")
+            raise GenlabError(f"`arch` espcn upsamples, so it serves the superres task; {self.task} takes `arch=unet`")
         if self.channels is None:
             self.channels = (32, 64, 128) if self.arch == "unet" else (64, 32)
         self.channels = tuple(self.channels)
@@ -117,7 +133,11 @@ class Image2ImageConfig(ModelConfig):
             raise GenlabError(f"unknown activation '{self.activation}'; choose one of: {', '.join(ACTIVATIONS)}")
         if self.loss not in LOSSES:
             raise GenlabError(f"unknown loss '{self.loss}'; choose one of: {', '.join(LOSSES)}")
-        if self.task == "denoise":
+        if self.task == "colorize":
+            if self.color_space not in colour.SPACES:
+                raise GenlabError(f"unknown color_space '{self.color_space}'; choose one of: "
+                                  f"{', '.join(colour.SPACES)}")
+        elif self.task == "denoise":
             if self.noise not in DENOISE_NOISES:
                 raise GenlabError(f"the denoise task needs `noise` to be one of: {', '.join(DENOISE_NOISES)}; "
                                   f"got '{self.noise}'")
@@ -216,7 +236,7 @@ def batch_psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class Image2Image(GenerativeModel):
-    """Denoising or super-resolution of images (C, H, W); see the module's description."""
+    """Denoising, super-resolution or colorization of images (C, H, W); see the module's description."""
 
     family = "image2image"
     config_class = Image2ImageConfig
@@ -225,7 +245,9 @@ class Image2Image(GenerativeModel):
     def __init__(self, config: Image2ImageConfig, name: str | None = None):
         super().__init__(config, name)
         c = config.image_shape[0]
-        if config.arch == "unet":
+        if config.task == "colorize":  # grey in, two chrominance channels out
+            self.net = UNet(1, 2, config.channels, config.upsample, config.activation)
+        elif config.arch == "unet":
             self.net = UNet(c, c, config.channels, config.upsample, config.activation)
         else:
             self.net = ESPCN(c, config.channels, config.scale, config.upsample, config.activation)
@@ -252,12 +274,19 @@ class Image2Image(GenerativeModel):
 
     @property
     def scale(self) -> int:
-        """How many times larger the output is than the condition image (1 for denoise)."""
+        """How many times larger the output is than the condition image (1 for denoise and colorize)."""
         return self.config.scale if self.config.task == "superres" else 1
+
+    @property
+    def condition_channels(self) -> int:
+        """Channels of a condition image: 1 (grey) for colorize, else the data's."""
+        return 1 if self.task == "colorize" else self.config.image_shape[0]
 
     @property
     def baseline_name(self) -> str:
         """What the trivial baseline is, in words."""
+        if self.task == "colorize":
+            return f"the grey image (chrominance 0, {self.config.color_space})"
         return "the noisy input" if self.task == "denoise" else f"bicubic upscaling x{self.scale}"
 
     @property
@@ -265,11 +294,32 @@ class Image2Image(GenerativeModel):
         """The smallest side of a condition image the network takes."""
         return max(1, -(-2 ** self.config.levels // self.scale))
 
+    def check_images(self, x: torch.Tensor) -> None:
+        """Clean images the networks take: the data's channels, any size the network can take
+        (both networks are fully convolutional, so a held-out split of larger images, such as
+        the 256x256 test photos of ``photos``, works)."""
+        c = self.config.image_shape[0]
+        if x.ndim != 4 or x.shape[1] != c:
+            raise GenlabError(f"images of shape {tuple(x.shape[1:])} given to a {self.task} model built for "
+                              f"{c}-channel images {tuple(self.config.image_shape)}; train a model on this dataset")
+        h, w = x.shape[-2:]
+        if self.scale > 1 and (h % self.scale or w % self.scale):
+            raise GenlabError(f"`scale` {self.scale} needs image sides divisible by {self.scale}, got {h}x{w}")
+        if min(h, w) < 2 ** self.config.levels:
+            raise GenlabError(f"{h}x{w} images are too small for this {self.task} model: its U-Net halves the image "
+                              f"{self.config.levels} times, so it needs sides of at least {2 ** self.config.levels}")
+
     # ----------------------------------------------------------------- the task
     def degrade(self, images: torch.Tensor, generator: torch.Generator | None = None, draws=None) -> torch.Tensor:
         """The condition images of clean ``images`` (N, C, H, W): noisy ones (random draws from
-        ``draws``, a :class:`~genlab.data.Batch`, or ``generator``) or ``scale`` times smaller ones."""
+        ``draws``, a :class:`~genlab.data.Batch`, or ``generator``), ``scale`` times smaller ones,
+        or grey ones (N, 1, H, W; no draws)."""
         cfg = self.config
+        if cfg.task == "colorize":
+            if images.shape[1] != 3:
+                raise GenlabError(f"colorize makes its grey input from colour images (3 channels), got "
+                                  f"{images.shape[1]} channel(s)")
+            return colour.grey(images, cfg.color_space)
         if cfg.task == "denoise":
             return corrupt(images, cfg.noise, cfg.noise_level, generator=generator, draws=draws)
         h, w = images.shape[-2:]
@@ -283,21 +333,31 @@ class Image2Image(GenerativeModel):
 
     def upscale(self, condition: torch.Tensor) -> torch.Tensor:
         """Bicubic enlargement of ``condition`` by ``scale`` (not clamped); the condition itself
-        for denoise."""
+        for denoise and colorize."""
         if self.scale == 1:
             return condition
         return F.interpolate(condition, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
     def baseline(self, condition: torch.Tensor) -> torch.Tensor:
-        """The trivial baseline in [0, 1]: the noisy input itself, or its bicubic enlargement."""
+        """The trivial baseline in [0, 1]: the noisy input itself, its bicubic enlargement, or the
+        grey image as colour (its luminance with chrominance 0: R = G = B in YUV; in Lab, grey to
+        3e-5, the gap between scikit-image's sRGB matrix and its D65 white)."""
+        if self.task == "colorize":
+            space = self.config.color_space
+            luminance = colour.luminance_of_grey(condition.float(), space)
+            zero = luminance.new_zeros(len(luminance), 2, *luminance.shape[2:])
+            return colour.join(luminance, zero, space).clamp(0, 1)   # grey is in the gamut: nothing to shrink
         return self.upscale(condition).clamp(0, 1)
 
     def check_condition(self, condition: torch.Tensor) -> None:
         """A clear error for condition images the network cannot take."""
-        c = self.config.image_shape[0]
+        c = self.condition_channels
         if condition.ndim != 4:
             raise GenlabError(f"the {self.task} task takes images (N, C, H, W), got shape {tuple(condition.shape)}")
         if condition.shape[1] != c:
+            if self.task == "colorize":
+                raise GenlabError(f"colorize takes grey images (1 channel), got {condition.shape[1]} channel(s); "
+                                  "make them with degrade(x)")
             raise GenlabError(f"images with {condition.shape[1]} channel(s) given to a {self.task} model trained on "
                               f"{c}-channel images")
         h, w = condition.shape[-2:]
@@ -306,39 +366,82 @@ class Image2Image(GenerativeModel):
             raise GenlabError(f"a {h}x{w} image is too small for this {self.task} model: its U-Net halves the image "
                               f"{self.config.levels} times, so it needs sides of at least {side}")
 
+    def _unet(self, x: torch.Tensor) -> torch.Tensor:
+        """The U-Net on ``x``, padded to a multiple of 2^levels (replicating the border), cropped back."""
+        h, w = x.shape[-2:]
+        m = 2 ** self.config.levels
+        pad_h, pad_w = -h % m, -w % m
+        padded = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+        return self.network("net")(padded)[..., :h, :w]
+
+    def chrominance(self, condition: torch.Tensor) -> torch.Tensor:
+        """colorize: the predicted chrominance (N, 2, H, W) of grey images (N, 1, H, W), in the
+        network's units (a, b / 100; U, V / their largest magnitude)."""
+        if self.task != "colorize":
+            raise NotSupported(f"a {self.task} model predicts no chrominance; colorize does")
+        self.check_condition(condition)
+        return self._unet(condition)
+
+    def _chroma_scale(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(colour.CHROMA_SCALE[self.config.color_space], dtype=like.dtype,
+                            device=like.device).view(1, 2, 1, 1)
+
+    def target_chrominance(self, images: torch.Tensor) -> torch.Tensor:
+        """colorize: the chrominance (N, 2, H, W) of colour ``images``, in the network's units."""
+        return colour.split(images, self.config.color_space)[1] / self._chroma_scale(images)
+
+    def colorize(self, condition: torch.Tensor, chrominance: torch.Tensor) -> torch.Tensor:
+        """sRGB (N, 3, H, W) in [0, 1] of the luminance of grey images ``condition`` (N, 1, H, W)
+        and ``chrominance`` (N, 2, H, W, the network's units); a pixel outside the gamut has its
+        chrominance shrunk until it fits, so the luminance is kept."""
+        space = self.config.color_space
+        luminance = colour.luminance_of_grey(condition, space)
+        return colour.fit_in_gamut(luminance, chrominance * self._chroma_scale(chrominance), space)
+
     def predict(self, condition: torch.Tensor) -> torch.Tensor:
-        """The output for ``condition`` (N, C, h, w), not clamped: (N, C, scale h, scale w)."""
+        """The output for ``condition`` (N, C, h, w), not clamped: (N, C, scale h, scale w);
+        colorize: (N, 1, h, w) grey in, (N, 3, h, w) colour out (in [0, 1], by construction)."""
+        if self.task == "colorize":
+            chrominance = self.chrominance(condition)
+            with torch.autocast(condition.device.type, enabled=False):   # colour conversions in full precision
+                return self.colorize(condition.float(), chrominance.float())
         self.check_condition(condition)
         cfg, net = self.config, self.network("net")
         base = self.upscale(condition)
         if cfg.arch == "espcn":
             correction = net(condition)
         else:  # the U-Net, on the (enlarged) input, padded to a multiple of 2^levels
-            h, w = base.shape[-2:]
-            m = 2 ** cfg.levels
-            pad_h, pad_w = -h % m, -w % m
-            padded = F.pad(base, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else base
-            correction = net(padded)[..., :h, :w]
+            correction = self._unet(base)
         return base + correction if cfg.residual else correction
 
     def translate(self, condition: torch.Tensor) -> torch.Tensor:
-        """Condition images (N, C, h, w) in [0, 1] (noisy, or small) to outputs in [0, 1]
-        (N, C, scale h, scale w)."""
+        """Condition images (N, C, h, w) in [0, 1] (noisy, small, or grey) to outputs in [0, 1]
+        (N, C, scale h, scale w; colour for colorize)."""
         return self.predict(condition).clamp(0, 1)
 
     # ----------------------------------------------------------------- training
     def loss(self, batch: Batch | torch.Tensor, labels: torch.Tensor | None = None,
              step: int | None = None) -> dict[str, torch.Tensor]:
-        """``loss`` (L1 or squared error per pixel, mean per image), ``psnr`` of the output and
-        ``baseline_psnr`` of the trivial baseline (dB, mean per image). The condition image is the
-        batch's, or made from its clean images with the batch's draws."""
+        """``loss`` (L1 or squared error per pixel, mean per image; for colorize on the two
+        chrominance channels), ``psnr`` of the output and ``baseline_psnr`` of the trivial
+        baseline (dB, mean per image, in RGB). The condition image is the batch's, or made from
+        its clean images with the batch's draws."""
         batch = as_batch(batch, labels)
         x = batch.images
         self.check_images(x)
         condition = batch.condition if batch.condition is not None else self.degrade(x, draws=batch)
-        out = self.predict(condition)
-        error = (out - x).abs() if self.config.loss == "l1" else (out - x).pow(2)
+        if self.task == "colorize":
+            predicted = self.chrominance(condition)
+            with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+                target = self.target_chrominance(x.float())
+                out = self.colorize(condition.float(), predicted.detach().float())
+            diff = predicted - target
+        else:
+            out = self.predict(condition)
+            diff = out - x
+            out = out.detach().clamp(0, 1)
+        error = diff.abs() if self.config.loss == "l1" else diff.pow(2)
         with torch.no_grad():
-            psnr = batch_psnr(out.detach().clamp(0, 1), x).mean()
+            psnr = batch_psnr(out, x).mean()
             baseline_psnr = batch_psnr(self.baseline(condition), x).mean()
         return {"loss": error.flatten(1).mean(1).mean(), "psnr": psnr, "baseline_psnr": baseline_psnr}

@@ -236,9 +236,10 @@ class Explorer:
         return _png(self.decode_many((code + strength * self._concepts[attribute])[None], labels))
 
     def translate(self, content: bytes) -> bytes:
-        """An uploaded condition image (noisy, or small) translated by the model, as a PNG of the
-        output itself (no grid)."""
-        from ..commands.translate import NotAnImage, check_size, decode_image, image_tensor, png_of, translate_images
+        """An uploaded condition image (noisy, small, or grey: colorize makes a colour upload grey
+        first) translated by the model, as a PNG of the output itself (no grid)."""
+        from ..commands.translate import (NotAnImage, check_size, condition_tensor, decode_image, png_of,
+                                          translate_images)
 
         if len(content) > MAX_UPLOAD_BYTES:
             raise BadRequest(f"the upload is over the {MAX_UPLOAD_BYTES // 2 ** 20} MiB limit", 413)
@@ -250,7 +251,7 @@ class Explorer:
         if out_pixels > MAX_TRANSLATE_PIXELS:
             raise BadRequest(f"the result would have {out_pixels:,} pixels, over the limit of "
                              f"{MAX_TRANSLATE_PIXELS:,}; send a smaller image", 413)
-        x = image_tensor(picture, self.model.config.image_shape[0], "the upload")
+        x, _ = condition_tensor(self.model, picture, "the upload")
         check_size(self.model, x, "the upload")
         return png_bytes(png_of(translate_images(self.model, x)[0]))
 
@@ -425,8 +426,9 @@ def create_app(run: str | Path | Run, data_dir=None):
 
     @app.post("/api/translate", response_class=Response, responses={200: {"content": {"image/png": {}}}})
     async def translate(image: UploadFile = File(...)):
-        """An image-to-image task applied to an upload (runs of denoise or superres): the noisy or
-        small image in, the denoised or enlarged one out (PNG, any size the network takes)."""
+        """An image-to-image task applied to an upload (runs of denoise, superres or colorize): the
+        noisy, small or grey image in, the denoised, enlarged or coloured one out (PNG, any size
+        the network takes)."""
         if not explorer.able.condition_image:
             raise BadRequest(f"a {explorer.model.name} model is not an image-to-image task", 400)
         content = await image.read(MAX_UPLOAD_BYTES + 1)
