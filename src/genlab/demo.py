@@ -50,6 +50,13 @@ DEMO_MODELS = [
               # Without spectral norm: on 8x8 digits its samples are sharper in this short run.
               {"latent_dim": 16, "channels": 32, "ema_decay": 0.99, "spectral_norm": False},
               {"epochs": 30, "batch_size": 64, "lr": 2e-3}),
+    DemoModel("denoise", "Denoising U-Net (Gaussian noise, std 0.3)", "A small U-Net predicts the correction "
+              "that turns a noisy digit into the clean one (the noise is drawn afresh for every batch); "
+              "measured by PSNR against the noisy input itself.",
+              {"channels": (16, 32), "noise_level": 0.3}, {"epochs": 30, "batch_size": 64, "lr": 3e-3}),
+    DemoModel("superres", "Super-resolution x2 (ESPCN)", "Convolutions on the 4x4 digit, then pixel shuffle "
+              "to 8x8, predicting the correction of the bicubic enlargement; measured against it.",
+              {"channels": (32, 16)}, {"epochs": 30, "batch_size": 64, "lr": 3e-3}),
     DemoModel("diffusion", "Diffusion model (DDIM, 50 steps)", "A small U-Net (time embedding, residual "
               "blocks, group norm, attention at 4x4) learns to predict the noise added to a digit (as "
               "v-prediction, cosine schedule); samples start from Gaussian noise and are denoised in 50 "
@@ -104,6 +111,18 @@ def _latent_figures(model, data, title: str, scale: int, seed: int = 0):
     return (strip, about), (scatter, f"{title}: the codes of the {len(x)} test images, coloured by class")
 
 
+def _translation_figure(model, x: torch.Tensor, title: str, scale: int, metrics: dict, seed: int = 0):
+    """Rows: the condition images made from ``x`` (small ones enlarged to the image size, nearest
+    neighbour), the model's outputs, and ``x``; with the test PSNR of model and baseline."""
+    condition = model.degrade(x, generator=torch.Generator().manual_seed(seed))
+    output = model.translate(condition)
+    shown = torch.nn.functional.interpolate(condition, size=x.shape[-2:], mode="nearest")
+    grid = make_grid(torch.cat([shown, output, x]).clamp(0, 1), nrow=len(x), scale=scale)
+    about = (f"{title}: input, output, clean; test PSNR {metrics['psnr']:.1f} dB against "
+             f"{metrics['baseline_psnr']:.1f} dB for {model.baseline_name}")
+    return grid, about
+
+
 PRIOR_MAP_DRAWS = 1000
 
 
@@ -151,7 +170,7 @@ def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool 
     scale = 6
     rows, sample_figures, table, no_prior = [(make_grid(x, nrow=num_images, scale=scale), "test images")], [], [], []
     sample_grids: dict = {}
-    strips, maps, map_notes = [], [], []
+    strips, maps, map_notes, translations = [], [], [], []
     started = time.perf_counter()
     for entry in models or DEMO_MODELS:
         run_dir = out / entry.name
@@ -169,18 +188,22 @@ def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool 
         metrics = evaluate(model, test_data, mc_samples=10, seed=seed)
         train_time = sum(r.get("time_s", 0.0) for r in run.metrics)
         error = metrics.get("sq_error_per_image", "-")  # a GAN has no encoder, so no reconstructions
-        shown = error if error == "-" else f"{error:.3f}"
-        print(f"  {entry.name}: squared error per test image {shown} ({time.perf_counter() - t0:.1f} s)",
-              flush=True)
+        if "psnr" in metrics:
+            shown = f"test PSNR {metrics['psnr']:.1f} dB (baseline {metrics['baseline_psnr']:.1f} dB)"
+        else:
+            shown = "squared error per test image " + (error if error == "-" else f"{error:.3f}")
+        print(f"  {entry.name}: {shown} ({time.perf_counter() - t0:.1f} s)", flush=True)
         with torch.no_grad():
             if error != "-":
                 recon = model.reconstruct(x, y).clamp(0, 1)
                 rows.append((make_grid(recon, nrow=num_images, scale=scale), f"{entry.title}: reconstructions"))
+            if model.capabilities.condition_image:
+                translations.append(_translation_figure(model, x, entry.title, scale, metrics, seed))
             if model.capabilities.prior:
                 samples = model.sample(64, generator=torch.Generator().manual_seed(seed))
                 sample_grids[entry.name] = make_grid(samples, nrow=8, scale=scale)
                 sample_figures.append((sample_grids[entry.name], f"{entry.title}: samples"))
-            else:
+            elif not model.capabilities.condition_image:
                 no_prior.append(entry.title)
         latent = (_latent_figures(model, test_data, entry.title, scale, seed)
                   or _prior_figures(model, train_data, test_data, entry.title, scale, seed))
@@ -200,6 +223,10 @@ def run_demo(out: str | Path = "runs/demo", fresh: bool = False, progress: bool 
         Section("Samples from the prior", f"64 draws from each model that has a prior (seed {seed}). "
                 + (f"No prior, so no samples: {', '.join(no_prior)}." if no_prior else ""),
                 figures=sample_figures),
+        Section("Image to image", "Each task's input (made from the clean test image: noisy, or half the "
+                "size and shown enlarged), the model's output, and the clean image, with the PSNR of the "
+                "output and of the trivial answer (the input itself, or its bicubic enlargement) over the "
+                "whole test split.", figures=translations),
         Section("Interpolation in the latent space", "Each model with an encoder decodes a straight line "
                 "between the codes of two test images of different classes (the images themselves at both "
                 "ends); a model without one (a GAN, a diffusion model) goes along the great circle between "
