@@ -229,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder (default runs/elbo-ablation-DATA)")
     p.add_argument("--quiet", action="store_true")
 
-    p = sub.add_parser("demo", help="train PCA, a conv autoencoder, a VAE, a DCGAN and a diffusion model on digits; "
-                       "write an HTML report")
+    p = sub.add_parser("demo", help="train PCA, a conv autoencoder, a VAE, a DCGAN, a denoiser, a x2 "
+                       "super-resolution net and a diffusion model on digits; write an HTML report")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--fresh", action="store_true", help="retrain models already trained by an earlier demo")
     p.add_argument("--quiet", action="store_true")
