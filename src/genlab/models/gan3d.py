@@ -3,8 +3,8 @@
 G maps a grid of latent vectors z (latent_dim, m, m, m), each N(0, I), to a volume
 (1, m 2^k, m 2^k, m 2^k) of pore probabilities: a 3x3x3 convolution on the grid, then k stride-2
 transposed 3-D convolutions (batch norm and ReLU between them), each doubling the side and
-halving the width, the last one to the volume's channel, and a sigmoid. D mirrors it with stride-2 3-D convolutions and LeakyReLU(0.2)
-down to a 4^3 map, then a linear score. Losses, spectral norm, moving average and the trainer's
+halving the width, the last one to the volume's channel, and a sigmoid. D mirrors it with
+stride-2 3-D convolutions and LeakyReLU(0.2) down to a 4^3 map, then a linear score. Losses, spectral norm, moving average and the trainer's
 step are the 2-D GAN's (:mod:`genlab.models.gan`).
 
 G is fully convolutional, so a larger latent grid generates a larger volume than the training
@@ -18,7 +18,10 @@ D sees every cube, real or generated, through Gaussian noise of std ``instance_n
 noise, Sonderby et al. 2017). Real cubes are binary and generated ones are not, so without it D
 told them apart by their grey values alone: its loss fell to 0 within a few hundred steps, and G
 answered by turning ever more voxels to grain (a porosity of 0.45 went past the rock's 0.13 to
-0.01). Noise of std 0.5 hides the grey values, and D's loss stayed near 1.
+0.01, on 32^3 cubes). Noise of std 0.5 hides the grey values: D's loss stayed between 0.4 and
+1.4 in that test, and in 90-minute runs it fell no lower than 0.24 (64^3 cubes) and 1.3 (32^3).
+G's output stays soft at pore edges, though, which costs porosity when volumes are cut at 0.5
+(docs/porous.md).
 
 With ``symmetries`` each real cube D sees is turned by a random one of the cube's 48 symmetries
 (rotations and reflections): a rock's statistics do not depend on the axes of the scan, so this
@@ -54,7 +57,8 @@ class PorousGANConfig(GANConfig):
     """Attributes (beyond :class:`~genlab.models.gan.GANConfig`):
         latent_dim: width of each latent vector of the grid.
         channels: width of G's stage nearest the volume, and of D's first stage; each stage
-            further from the volume doubles it (the paper: 64 on a GPU; 8 here fits 2 CPU cores).
+            further from the volume doubles it (the paper: 64 on a GPU). On one CPU thread, in
+            bf16, 8 trained on about 22 cubes of 64^3 a second and 16 on about 13.
         symmetries: turn each real cube by a random one of the 48 symmetries of the cube.
         instance_noise: std of the Gaussian noise added to every cube D sees, real or generated.
     """
