@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine, print_table, train_time, write_results  # noqa: E402
 
 from genlab.data.media import closed_form, make_volume  # noqa: E402
-from genlab.data.volumes import read_volume, subvolumes  # noqa: E402
+from genlab.commands.volumes import reference_cubes  # noqa: E402
+from genlab.data.volumes import read_volume  # noqa: E402
 from genlab.metrics.porous import describe, euler_characteristic, two_point  # noqa: E402
 from genlab.train import load_run, train  # noqa: E402
 
@@ -150,7 +151,7 @@ def main() -> None:
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
     original = read_volume(ketton)
-    reference = subvolumes(original, EDGE, original.shape[0] - EDGE)  # the 8 corner cubes of 200^3
+    reference = reference_cubes(original, EDGE)  # what `genlab evaluate` compares with: the 8 corner 200^3 cubes
     paper = paper_reference(folder)
     print(f"generating {args.volumes} volumes of {EDGE}^3 ...", flush=True)
     generated, per_volume = generate(model, args.volumes, EDGE)

@@ -14,11 +14,13 @@ import torch
 
 from ..data.volumes import read_volume_spec, subvolumes, write_volume
 from ..errors import GenlabError
+from ..files import write_atomic
+from ..metrics.porous import METRICS
 from ..models.base import write_json_atomic
 from ..train import Run
 
 #: the statistics of ``genlab evaluate RUN --metrics ...`` for volumes
-POROUS_METRICS = ("porosity", "s2", "surface", "chords", "euler")
+POROUS_METRICS = METRICS
 #: volumes per evaluation unless told otherwise (the paper compared 20)
 DEFAULT_VOLUMES = 20
 
@@ -141,10 +143,7 @@ def interpolate_volumes(run: Run, start: int, end: int, steps: int = 8, size: in
     labels = [f"{i / (steps - 1):.2f}" for i in range(steps)]
     strip = slice_strip(list(volumes), out / f"{stem}.png", axis=0, labels=labels,
                         title=f"seed {start} to seed {end}: the middle slice of each {edge}^3 volume")
-    array = out / f"{stem}.npy"
-    tmp = array.with_name(f".{array.name}.tmp.npy")
-    np.save(tmp, volumes)
-    os.replace(tmp, array)
+    array = write_atomic(out / f"{stem}.npy", lambda f: np.save(f, volumes, allow_pickle=False))
     return [strip, array]
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..errors import GenlabError, first_line
+from ..files import write_atomic
 from .base import ImageDataset
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -249,19 +250,6 @@ def _as_pore_mask(volume) -> np.ndarray:
     return pore
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_volume(volume, path: str | os.PathLike) -> Path:
     """Write a segmented volume (D, H, W), True/1 = pore, atomically; returns the path.
 
@@ -276,12 +264,12 @@ def write_volume(volume, path: str | os.PathLike) -> Path:
     mask = np.ascontiguousarray(_as_pore_mask(volume))
     suffix = path.suffix.lower()
     if suffix in NPY_SUFFIXES:
-        _atomic_write(path, lambda f: np.save(f, mask, allow_pickle=False))
+        write_atomic(path, lambda f: np.save(f, mask, allow_pickle=False))
     elif suffix in TIFF_SUFFIXES:
         import tifffile
 
         pages = np.where(mask, np.uint8(0), np.uint8(255))
-        _atomic_write(path, lambda f: tifffile.imwrite(f, pages, photometric="minisblack"))
+        write_atomic(path, lambda f: tifffile.imwrite(f, pages, photometric="minisblack"))
     else:
         raise GenlabError(f"cannot write a volume as '{path.suffix}'; use .npy or .tif")
     return path

@@ -41,6 +41,7 @@ from torch import nn
 
 from ..data.batch import Batch, as_batch
 from ..config import from_dict
+from ..files import write_atomic
 from ..errors import GenlabError, first_line
 
 CONFIG_FILE = "config.json"
@@ -363,10 +364,8 @@ def moving_average_step(pairs, decay: float, updates: torch.Tensor) -> None:
 
 # --------------------------------------------------------------------- files
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` (UTF-8) to a temporary file beside ``path``, then rename it over ``path``."""
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import GenlabError
+from ..files import write_atomic
 from ..metrics.porous import checked_volume
 
 __all__ = [
@@ -85,18 +86,10 @@ def _figure(width_px: float, height_px: float):
 
 def _save(fig, path: str | os.PathLike) -> Path:
     """Write ``fig`` as a PNG atomically (temporary file beside ``path``, then rename); free it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
-        fig.savefig(tmp, format="png", dpi=_DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=_DPI))
     finally:
         fig.clear()
-    return path
 
 
 def _use_same_scale(shapes: list[tuple[int, int]], same_scale: bool | None) -> bool:
