@@ -17,9 +17,9 @@ for k = 4), so every voxel of a larger volume is made the way the training voxel
 D sees every cube, real or generated, through Gaussian noise of std ``instance_noise`` (instance
 noise, Sonderby et al. 2017). Real cubes are binary and generated ones are not, so without it D
 told them apart by their grey values alone: its loss fell to 0 within a few hundred steps, and G
-answered by turning ever more voxels to grain (a porosity of 0.45 went past the rock's 0.13 to
-0.01, on 32^3 cubes). Noise of std 0.5 hides the grey values: D's loss stayed between 0.4 and
-1.4 in that test, and in 90-minute runs it fell no lower than 0.24 (64^3 cubes) and 1.3 (32^3).
+answered by turning ever more voxels to grain, past the rock's porosity (exploratory runs on
+32^3 cubes). Noise of std 0.5 hides the grey values: in the 90-minute runs of
+``benchmarks/porous.py`` D's epoch-mean loss fell no lower than 0.21 (64^3 cubes) and 1.06 (32^3).
 G's output stays soft at pore edges, though, which costs porosity when volumes are cut at 0.5
 (docs/porous.md).
 
