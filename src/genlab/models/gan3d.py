@@ -76,7 +76,7 @@ class PorousGANConfig(GANConfig):
     def check_shape(self) -> None:
         if self.spatial_dims != 3:
             raise GenlabError(f"the 3-D GAN needs volumes (1, D, H, W), got images of shape {self.image_shape}; "
-                              "for 2-D images train `dcgan`")
+                              "for 2-D images train dcgan")
         c, d, h, w = self.image_shape
         if not d == h == w:
             raise GenlabError(f"the 3-D GAN trains on cubes, got {d}x{h}x{w}; cut cubes with `volume:PATH,edge=E`")
