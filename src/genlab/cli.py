@@ -14,7 +14,7 @@ from .errors import GenlabError, first_line
 
 MODEL_FLAGS = ("latent_dim", "arch", "hidden", "channels", "blocks_per_stage", "norm", "activation",
                "upsample", "recon_loss", "noise", "noise_level", "likelihood", "sigma", "learn_sigma",
-               "beta", "mc_samples", "scale", "color_space")
+               "beta", "mc_samples", "scale", "color_space", "domain_b", "adv_weight")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (default fp32)")
     p.add_argument("--nproc", type=int, help="data-parallel processes on this machine, started by torchrun")
     p.add_argument("--lr", type=float)
-    p.add_argument("--lr-schedule", choices=["constant", "cosine"])
+    p.add_argument("--lr-schedule", choices=["constant", "cosine", "linear-decay"])
     p.add_argument("--max-minutes", type=float, help="stop after this many minutes of training steps (default: no limit)")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--seed", type=int)
@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, help="superres: how many times larger the output is (2 or 4)")
     p.add_argument("--color-space", choices=["lab", "yuv"], help="colorize: L in and a, b predicted (lab, default), "
                    "or Y in and U, V predicted (yuv)")
+    p.add_argument("--domain-b", help="cyclegan: the second domain's dataset (e.g. --data mnist --domain-b mnist-m)")
+    p.add_argument("--adv-weight", type=float, help="image-to-image: weight of the PatchGAN adversarial term "
+                   "(pix2pix: 0.01 by default; 0 turns it off)")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="any other model or training setting, e.g. --set activation=silu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -235,13 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="retrain models already trained by an earlier demo")
     p.add_argument("--quiet", action="store_true")
 
-    p = sub.add_parser("translate", help="apply an image-to-image run (denoise, superres, colorize) to image "
-                       "files (PNG)")
+    p = sub.add_parser("translate", help="apply an image-to-image run (denoise, superres, colorize, pix2pix, "
+                       "cyclegan) to image files (PNG)")
     p.add_argument("run")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files: the noisy (denoise), small "
                    "(superres) or grey (colorize; a colour file is made grey first) inputs, any size the network takes")
     p.add_argument("--out", help="folder for the results (default: beside each input, as NAME-denoise.png, "
-                   "NAME-x2.png or NAME-color.png)")
+                   "NAME-x2.png, NAME-color.png, NAME-pix2pix.png or NAME-a-to-b.png)")
+    p.add_argument("--direction", choices=["a-to-b", "b-to-a"], help="cyclegan: which way to translate "
+                   "(default a-to-b: from the training data's domain to --domain-b's)")
 
     p = sub.add_parser("explain", help="figures that explain a building block")
     p.add_argument("topic", choices=["transposed-conv", "checkerboard"])
@@ -276,7 +281,8 @@ def _train(args: argparse.Namespace) -> None:
             settings[name] = value
     train_settings = {k: settings.pop(k) for k in list(settings) if k in train_fields}
     data = settings.pop("data", None) or args.data
-    out = args.out or _default_out(args.model, data, args.resume)
+    out = args.out or _default_out(args.model, f"{data}-{settings['domain_b']}" if settings.get("domain_b") else data,
+                                   args.resume)
     from .train import distributed
 
     train(args.model, data, data_dir=args.data_dir, out_dir=out, resume=args.resume,
@@ -498,7 +504,7 @@ def _translate(args: argparse.Namespace) -> None:
     def note(message: str) -> None:
         print(f"genlab: note: {message}", file=sys.stderr)
 
-    for path in translate_files(load_run(args.run), args.images, args.out, note=note):
+    for path in translate_files(load_run(args.run), args.images, args.out, note=note, direction=args.direction):
         print(path)
 
 

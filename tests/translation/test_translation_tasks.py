@@ -171,7 +171,9 @@ def test_bicubic_downsampling_and_the_condition_of_a_batch():
     assert small.shape == (3, 1, 4, 4) and not torch.allclose(small, torch.nn.functional.avg_pool2d(x, 2))
     given = model.loss(Batch(x, condition=torch.zeros(3, 1, 4, 4)))
     made = model.loss(Batch(x))
-    assert given["baseline_psnr"] < made["baseline_psnr"]   # the batch's own condition image is used
+    # The input is made from the clean images even when the batch has paired condition images
+    # (digits-m's grey digits): those are pix2pix's input, not a superres one.
+    assert given["baseline_psnr"] == made["baseline_psnr"]
 
 
 @pytest.mark.parametrize("settings,message", [

@@ -85,7 +85,7 @@ def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int 
     data = run.dataset(split, data_dir)
     results = {"split": split, "dataset": run.dataset_name}
     if not metrics or "default" in metrics:
-        results.update(evaluate(run.model, data, mc_samples=mc_samples, seed=seed))
+        results.update(evaluate(run.model, data, mc_samples=mc_samples, seed=seed, data_dir=data_dir))
     if metrics and "nll" in metrics:
         results.update(_importance_weighted_nll(run.model, data, importance_samples, seed, progress))
     quality = [m for m in metrics or [] if m not in ("default", "nll")]

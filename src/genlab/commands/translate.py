@@ -89,7 +89,7 @@ def condition_tensor(model: GenerativeModel, image: Image.Image, name: str = "th
     image was made grey for it (colorize: a colour image becomes the grey of its luminance in the
     model's colour space, the grey input the model was trained on)."""
     if model.task != "colorize":
-        return image_tensor(image, model.config.image_shape[0], name), False
+        return image_tensor(image, model.condition_channels, name), False
     x = image_tensor(image, 3, name)
     if torch.equal(x[:, :1].expand_as(x), x):   # a grey file (as read, all three channels equal)
         return x[:, :1].contiguous(), False
@@ -101,16 +101,19 @@ def check_size(model: GenerativeModel, x: torch.Tensor, name: str = "the image")
     side = model.min_condition_side
     h, w = x.shape[-2:]
     if min(h, w) < side:
-        raise GenlabError(f"{name} is {w}x{h}, too small for this {model.task} model: its U-Net halves the image "
+        raise GenlabError(f"{name} is {w}x{h}, too small for this {model.task} model: its network halves the image "
                           f"{model.config.levels} times and needs sides of at least {side} pixels")
 
 
 @torch.no_grad()
-def translate_images(model: GenerativeModel, x: torch.Tensor) -> torch.Tensor:
-    """Condition images (N, C, h, w) in [0, 1] to the model's outputs in [0, 1], on the CPU."""
+def translate_images(model: GenerativeModel, x: torch.Tensor, direction: str | None = None) -> torch.Tensor:
+    """Condition images (N, C, h, w) in [0, 1] to the model's outputs in [0, 1], on the CPU;
+    ``direction`` (``a-to-b`` or ``b-to-a``) for a two-domain model (CycleGAN)."""
     require_translation(model)
     model.eval()
-    return model.translate(x.to(model.device)).cpu()
+    if direction is None:
+        return model.translate(x.to(model.device)).cpu()
+    return model.translate(x.to(model.device), direction).cpu()
 
 
 def png_of(image: torch.Tensor) -> Image.Image:
@@ -121,25 +124,38 @@ def png_of(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(pixels.permute(1, 2, 0).contiguous().numpy(), mode="RGB")
 
 
-def result_name(model: GenerativeModel, source: Path) -> str:
-    """``NAME-denoise.png``, ``NAME-x2.png`` or ``NAME-color.png`` for the input ``source``."""
-    suffix = {"denoise": "denoise", "colorize": "color"}.get(model.task, f"x{model.scale}")
+def result_name(model: GenerativeModel, source: Path, direction: str | None = None) -> str:
+    """``NAME-denoise.png``, ``NAME-x2.png``, ``NAME-color.png``, ``NAME-pix2pix.png`` or, for a
+    CycleGAN, ``NAME-a-to-b.png`` for the input ``source``."""
+    if model.task == "cyclegan":
+        return f"{source.stem}-{direction or 'a-to-b'}.png"
+    suffix = {"denoise": "denoise", "colorize": "color", "pix2pix": "pix2pix"}.get(model.task, f"x{model.scale}")
     return f"{source.stem}-{suffix}.png"
 
 
 def translate_files(run: Run | GenerativeModel, images: list[str | os.PathLike],
                     out_dir: str | os.PathLike | None = None,
-                    note: Callable[[str], None] | None = None) -> list[Path]:
+                    note: Callable[[str], None] | None = None, direction: str | None = None) -> list[Path]:
     """Apply ``run`` (or a model) to each image file; write each result beside its input or into
     ``out_dir``; return the paths written. Every input is checked before anything is written.
-    ``note`` is told, in one line, of each colour file a colorize run makes grey first."""
+    ``note`` is told, in one line, of each colour file a colorize run makes grey first.
+    ``direction``: ``a-to-b`` (default) or ``b-to-a``, for a two-domain run (CycleGAN) only."""
     model = run.model if isinstance(run, Run) else run
     require_translation(model)
+    two_way = model.capabilities.domain_transfer
+    if direction is not None and not two_way:
+        raise GenlabError(f"`direction` is for a CycleGAN run, which translates both ways; a {model.task} run "
+                          "has one direction")
+    if two_way and direction is not None and direction not in ("a-to-b", "b-to-a"):
+        raise GenlabError(f"unknown direction '{direction}'; choose a-to-b or b-to-a")
     if not images:
         raise GenlabError("give at least one image file to translate")
     inputs = []
     for path in map(Path, images):
-        x, made_grey = condition_tensor(model, decode_image(path, str(path)), str(path))
+        if two_way and direction == "b-to-a":
+            x, made_grey = image_tensor(decode_image(path, str(path)), model.config.condition_shape[0], str(path)), False
+        else:
+            x, made_grey = condition_tensor(model, decode_image(path, str(path)), str(path))
         check_size(model, x, str(path))
         if made_grey and note is not None:
             note(f"{path} is a colour image; colorize takes its grey version (the luminance, "
@@ -152,7 +168,7 @@ def translate_files(run: Run | GenerativeModel, images: list[str | os.PathLike],
         folder.mkdir(parents=True, exist_ok=True)
     written = []
     for path, x in inputs:
-        target = (folder or path.parent) / result_name(model, path)
-        png_of(translate_images(model, x)[0]).save(target)
+        target = (folder or path.parent) / result_name(model, path, direction)
+        png_of(translate_images(model, x, direction if two_way else None)[0]).save(target)
         written.append(target)
     return written

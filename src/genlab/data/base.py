@@ -25,6 +25,13 @@ class ImageDataset:
         split: ``"train"`` or ``"test"``.
         class_names: names of the classes, index-aligned with the labels.
         attributes: optional per-image attributes, (N, A) float, with ``attribute_names``.
+        conditions: optional paired source images (N, C', *spatial'), stored like ``images``:
+            the input of a paired translation (pix2pix) whose target is the image (for
+            ``digits-m`` and ``mnist-m``, the grey digit each blend was made from), or, joined by
+            :func:`unpaired`, images of a second domain (CycleGAN). Batches carry them as
+            ``condition``.
+        condition_labels: (N,) class indices of the condition images, when they have their own
+            (a second domain's labels), else None.
     """
 
     images: torch.Tensor
@@ -34,6 +41,8 @@ class ImageDataset:
     class_names: list[str] | None = None
     attributes: torch.Tensor | None = None
     attribute_names: list[str] = field(default_factory=list)
+    conditions: torch.Tensor | None = None
+    condition_labels: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.images.ndim < 3:
@@ -44,6 +53,8 @@ class ImageDataset:
                 raise ValueError(f"{len(self.labels)} labels for {len(self.images)} images")
             if self.class_names is None and len(self.labels):
                 self.class_names = [str(i) for i in range(int(self.labels.max()) + 1)]
+        if self.conditions is not None and len(self.conditions) != len(self.images):
+            raise ValueError(f"{len(self.conditions)} condition images for {len(self.images)} images")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -63,6 +74,11 @@ class ImageDataset:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
     @property
+    def condition_shape(self) -> tuple[int, ...] | None:
+        """(C', *spatial') of one paired condition image, or None without them."""
+        return None if self.conditions is None else tuple(self.conditions.shape[1:])
+
+    @property
     def num_classes(self) -> int | None:
         return None if self.class_names is None else len(self.class_names)
 
@@ -71,9 +87,11 @@ class ImageDataset:
         return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
     def batch(self, index: torch.Tensor | slice) -> Batch:
-        """The :class:`Batch` at ``index``: images (B, C, *spatial) float in [0, 1], labels (B,) or None."""
+        """The :class:`Batch` at ``index``: images (B, C, *spatial) float in [0, 1], labels (B,) or
+        None, and the paired condition images (float in [0, 1]) or None."""
         labels = None if self.labels is None else self.labels[index]
-        return Batch(self._to_float(self.images[index]), labels)
+        condition = None if self.conditions is None else self._to_float(self.conditions[index])
+        return Batch(self._to_float(self.images[index]), labels, condition)
 
     def batches(self, batch_size: int = 500, device: torch.device | str | None = None) -> Iterator[Batch]:
         """The split in order, ``batch_size`` images at a time (the last may be smaller), on ``device``."""
@@ -95,4 +113,30 @@ class ImageDataset:
             class_names=self.class_names,
             attributes=None if self.attributes is None else self.attributes[index],
             attribute_names=list(self.attribute_names),
+            conditions=None if self.conditions is None else self.conditions[index],
+            condition_labels=None if self.condition_labels is None else self.condition_labels[index],
         )
+
+
+def unpaired(a: ImageDataset, b: ImageDataset, seed: int = 0) -> ImageDataset:
+    """``a``'s images and labels, with images of ``b`` as the ``conditions``: a random draw of
+    ``len(a)`` of them (a permutation of ``b``, repeated as needed; fixed by ``seed``), so that
+    every batch of ``a`` brings as many unrelated images of ``b`` (with their labels as
+    ``condition_labels``). The two domains of a CycleGAN. With splits of equal size (MNIST's and
+    MNIST-M's), every image of ``b`` appears once."""
+    generator = torch.Generator().manual_seed(seed)
+    rounds = -(-len(a) // max(len(b), 1))
+    order = torch.cat([torch.randperm(len(b), generator=generator) for _ in range(rounds)])[:len(a)]
+    return ImageDataset(images=a.images, labels=a.labels, name=a.name, split=a.split,
+                        class_names=a.class_names, conditions=b.images[order],
+                        condition_labels=None if b.labels is None else b.labels[order])
+
+
+def second_domain(data: ImageDataset, domain_b: str | None, data_dir=None, seed: int = 0) -> ImageDataset:
+    """``data`` joined with the same split of the dataset ``domain_b`` by :func:`unpaired`
+    (``data`` itself when ``domain_b`` is None): what a CycleGAN trains and is measured on."""
+    if not domain_b:
+        return data
+    from .registry import load_dataset
+
+    return unpaired(data, load_dataset(domain_b, data.split, data_dir), seed)

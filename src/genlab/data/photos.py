@@ -170,8 +170,9 @@ def _blended(base: ImageDataset, name: str, split: str) -> ImageDataset:
     if grey.dtype != torch.uint8:
         grey = (grey.float() * 255).round_().clamp_(0, 255).to(torch.uint8)
     images = blend_into_photos(grey.numpy(), split, BLEND_SEEDS[split])
+    # The grey digit of each blend comes along as its paired condition (pix2pix: digit -> blend).
     return ImageDataset(images=torch.from_numpy(images), labels=base.labels, name=name, split=split,
-                        class_names=base.class_names)
+                        class_names=base.class_names, conditions=grey[:, None].contiguous())
 
 
 def load_digits_m(split: str) -> ImageDataset:

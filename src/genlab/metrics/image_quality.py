@@ -126,7 +126,7 @@ def image_quality(model, data: ImageDataset, seed: int = 0, batch_size: int = 25
     start = 0
     for batch in data.batches(batch_size, model.device):
         x = batch.images
-        condition = seeded_conditions(model, x, start, seed)
+        condition = batch.condition if model.paired else seeded_conditions(model, x, start, seed)
         start += len(x)
         output, base = model.translate(condition), model.baseline(condition)
         pairs = (("", output), ("baseline_", base))
@@ -153,7 +153,7 @@ def image_quality(model, data: ImageDataset, seed: int = 0, batch_size: int = 25
         results.update(scale=model.scale, downsample=model.config.downsample)
     elif colorize:
         results.update(color_space=model.config.color_space)
-    else:
+    elif model.task == "denoise":
         results.update(noise=model.config.noise, noise_level=model.config.noise_level)
     for key in ("psnr", "baseline_psnr", "ssim", "baseline_ssim") + (("psnr_y", "baseline_psnr_y") if superres else ()):
         mean, stderr = _summary(rows[key])

@@ -16,6 +16,7 @@ from ..errors import GenlabError
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .base import (CONFIG_FILE, WEIGHTS_FILE, Capabilities, GenerativeModel, ModelConfig, NotSupported,
                    OptimizerGroup, check_fits_in_memory, check_weights, load_state, read_config)
+from .cyclegan import CycleGAN, CycleGANConfig
 from .diffusion import Diffusion, DiffusionConfig
 from .gan import GAN, GANConfig
 from .gan3d import PorousGAN, PorousGANConfig
@@ -24,7 +25,7 @@ from .translation import Image2Image, Image2ImageConfig
 from .vae import VAE, VAEConfig
 
 FAMILIES: dict[str, type[GenerativeModel]] = {cls.family: cls for cls in (PCA, Autoencoder, VAE, GAN, Diffusion, PorousGAN,
-                                                                          Image2Image)}
+                                                                          Image2Image, CycleGAN)}
 
 #: name -> (family, default settings)
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -52,6 +53,10 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "denoise": ("image2image", {"task": "denoise"}),
     "superres": ("image2image", {"task": "superres"}),
     "colorize": ("image2image", {"task": "colorize"}),
+    # Paired translation: the dataset's condition images are the input (digits-m: grey digit -> blend).
+    "pix2pix": ("image2image", {"task": "pix2pix"}),
+    # Unpaired translation between the data (domain A) and `domain_b` (docs/image-to-image.md).
+    "cyclegan": ("cyclegan", {}),
 }
 
 
@@ -121,6 +126,6 @@ def load_model(directory: str | Path, map_location: str | None = None) -> Genera
 __all__ = [
     "Capabilities", "GenerativeModel", "ModelConfig", "NotSupported", "OptimizerGroup", "PCA", "PCAConfig", "Autoencoder",
     "AutoencoderConfig", "VAE", "VAEConfig", "GAN", "GANConfig", "Diffusion", "DiffusionConfig", "Image2Image",
-    "Image2ImageConfig", "FAMILIES", "MODELS", "build_model", "load_model",
+    "Image2ImageConfig", "CycleGAN", "CycleGANConfig", "FAMILIES", "MODELS", "build_model", "load_model",
     "model_names", "model_settings",
 ]

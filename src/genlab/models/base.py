@@ -69,6 +69,8 @@ class Capabilities:
             eta, guidance and frames the tools offer.
         class_interpolation: ``interpolate_classes(z, a, b)`` decodes one code while the label
             input moves from class a to class b.
+        domain_transfer: translates between two datasets (``translate(x, direction)``), whose
+            second (``domain_b``) each batch brings as its condition images.
     """
 
     encoder: bool = False
@@ -81,6 +83,7 @@ class Capabilities:
     likelihood: bool = False
     denoising_sampler: bool = False
     class_interpolation: bool = False
+    domain_transfer: bool = False
 
 
 @dataclass

@@ -9,6 +9,8 @@ raise D's score of its images. Three objectives, on D's raw scores (logits) s:
   G minimises softplus(-s_fake), which keeps G's gradients alive when D wins early.
 - ``hinge`` (Lim & Ye 2017; Miyato et al. 2018): D minimises relu(1 - s_real) + relu(1 + s_fake),
   G minimises -s_fake.
+- ``least-squares`` (LSGAN, Mao et al. 2017): D minimises (s_real - 1)^2 + s_fake^2, G minimises
+  (s_fake - 1)^2; CycleGAN's loss.
 - ``wgan-gp`` (Gulrajani et al. 2017): D (a critic) minimises s_fake - s_real plus
   ``gp_lambda`` * (||grad D(x_hat)|| - 1)^2 on points between real and fake images; G minimises -s_fake.
 
@@ -36,7 +38,7 @@ from ..errors import GenlabError
 from ..data.batch import Batch
 from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, OptimizerGroup, require_planar
 
-LOSSES = ("non-saturating", "hinge", "wgan-gp")
+LOSSES = ("non-saturating", "hinge", "wgan-gp", "least-squares")
 
 
 def num_stages(height: int, width: int) -> int:
@@ -161,7 +163,10 @@ def _gradient_norm2(scores: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def discriminator_loss(kind: str, s_real: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
-    """D's objective (batch mean) from its scores of real and generated images, (N,) each."""
+    """D's objective (batch mean) from its scores of real and generated images, (N,) each (or
+    (N, 1, h, w) patch scores: the mean is over every score)."""
+    if kind == "least-squares":
+        return (s_real - 1).pow(2).mean() + s_fake.pow(2).mean()
     if kind == "non-saturating":
         return F.softplus(-s_real).mean() + F.softplus(s_fake).mean()
     if kind == "hinge":
@@ -171,6 +176,8 @@ def discriminator_loss(kind: str, s_real: torch.Tensor, s_fake: torch.Tensor) ->
 
 def generator_loss(kind: str, s_fake: torch.Tensor) -> torch.Tensor:
     """G's objective (batch mean) from D's scores of generated images, (N,)."""
+    if kind == "least-squares":
+        return (s_fake - 1).pow(2).mean()
     return F.softplus(-s_fake).mean() if kind == "non-saturating" else -s_fake.mean()
 
 

@@ -1,9 +1,12 @@
-"""Image-to-image translation: denoising, super-resolution and colorization (the ``image2image`` family).
+"""Image-to-image translation: denoising, super-resolution, colorization and paired translation
+(pix2pix) (the ``image2image`` family).
 
-A model of this family maps a condition image (the batch's ``condition``: a noisy image, a small
-one, or a grey one) to a clean image of the training data. It learns from clean images alone: when a batch
-has no condition image, :meth:`Image2Image.degrade` makes one on the fly with the batch's random
+A model of this family maps a condition image (a noisy image, a small one, a grey one, or the
+paired source image) to an image of the training data. The first three tasks learn from clean
+images alone: :meth:`Image2Image.degrade` makes the condition on the fly with the batch's random
 draws, so every image gets the same corruption in one process or several, and in a resumed run.
+pix2pix learns from pairs: the batch's ``condition`` (a dataset's ``conditions``, such as the grey
+digit of each ``digits-m`` blend) is the input and the image the target.
 
 Tasks (``task``):
 
@@ -28,6 +31,16 @@ Tasks (``task``):
   chrominance shrunk until it fits (so the luminance is kept exactly, where clipping RGB would
   change it). The loss is taken on the chrominance. Conversions: :mod:`genlab.data.colour`
   (scikit-image's matrices, in torch). Colour data only: a 1-channel dataset is refused.
+- ``pix2pix`` (Isola et al. 2017): the condition is the dataset's paired source image (any channel
+  count, the image's size), the U-Net maps it to the target, and the loss is L1 plus
+  ``adv_weight`` (0.01, the paper's 1 : 100) times an adversarial term. The baseline is the source
+  itself, brought to the target's channels (grey repeated to RGB; RGB to its mean).
+
+The adversarial term (``adv_weight`` > 0; any task, pix2pix by default) adds a PatchGAN
+discriminator D (:class:`PatchDiscriminator`) that scores overlapping patches of the pair
+(condition, image), the condition enlarged to the image's size for superres: real pairs high,
+the model's outputs low, with the non-saturating loss; the model minimises ``loss`` +
+``adv_weight`` * softplus(-D(condition, output)), averaged over the patches.
 
 All predict a residual (``residual``, on by default): the output is the trivial baseline (the
 noisy input itself; the bicubic enlargement of the small input) plus the network's correction,
@@ -58,10 +71,11 @@ from ..data import colour
 from ..data.batch import Batch, as_batch
 from ..data.transforms import corrupt
 from ..errors import GenlabError
-from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, require_planar
+from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, OptimizerGroup, require_planar
 from .blocks import ACTIVATIONS, UPSAMPLERS, upsampler
+from .gan import discriminator_loss, generator_loss
 
-TASKS = ("denoise", "superres", "colorize")
+TASKS = ("denoise", "superres", "colorize", "pix2pix")
 DENOISE_NOISES = ("gaussian", "salt-pepper", "masking")
 ARCHS = ("unet", "espcn")
 DOWNSAMPLERS = ("area", "bicubic")
@@ -73,7 +87,8 @@ MAX_PSNR_DB = 100.0
 @dataclass
 class Image2ImageConfig(ModelConfig):
     """Attributes (``None``: the task's default):
-        task: ``denoise`` or ``superres``.
+        task: ``denoise``, ``superres``, ``colorize`` or ``pix2pix``.
+        condition_shape: (C', H, W) of the paired source images (pix2pix; from the data).
         noise, noise_level: the denoise task's corruption: ``gaussian`` (level = standard
             deviation), ``salt-pepper`` or ``masking`` (level = fraction of the pixels).
         scale: the superres task's factor, 2 or 4; the image sides must be divisible by it.
@@ -89,7 +104,12 @@ class Image2ImageConfig(ModelConfig):
             ``pixel-shuffle`` (defaults: ``transposed`` in the U-Net, ``pixel-shuffle`` in ESPCN).
         activation: after each hidden convolution (default relu).
         residual: predict a correction of the trivial baseline (default true).
-        loss: ``mse`` (default: what PSNR measures) or ``l1``, per pixel, mean per image.
+        loss: ``mse`` (default: what PSNR measures) or ``l1`` (pix2pix's default), per pixel, mean
+            per image.
+        adv_weight: weight of the adversarial term (default 0; pix2pix 0.01).
+        d_channels: width of D's first layer; each stride-2 layer doubles it (at most 8 times).
+        d_layers: D's stride-2 layers (default: 3, the 70x70 PatchGAN, or fewer on images under
+            64 pixels a side, so that D scores patches, not the whole image).
     """
 
     task: str = "denoise"
@@ -103,13 +123,34 @@ class Image2ImageConfig(ModelConfig):
     upsample: str | None = None
     activation: str = "relu"
     residual: bool = True
-    loss: str = "mse"
+    loss: str | None = None
+    condition_shape: tuple[int, ...] | None = None
+    adv_weight: float | None = None
+    d_channels: int = 64
+    d_layers: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.task not in TASKS:
             raise GenlabError(f"unknown task '{self.task}'; choose one of: {', '.join(TASKS)}")
         c, h, w = require_planar(self, f"the {self.task} task")
+        self._check_pairs(h, w)
+        if self.loss is None:
+            self.loss = "l1" if self.task == "pix2pix" else "mse"
+        if self.adv_weight is None:
+            self.adv_weight = 0.01 if self.task == "pix2pix" else 0.0
+        check_at_least(self, 0, "adv_weight")
+        check_at_least(self, 1, "d_channels")
+        if self.adv_weight > 0:
+            if min(h, w) < 8:
+                raise GenlabError(f"the adversarial term's PatchGAN needs images of at least 8x8, got {h}x{w}; "
+                                  "set `adv_weight=0`")
+            if self.d_layers is None:
+                self.d_layers = max(n for n in (1, 2, 3) if min(h, w) >> n >= 4)
+            check_at_least(self, 1, "d_layers")
+            if min(h, w) >> self.d_layers < 4:
+                raise GenlabError(f"`d_layers` {self.d_layers} halves {h}x{w} images below 4x4; choose at most "
+                                  f"{max(n for n in (1, 2, 3) if min(h, w) >> n >= 4)}")
         if self.task == "colorize" and c != 3:
             raise GenlabError(f"colorize needs colour images; digits-m or photos, not a {c}-channel dataset")
         if self.arch is None:
@@ -158,6 +199,18 @@ class Image2ImageConfig(ModelConfig):
             raise GenlabError(f"`channels` {list(self.channels)} make a U-Net that halves the image {self.levels} "
                               f"times, which needs sides of at least {2 ** self.levels}; this data is {h}x{w}")
 
+    def _check_pairs(self, h: int, w: int) -> None:
+        """pix2pix needs paired source images of the target's size."""
+        if self.task != "pix2pix":
+            return
+        if self.condition_shape is None:
+            raise GenlabError("pix2pix learns from pairs: train it on a dataset with paired condition images "
+                              "(digits-m, mnist-m: the grey digit of each blend)")
+        self.condition_shape = tuple(self.condition_shape)
+        if len(self.condition_shape) != 3 or tuple(self.condition_shape[1:]) != (h, w):
+            raise GenlabError(f"pix2pix maps a source image to a target of the same size; the pairs are "
+                              f"{tuple(self.condition_shape)} and {(self.image_shape[0], h, w)}")
+
     @property
     def levels(self) -> int:
         """How many times the U-Net halves the image (0 for ESPCN)."""
@@ -171,6 +224,38 @@ def _zero_last_layer(module: nn.Module) -> None:
     nn.init.zeros_(convs[-1].weight)
     if convs[-1].bias is not None:
         nn.init.zeros_(convs[-1].bias)
+
+
+class PatchDiscriminator(nn.Module):
+    """(N, C, H, W) -> scores (N, 1, h, w), one per overlapping patch, real high (the PatchGAN of
+    Isola et al. 2017): 4x4 convolutions, ``layers`` of stride 2 (widths ``channels``, doubling,
+    at most 8x), then one of stride 1 and a 1-channel one; instance norm after all but the first
+    and the last (per image, so no batch statistics mix real and generated images), LeakyReLU(0.2).
+    With 3 layers each score sees a 70x70 patch; with 2, 34x34; with 1, 16x16."""
+
+    def __init__(self, in_channels: int, channels: int = 64, layers: int = 3):
+        super().__init__()
+        widths = [channels * min(2 ** i, 8) for i in range(layers + 1)]
+        body: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        for i in range(1, layers + 1):
+            stride = 2 if i < layers else 1
+            body += [nn.Conv2d(widths[i - 1], widths[i], 4, stride=stride, padding=1),
+                     nn.InstanceNorm2d(widths[i], affine=True), nn.LeakyReLU(0.2)]
+        body.append(nn.Conv2d(widths[-1], 1, 4, padding=1))
+        self.body = nn.Sequential(*body)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def adapt_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Images (N, C, H, W) brought to ``channels``: as they are, grey repeated, or the mean of
+    the channels."""
+    if x.shape[1] == channels:
+        return x
+    if x.shape[1] == 1:
+        return x.expand(-1, channels, -1, -1)
+    return x.mean(1, keepdim=True).expand(-1, channels, -1, -1)
 
 
 def _conv_block(a: int, b: int, activation: str) -> nn.Sequential:
@@ -236,7 +321,8 @@ def batch_psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class Image2Image(GenerativeModel):
-    """Denoising, super-resolution or colorization of images (C, H, W); see the module's description."""
+    """Denoising, super-resolution, colorization or paired translation of images (C, H, W); see
+    the module's description."""
 
     family = "image2image"
     config_class = Image2ImageConfig
@@ -247,12 +333,17 @@ class Image2Image(GenerativeModel):
         c = config.image_shape[0]
         if config.task == "colorize":  # grey in, two chrominance channels out
             self.net = UNet(1, 2, config.channels, config.upsample, config.activation)
+        elif config.task == "pix2pix":
+            self.net = UNet(config.condition_shape[0], c, config.channels, config.upsample, config.activation)
         elif config.arch == "unet":
             self.net = UNet(c, c, config.channels, config.upsample, config.activation)
         else:
             self.net = ESPCN(c, config.channels, config.scale, config.upsample, config.activation)
         if config.residual:
             _zero_last_layer(self.net)
+        # Built only when used, so a model without the term has the same weights and draws.
+        self.discriminator = (PatchDiscriminator(self.condition_channels + c, config.d_channels, config.d_layers)
+                              if config.adv_weight > 0 else None)
         self.keep_average("net")
 
     @property
@@ -278,8 +369,15 @@ class Image2Image(GenerativeModel):
         return self.config.scale if self.config.task == "superres" else 1
 
     @property
+    def paired(self) -> bool:
+        """True when the condition images come from the data (pix2pix), not from :meth:`degrade`."""
+        return self.task == "pix2pix"
+
+    @property
     def condition_channels(self) -> int:
-        """Channels of a condition image: 1 (grey) for colorize, else the data's."""
+        """Channels of a condition image: 1 (grey) for colorize, the sources' for pix2pix, else the data's."""
+        if self.paired:
+            return self.config.condition_shape[0]
         return 1 if self.task == "colorize" else self.config.image_shape[0]
 
     @property
@@ -287,6 +385,8 @@ class Image2Image(GenerativeModel):
         """What the trivial baseline is, in words."""
         if self.task == "colorize":
             return f"the grey image (chrominance 0, {self.config.color_space})"
+        if self.paired:
+            return "the source image"
         return "the noisy input" if self.task == "denoise" else f"bicubic upscaling x{self.scale}"
 
     @property
@@ -313,8 +413,11 @@ class Image2Image(GenerativeModel):
     def degrade(self, images: torch.Tensor, generator: torch.Generator | None = None, draws=None) -> torch.Tensor:
         """The condition images of clean ``images`` (N, C, H, W): noisy ones (random draws from
         ``draws``, a :class:`~genlab.data.Batch`, or ``generator``), ``scale`` times smaller ones,
-        or grey ones (N, 1, H, W; no draws)."""
+        or grey ones (N, 1, H, W; no draws). pix2pix has no such input: its pairs come from the data."""
         cfg = self.config
+        if self.paired:
+            raise NotSupported("pix2pix takes its input from paired data (the batch's condition images), "
+                               "not from the target image")
         if cfg.task == "colorize":
             if images.shape[1] != 3:
                 raise GenlabError(f"colorize makes its grey input from colour images (3 channels), got "
@@ -347,6 +450,8 @@ class Image2Image(GenerativeModel):
             luminance = colour.luminance_of_grey(condition.float(), space)
             zero = luminance.new_zeros(len(luminance), 2, *luminance.shape[2:])
             return colour.join(luminance, zero, space).clamp(0, 1)   # grey is in the gamut: nothing to shrink
+        if self.paired:
+            return adapt_channels(condition, self.config.image_shape[0]).clamp(0, 1)
         return self.upscale(condition).clamp(0, 1)
 
     def check_condition(self, condition: torch.Tensor) -> None:
@@ -358,7 +463,7 @@ class Image2Image(GenerativeModel):
             if self.task == "colorize":
                 raise GenlabError(f"colorize takes grey images (1 channel), got {condition.shape[1]} channel(s); "
                                   "make them with degrade(x)")
-            raise GenlabError(f"images with {condition.shape[1]} channel(s) given to a {self.task} model trained on "
+            raise GenlabError(f"images with {condition.shape[1]} channel(s) given to a {self.task} model that takes "
                               f"{c}-channel images")
         h, w = condition.shape[-2:]
         side = self.min_condition_side
@@ -407,6 +512,9 @@ class Image2Image(GenerativeModel):
                 return self.colorize(condition.float(), chrominance.float())
         self.check_condition(condition)
         cfg, net = self.config, self.network("net")
+        if self.paired:
+            correction = self._unet(condition)
+            return self.baseline(condition) + correction if cfg.residual else correction
         base = self.upscale(condition)
         if cfg.arch == "espcn":
             correction = net(condition)
@@ -419,29 +527,93 @@ class Image2Image(GenerativeModel):
         (N, C, scale h, scale w; colour for colorize)."""
         return self.predict(condition).clamp(0, 1)
 
+    @torch.no_grad()
+    def preview(self, batch: Batch, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """Rows to look at (each (N, C, H, W), the images' channels): the inputs (small ones
+        enlarged, nearest neighbour; grey ones repeated), the outputs and the targets of
+        ``batch``; noise drawn from ``generator``."""
+        x = batch.images
+        condition = batch.condition if self.paired else self.degrade(x, generator=generator)
+        shown = F.interpolate(condition, size=x.shape[-2:], mode="nearest") if self.scale > 1 else condition
+        return [adapt_channels(shown, x.shape[1]), self.translate(condition), x]
+
     # ----------------------------------------------------------------- training
+    def condition_of(self, batch: Batch) -> torch.Tensor:
+        """The condition images of a training batch: its paired ones (pix2pix), else made from
+        its clean images with its draws."""
+        if not self.paired:
+            return self.degrade(batch.images, draws=batch)
+        if batch.condition is None:
+            raise GenlabError("pix2pix learns from pairs, and this batch has no condition images; train it on a "
+                              "dataset with paired condition images (digits-m, mnist-m)")
+        self.check_condition(batch.condition)
+        if batch.condition.shape[-2:] != batch.images.shape[-2:]:
+            raise GenlabError(f"pix2pix pairs must have the same size; got sources of "
+                              f"{tuple(batch.condition.shape[-2:])} for targets of {tuple(batch.images.shape[-2:])}")
+        return batch.condition
+
     def loss(self, batch: Batch | torch.Tensor, labels: torch.Tensor | None = None,
              step: int | None = None) -> dict[str, torch.Tensor]:
         """``loss`` (L1 or squared error per pixel, mean per image; for colorize on the two
         chrominance channels), ``psnr`` of the output and ``baseline_psnr`` of the trivial
-        baseline (dB, mean per image, in RGB). The condition image is the batch's, or made from
-        its clean images with the batch's draws."""
-        batch = as_batch(batch, labels)
+        baseline (dB, mean per image, in RGB). The condition image is made from the batch's
+        clean images with its draws, or, for pix2pix, is the batch's own."""
+        return self._terms(as_batch(batch, labels))[0]
+
+    def _terms(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """(the loss terms, the output with its graph (colour for colorize), the condition)."""
         x = batch.images
         self.check_images(x)
-        condition = batch.condition if batch.condition is not None else self.degrade(x, draws=batch)
+        condition = self.condition_of(batch)
         if self.task == "colorize":
             predicted = self.chrominance(condition)
             with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
                 target = self.target_chrominance(x.float())
-                out = self.colorize(condition.float(), predicted.detach().float())
             diff = predicted - target
+            # With a discriminator, it judges the colour image, so the colour keeps its graph.
+            with torch.set_grad_enabled(self.discriminator is not None and torch.is_grad_enabled()), \
+                    torch.autocast(x.device.type, enabled=False):
+                out = self.colorize(condition.float(), predicted.float())
         else:
             out = self.predict(condition)
             diff = out - x
-            out = out.detach().clamp(0, 1)
         error = diff.abs() if self.config.loss == "l1" else diff.pow(2)
         with torch.no_grad():
-            psnr = batch_psnr(out, x).mean()
+            psnr = batch_psnr(out.detach().clamp(0, 1), x).mean()
             baseline_psnr = batch_psnr(self.baseline(condition), x).mean()
-        return {"loss": error.flatten(1).mean(1).mean(), "psnr": psnr, "baseline_psnr": baseline_psnr}
+        terms = {"loss": error.flatten(1).mean(1).mean(), "psnr": psnr, "baseline_psnr": baseline_psnr}
+        return terms, out, condition
+
+    # ----------------------------------------------------------------- the adversarial term
+    def _pair(self, condition: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """What D sees: the condition (enlarged to the image's size) beside the image."""
+        return torch.cat([self.upscale(condition).to(images.dtype), images], dim=1)
+
+    def optimizer_groups(self) -> dict[str, OptimizerGroup]:
+        if self.discriminator is None:
+            return super().optimizer_groups()
+        # Adam's betas of pix2pix and DCGAN for both networks.
+        return {"model": OptimizerGroup(list(self.net.parameters()), betas=(0.5, 0.999)),
+                "discriminator": OptimizerGroup(list(self.discriminator.parameters()), betas=(0.5, 0.999),
+                                                weight_decay=0.0)}
+
+    def objective(self, name: str, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Without a discriminator, :meth:`loss`. With one: first the model minimises ``loss`` =
+        the pixel loss (logged as ``pixel_loss``) + ``adv_weight`` * ``adv``; then D learns to tell
+        the real pairs from those outputs, logging ``d_loss`` and ``d_real``/``d_fake`` (mean raw
+        patch scores)."""
+        if self.discriminator is None:
+            return super().objective(name, batch, step)
+        D = self.discriminator
+        if name == "discriminator":
+            condition, fake = batch.scratch.pop("condition"), batch.scratch.pop("output")
+            s_real, s_fake = D(self._pair(condition, batch.images)), D(self._pair(condition, fake))
+            d_loss = discriminator_loss("non-saturating", s_real, s_fake)
+            return d_loss, {"d_loss": d_loss.detach(), "d_real": s_real.mean().detach(),
+                            "d_fake": s_fake.mean().detach()}
+        terms, out, condition = self._terms(batch)
+        batch.scratch.update(condition=condition.detach(), output=out.detach())
+        adv = generator_loss("non-saturating", D(self._pair(condition, out)))
+        loss = terms["loss"] + self.config.adv_weight * adv
+        terms = {**terms, "pixel_loss": terms["loss"], "adv": adv, "loss": loss}
+        return loss, {k: v.detach() for k, v in terms.items()}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data import ImageDataset, load_dataset
+from ..data import ImageDataset, load_dataset, second_domain
 from ..errors import GenlabError
 from ..models import GenerativeModel, load_model
 from ..models.base import read_config
@@ -42,7 +42,9 @@ class Run:
         name = self.dataset_name
         if not name or name == "arrays":
             raise GenlabError(f"{self.path} does not record a loadable dataset; pass `data`")
-        return load_dataset(name, split, data_dir)
+        data = load_dataset(name, split, data_dir)
+        return second_domain(data, self.config.get("model", {}).get("domain_b"), data_dir,
+                             self.config.get("train", {}).get("seed", 0))
 
 
 def load_run(path: str | os.PathLike, family: str | None = None, map_location: str | None = None) -> Run:

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..config import check_at_least, from_dict
-from ..data.base import ImageDataset
+from ..data.base import ImageDataset, second_domain
 from ..data.batch import Batch, StepNoise
 from ..data.transforms import binarize
 from ..errors import GenlabError
@@ -56,6 +56,9 @@ from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 METRICS_FILE = "metrics.jsonl"
 SNAPSHOTS = "snapshots"
 PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+LR_SCHEDULES = ("constant", "cosine", "linear-decay")
 
 
 @dataclass
@@ -71,9 +74,11 @@ class TrainConfig:
         precision: ``fp32``, or ``bf16`` / ``fp16`` autocast (matrix products and convolutions in
             16 bits, sums and losses in 32; fp16 with a gradient scaler).
         lr: peak learning rate of AdamW.
-        lr_schedule: ``constant`` or ``cosine`` (decays to 0 over the run; needs no state).
+        lr_schedule: ``constant``, ``cosine`` (decays to 0 over the run; needs no state) or
+            ``linear-decay`` (constant for the first half of the run, then linearly to 0, as
+            CycleGAN trains).
         max_minutes: stop once the training steps have taken this many minutes (0: no limit), with
-            a checkpoint, as at the end of the run. With the cosine schedule the learning rate then
+            a checkpoint, as at the end of the run. With a decaying schedule the learning rate then
             decays over whichever ends first, the steps or the minutes, so that a run cut short by
             the clock still ends near zero; the schedule then depends on the machine's speed.
         weight_decay: AdamW's decoupled weight decay.
@@ -111,8 +116,8 @@ class TrainConfig:
             raise GenlabError(f"unknown precision '{self.precision}'; choose one of: {', '.join(PRECISIONS)}")
         if not (self.lr > 0):
             raise GenlabError(f"the learning rate must be positive, got {self.lr}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise GenlabError(f"unknown lr_schedule '{self.lr_schedule}'; choose 'constant' or 'cosine'")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise GenlabError(f"unknown lr_schedule '{self.lr_schedule}'; choose one of: {', '.join(LR_SCHEDULES)}")
         if not (self.max_minutes >= 0):
             raise GenlabError(f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes}")
         check_at_least(self, 0, "weight_decay", "grad_clip", "checkpoint_every")
@@ -143,12 +148,15 @@ def versions() -> dict[str, str]:
 
 def _lr_at(config: TrainConfig, step: int, total: int, seconds: float = 0.0) -> float:
     """The learning rate at ``step`` of ``total``, after ``seconds`` of training."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    progress = step / max(total, 1)
+    if config.max_minutes:
+        progress = max(progress, seconds / (60 * config.max_minutes))
+    progress = min(progress, 1.0)
     if config.lr_schedule == "cosine":
-        progress = step / max(total, 1)
-        if config.max_minutes:
-            progress = max(progress, seconds / (60 * config.max_minutes))
-        return config.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    return config.lr
+        return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return config.lr * min(1.0, 2.0 * (1.0 - progress))   # linear-decay
 
 
 class _Interrupts:
@@ -510,15 +518,20 @@ class Trainer:
 
     @torch.no_grad()
     def _snapshot(self, step: int) -> None:
-        """Samples from the same z (seeded) at every call, or reconstructions of the same images."""
+        """Samples from the same z (seeded) at every call, reconstructions of the same images, or
+        the translations of the same images (image-to-image: input, output, target rows)."""
         if self.rank != 0 or self.config.snapshot_every < 0:
             return
         model, able = self.model, self.model.capabilities
-        if not (able.prior or (able.encoder and able.decoder)):
+        if not (able.prior or (able.encoder and able.decoder) or able.condition_image):
             return  # nothing to show
         model.eval()
         try:
-            if able.prior:
+            if able.condition_image:
+                batch = (self.val_data or self.train_data).batch(slice(0, 8)).to(self.device)
+                rows = model.preview(batch, torch.Generator().manual_seed(self.config.seed))
+                images = torch.cat([r.cpu() for r in rows])
+            elif able.prior:
                 labels = torch.arange(64) % model.config.num_classes if able.labels else None
                 images = model.sample(64, generator=torch.Generator().manual_seed(self.config.seed), labels=labels)
             else:
@@ -527,7 +540,8 @@ class Trainer:
                 images = torch.cat([torch.cat([x[i:i + 8], r[i:i + 8]]) for i in range(0, len(x), 8)])
         finally:
             model.train()
-        save_grid(images.clamp(0, 1), self.out / SNAPSHOTS / f"step-{step:07d}.png", nrow=8)
+        nrow = len(rows[0]) if able.condition_image else 8
+        save_grid(images.clamp(0, 1), self.out / SNAPSHOTS / f"step-{step:07d}.png", nrow=nrow)
 
     def _animate_snapshots(self) -> None:
         from PIL import Image
@@ -606,19 +620,46 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
     family_defaults = _family_train_defaults(model)
     config = TrainConfig.from_dict({**family_defaults, **base, **(dataclasses.asdict(config) if config else {}),
                                     **overrides})
+    domain_b = _domain_b(model, model_settings, saved)
+    if domain_b:  # a CycleGAN: each batch brings images of the second domain as its condition images
+        data = second_domain(data, domain_b, data_dir, config.seed)
+        val_data = None if val_data is None else second_domain(val_data, domain_b, data_dir, config.seed)
     if isinstance(model, str):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # the seed gives the initial weights too
             if saved is not None:
                 model = _model_to_resume(model, saved, model_settings or {}, Path(out_dir) / "config.json")
             else:
-                model = build_model(model, image_shape=data.image_shape, num_classes=data.num_classes,
-                                    **(model_settings or {}))
+                model = build_model(model, **data_description(model, data), **(model_settings or {}))
     if out_dir is None:
         distributed.init(distributed.local_device(resolve_device(config.device)))
-        out_dir = default_run_dir(model.name, data.name, resume)
+        out_dir = default_run_dir(model.name, f"{data.name}-{domain_b}" if domain_b else data.name, resume)
         distributed.barrier()  # every process has chosen the folder before rank 0 creates it
     return Trainer(model, data, val_data, config, out_dir, progress=progress).run(resume=resume)
+
+
+def _domain_b(model: GenerativeModel | str, settings: dict[str, Any] | None, saved: dict[str, Any] | None) -> str | None:
+    """The second dataset of a two-domain model (CycleGAN's ``domain_b``): of the model given, the
+    settings, the resumed run, or the model name's defaults; None for other models."""
+    if isinstance(model, GenerativeModel):
+        return getattr(model.config, "domain_b", None)
+    from ..models import model_settings
+
+    if saved is not None:
+        return saved.get("model", {}).get("domain_b")
+    return model_settings(model, **(settings or {}))[1].get("domain_b")
+
+
+def data_description(name: str, data: ImageDataset) -> dict[str, Any]:
+    """The settings that describe ``data`` to a fresh model ``name``: ``image_shape``,
+    ``num_classes``, and ``condition_shape`` of paired condition images for a family that takes it."""
+    from ..models import model_settings
+
+    described = {"image_shape": data.image_shape, "num_classes": data.num_classes}
+    cls = model_settings(name)[0]
+    if data.conditions is not None and "condition_shape" in {f.name for f in dataclasses.fields(cls.config_class)}:
+        described["condition_shape"] = data.condition_shape
+    return described
 
 
 def _family_train_defaults(model: GenerativeModel | str) -> dict[str, Any]:

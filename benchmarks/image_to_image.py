@@ -1,0 +1,140 @@
+"""The image-to-image benchmark of issue 19: each task trains for a fixed number of minutes
+(``--minutes``, 30 in the issue) and is measured on held-out images against its trivial baseline
+(the noisy input, bicubic upscaling, the grey image).
+
+    GENLAB_DATA=~/data python benchmarks/image_to_image.py [--tasks superres-x2 ...] [--minutes 30] [--threads 1]
+
+Tasks (``--tasks``; all by default):
+- ``superres-x2``, ``superres-x4``: ESPCN on 64x64 patches of the training photos, measured on the
+  whole held-out photos (astronaut, chelsea at 256x256); PSNR on the luminance with the border crop.
+- ``denoise-gaussian``, ``denoise-masking``: U-Net on MNIST (Gaussian std 0.3; 50 % masking).
+- ``colorize-photos``, ``colorize-mnist-m``: Lab chrominance from the grey image.
+- ``cyclegan-mnist``: CycleGAN between MNIST and MNIST-M (U-Nets (32, 64), PatchGANs), measured by
+  each direction's FID against the target domain's test images (and its real-data floor), the
+  digit kept by the target domain's classifier, and the cycle error.
+
+Each task's run folder is kept in ``benchmarks/runs/i2i-<task>`` (resumable: rerunning a task whose
+run finished measures it again), its figures are merged into
+``benchmarks/results/image_to_image.json`` (the other tasks' figures stay), and a picture
+(input, output, target for a few test images) goes to ``docs/images/i2i-<task>.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, ROOT, machine, mnist_data_dir, print_table, train_time, write_results  # noqa: E402
+
+import genlab  # noqa: E402
+from genlab.data import load_dataset, second_domain  # noqa: E402
+from genlab.metrics import evaluate  # noqa: E402
+from genlab.metrics.image_quality import seeded_conditions  # noqa: E402
+from genlab.viz.grid import make_grid, png_bytes  # noqa: E402
+
+#: task -> (model, dataset, batch size, lr, model settings, images in the picture)
+TASKS = {
+    "superres-x2": ("superres", "photos", 16, 1e-3, {"scale": 2}, 2),
+    "superres-x4": ("superres", "photos", 16, 1e-3, {"scale": 4}, 2),
+    "denoise-gaussian": ("denoise", "mnist", 64, 1e-3, {"noise": "gaussian", "noise_level": 0.3}, 8),
+    "denoise-masking": ("denoise", "mnist", 64, 1e-3, {"noise": "masking", "noise_level": 0.5}, 8),
+    "colorize-photos": ("colorize", "photos", 16, 1e-3, {}, 2),
+    "colorize-mnist-m": ("colorize", "mnist-m", 64, 1e-3, {}, 8),
+    "cyclegan-mnist": ("cyclegan", "mnist", 16, 2e-4, {"domain_b": "mnist-m", "channels": (32, 64)}, 8),
+}
+RUNS = ROOT / "benchmarks" / "runs"
+IMAGES = ROOT / "docs" / "images"
+
+
+def picture(model, test_data, count: int, path: Path) -> None:
+    """Rows: input (small inputs enlarged, nearest neighbour), output, target, for the first
+    ``count`` test images, with the evaluation's seeded corruption."""
+    batch = test_data.batch(slice(0, count)).to(model.device)
+    if model.capabilities.domain_transfer:   # rows: A, A -> B, B, B -> A
+        rows = model.preview(batch)
+    else:
+        x = batch.images
+        with torch.no_grad():
+            condition = seeded_conditions(model, x)
+            output = model.translate(condition)
+        shown = F.interpolate(condition, size=x.shape[-2:], mode="nearest")
+        rows = [shown.expand(-1, x.shape[1], -1, -1), output, x]
+    scale = 1 if batch.images.shape[-1] >= 128 else 3
+    grid = make_grid(torch.cat(rows).clamp(0, 1).cpu(), nrow=count, scale=scale)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png_bytes(grid))
+
+
+def run_task(task: str, minutes: float, data_dir: Path) -> dict:
+    name, dataset, batch, lr, settings, count = TASKS[task]
+    train_data = second_domain(load_dataset(dataset, "train", data_dir), settings.get("domain_b"), data_dir)
+    test_data = second_domain(load_dataset(dataset, "test", data_dir), settings.get("domain_b"), data_dir)
+    out = RUNS / f"i2i-{task}"
+    resume = (out / "config.json").exists()
+    started = time.perf_counter()
+    model = genlab.train(name, train_data, test_data, out_dir=out, resume=resume, epochs=1000, batch_size=batch,
+                         lr=lr, lr_schedule="cosine", max_minutes=minutes, progress=False,
+                         model_settings=None if resume else settings)
+    wall = time.perf_counter() - started
+    model.eval()
+    metrics = evaluate(model, test_data, data_dir=data_dir)
+    picture(model, test_data, count, IMAGES / f"i2i-{task}.png")
+    steps = sum(1 for _ in (out / "metrics.jsonl").read_text().splitlines())
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    return {"task": task, "model": name, "data": dataset, "minutes_budget": minutes,
+            "train_minutes": round(train_time(out) / 60, 2), "wall_minutes": round(wall / 60, 2),
+            "epochs_logged": steps, "steps": record.get("step"), "batch_size": batch, "lr": lr,
+            "settings": settings, "test_images": len(test_data), **metrics}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    p.add_argument("--minutes", type=float, default=30.0, help="training minutes per task")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--data-dir", default=None, help="where MNIST is (default $GENLAB_DATA)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    data_dir = mnist_data_dir(args.data_dir)
+    path = RESULTS / "image_to_image.json"
+    for task in args.tasks:
+        r = run_task(task, args.minutes, data_dir)
+        # Read just before writing: another invocation may have added its tasks meanwhile.
+        results = json.loads(path.read_text()) if path.exists() else {"tasks": {}}
+        results["tasks"][task] = {**r, "machine": machine()}
+        write_results("image_to_image", results)
+        if "psnr" in r:
+            print(f"{task}: {r['psnr']:.2f} dB against {r['baseline_psnr']:.2f} ({r['psnr_gain_db']:+.2f})", flush=True)
+    results = json.loads(path.read_text())
+    rows, transfers = [], []
+    for task, r in results["tasks"].items():
+        if "psnr" not in r:
+            for d in ("a_to_b", "b_to_a"):
+                transfers.append([f"{task} {d.replace('_', ' ')}", f"{r['train_minutes']:.1f}", r["steps"],
+                                  f"{r[d + '/fid']:.1f}", f"{r[d + '/baseline_fid']:.1f}", f"{r[d + '/fid_floor']:.1f}",
+                                  f"{r[d + '/content_kept']:.3f}", f"{r[d + '/baseline_content_kept']:.3f}",
+                                  f"{r[d + '/cycle_l1']:.4f}"])
+            continue
+        gain_y = f"{r['psnr_y_gain_db']:+.2f}" if "psnr_y_gain_db" in r else "-"
+        pooled = f"{r['psnr_pooled_gain_db']:+.2f}" if "psnr_pooled_gain_db" in r else "-"
+        rows.append([task, f"{r['train_minutes']:.1f}", r["steps"], f"{r['psnr']:.2f}", f"{r['baseline_psnr']:.2f}",
+                     f"{r['psnr_gain_db']:+.2f}", gain_y, pooled, f"{r['ssim']:.3f}", f"{r['baseline_ssim']:.3f}"])
+    print_table(["task", "train min", "steps", "PSNR", "baseline", "gain dB", "Y gain dB", "pooled gain",
+                 "SSIM", "baseline SSIM"], rows)
+    if transfers:
+        print()
+        print_table(["task", "train min", "steps", "FID", "baseline FID", "FID floor", "digit kept", "baseline kept",
+                     "cycle L1"], transfers)
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()
