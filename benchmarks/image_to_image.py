@@ -9,6 +9,9 @@ Tasks (``--tasks``; all by default):
   whole held-out photos (astronaut, chelsea at 256x256); PSNR on the luminance with the border crop.
 - ``denoise-gaussian``, ``denoise-masking``: U-Net on MNIST (Gaussian std 0.3; 50 % masking).
 - ``colorize-photos``, ``colorize-mnist-m``: Lab chrominance from the grey image.
+- ``compress-0.003``, ``compress-0.01``, ``compress-0.03``: the learned codec on MNIST at three
+  values of ``lmbda`` (points of the rate-distortion curve), each beside JPEG and WebP at the same
+  file size on the first 1,000 test images.
 - ``cyclegan-mnist``: CycleGAN between MNIST and MNIST-M (U-Nets (32, 64), PatchGANs), measured by
   each direction's FID against the target domain's test images (and its real-data floor), the
   digit kept by the target domain's classifier, and the cycle error.
@@ -48,6 +51,9 @@ TASKS = {
     "denoise-masking": ("denoise", "mnist", 64, 1e-3, {"noise": "masking", "noise_level": 0.5}, 8),
     "colorize-photos": ("colorize", "photos", 16, 1e-3, {}, 2),
     "colorize-mnist-m": ("colorize", "mnist-m", 64, 1e-3, {}, 8),
+    "compress-0.003": ("compress", "mnist", 32, 1e-3, {"lmbda": 0.003}, 8),
+    "compress-0.01": ("compress", "mnist", 32, 1e-3, {"lmbda": 0.01}, 8),
+    "compress-0.03": ("compress", "mnist", 32, 1e-3, {"lmbda": 0.03}, 8),
     "cyclegan-mnist": ("cyclegan", "mnist", 16, 2e-4, {"domain_b": "mnist-m", "channels": (32, 64)}, 8),
 }
 RUNS = ROOT / "benchmarks" / "runs"
@@ -58,7 +64,7 @@ def picture(model, test_data, count: int, path: Path) -> None:
     """Rows: input (small inputs enlarged, nearest neighbour), output, target, for the first
     ``count`` test images, with the evaluation's seeded corruption."""
     batch = test_data.batch(slice(0, count)).to(model.device)
-    if model.capabilities.domain_transfer:   # rows: A, A -> B, B, B -> A
+    if model.capabilities.domain_transfer or model.capabilities.codec:   # rows: A, A -> B, B, B -> A; or x, decoded
         rows = model.preview(batch)
     else:
         x = batch.images
@@ -111,11 +117,16 @@ def main() -> None:
         results = json.loads(path.read_text()) if path.exists() else {"tasks": {}}
         results["tasks"][task] = {**r, "machine": machine()}
         write_results("image_to_image", results)
-        if "psnr" in r:
+        if "baseline_psnr" in r:
             print(f"{task}: {r['psnr']:.2f} dB against {r['baseline_psnr']:.2f} ({r['psnr_gain_db']:+.2f})", flush=True)
     results = json.loads(path.read_text())
-    rows, transfers = [], []
+    rows, transfers, codecs = [], [], []
     for task, r in results["tasks"].items():
+        if "bpp" in r:
+            codecs.append([task, f"{r['train_minutes']:.1f}", r["steps"], f"{r['bytes']:.1f}", f"{r['bpp']:.3f}",
+                           f"{r['psnr']:.2f}", f"{r['webp_bytes']:.1f}", f"{r['webp_psnr']:.2f}",
+                           f"{r['jpeg_bytes']:.1f}", f"{r['jpeg_psnr']:.2f}", r["jpeg_larger"]])
+            continue
         if "psnr" not in r:
             for d in ("a_to_b", "b_to_a"):
                 transfers.append([f"{task} {d.replace('_', ' ')}", f"{r['train_minutes']:.1f}", r["steps"],
@@ -129,6 +140,10 @@ def main() -> None:
                      f"{r['psnr_gain_db']:+.2f}", gain_y, pooled, f"{r['ssim']:.3f}", f"{r['baseline_ssim']:.3f}"])
     print_table(["task", "train min", "steps", "PSNR", "baseline", "gain dB", "Y gain dB", "pooled gain",
                  "SSIM", "baseline SSIM"], rows)
+    if codecs:
+        print()
+        print_table(["task", "train min", "steps", "bytes", "bpp", "PSNR", "WebP bytes", "WebP PSNR", "JPEG bytes",
+                     "JPEG PSNR", "JPEG larger"], codecs)
     if transfers:
         print()
         print_table(["task", "train min", "steps", "FID", "baseline FID", "FID floor", "digit kept", "baseline kept",

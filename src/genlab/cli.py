@@ -248,6 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direction", choices=["a-to-b", "b-to-a"], help="cyclegan: which way to translate "
                    "(default a-to-b: from the training data's domain to --domain-b's)")
 
+    p = sub.add_parser("compress", help="image files to small .glc files with a trained codec (genlab train compress)")
+    p.add_argument("run")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size the codec takes")
+    p.add_argument("--out", help="folder for the .glc files (default: beside each input, as NAME.glc)")
+
+    p = sub.add_parser("decompress", help=".glc files back to PNG images, with the run that wrote them")
+    p.add_argument("files", nargs="+", metavar="FILE", help=".glc files written by `genlab compress`")
+    p.add_argument("--run", required=True, help="the codec run that compressed them (a file names it by its "
+                   "weights, and another run's files are refused)")
+    p.add_argument("--out", help="folder for the images (default: beside each file, as NAME.png)")
+
     p = sub.add_parser("explain", help="figures that explain a building block")
     p.add_argument("topic", choices=["transposed-conv", "checkerboard"])
     p.add_argument("--kernel", type=int, default=3)
@@ -508,6 +519,23 @@ def _translate(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _compress(args: argparse.Namespace) -> None:
+    from .commands.compress import compress_files
+    from .train import load_run
+
+    for path in compress_files(load_run(args.run), args.images, args.out,
+                               note=lambda m: print(f"genlab: {m}", file=sys.stderr)):
+        print(path)
+
+
+def _decompress(args: argparse.Namespace) -> None:
+    from .commands.compress import decompress_files
+    from .train import load_run
+
+    for path in decompress_files(load_run(args.run), args.files, args.out):
+        print(path)
+
+
 def _serve(args: argparse.Namespace) -> None:
     from .serve import serve
 
@@ -517,7 +545,8 @@ def _serve(args: argparse.Namespace) -> None:
 COMMANDS = {"serve": _serve, "datasets": _datasets, "train": _train, "sample": _run, "reconstruct": _run, "encode": _run,
             "evaluate": _run, "demo": _demo, "explain": _explain,
             "interpolate": _latent, "latent-map": _latent, "concept": _latent, "probe": _latent,
-            "experiment": _experiment, "make-volume": _make_volume, "translate": _translate}
+            "experiment": _experiment, "make-volume": _make_volume, "translate": _translate,
+            "compress": _compress, "decompress": _decompress}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,8 +28,8 @@ def small_model(name, data, **kw):
 
 def test_every_registered_model_is_covered():
     # GANs and diffusion models have no encoder: tests/gan, tests/diffusion and tests/porous cover them;
-    # tests/translation covers the image-to-image tasks.
-    others = ("gan", "diffusion", "gan3d", "image2image")
+    # tests/translation covers the image-to-image tasks, CycleGAN and the codec.
+    others = ("gan", "diffusion", "gan3d", "image2image", "cyclegan", "compress")
     assert {name for name, (family, _) in MODELS.items() if family not in others} == set(SMALL)
 
 

@@ -12,7 +12,9 @@ from genlab.train import train
 
 SMALL = {"autoencoder": {"hidden": (16,), "channels": (4, 8)}, "vae": {"hidden": (16,), "channels": (4, 8)},
          "gan": {"channels": 4}, "diffusion": {"channels": 8, "timesteps": 20, "sample_steps": 5}, "pca": {"latent_dim": 4},
-         "gan3d": {"channels": 4, "latent_dim": 4}, "image2image": {"channels": (4, 8)}}
+         "gan3d": {"channels": 4, "latent_dim": 4}, "image2image": {"channels": (4, 8)},
+         "cyclegan": {"domain_b": "digits-m", "channels": (4, 8), "d_channels": 4, "pool_size": 8},
+         "compress": {"channels": (4, 8), "code_channels": 2}}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,12 @@ def weights(path):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_the_same_seed_gives_the_same_run(tiny, tiny_cubes, tiny_colour, tmp_path, name):
     family, defaults = MODELS[name]
-    data = tiny_cubes if family == "gan3d" else tiny_colour if defaults.get("task") == "colorize" else tiny
+    colour = defaults.get("task") in ("colorize", "pix2pix")   # pix2pix: digits-m's (grey digit, blend) pairs
+    data = tiny_cubes if family == "gan3d" else tiny_colour if colour else tiny
+    if family == "cyclegan":   # digits28 <-> digits-m: two domains of one image size
+        from genlab.data import load_dataset
+
+        data = load_dataset("digits28", "train").subset(slice(0, 64))
     settings = dict(SMALL[family])
     if name in ("resnet-vae", "iwae"):
         settings = {"channels": (4, 8), "blocks_per_stage": 1}

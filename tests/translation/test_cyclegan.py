@@ -110,6 +110,8 @@ def test_cyclegan_trains_from_one_command_and_is_measured(cycle_run, cache):
     # the pools are in the weights file, so a resumed run goes on with them
     model = load_model(cycle_run)
     assert int(model.pool_a.filled) == model.config.pool_size
+    x = load_dataset("digits28", "test").tensors(slice(0, 4))[0]
+    assert torch.equal(model.translate(x), load_run(cycle_run).model.translate(x))   # saved and loaded exactly
 
 
 def test_an_interrupted_cyclegan_resumes_as_if_uninterrupted(tmp_path, monkeypatch):
@@ -175,3 +177,21 @@ def test_translate_png_files_both_ways(cycle_run, tmp_path, capsys):
     with pytest.raises(GenlabError, match="`direction` is for a CycleGAN run"):
         translate_files(build_model("denoise", image_shape=(1, 8, 8), channels=(4,)), [tmp_path / "grey.png"],
                         direction="b-to-a")
+
+
+def test_the_server_translates_uploads_from_a_to_b(cycle_run):
+    pytest.importorskip("fastapi")
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from genlab.serve import create_app
+
+    client = TestClient(create_app(cycle_run))
+    info = client.get("/api/info").json()["capabilities"]
+    assert info["condition_image"] and info["domain_transfer"]
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((28, 28), 120, np.uint8)).save(buffer, format="PNG")
+    response = client.post("/api/translate", files={"image": ("x.png", buffer.getvalue(), "image/png")})
+    assert response.status_code == 200, response.text
+    assert np.asarray(Image.open(io.BytesIO(response.content))).shape == (28, 28, 3)   # grey A in, colour B out

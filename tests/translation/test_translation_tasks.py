@@ -241,7 +241,7 @@ def test_translate_refuses_bad_inputs_in_one_line(denoise_run, tmp_path, capsys)
                                                      "1-channel (grey) images"),
         (tmp_path / "notes.png", "is not an image genlab can read"),
         (write_png(tmp_path / "tiny.png", np.zeros((3, 9), np.uint8)), "is 9x3, too small for this denoise model: "
-                                                                       "its U-Net halves the image 2 times and needs "
+                                                                       "its network halves the image 2 times and needs "
                                                                        "sides of at least 4 pixels"),
         (tmp_path / "missing.png", "no file at"),
     ]

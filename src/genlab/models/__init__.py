@@ -16,6 +16,7 @@ from ..errors import GenlabError
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .base import (CONFIG_FILE, WEIGHTS_FILE, Capabilities, GenerativeModel, ModelConfig, NotSupported,
                    OptimizerGroup, check_fits_in_memory, check_weights, load_state, read_config)
+from .compression import CompressConfig, Compressor
 from .cyclegan import CycleGAN, CycleGANConfig
 from .diffusion import Diffusion, DiffusionConfig
 from .gan import GAN, GANConfig
@@ -25,7 +26,7 @@ from .translation import Image2Image, Image2ImageConfig
 from .vae import VAE, VAEConfig
 
 FAMILIES: dict[str, type[GenerativeModel]] = {cls.family: cls for cls in (PCA, Autoencoder, VAE, GAN, Diffusion, PorousGAN,
-                                                                          Image2Image, CycleGAN)}
+                                                                          Image2Image, CycleGAN, Compressor)}
 
 #: name -> (family, default settings)
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -57,6 +58,8 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "pix2pix": ("image2image", {"task": "pix2pix"}),
     # Unpaired translation between the data (domain A) and `domain_b` (docs/image-to-image.md).
     "cyclegan": ("cyclegan", {}),
+    # A learned codec: quantized code, entropy model, range-coded files (genlab compress).
+    "compress": ("compress", {}),
 }
 
 
@@ -126,6 +129,7 @@ def load_model(directory: str | Path, map_location: str | None = None) -> Genera
 __all__ = [
     "Capabilities", "GenerativeModel", "ModelConfig", "NotSupported", "OptimizerGroup", "PCA", "PCAConfig", "Autoencoder",
     "AutoencoderConfig", "VAE", "VAEConfig", "GAN", "GANConfig", "Diffusion", "DiffusionConfig", "Image2Image",
-    "Image2ImageConfig", "CycleGAN", "CycleGANConfig", "FAMILIES", "MODELS", "build_model", "load_model",
+    "Image2ImageConfig", "CycleGAN", "CycleGANConfig", "Compressor", "CompressConfig",
+    "FAMILIES", "MODELS", "build_model", "load_model",
     "model_names", "model_settings",
 ]

@@ -69,6 +69,8 @@ class Capabilities:
             eta, guidance and frames the tools offer.
         class_interpolation: ``interpolate_classes(z, a, b)`` decodes one code while the label
             input moves from class a to class b.
+        codec: a lossy codec: ``analyse``, ``quantize``, ``synthesise`` and ``bits`` (genlab
+            compress / decompress).
         domain_transfer: translates between two datasets (``translate(x, direction)``), whose
             second (``domain_b``) each batch brings as its condition images.
     """
@@ -84,6 +86,7 @@ class Capabilities:
     denoising_sampler: bool = False
     class_interpolation: bool = False
     domain_transfer: bool = False
+    codec: bool = False
 
 
 @dataclass

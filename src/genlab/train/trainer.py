@@ -523,11 +523,12 @@ class Trainer:
         if self.rank != 0 or self.config.snapshot_every < 0:
             return
         model, able = self.model, self.model.capabilities
-        if not (able.prior or (able.encoder and able.decoder) or able.condition_image):
+        rows_of = able.condition_image or able.codec   # models that show rows of inputs and outputs
+        if not (able.prior or (able.encoder and able.decoder) or rows_of):
             return  # nothing to show
         model.eval()
         try:
-            if able.condition_image:
+            if rows_of:
                 batch = (self.val_data or self.train_data).batch(slice(0, 8)).to(self.device)
                 rows = model.preview(batch, torch.Generator().manual_seed(self.config.seed))
                 images = torch.cat([r.cpu() for r in rows])
@@ -540,7 +541,7 @@ class Trainer:
                 images = torch.cat([torch.cat([x[i:i + 8], r[i:i + 8]]) for i in range(0, len(x), 8)])
         finally:
             model.train()
-        nrow = len(rows[0]) if able.condition_image else 8
+        nrow = len(rows[0]) if rows_of else 8
         save_grid(images.clamp(0, 1), self.out / SNAPSHOTS / f"step-{step:07d}.png", nrow=nrow)
 
     def _animate_snapshots(self) -> None:

@@ -1,0 +1,146 @@
+"""The learned codec: the entropy model, the rate term, real files, and the comparison with JPEG and WebP."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import genlab
+from genlab.cli import main
+from genlab.commands.compress import HEADER, compress_files, decode_file, decompress_files, encode_image
+from genlab.data import load_dataset
+from genlab.data.batch import Batch
+from genlab.errors import GenlabError
+from genlab.metrics.codec import at_most
+from genlab.models import build_model, load_model
+from genlab.train import load_run
+
+SMALL = {"channels": (16, 16), "code_channels": 4}
+
+
+@pytest.fixture(scope="module")
+def codec_run(tmp_path_factory):
+    """digits28 from the command line: two stride-2 stages of 32, an 8-channel code, 10 epochs (about 5 s)."""
+    out = tmp_path_factory.mktemp("compress") / "run"
+    assert main(["train", "compress", "--data", "digits28", "--epochs", "10", "--channels", "32,32",
+                 "--set", "code_channels=8", "--quiet", "--out", str(out)]) == 0
+    return out
+
+
+def test_the_entropy_model_is_a_distribution_over_the_integers():
+    model = build_model("compress", image_shape=(1, 16, 16), **SMALL, mixtures=2, symbol_range=20)
+    with torch.no_grad():
+        model.density.loc.normal_()
+        model.density.log_scale.uniform_(-1, 1)
+        model.density.logits.normal_()
+    q = torch.arange(-200, 201).float().view(1, 1, -1, 1).expand(1, 4, -1, 1)
+    p = model.density.bin_probability(q)
+    assert torch.allclose(p.sum(2), torch.ones(1, 4, 1), atol=1e-5)   # the bins tile the real line
+    # one logistic: the bin probability is the difference of its CDF at the bin's edges
+    one = build_model("compress", image_shape=(1, 16, 16), **SMALL, mixtures=1)
+    with torch.no_grad():
+        one.density.loc.fill_(0.3)
+        one.density.log_scale.fill_(math.log(2.0))
+    cdf = lambda v: 1 / (1 + math.exp(-(v - 0.3) / 2.0))  # noqa: E731
+    got = one.density.bin_probability(torch.full((1, 4, 1, 1), 2.0))[0, 0, 0, 0].item()
+    assert got == pytest.approx(cdf(2.5) - cdf(1.5), rel=1e-5)
+    table = model.probability_table()
+    assert table.shape == (4, 41) and torch.allclose(table.sum(1), torch.ones(4))
+    inside = model.density.bin_probability(torch.arange(-19, 20).float().view(1, 1, -1, 1).expand(1, 4, -1, 1))
+    assert torch.allclose(table[:, 1:-1], inside[0, :, :, 0] / table.new_tensor(1.0), rtol=1e-4, atol=1e-9)
+
+
+def test_training_draws_noise_and_evaluation_rounds():
+    model = build_model("compress", image_shape=(1, 16, 16), **SMALL)
+    x = torch.rand(3, 1, 16, 16)
+    model.eval()
+    terms = model.loss(Batch(x))
+    code = model.quantize(model.analyse(x))
+    bits = model.bits(code)
+    assert terms["bpp"].item() == pytest.approx((bits / 256).mean().item(), rel=1e-5)
+    expected = (bits / 256 + model.config.lmbda * 255 ** 2 * (model.reconstruct(x) - x).pow(2).flatten(1).mean(1))
+    assert terms["loss"].item() == pytest.approx(expected.mean().item(), rel=1e-5)
+    model.train()
+    assert model.loss(Batch(x))["loss"].requires_grad
+    assert model.code_shape(28, 30) == (4, 7, 8)
+    assert model.reconstruct(torch.rand(1, 1, 13, 10)).shape == (1, 1, 13, 10)   # padded, cropped back
+
+
+@torch.no_grad()
+def test_a_file_round_trips_and_its_size_matches_the_ideal_bits(codec_run):
+    model = load_run(codec_run).model
+    x = load_dataset("digits28", "test").tensors(slice(0, 5))[0]
+    for image in x:
+        image = image[None]
+        data = encode_image(model, image)
+        decoded = decode_file(model, data)
+        assert torch.allclose(decoded, model.reconstruct(image), atol=1e-6)   # lossless coding of the code
+        ideal = float(model.bits(model.quantize(model.analyse(image))))
+        payload = 8 * (len(data) - HEADER.size)
+        assert ideal <= payload + 1e-3 and payload <= ideal + 64   # a range coder's overhead: a word or two
+
+
+def test_codec_trains_and_beats_jpeg_at_the_same_size(codec_run, capsys):
+    lines = [json.loads(line) for line in (codec_run / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["train/loss"] < 0.5 * lines[0]["train/loss"]
+    assert (codec_run / "snapshots" / "progress.gif").exists()
+    assert main(["evaluate", str(codec_run)]) == 0
+    r = json.loads((codec_run / "evaluation-test.json").read_text())
+    assert r["codec_images"] == 300 and r["bpp"] < 3.0 and r["psnr"] > 22
+    assert r["bpp"] == pytest.approx(8 * r["bytes"] / 784)
+    assert r["bpp"] > r["bpp_ideal"]   # the 16-byte header and the coder's last word
+    # JPEG cannot make a 28x28 file this small (its tables alone take hundreds of bytes)
+    assert r["jpeg_larger"] == 300 and r["jpeg_bytes"] > r["bytes"] and r["psnr"] > r["jpeg_psnr"]
+    assert r["webp_bytes"] <= r["bytes"] + 1e-9
+
+
+def test_jpeg_and_webp_at_most_a_budget():
+    image = Image.fromarray((np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8))
+    for kind in ("JPEG", "WEBP"):
+        data, larger = at_most(image, kind, 3000)
+        assert len(data) <= 3000 and not larger
+        bigger, _ = at_most(image, kind, 6000)
+        assert len(data) <= len(bigger) <= 6000
+        tiny, larger = at_most(image, kind, 10)
+        assert larger and len(tiny) > 10
+
+
+def test_compress_and_decompress_files(codec_run, tmp_path, capsys):
+    image = (load_dataset("digits28", "test").images[0, 0] * 255).round().byte().numpy()
+    Image.fromarray(image).save(tmp_path / "digit.png")
+    assert main(["compress", str(codec_run), str(tmp_path / "digit.png")]) == 0
+    captured = capsys.readouterr()
+    file = tmp_path / "digit.glc"
+    assert captured.out.strip() == str(file) and "bits per pixel" in captured.err
+    assert file.stat().st_size < 200   # the PNG is several times larger
+    assert main(["decompress", str(file), "--run", str(codec_run), "--out", str(tmp_path / "back")]) == 0
+    back = np.asarray(Image.open(tmp_path / "back" / "digit.png"), dtype=np.float64) / 255
+    model = load_model(codec_run)
+    with torch.no_grad():
+        expected = model.reconstruct(torch.from_numpy(image / 255.0).float()[None, None])[0, 0].numpy()
+    assert np.abs(back - expected).max() <= 0.5 / 255 + 1e-6
+
+
+def test_bad_codec_input_is_one_clear_line(codec_run, tmp_path, capsys):
+    other = tmp_path / "other"
+    genlab.train("compress", load_dataset("digits28", "train").subset(slice(0, 64)), None, out_dir=other, epochs=1,
+                 progress=False, snapshot_every=-1, model_settings={"channels": (32, 32), "code_channels": 8})
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "a.png")
+    [file] = compress_files(load_run(codec_run), [tmp_path / "a.png"])
+    with pytest.raises(GenlabError, match="was written by another model"):
+        decompress_files(load_run(other), [file])
+    (tmp_path / "junk.glc").write_bytes(b"not a codec file")
+    assert main(["decompress", str(tmp_path / "junk.glc"), "--run", str(codec_run)]) == 2
+    assert "is not a genlab codec file" in capsys.readouterr().err
+    Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / "tiny.png")
+    assert main(["compress", str(codec_run), str(tmp_path / "tiny.png")]) == 2
+    err = capsys.readouterr().err
+    assert "too small for this codec" in err and err.count("\n") == 1
+    with pytest.raises(GenlabError, match="`lmbda` must be positive"):
+        build_model("compress", image_shape=(1, 16, 16), lmbda=0)
+    with pytest.raises(GenlabError, match="not a codec"):
+        compress_files(build_model("denoise", image_shape=(1, 8, 8), channels=(4,)), [tmp_path / "a.png"])
