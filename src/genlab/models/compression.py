@@ -165,16 +165,15 @@ class Compressor(GenerativeModel):
         m = 2 ** self.config.levels
         return self.config.code_channels, -(-height // m), -(-width // m)
 
-    def _padded(self, x: torch.Tensor) -> torch.Tensor:
-        m = 2 ** self.config.levels
-        h, w = x.shape[-2:]
-        return F.pad(x, (0, -w % m, 0, -h % m), mode="replicate") if h % m or w % m else x
-
     # ----------------------------------------------------------------- the codec
     def analyse(self, x: torch.Tensor) -> torch.Tensor:
         """The unquantized code y (N, M, h, w) of images (N, C, H, W) in [0, 1]."""
         self.check_images(x)
-        return self.network("encoder")(self._padded(x) - 0.5)
+        # The code of the padded image; synthesise crops the decoded image back.
+        m = 2 ** self.config.levels
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (0, -w % m, 0, -h % m), mode="replicate") if h % m or w % m else x
+        return self.network("encoder")(padded - 0.5)
 
     def quantize(self, y: torch.Tensor) -> torch.Tensor:
         """Integer symbols (N, M, h, w), int64, clipped to [-symbol_range, symbol_range]."""

@@ -34,7 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import check_at_least
@@ -42,7 +41,7 @@ from ..data.batch import Batch
 from ..errors import GenlabError
 from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, OptimizerGroup, require_planar
 from .gan import discriminator_loss, generator_loss
-from .translation import UNet, PatchDiscriminator, _zero_last_layer, adapt_channels
+from .translation import UNet, PatchDiscriminator, _zero_last_layer, adapt_channels, on_padded
 
 GENERATORS = ("unet", "resnet")
 DIRECTIONS = ("a-to-b", "b-to-a")
@@ -253,10 +252,7 @@ class CycleGAN(GenerativeModel):
     # ----------------------------------------------------------------- translation
     def _run(self, name: str, x: torch.Tensor, channels: int) -> torch.Tensor:
         """A generator on ``x``, padded to a multiple of 2^levels (replicating the border) and cropped back."""
-        h, w = x.shape[-2:]
-        m = 2 ** self.config.levels
-        padded = F.pad(x, (0, -w % m, 0, -h % m), mode="replicate") if h % m or w % m else x
-        out = self.network(name)(padded)[..., :h, :w]
+        out = on_padded(self.network(name), x, self.config.levels)
         return adapt_channels(x, channels) + out if self.config.residual else out
 
     def to_b(self, a: torch.Tensor) -> torch.Tensor:

@@ -248,6 +248,16 @@ class PatchDiscriminator(nn.Module):
         return self.body(x)
 
 
+def on_padded(net, x: torch.Tensor, levels: int) -> torch.Tensor:
+    """``net`` on ``x`` (N, C, H, W) padded at the bottom and right (replicating the border) to
+    sides that are multiples of 2^levels, its output cropped back to H x W: how a network that
+    halves the image ``levels`` times takes any size."""
+    h, w = x.shape[-2:]
+    m = 2 ** levels
+    padded = F.pad(x, (0, -w % m, 0, -h % m), mode="replicate") if h % m or w % m else x
+    return net(padded)[..., :h, :w]
+
+
 def adapt_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     """Images (N, C, H, W) brought to ``channels``: as they are, grey repeated, or the mean of
     the channels."""
@@ -473,11 +483,7 @@ class Image2Image(GenerativeModel):
 
     def _unet(self, x: torch.Tensor) -> torch.Tensor:
         """The U-Net on ``x``, padded to a multiple of 2^levels (replicating the border), cropped back."""
-        h, w = x.shape[-2:]
-        m = 2 ** self.config.levels
-        pad_h, pad_w = -h % m, -w % m
-        padded = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
-        return self.network("net")(padded)[..., :h, :w]
+        return on_padded(self.network("net"), x, self.config.levels)
 
     def chrominance(self, condition: torch.Tensor) -> torch.Tensor:
         """colorize: the predicted chrominance (N, 2, H, W) of grey images (N, 1, H, W), in the
