@@ -59,6 +59,8 @@ class CycleGANConfig(ModelConfig):
         d_channels, d_layers: the PatchGANs' first width and stride-2 layers (default: 3, or
             fewer on images under 64 pixels a side).
         cycle_weight: lambda, the weight of the cycle-consistency error.
+        cycle_weight_b: the weight of B's round trip (B -> A -> B) alone, when it should differ
+            from A's (default: ``cycle_weight``); see the module's description.
         identity_weight: the identity error's weight, as a fraction of lambda (default 0.5
             between domains of the same channel count, else 0).
         pool_size: generated images kept per domain for D (0: D sees only the newest).
@@ -73,6 +75,7 @@ class CycleGANConfig(ModelConfig):
     d_channels: int = 64
     d_layers: int | None = None
     cycle_weight: float = 10.0
+    cycle_weight_b: float | None = None
     identity_weight: float | None = None
     pool_size: int = 50
     residual: bool = True
@@ -96,7 +99,9 @@ class CycleGANConfig(ModelConfig):
         if not self.channels:
             raise GenlabError("`channels` needs at least one width")
         check_at_least(self, 1, "channels", "d_channels")
-        check_at_least(self, 0, "blocks", "cycle_weight", "pool_size")
+        if self.cycle_weight_b is None:
+            self.cycle_weight_b = self.cycle_weight
+        check_at_least(self, 0, "blocks", "cycle_weight", "cycle_weight_b", "pool_size")
         same = self.condition_shape[0] == c
         if self.identity_weight is None:
             self.identity_weight = 0.5 if same else 0.0
@@ -306,11 +311,11 @@ class CycleGAN(GenerativeModel):
         cfg = self.config
         a, b = self._domains(batch)
         fake_b, fake_a = self.to_b(a), self.to_a(b)
-        cycle = (self.to_a(fake_b) - a).abs().mean() + (self.to_b(fake_a) - b).abs().mean()
+        cycle_a, cycle_b = (self.to_a(fake_b) - a).abs().mean(), (self.to_b(fake_a) - b).abs().mean()
         adv = (generator_loss("least-squares", self.disc_b(fake_b))
                + generator_loss("least-squares", self.disc_a(fake_a)))
-        loss = adv + cfg.cycle_weight * cycle
-        terms = {"adv": adv, "cycle": cycle}
+        loss = adv + cfg.cycle_weight * cycle_a + cfg.cycle_weight_b * cycle_b
+        terms = {"adv": adv, "cycle": cycle_a + cycle_b, "cycle_a": cycle_a, "cycle_b": cycle_b}
         if cfg.identity_weight > 0:
             identity = (self.to_b(b) - b).abs().mean() + (self.to_a(a) - a).abs().mean()
             loss = loss + cfg.identity_weight * cfg.cycle_weight * identity
