@@ -23,7 +23,8 @@ not used.
 blended into a random 28x28 patch of the photos as ``|patch - digit|`` per channel, uint8 RGB
 (N, 3, 28, 28), labels kept. Training digits take patches of the training photos, test digits
 of the (whole) test photos, so no photo is shared between the splits. ``digits-m`` uses the
-embedded ``digits28``; ``mnist-m`` uses MNIST's IDX files and is there when ``mnist`` is.
+embedded ``digits28``; ``mnist-m`` uses MNIST's IDX files and is there when ``mnist`` is. Each
+carries its grey digits as paired ``conditions`` (uint8, (N, 1, 28, 28)): pix2pix's sources.
 Patches are drawn with a fixed seed per split, so every load gives the same images.
 """
 from __future__ import annotations
@@ -200,7 +201,8 @@ register(DatasetInfo(
 ))
 register(DatasetInfo(
     name="digits-m",
-    description="digits28 blended into photo patches, |patch - digit| (MNIST-M style), 28x28 RGB (embedded)",
+    description=("digits28 blended into photo patches, |patch - digit| (MNIST-M style), 28x28 RGB (embedded); "
+                 "paired with the grey digits (pix2pix)"),
     image_shape=(3, 28, 28),
     splits={"train": _digits.TOTAL - _digits.TEST_SIZE, "test": _digits.TEST_SIZE},
     num_classes=10,
@@ -209,7 +211,7 @@ register(DatasetInfo(
 ))
 register(DatasetInfo(
     name="mnist-m",
-    description="MNIST blended into photo patches, |patch - digit| (Ganin & Lempitsky 2015), 28x28 RGB",
+    description="MNIST blended into photo patches, |patch - digit| (Ganin & Lempitsky 2015), 28x28 RGB; paired with the grey digits",
     image_shape=(3, 28, 28),
     splits=dict(_idx.MNIST.counts),
     num_classes=len(_idx.MNIST.class_names),
