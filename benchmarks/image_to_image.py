@@ -19,7 +19,10 @@ Tasks (``--tasks``; all by default):
 Each task's run folder is kept in ``benchmarks/runs/i2i-<task>`` (resumable: rerunning a task whose
 run finished measures it again), its figures are merged into
 ``benchmarks/results/image_to_image.json`` (the other tasks' figures stay), and a picture
-(input, output, target for a few test images) goes to ``docs/images/i2i-<task>.png``.
+(input, output, target for a few test images) goes to ``docs/images/i2i-<task>.png``. Once codec
+runs exist, JPEG's and WebP's own rate-distortion curves on the same 1,000 MNIST test images are
+added (``codec_curves``) and drawn with the codec's points in ``docs/images/i2i-rate-distortion.png``;
+``--tasks`` with no task only remakes the tables and that picture.
 """
 from __future__ import annotations
 
@@ -79,6 +82,57 @@ def picture(model, test_data, count: int, path: Path) -> None:
     path.write_bytes(png_bytes(grid))
 
 
+def codec_curves(data_dir: Path, n: int = 1000, qualities=(1, 5, 10, 20, 30, 50, 75, 90)) -> dict:
+    """JPEG's and WebP's own rate-distortion curves on the codec's test images (the first ``n`` of
+    MNIST's test split): mean file bytes and PSNR at each quality."""
+    import numpy as np
+
+    from genlab.metrics.codec import _decoded, _encoded, _pil
+    from genlab.metrics.image_quality import psnr
+
+    x = load_dataset("mnist", "test", data_dir).tensors(slice(0, n))[0].double().numpy()
+    curves = {}
+    for kind in ("JPEG", "WEBP"):
+        points = []
+        for q in qualities:
+            sizes, values = [], []
+            for image in x:
+                data = _encoded(_pil(image), kind, q)
+                sizes.append(len(data))
+                values.append(psnr(_decoded(data, image.shape[0]), image))
+            points.append({"quality": q, "bytes": float(np.mean(sizes)), "psnr": float(np.mean(values))})
+        curves[kind.lower()] = points
+    return curves
+
+
+def rate_distortion_picture(results: dict, path: Path) -> None:
+    """Bytes per image against PSNR: the codec's runs as points, JPEG's and WebP's curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for kind, style in (("jpeg", "s-"), ("webp", "^-")):
+        points = results["codec_curves"][kind]
+        ax.plot([p["bytes"] for p in points], [p["psnr"] for p in points], style, label=f"{kind.upper()} (Pillow)")
+    runs = sorted((r for r in results["tasks"].values() if "bpp" in r), key=lambda r: r["bytes"])
+    ax.plot([r["bytes"] for r in runs], [r["psnr"] for r in runs], "o-", color="black", label="genlab compress")
+    for r in runs:
+        ax.annotate(f"lmbda {r['lmbda']:g}", (r["bytes"], r["psnr"]), textcoords="offset points", xytext=(6, -10),
+                    fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes per 28x28 image (file, headers included)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title("MNIST test images: rate and distortion")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def run_task(task: str, minutes: float, data_dir: Path) -> dict:
     name, dataset, batch, lr, settings, count = TASKS[task]
     train_data = second_domain(load_dataset(dataset, "train", data_dir), settings.get("domain_b"), data_dir)
@@ -103,7 +157,8 @@ def run_task(task: str, minutes: float, data_dir: Path) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    p.add_argument("--tasks", nargs="*", choices=list(TASKS), default=list(TASKS),
+                   help="tasks to run (none: only the tables, and the rate-distortion picture from the codec runs)")
     p.add_argument("--minutes", type=float, default=30.0, help="training minutes per task")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data-dir", default=None, help="where MNIST is (default $GENLAB_DATA)")
@@ -120,6 +175,10 @@ def main() -> None:
         if "baseline_psnr" in r:
             print(f"{task}: {r['psnr']:.2f} dB against {r['baseline_psnr']:.2f} ({r['psnr_gain_db']:+.2f})", flush=True)
     results = json.loads(path.read_text())
+    if any("bpp" in r for r in results["tasks"].values()):
+        results["codec_curves"] = codec_curves(data_dir)
+        write_results("image_to_image", results)
+        rate_distortion_picture(results, IMAGES / "i2i-rate-distortion.png")
     rows, transfers, codecs = [], [], []
     for task, r in results["tasks"].items():
         if "bpp" in r:
