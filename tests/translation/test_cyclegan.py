@@ -195,3 +195,19 @@ def test_the_server_translates_uploads_from_a_to_b(cycle_run):
     response = client.post("/api/translate", files={"image": ("x.png", buffer.getvalue(), "image/png")})
     assert response.status_code == 200, response.text
     assert np.asarray(Image.open(io.BytesIO(response.content))).shape == (28, 28, 3)   # grey A in, colour B out
+
+
+def test_the_resnet_generator_starts_as_the_identity_and_trains():
+    model = build_model("cyclegan", image_shape=(3, 16, 16), condition_shape=(3, 16, 16), domain_b="photos",
+                        generator="resnet", channels=(8, 16), blocks=2, d_channels=8)
+    a, b = torch.rand(4, 3, 16, 16), torch.rand(4, 3, 16, 16)
+    model.eval()
+    assert torch.equal(model.translate(a), a) and model.translate(torch.rand(1, 3, 10, 14)).shape == (1, 3, 10, 14)
+    model.train()
+    batch = Batch(a, condition=b)
+    loss, terms = model.objective("generators", batch, 0)
+    loss.backward()
+    assert model.gen_ab.body[1].weight.grad is not None and {"adv", "cycle", "identity"} <= set(terms)
+    d_loss, _ = model.objective("discriminators", batch, 0)
+    d_loss.backward()
+    assert model.disc_a.body[0].weight.grad is not None and int(model.pool_a.filled) == 4
