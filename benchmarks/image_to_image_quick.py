@@ -1,6 +1,6 @@
 """Short runs of the image-to-image tasks on the embedded data and the photos, each against its
 trivial baseline (the noisy input, bicubic upscaling, the grey image): the figures quoted in
-docs/image-to-image.md until the 30-minute benchmark of issue 19 exists.
+docs/image-to-image.md for the tests' settings (the longer runs are benchmarks/image_to_image.py).
 
     python benchmarks/image_to_image_quick.py [--threads 1]
 
