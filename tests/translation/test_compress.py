@@ -133,6 +133,11 @@ def test_bad_codec_input_is_one_clear_line(codec_run, tmp_path, capsys):
     [file] = compress_files(load_run(codec_run), [tmp_path / "a.png"])
     with pytest.raises(GenlabError, match="was written by another model"):
         decompress_files(load_run(other), [file])
+    cut = tmp_path / "cut.glc"
+    cut.write_bytes(file.read_bytes()[:16])   # the header alone
+    with pytest.raises(GenlabError) as err:
+        decompress_files(load_run(codec_run), [cut])
+    assert "cut.glc" in str(err.value) and "\n" not in str(err.value)
     (tmp_path / "junk.glc").write_bytes(b"not a codec file")
     assert main(["decompress", str(tmp_path / "junk.glc"), "--run", str(codec_run)]) == 2
     assert "is not a genlab codec file" in capsys.readouterr().err

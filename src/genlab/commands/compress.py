@@ -7,7 +7,9 @@ A file (``.glc``) is 16 bytes of header and the range coder's 32-bit words:
 The code's symbols are range-coded (``constriction``'s queue coder, a well-tested Rust library)
 with each code channel's probability table from the model's entropy model, so a file is within a
 few bytes of the model's ideal bit count. Decoding needs the same model: the header names it by its
-weights, and a file given to another model is refused rather than decoded into noise.
+weights, and a file given to another model is refused rather than decoded into noise. A file cut
+short (no coded words, or a part of one) is refused too; the format has no checksum, so damage
+inside the coded part gives a wrong image rather than an error.
 """
 from __future__ import annotations
 
@@ -86,14 +88,18 @@ def decode_file(model: GenerativeModel, data: bytes, name: str = "the file", pri
         raise GenlabError(f"{name} was written by another model (weights {mark.hex()}, this run's are "
                           f"{(print_ or fingerprint(model)).hex()}); decompress it with the run that compressed it")
     payload = data[HEADER.size:]
-    if len(payload) % 4:
-        raise GenlabError(f"{name} is truncated (its coded part is not whole 32-bit words)")
+    if len(payload) % 4 or not payload:
+        raise GenlabError(f"{name} is truncated (its coded part is empty or not whole 32-bit words)")
     model.eval()
     shape = model.code_shape(h, w)
     table = model.probability_table()
     per_symbol = table[:, None, :].expand(shape[0], shape[1] * shape[2], table.shape[1]).reshape(-1, table.shape[1])
-    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
-    symbols = decoder.decode(constriction.stream.model.Categorical(perfect=False), per_symbol.numpy().astype(np.float32))
+    try:
+        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+        symbols = decoder.decode(constriction.stream.model.Categorical(perfect=False),
+                                 per_symbol.numpy().astype(np.float32))
+    except Exception as err:  # the coder's own errors for data it cannot decode
+        raise GenlabError(f"{name} is damaged: its coded part cannot be decoded ({' '.join(str(err).split())})") from None
     code = torch.from_numpy(symbols.astype(np.int64) - model.config.symbol_range).view(1, *shape)
     return model.synthesise(code.to(model.device), (h, w)).cpu()
 
