@@ -24,14 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import check_at_least
 from ..data.batch import Batch, as_batch
 from ..errors import GenlabError
 from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, require_planar
-from .translation import batch_psnr
+from .translation import batch_psnr, pad_to_multiple
 
 #: the probability floor of one symbol, so that no symbol costs more than about 30 bits
 MIN_PROBABILITY = 1e-9
@@ -170,10 +169,7 @@ class Compressor(GenerativeModel):
         """The unquantized code y (N, M, h, w) of images (N, C, H, W) in [0, 1]."""
         self.check_images(x)
         # The code of the padded image; synthesise crops the decoded image back.
-        m = 2 ** self.config.levels
-        h, w = x.shape[-2:]
-        padded = F.pad(x, (0, -w % m, 0, -h % m), mode="replicate") if h % m or w % m else x
-        return self.network("encoder")(padded - 0.5)
+        return self.network("encoder")(pad_to_multiple(x, self.config.levels) - 0.5)
 
     def quantize(self, y: torch.Tensor) -> torch.Tensor:
         """Integer symbols (N, M, h, w), int64, clipped to [-symbol_range, symbol_range]."""

@@ -41,7 +41,7 @@ from ..data.batch import Batch
 from ..errors import GenlabError
 from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, OptimizerGroup, require_planar
 from .gan import discriminator_loss, generator_loss
-from .translation import UNet, PatchDiscriminator, _zero_last_layer, adapt_channels, on_padded
+from .translation import UNet, PatchDiscriminator, _zero_last_layer, adapt_channels, on_padded, patch_layers
 
 GENERATORS = ("unet", "resnet")
 DIRECTIONS = ("a-to-b", "b-to-a")
@@ -113,12 +113,9 @@ class CycleGANConfig(ModelConfig):
         if min(h, w) < 2 ** self.levels:
             raise GenlabError(f"`channels` {list(self.channels)} halve the image {self.levels} times, which needs "
                               f"sides of at least {2 ** self.levels}; these images are {h}x{w}")
-        if self.d_layers is None:
-            self.d_layers = max([n for n in (1, 2, 3) if min(h, w) >> n >= 4] or [1])
-        check_at_least(self, 1, "d_layers")
-        if min(h, w) >> self.d_layers < 4:
-            raise GenlabError(f"the PatchGAN's {self.d_layers} stride-2 layers need images of at least "
-                              f"{4 << self.d_layers} pixels a side; these are {h}x{w}")
+        if self.d_layers is not None:
+            check_at_least(self, 1, "d_layers")
+        self.d_layers = patch_layers(h, w, self.d_layers)
 
 
     @property

@@ -145,12 +145,9 @@ class Image2ImageConfig(ModelConfig):
             if min(h, w) < 8:
                 raise GenlabError(f"the adversarial term's PatchGAN needs images of at least 8x8, got {h}x{w}; "
                                   "set `adv_weight=0`")
-            if self.d_layers is None:
-                self.d_layers = max(n for n in (1, 2, 3) if min(h, w) >> n >= 4)
-            check_at_least(self, 1, "d_layers")
-            if min(h, w) >> self.d_layers < 4:
-                raise GenlabError(f"`d_layers` {self.d_layers} halves {h}x{w} images below 4x4; choose at most "
-                                  f"{max(n for n in (1, 2, 3) if min(h, w) >> n >= 4)}")
+            if self.d_layers is not None:
+                check_at_least(self, 1, "d_layers")
+            self.d_layers = patch_layers(h, w, self.d_layers)
         if self.task == "colorize" and c != 3:
             raise GenlabError(f"colorize needs colour images; digits-m or photos, not a {c}-channel dataset")
         if self.arch is None:
@@ -248,14 +245,31 @@ class PatchDiscriminator(nn.Module):
         return self.body(x)
 
 
-def on_padded(net, x: torch.Tensor, levels: int) -> torch.Tensor:
-    """``net`` on ``x`` (N, C, H, W) padded at the bottom and right (replicating the border) to
-    sides that are multiples of 2^levels, its output cropped back to H x W: how a network that
-    halves the image ``levels`` times takes any size."""
+def patch_layers(h: int, w: int, layers: int | None = None) -> int:
+    """The stride-2 layers of a :class:`PatchDiscriminator` for h x w images: ``layers`` checked,
+    or by default the most, up to 3 (the 70x70 PatchGAN), that leave a map of at least 4x4."""
+    fits = [n for n in (1, 2, 3) if min(h, w) >> n >= 4]
+    if not fits:
+        raise GenlabError(f"a PatchGAN needs images of at least 8x8, got {h}x{w}")
+    if layers is None:
+        return fits[-1]
+    if min(h, w) >> layers < 4:
+        raise GenlabError(f"`d_layers` {layers} halves {h}x{w} images below 4x4; choose at most {fits[-1]}")
+    return layers
+
+
+def pad_to_multiple(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """``x`` (N, C, H, W) padded at the bottom and right (replicating the border) to sides that
+    are multiples of 2^levels (itself when they are)."""
     h, w = x.shape[-2:]
     m = 2 ** levels
-    padded = F.pad(x, (0, -w % m, 0, -h % m), mode="replicate") if h % m or w % m else x
-    return net(padded)[..., :h, :w]
+    return F.pad(x, (0, -w % m, 0, -h % m), mode="replicate") if h % m or w % m else x
+
+
+def on_padded(net, x: torch.Tensor, levels: int) -> torch.Tensor:
+    """``net`` on ``x`` padded by :func:`pad_to_multiple`, its output cropped back to H x W: how a
+    network that halves the image ``levels`` times takes any size."""
+    return net(pad_to_multiple(x, levels))[..., :x.shape[-2], :x.shape[-1]]
 
 
 def adapt_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
