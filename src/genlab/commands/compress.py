@@ -26,7 +26,7 @@ from ..errors import GenlabError
 from ..files import write_atomic
 from ..models.base import GenerativeModel
 from ..train import Run
-from .translate import decode_image, image_tensor, png_of
+from .translate import decode_image, image_tensor, output_folder, png_of
 
 MAGIC = b"GLC1"
 HEADER = struct.Struct("<4s8sHH")
@@ -55,24 +55,37 @@ def _coder():
     return constriction
 
 
+def _per_symbol(model: GenerativeModel, code_shape: tuple[int, int, int]) -> np.ndarray:
+    """(M h w, 2R + 1) float32: each symbol's row of its channel's probability table, in the
+    order of the flattened code (M, h, w)."""
+    table = model.probability_table()   # (M, 2R + 1)
+    m, h, w = code_shape
+    return table[:, None, :].expand(m, h * w, table.shape[1]).reshape(-1, table.shape[1]).numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def encode_symbols(model: GenerativeModel, symbols: torch.Tensor, size: tuple[int, int],
+                   print_: bytes | None = None) -> bytes:
+    """The file of one image's integer code (M, h, w) (:meth:`quantize` of :meth:`analyse`),
+    for an image of ``size`` (H, W)."""
+    constriction = _coder()
+    h, w = size
+    if max(h, w) > 65535:
+        raise GenlabError(f"images of at most 65535 pixels a side can be compressed, got {w}x{h}")
+    symbols = symbols.cpu()
+    encoder = constriction.stream.queue.RangeEncoder()
+    encoder.encode((symbols.flatten() + model.config.symbol_range).numpy().astype(np.int32),
+                   constriction.stream.model.Categorical(perfect=False), _per_symbol(model, tuple(symbols.shape)))
+    words = encoder.get_compressed()
+    return HEADER.pack(MAGIC, print_ or fingerprint(model), h, w) + words.astype("<u4").tobytes()
+
+
 @torch.no_grad()
 def encode_image(model: GenerativeModel, x: torch.Tensor, print_: bytes | None = None) -> bytes:
     """The file of one image (1, C, H, W) in [0, 1]."""
-    constriction = _coder()
-    h, w = x.shape[-2:]
-    if max(h, w) > 65535:
-        raise GenlabError(f"images of at most 65535 pixels a side can be compressed, got {w}x{h}")
     model.eval()
-    symbols = model.quantize(model.analyse(x.to(model.device)))[0].cpu()   # (M, h', w')
-    table = model.probability_table()                                       # (M, 2R + 1)
-    r = model.config.symbol_range
-    m = symbols.shape[0]
-    per_symbol = table[:, None, :].expand(m, symbols[0].numel(), table.shape[1]).reshape(-1, table.shape[1])
-    encoder = constriction.stream.queue.RangeEncoder()
-    encoder.encode((symbols.flatten() + r).numpy().astype(np.int32),
-                   constriction.stream.model.Categorical(perfect=False), per_symbol.numpy().astype(np.float32))
-    words = encoder.get_compressed()
-    return HEADER.pack(MAGIC, print_ or fingerprint(model), h, w) + words.astype("<u4").tobytes()
+    symbols = model.quantize(model.analyse(x.to(model.device)))[0]   # (M, h', w')
+    return encode_symbols(model, symbols, tuple(x.shape[-2:]), print_)
 
 
 @torch.no_grad()
@@ -84,33 +97,22 @@ def decode_file(model: GenerativeModel, data: bytes, name: str = "the file", pri
     if len(data) < HEADER.size or data[:4] != MAGIC:
         raise GenlabError(f"{name} is not a genlab codec file (it does not start with {MAGIC!r})")
     _, mark, h, w = HEADER.unpack(data[:HEADER.size])
-    if mark != (print_ or fingerprint(model)):
+    own = print_ or fingerprint(model)
+    if mark != own:
         raise GenlabError(f"{name} was written by another model (weights {mark.hex()}, this run's are "
-                          f"{(print_ or fingerprint(model)).hex()}); decompress it with the run that compressed it")
+                          f"{own.hex()}); decompress it with the run that compressed it")
     payload = data[HEADER.size:]
     if len(payload) % 4 or not payload:
         raise GenlabError(f"{name} is truncated (its coded part is empty or not whole 32-bit words)")
     model.eval()
     shape = model.code_shape(h, w)
-    table = model.probability_table()
-    per_symbol = table[:, None, :].expand(shape[0], shape[1] * shape[2], table.shape[1]).reshape(-1, table.shape[1])
     try:
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
-        symbols = decoder.decode(constriction.stream.model.Categorical(perfect=False),
-                                 per_symbol.numpy().astype(np.float32))
+        symbols = decoder.decode(constriction.stream.model.Categorical(perfect=False), _per_symbol(model, shape))
     except Exception as err:  # the coder's own errors for data it cannot decode
         raise GenlabError(f"{name} is damaged: its coded part cannot be decoded ({' '.join(str(err).split())})") from None
     code = torch.from_numpy(symbols.astype(np.int64) - model.config.symbol_range).view(1, *shape)
     return model.synthesise(code.to(model.device), (h, w)).cpu()
-
-
-def _folder(out_dir: str | os.PathLike | None) -> Path | None:
-    folder = Path(out_dir) if out_dir is not None else None
-    if folder is not None:
-        if folder.exists() and not folder.is_dir():
-            raise GenlabError(f"`out_dir={folder}` is a file, not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def compress_files(run: Run | GenerativeModel, images: list[str | os.PathLike], out_dir: str | os.PathLike | None = None,
@@ -129,7 +131,7 @@ def compress_files(run: Run | GenerativeModel, images: list[str | os.PathLike], 
         except GenlabError as err:
             raise GenlabError(f"{path}: {err}") from None
         inputs.append((path, x))
-    folder, mark, written = _folder(out_dir), fingerprint(model), []
+    folder, mark, written = output_folder(out_dir), fingerprint(model), []
     for path, x in inputs:
         data = encode_image(model, x, mark)
         target = (folder or path.parent) / (path.stem + SUFFIX)
@@ -153,7 +155,7 @@ def decompress_files(run: Run | GenerativeModel, files: list[str | os.PathLike],
         if not path.is_file():
             raise GenlabError(f"no file at {path}")
         decoded.append((path, decode_file(model, path.read_bytes(), str(path), mark)))
-    folder, written = _folder(out_dir), []
+    folder, written = output_folder(out_dir), []
     for path, image in decoded:
         target = (folder or path.parent) / (path.stem + ".png")
         png_of(image[0]).save(target)

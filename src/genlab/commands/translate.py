@@ -133,6 +133,17 @@ def result_name(model: GenerativeModel, source: Path, direction: str | None = No
     return f"{source.stem}-{suffix}.png"
 
 
+def output_folder(out_dir: str | os.PathLike | None) -> Path | None:
+    """``out_dir`` as a folder, made if missing (None: results go beside their inputs); one clear
+    line if it is a file."""
+    folder = Path(out_dir) if out_dir is not None else None
+    if folder is not None:
+        if folder.exists() and not folder.is_dir():
+            raise GenlabError(f"`out_dir={folder}` is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def translate_files(run: Run | GenerativeModel, images: list[str | os.PathLike],
                     out_dir: str | os.PathLike | None = None,
                     note: Callable[[str], None] | None = None, direction: str | None = None) -> list[Path]:
@@ -161,12 +172,7 @@ def translate_files(run: Run | GenerativeModel, images: list[str | os.PathLike],
             note(f"{path} is a colour image; colorize takes its grey version (the luminance, "
                  f"{'L of Lab' if model.config.color_space == 'lab' else 'Y of YUV'}) as the input")
         inputs.append((path, x))
-    folder = Path(out_dir) if out_dir is not None else None
-    if folder is not None:
-        if folder.exists() and not folder.is_dir():
-            raise GenlabError(f"`out_dir={folder}` is a file, not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    folder, written = output_folder(out_dir), []
     for path, x in inputs:
         target = (folder or path.parent) / result_name(model, path, direction)
         png_of(translate_images(model, x, direction if two_way else None)[0]).save(target)

@@ -69,7 +69,7 @@ def _decoded(data: bytes, channels: int) -> np.ndarray:
 def codec_quality(model, data: ImageDataset, num_images: int = 1000) -> dict:
     """The codec's figures on the first ``num_images`` images of ``data`` (all, if fewer), and
     JPEG's and WebP's at the same file size; means over the images."""
-    from ..commands.compress import decode_file, encode_image, fingerprint
+    from ..commands.compress import decode_file, encode_symbols, fingerprint
 
     model.eval()
     mark = fingerprint(model)
@@ -81,13 +81,13 @@ def codec_quality(model, data: ImageDataset, num_images: int = 1000) -> dict:
     c, h, w = x.shape[1:]
     for i in range(n):
         image = x[i:i + 1]
-        file = encode_image(model, image, mark)
+        symbols = model.quantize(model.analyse(image.to(model.device)))   # once, for the file and its ideal size
+        file = encode_symbols(model, symbols[0], (h, w), mark)
         decoded = decode_file(model, file, print_=mark)[0].double().numpy()
         clean = image[0].double().numpy()
         rows["bytes"].append(len(file))
         rows["bpp"].append(8 * len(file) / (h * w))
-        ideal = model.bits(model.quantize(model.analyse(image.to(model.device))))
-        rows["bpp_ideal"].append(float(ideal) / (h * w))
+        rows["bpp_ideal"].append(float(model.bits(symbols)) / (h * w))
         rows["psnr"].append(psnr(decoded, clean))
         rows["ssim"].append(ssim(decoded, clean))
         picture = _pil(clean)
