@@ -1,9 +1,13 @@
-"""What bf16 autocast does to quality: the same fixed short training in fp32 and in bf16, judged
-by the test ELBO (VAE) or the FID of samples (GANs, diffusion), over a few seeds.
+"""What the speed settings do to quality: the same fixed short training in plain fp32 and with the
+settings that make it faster (bf16 autocast, channels-last convolutions), judged by the test ELBO
+(VAE) or the FID of samples (GANs, diffusion), over a few seeds.
 
-    python benchmarks/precision.py [--epochs 20] [--seeds 0 1] [--threads 2] [--only vae dcgan cgan diffusion]
+    python benchmarks/precision.py [--epochs 20] [--seeds 0 1 2 3 4] [--threads 2] [--only vae dcgan cgan diffusion]
 
-The models and settings are those of benchmarks/throughput.py. Data: the embedded digits at
+The models and settings are those of benchmarks/throughput.py. Each model is trained in fp32 and
+with its family's speed defaults (``train_defaults``: bf16 where the hardware has it, channels-last
+for the 2-D GANs); a family whose default is fp32 (the VAE) is trained in bf16 instead, to say
+what that lever would cost. Data: the embedded digits at
 28x28 (`digits28`: 1,497 training and 300 test images), so it runs anywhere. The FID uses the
 features of genlab's classifier for the dataset, with 300 samples against the 300 test images
 (biased upwards at this size: compare the rows with each other, not with other tables). Writes
@@ -26,13 +30,23 @@ from common import machine, print_table, sample_quality_reference, write_results
 from genlab.data import load_dataset  # noqa: E402
 from genlab.metrics.sample_quality import compare_features, generate  # noqa: E402
 from genlab.train import evaluate_loss  # noqa: E402
-from throughput import ENTRIES  # noqa: E402
+from genlab.train.trainer import _family_train_defaults, resolve_precision  # noqa: E402
+from throughput_worker import ENTRIES  # noqa: E402
+
+
+def speed_levers(model_name: str) -> tuple[str, dict]:
+    """(a label, the settings) of the family's speed defaults, or bf16 where it has none."""
+    levers = {k: v for k, v in _family_train_defaults(model_name).items() if k in ("precision", "channels_last")}
+    levers = {"precision": "bf16", "channels_last": False, **levers}
+    levers["precision"] = resolve_precision(levers["precision"], torch.device("cpu"))
+    label = levers["precision"] + (" + channels-last" if levers["channels_last"] else "")
+    return label, levers
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", nargs="*", choices=list(ENTRIES), default=list(ENTRIES))
     args = parser.parse_args()
@@ -42,14 +56,14 @@ def main() -> None:
     rows, results = [], {}
     for name in args.only:
         model_name, settings, train_settings = ENTRIES[name]
-        for precision in ("fp32", "bf16"):
+        for variant, levers in (("fp32", {"precision": "fp32", "channels_last": False}), speed_levers(model_name)):
             figures, minutes = [], []
             for seed in args.seeds:
                 with tempfile.TemporaryDirectory() as tmp:
                     started = time.perf_counter()
                     model = genlab.train(model_name, train_data, None, out_dir=Path(tmp) / "run", epochs=args.epochs,
-                                         progress=False, seed=seed, snapshot_every=-1, precision=precision,
-                                         model_settings=settings, **train_settings)
+                                         progress=False, seed=seed, snapshot_every=-1, model_settings=settings,
+                                         **{**train_settings, **levers})
                     minutes.append((time.perf_counter() - started) / 60)
                 if name == "vae":  # the test -ELBO in nats, evaluated in fp32
                     figures.append(evaluate_loss(model, test_data, binary=False, seed=0)["neg_elbo"])
@@ -58,15 +72,15 @@ def main() -> None:
                     figures.append(compare_features(real, fake, ["fid"])["fid"])
             measure = "test -ELBO (nats)" if name == "vae" else "FID"
             spread = statistics.stdev(figures) if len(figures) > 1 else 0.0
-            results.setdefault(name, {})[precision] = {"measure": measure, "values": figures,
+            results.setdefault(name, {})[variant] = {"measure": measure, "values": figures,
                                                        "mean": statistics.mean(figures), "std": spread,
                                                        "minutes_per_run": statistics.mean(minutes)}
-            rows.append([name, precision, measure, statistics.mean(figures), spread,
+            rows.append([name, variant, measure, statistics.mean(figures), spread,
                          " ".join(f"{v:.2f}" for v in figures), statistics.mean(minutes)])
-    print_table(["model", "precision", "measure", "mean", "std over seeds", "per seed", "minutes a run"], rows)
+    print_table(["model", "settings", "measure", "mean", "std over seeds", "per seed", "minutes a run"], rows)
     print(f"FID floor (300 training images against the test images): {floor['fid']:.2f}")
     path = write_results("precision", {
-        "benchmark": "quality after a fixed short training, fp32 against bf16 autocast, digits28",
+        "benchmark": "quality after a fixed short training, fp32 against the speed settings, digits28",
         "command": "python benchmarks/precision.py " + " ".join(sys.argv[1:]), "machine": machine(),
         "epochs": args.epochs, "seeds": args.seeds, "features": extractor.name,
         "feature_classifier_test_accuracy": extractor.test_accuracy, "fid_floor": floor["fid"], "results": results})

@@ -75,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="images per step, over all processes (default 128)")
     p.add_argument("--grad-accumulation", type=int, help="micro-batches per step, gradients summed (default 1)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (default fp32)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"],
+                   help="autocast precision; auto: bf16 where the device has it natively, else fp32 "
+                   "(default: auto for the GANs and diffusion, fp32 for the rest)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels-last (NHWC) 2-D convolutions (default: on for the 2-D GANs)")
     p.add_argument("--nproc", type=int, help="data-parallel processes on this machine, started by torchrun")
     p.add_argument("--lr", type=float)
     p.add_argument("--lr-schedule", choices=["constant", "cosine", "linear-decay"])

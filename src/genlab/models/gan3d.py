@@ -133,7 +133,8 @@ class PorousGAN(GAN):
     family = "gan3d"
     config_class = PorousGANConfig
     #: what `genlab train porous-gan` starts from: batches of 16 cubes, and a learning rate that
-    #: decays to 0 (at 2e-4, G had not moved the porosity after 60 steps at 64^3)
+    #: decays to 0 (at 2e-4, G had not moved the porosity after 60 steps at 64^3); fp32, as the
+    #: rock's statistics were measured (the 2-D GANs' bf16 is not measured on them)
     train_defaults = {"lr": 5e-4, "batch_size": 16, "lr_schedule": "cosine"}
 
     def build_networks(self, config: PorousGANConfig) -> tuple[nn.Module, nn.Module]:

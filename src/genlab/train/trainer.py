@@ -55,7 +55,7 @@ from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 
 METRICS_FILE = "metrics.jsonl"
 SNAPSHOTS = "snapshots"
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
 LR_SCHEDULES = ("constant", "cosine", "linear-decay")
@@ -72,7 +72,13 @@ class TrainConfig:
         grad_accumulation: micro-batches per step, whose gradients add up before the step (the
             same step as one batch, in less memory).
         precision: ``fp32``, or ``bf16`` / ``fp16`` autocast (matrix products and convolutions in
-            16 bits, sums and losses in 32; fp16 with a gradient scaler).
+            16 bits, sums and losses in 32; fp16 with a gradient scaler); ``auto``: bf16 where the
+            device computes it natively (a CUDA GPU that supports it, a CPU with AVX-512 BF16 or
+            AMX), otherwise fp32. The run's config.json records the precision used.
+        channels_last: keep the weights of 2-D convolutions and the batch images channels-last
+            (NHWC), the layout oneDNN's and cuDNN's fastest convolution kernels use. The results
+            are those of the default layout up to the order of floating-point sums; checkpoints
+            are the same.
         lr: peak learning rate of AdamW.
         lr_schedule: ``constant``, ``cosine`` (decays to 0 over the run; needs no state) or
             ``linear-decay`` (constant for the first half of the run, then linearly to 0, as
@@ -98,6 +104,7 @@ class TrainConfig:
     batch_size: int = 128
     grad_accumulation: int = 1
     precision: str = "fp32"
+    channels_last: bool = False
     lr: float = 1e-3
     lr_schedule: str = "constant"
     max_minutes: float = 0.0
@@ -249,6 +256,38 @@ def build_optimizers(model: GenerativeModel, lr: float, weight_decay: float = 0.
     return optimizers
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 matrix products natively (not by converting to fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device)[0] >= 8  # Ampere and later
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and \
+        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision ``auto`` stands for on ``device`` (bf16 where native, else fp32); others as given."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
+
+
+def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with its 4-D weights (2-D convolutions) stored channels-last, in place; 5-D ones
+    (3-D convolutions) and the rest as they are."""
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            if t.dim() == 4:
+                t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return module
+
+
+def channels_last_batch(batch: Batch) -> Batch:
+    """``batch`` with its 4-D images and condition images stored channels-last."""
+    def convert(t):
+        return t.contiguous(memory_format=torch.channels_last) if t is not None and t.dim() == 4 else t
+    return dataclasses.replace(batch, images=convert(batch.images), condition=convert(batch.condition))
+
+
 def autocast(device: torch.device, precision: str):
     """The autocast context of ``precision`` on ``device`` (disabled for fp32)."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
@@ -320,6 +359,7 @@ class Trainer:
         self.wrapped: torch.nn.Module | None = None  # the model under DistributedDataParallel
         self.scaler: torch.amp.GradScaler | None = None
         self.device = distributed.local_device(resolve_device(config.device))
+        self.config = config = dataclasses.replace(config, precision=resolve_precision(config.precision, self.device))
         self.rank, self.world = distributed.init(self.device)
         able = model.capabilities
         self.binary = able.binary_likelihood if config.binarize is None else config.binarize
@@ -329,6 +369,10 @@ class Trainer:
         if config.batch_size % self.world:
             raise GenlabError(f"`batch_size` {config.batch_size} does not split evenly over {self.world} processes; "
                               "choose a multiple of the number of processes")
+        smallest = min(config.batch_size, len(train_data)) // self.world // config.grad_accumulation
+        if smallest < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            raise GenlabError(f"batch norm needs at least 2 images in each (micro-)batch, and this run has {smallest}; "
+                              "raise `batch_size` or lower `grad_accumulation`")
         if config.precision == "fp16" and self.device.type != "cuda":
             raise GenlabError("fp16 training needs a CUDA GPU (its gradient scaler); use `precision=bf16` on a CPU")
 
@@ -386,6 +430,8 @@ class Trainer:
             return self._fit_closed_form()
         if self.world > 1:
             model = self.model = distributed.synchronise_batch_norm(model, self.device)
+        if cfg.channels_last:
+            to_channels_last(model)
         optimizers = build_optimizers(model, cfg.lr, cfg.weight_decay)
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
         if self.world > 1:
@@ -495,6 +541,8 @@ class Trainer:
         batch = self.train_data.batch(index[positions])
         batch.positions, batch.noise = positions, StepNoise(cfg.seed, step, len(index))
         batch = batch.to(self.device)
+        if cfg.channels_last:
+            batch = channels_last_batch(batch)
         parts = batch.split(cfg.grad_accumulation)
         if self.binary:  # the first draw of every micro-batch, so that each image gets the same one
             for part in parts:

@@ -1,0 +1,171 @@
+"""One timed training run for benchmarks/throughput.py, in a process of its own.
+
+    python benchmarks/throughput_worker.py '{"who": "reference", "name": "dcgan", "steps": 40, "threads": 2}'
+
+prints {"seconds": ...}: the time of ``steps`` training steps, either of the plain reference loop
+written here (``who: reference``) or of ``genlab.train`` (``who: genlab``, with optional
+``settings`` such as ``{"precision": "fp32"}`` over the family's defaults). Each run gets a fresh
+process so that each side has the OpenMP settings it would have on its own: torch is imported
+here before genlab, so the environment the caller passes decides them (genlab's own choice, or
+PyTorch's default for the reference code). Images are random in [0, 1] at MNIST's shape, from a
+fixed seed: speed does not depend on what they show.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch  # first: OpenMP reads its settings when torch loads (genlab would set its own)
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import genlab
+from genlab.data import ImageDataset
+from genlab.models import build_model
+from genlab.models.diffusion import velocity
+
+SHAPE = (1, 28, 28)
+GAN = {"latent_dim": 64, "channels": 24, "spectral_norm": True}
+DIFFUSION = {"channels": 16, "channel_mults": (1, 2, 2), "attention_resolution": 7, "ema_decay": 0.999}
+ENTRIES = {  # name -> (genlab model, settings, training settings)
+    "vae": ("vae", {"arch": "dense", "hidden": (400,), "latent_dim": 20, "norm": "none", "activation": "relu"},
+            {"batch_size": 128, "lr": 1e-3, "binarize": False}),
+    "dcgan": ("dcgan", GAN, {"batch_size": 64, "lr": 2e-4}),
+    "cgan": ("cgan", GAN, {"batch_size": 64, "lr": 2e-4}),
+    "diffusion": ("diffusion", DIFFUSION, {"batch_size": 64, "lr": 2e-3}),
+}
+
+
+# --------------------------------------------------------------------- the reference code
+class ReferenceVAE(nn.Module):
+    """The VAE of the PyTorch examples: 784-400-(20, 20), 20-400-784."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+        self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+    def forward(self, x):
+        h = F.relu(self.fc1(x.view(-1, 784)))
+        mu, logvar = self.fc21(h), self.fc22(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return self.fc4(F.relu(self.fc3(z))), mu, logvar
+
+
+def vae_loss(logits, x, mu, logvar):
+    bce = F.binary_cross_entropy_with_logits(logits, x.view(-1, 784), reduction="sum")
+    return (bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())) / len(x)
+
+
+def reference_gan(conditional: bool):
+    """G and D of the same shapes as genlab's DCGAN at 28x28 (width 24, 2 stages from 7x7)."""
+    sn = nn.utils.parametrizations.spectral_norm
+    k, c, z = (10 if conditional else 0), GAN["channels"], GAN["latent_dim"]
+    g = nn.Sequential(nn.Linear(z + k, 4 * c * 49), nn.Unflatten(1, (4 * c, 7, 7)), nn.BatchNorm2d(4 * c), nn.ReLU(),
+                      nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1), nn.BatchNorm2d(2 * c), nn.ReLU(),
+                      nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.BatchNorm2d(c), nn.ReLU(),
+                      nn.Conv2d(c, 1, 3, padding=1), nn.Sigmoid())
+    d = nn.Sequential(sn(nn.Conv2d(1 + k, c, 3, padding=1)), nn.LeakyReLU(0.2),
+                      sn(nn.Conv2d(c, 2 * c, 4, 2, 1)), nn.LeakyReLU(0.2),
+                      sn(nn.Conv2d(2 * c, 4 * c, 4, 2, 1)), nn.LeakyReLU(0.2),
+                      nn.Flatten(), sn(nn.Linear(4 * c * 49, 1)))
+    return g, d
+
+
+def reference_run(name: str, images: torch.Tensor, labels: torch.Tensor, steps: int, batch: int, lr: float) -> float:
+    """Seconds that ``steps`` training steps of the reference loop take."""
+    loader = DataLoader(TensorDataset(images, labels), batch_size=batch, shuffle=True, drop_last=True)
+    if name == "vae":
+        model = ReferenceVAE()
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    elif name in ("dcgan", "cgan"):
+        g, d = reference_gan(name == "cgan")
+        opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=(0.0, 0.9))
+        opt_d = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.0, 0.9))
+    else:
+        unet = build_model("diffusion", image_shape=SHAPE, **DIFFUSION).net
+        ema = [p.detach().clone() for p in unet.parameters()]
+        opt = torch.optim.Adam(unet.parameters(), lr=lr)
+        abar = build_model("diffusion", image_shape=SHAPE, **DIFFUSION).alphas_cumprod
+    done, started = 0, time.perf_counter()
+    while done < steps:
+        for x, y in loader:
+            if name == "vae":
+                logits, mu, logvar = model(x)
+                loss = vae_loss(logits, x, mu, logvar)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            elif name in ("dcgan", "cgan"):
+                z = torch.randn(len(x), GAN["latent_dim"])
+                onehot = F.one_hot(y, 10).float() if name == "cgan" else None
+                fake = g(z if onehot is None else torch.cat([z, onehot], 1))
+                maps = None if onehot is None else onehot[:, :, None, None].expand(-1, -1, 28, 28)
+                real_in = x if maps is None else torch.cat([x, maps], 1)
+                fake_in = fake if maps is None else torch.cat([fake, maps], 1)
+                d_loss = F.softplus(-d(real_in)).mean() + F.softplus(d(fake_in.detach())).mean()
+                opt_d.zero_grad()
+                d_loss.backward()
+                opt_d.step()
+                loss = F.softplus(-d(fake_in)).mean()
+                opt_g.zero_grad()
+                loss.backward()
+                opt_g.step()
+            else:
+                x0 = 2 * x - 1
+                t = torch.randint(0, len(abar), (len(x),))
+                noise = torch.randn_like(x0)
+                a, s = abar[t].sqrt().view(-1, 1, 1, 1), (1 - abar[t]).sqrt().view(-1, 1, 1, 1)
+                loss = (unet(a * x0 + s * noise, t) - velocity(x0, noise, a, s)).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    for e, p in zip(ema, unet.parameters()):
+                        e.lerp_(p, 0.001)
+            loss.item()
+            done += 1
+            if done == steps:
+                break
+    return time.perf_counter() - started
+
+
+def genlab_run(name: str, data: ImageDataset, settings: dict) -> tuple[float, float]:
+    """(seconds of the training steps, seconds of the whole ``genlab.train`` call) for one epoch
+    over ``data``, with ``settings`` over the family's training defaults."""
+    model_name, model_settings, train_settings = ENTRIES[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        genlab.train(model_name, data, None, out_dir=Path(tmp) / "run", epochs=1, progress=False,
+                     snapshot_every=-1, model_settings=model_settings, **{**train_settings, **settings})
+        wall = time.perf_counter() - started
+        steps_s = sum(r["time_s"] for r in genlab.load_run(Path(tmp) / "run").metrics)
+    return steps_s, wall
+
+
+def random_data(name: str, steps: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` batches of random images and labels for ``name``."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(steps * ENTRIES[name][2]["batch_size"], *SHAPE, generator=g)
+    return images, torch.randint(0, 10, (len(images),), generator=g)
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    torch.set_num_threads(spec["threads"])
+    name, steps = spec["name"], spec["steps"]
+    images, labels = random_data(name, steps)
+    if spec["who"] == "reference":
+        train = ENTRIES[name][2]
+        seconds, wall = reference_run(name, images, labels, steps, train["batch_size"], train["lr"]), None
+    else:
+        seconds, wall = genlab_run(name, ImageDataset(images, labels, name="random"), spec.get("settings", {}))
+    print(json.dumps({"seconds": seconds, **({"wall_seconds": wall} if spec["who"] == "genlab" else {})}))
+
+
+if __name__ == "__main__":
+    main()
