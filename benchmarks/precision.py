@@ -1,12 +1,13 @@
-"""What the speed settings do to quality: the same fixed short training in plain fp32 and with the
-settings that make it faster (bf16 autocast, channels-last convolutions), judged by the test ELBO
-(VAE) or the FID of samples (GANs, diffusion), over a few seeds.
+"""What the speed settings do to quality: the same fixed short training with every speed lever off
+(plain fp32) and with genlab's defaults (bf16 autocast, channels-last convolutions, the fused
+AdamW), judged by the test ELBO (VAE) or the FID of samples (GANs, diffusion), over a few seeds.
 
     python benchmarks/precision.py [--epochs 20] [--seeds 0 1 2 3 4] [--threads 2] [--only vae dcgan cgan diffusion]
 
-The models and settings are those of benchmarks/throughput.py. Each model is trained in fp32 and
-with its family's speed defaults (``train_defaults``: bf16 where the hardware has it, channels-last
-for the 2-D GANs); a family whose default is fp32 (the VAE) is trained in bf16 instead, to say
+The models and settings are those of benchmarks/throughput.py. Each model is trained in plain fp32
+(fp32, the default layout, the multi-tensor AdamW) and with its family's speed defaults
+(``train_defaults``: bf16 where the hardware has it, channels-last for the 2-D GANs; the fused
+AdamW for all); a family whose default precision is fp32 (the VAE) is also trained in bf16, to say
 what that lever would cost. Data: the embedded digits at
 28x28 (`digits28`: 1,497 training and 300 test images), so it runs anywhere. The FID uses the
 features of genlab's classifier for the dataset, with 300 samples against the 300 test images
@@ -34,13 +35,25 @@ from genlab.train.trainer import _family_train_defaults, resolve_precision  # no
 from throughput_worker import ENTRIES  # noqa: E402
 
 
-def speed_levers(model_name: str) -> tuple[str, dict]:
-    """(a label, the settings) of the family's speed defaults, or bf16 where it has none."""
-    levers = {k: v for k, v in _family_train_defaults(model_name).items() if k in ("precision", "channels_last")}
-    levers = {"precision": "bf16", "channels_last": False, **levers}
-    levers["precision"] = resolve_precision(levers["precision"], torch.device("cpu"))
-    label = levers["precision"] + (" + channels-last" if levers["channels_last"] else "")
-    return label, levers
+PLAIN = {"precision": "fp32", "channels_last": False, "fused_optimizer": False}
+
+
+def variants(model_name: str) -> list[tuple[str, dict]]:
+    """(label, settings) of the runs compared: every speed lever off; the family's defaults (bf16
+    resolved where the hardware has it, channels-last, the fused AdamW); and for a family whose
+    default precision is fp32 (the VAE), also bf16, to say what that lever would cost."""
+    family = _family_train_defaults(model_name)
+    levers = {"precision": resolve_precision(family.get("precision", "fp32"), torch.device("cpu")),
+              "channels_last": bool(family.get("channels_last", False)), "fused_optimizer": True}
+
+    def label(settings):
+        return " + ".join([settings["precision"]] + ["channels-last"] * settings["channels_last"] +
+                          ["fused AdamW"] * settings["fused_optimizer"])
+    runs = [("plain fp32", PLAIN), (f"genlab: {label(levers)}", levers)]
+    if levers["precision"] == "fp32":
+        bf16 = {**levers, "precision": "bf16"}
+        runs.append((label(bf16), bf16))
+    return runs
 
 
 def main() -> None:
@@ -56,7 +69,7 @@ def main() -> None:
     rows, results = [], {}
     for name in args.only:
         model_name, settings, train_settings = ENTRIES[name]
-        for variant, levers in (("fp32", {"precision": "fp32", "channels_last": False}), speed_levers(model_name)):
+        for variant, levers in variants(model_name):
             figures, minutes = [], []
             for seed in args.seeds:
                 with tempfile.TemporaryDirectory() as tmp:

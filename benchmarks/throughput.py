@@ -2,6 +2,8 @@
 
     python benchmarks/throughput.py [--threads 1 2] [--steps 40] [--rounds 2] [--only vae dcgan cgan diffusion]
 
+(--only measures those models again and keeps the other models' rows of the results file.)
+
 For each model, in one run and alternating (reference, genlab, each lever, ...) so that noise
 falls on all: training images per second of a straightforward reference loop (a DataLoader over
 the same images, the same architecture, loss, optimizer and batch, ``loss.item()`` each step, as
@@ -46,14 +48,19 @@ from throughput_worker import DIFFUSION, ENTRIES, SHAPE  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "throughput_worker.py"
 PASSIVE_ENV = {**{k: v for k, v in ORIGINAL_ENV.items() if k != "GOMP_SPINCOUNT"}, "OMP_WAIT_POLICY": "PASSIVE"}
-#: the runs of each round: (column, who, genlab settings over the family's defaults, environment)
+#: the runs of each round: (column, who, genlab settings over the family's defaults, environment):
+#: genlab's defaults, genlab with every lever off, the precision levers alone, and the defaults
+#: less one lever (the fused optimizer; the short OpenMP spin)
 VARIANTS = [("reference", "reference", {}, ORIGINAL_ENV),
             ("genlab", "genlab", {}, dict(os.environ)),
-            ("fp32", "genlab", {"precision": "fp32", "channels_last": False}, dict(os.environ)),
+            ("plain fp32", "genlab", {"precision": "fp32", "channels_last": False, "fused_optimizer": False},
+             dict(os.environ)),
             ("bf16", "genlab", {"precision": "bf16", "channels_last": False}, dict(os.environ)),
             ("bf16 + channels-last", "genlab", {"precision": "bf16", "channels_last": True}, dict(os.environ)),
-            ("genlab, passive waits", "genlab", {}, PASSIVE_ENV)]
+            ("multi-tensor AdamW", "genlab", {"fused_optimizer": False}, dict(os.environ)),
+            ("passive waits", "genlab", {}, PASSIVE_ENV)]
 CONV = ("dcgan", "cgan", "diffusion")
+STEPS_FACTOR = {"vae": 10}  # its steps take milliseconds: ten times as many, for a steadier timing
 
 
 def defaults(name: str) -> dict:
@@ -163,7 +170,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=list(ENTRIES), default=list(ENTRIES))
     args = parser.parse_args()
 
-    results = {"machine": machine(), "genlab": genlab.__version__, "steps": args.steps, "rounds": args.rounds, "threads": {},
+    results = {"machine": machine(), "genlab": genlab.__version__, "steps": args.steps, "steps_factor": STEPS_FACTOR, "rounds": args.rounds, "threads": {},
                "openmp": {"genlab": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},
                           "reference": {k: ORIGINAL_ENV.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}}}
     for threads in args.threads:
@@ -171,13 +178,14 @@ def main() -> None:
         rates = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
         rows = {}
         for name in args.only:
-            n = args.steps * ENTRIES[name][2]["batch_size"]
+            steps = args.steps * STEPS_FACTOR.get(name, 1)
+            n = steps * ENTRIES[name][2]["batch_size"]
             variants = [v for v in VARIANTS if name in CONV or "channels-last" not in v[0]]
             seconds: dict[str, list[float]] = {v[0]: [] for v in variants}
             walls = []
             for _ in range(args.rounds):
                 for column, who, settings, env in variants:
-                    timing = measure(who, name, args.steps, threads, settings, env)
+                    timing = measure(who, name, steps, threads, settings, env)
                     seconds[column].append(timing["seconds"])
                     if column == "genlab":
                         walls.append(timing["wall_seconds"])
@@ -188,6 +196,7 @@ def main() -> None:
                           "images_per_s": {k: round(v, 1) for k, v in speed.items()},
                           "ratio": {k: round(v / speed["reference"], 3) for k, v in speed.items() if k != "reference"},
                           "genlab_wall_images_per_s": round(n / min(walls), 1),
+                          "seconds_per_round": {k: [round(x, 3) for x in v] for k, v in seconds.items()},
                           "mflop_per_image": round(flops / 1e6, 2),
                           "fraction_of_rate": {k: {p: round(v * flops / 1e9 / rates[p], 3) for p in rates}
                                                for k, v in speed.items()},
@@ -217,7 +226,25 @@ def main() -> None:
         for steps, r in results["threads"][str(threads)]["ddim"].items():
             print(f"DDIM {steps} steps: {r['images_per_s']} images/s, a 64-image grid in {r['grid_64_s']} s")
     results["command"] = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
+    keep_other_rows(results, args.only)
     print(f"written to {write_results('throughput', results)}")
+
+
+def keep_other_rows(results: dict, measured: list[str]) -> None:
+    """With --only, the other models' rows of the results file stay, each with the command and the
+    matmul rates of the run that measured it."""
+    path = Path(__file__).resolve().parent / "results" / "throughput.json"
+    if set(measured) == set(ENTRIES) or not path.exists():
+        return
+    earlier = json.loads(path.read_text())
+    for threads, now in results["threads"].items():
+        before = earlier.get("threads", {}).get(threads, {})
+        for name, row in before.get("training", {}).items():
+            if name not in measured:
+                row.setdefault("measured_by", {"command": earlier.get("command"),
+                                               "matmul_gflops": before.get("matmul_gflops")})
+                now["training"][name] = row
+        now["training"] = {k: now["training"][k] for k in ENTRIES if k in now["training"]}
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ import os
 __version__ = "0.1.0"
 
 # How long an idle OpenMP thread spins before it sleeps, unless the user chose (OMP_WAIT_POLICY or
-# GOMP_SPINCOUNT). GNU OpenMP's own default spins about 3 ms: fast on idle cores, but when another
-# busy process shares them, small models ran 10-100x slower. Sleeping at once (PASSIVE) is safe
-# there but pays a wake-up on every operator: 2-thread steps ran 1.1-1.8x slower on idle cores.
-# A short spin (about 0.3 ms) keeps most of the speed; `OMP_WAIT_POLICY=PASSIVE` (or one thread
-# per process) is the setting for cores shared with other busy processes. Read when torch loads.
+# GOMP_SPINCOUNT). Sleeping at once (PASSIVE) pays a wake-up on every operator: multi-threaded
+# steps run slower on idle cores (benchmarks/throughput.py, "passive waits"). Spinning long (GNU
+# OpenMP's default, about 3 ms) made small models 10-100x slower whenever another busy process
+# shared the cores. A short spin (about 0.3 ms) keeps the speed on idle cores; on cores shared with
+# other busy processes it still costs, and `OMP_WAIT_POLICY=PASSIVE` (or one thread per process)
+# is the setting there. OpenMP reads this when torch loads.
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "30000"
 

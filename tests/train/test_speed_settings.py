@@ -14,7 +14,8 @@ from genlab.errors import GenlabError
 from genlab.models import build_model
 from genlab.train import train
 from genlab.train import trainer as trainer_module
-from genlab.train.trainer import _family_train_defaults, resolve_precision, to_channels_last
+from genlab.train.trainer import (_family_train_defaults, build_optimizers, match_layouts, resolve_precision,
+                                  to_channels_last)
 
 GAN = {"channels": 8, "latent_dim": 8}
 
@@ -77,11 +78,11 @@ def test_channels_last_trains_the_run_of_the_default_layout(small, tmp_path):
         assert torch.equal(v, w), k
 
 
-def test_the_2d_gans_and_diffusion_train_fast_by_default_and_the_run_says_how(small, tmp_path):
+def test_the_gans_vaes_and_diffusion_train_fast_by_default_and_the_run_says_how(small, tmp_path):
     assert _family_train_defaults("dcgan") == {"precision": "auto", "channels_last": True}
-    assert _family_train_defaults("diffusion") == {"precision": "auto"}
+    assert _family_train_defaults("diffusion") == _family_train_defaults("conv-vae") == {"precision": "auto"}
     assert "precision" not in _family_train_defaults("porous-gan")          # fp32, as its statistics were measured
-    assert "precision" not in _family_train_defaults("vae")
+    assert "precision" not in _family_train_defaults("conv-ae")
     model = train("dcgan", small, None, out_dir=tmp_path / "gan", epochs=1, batch_size=32, model_settings=GAN,
                   snapshot_every=-1, progress=False)
     saved = json.loads((tmp_path / "gan" / "config.json").read_text())["train"]
@@ -92,6 +93,27 @@ def test_the_2d_gans_and_diffusion_train_fast_by_default_and_the_run_says_how(sm
                  "--channels", "8", "--quiet", "--out", str(tmp_path / "cli"), "--set", "snapshot_every=-1"]) == 0
     saved = json.loads((tmp_path / "cli" / "config.json").read_text())["train"]
     assert saved["precision"] == "fp32" and saved["channels_last"] is False
+
+
+def test_the_fused_optimizer_takes_the_multi_tensor_steps_whatever_the_layouts():
+    w0, g = torch.randn(4, 3, 5, 5), torch.randn(4, 3, 5, 5)
+    taken = []
+    for fused in (False, True):
+        p = torch.nn.Parameter(w0.clone().contiguous(memory_format=torch.channels_last))
+        opt = torch.optim.AdamW([p], lr=0.1, fused=fused or None)
+        for scale in (1.0, -0.5):
+            p.grad = g * scale  # contiguous, unlike the weight (as a data-parallel bucket holds it)
+            match_layouts(opt)
+            opt.step()
+        opt.state[p]["exp_avg"] = opt.state[p]["exp_avg"].contiguous()   # as a checkpoint loads it
+        p.grad = g.clone()
+        match_layouts(opt)
+        opt.step()
+        taken.append(p.detach().clone())
+    torch.testing.assert_close(taken[1], taken[0])
+    model = build_model("dcgan", image_shape=(1, 8, 8), **GAN)
+    assert all(o.defaults["fused"] for o in build_optimizers(model, 1e-3).values())
+    assert not any(o.defaults["fused"] for o in build_optimizers(model, 1e-3, fused=False).values())
 
 
 def test_the_discriminator_scores_in_fp32_under_bf16_autocast():

@@ -79,6 +79,9 @@ class TrainConfig:
             (NHWC), the layout oneDNN's and cuDNN's fastest convolution kernels use. The results
             are those of the default layout up to the order of floating-point sums; checkpoints
             are the same.
+        fused_optimizer: AdamW's fused kernel (PyTorch's ``fused=True``, on CPU and CUDA): the same
+            update in one pass over each weight instead of several; off, the multi-tensor one.
+            Data-parallel runs use the multi-tensor one.
         lr: peak learning rate of AdamW.
         lr_schedule: ``constant``, ``cosine`` (decays to 0 over the run; needs no state) or
             ``linear-decay`` (constant for the first half of the run, then linearly to 0, as
@@ -105,6 +108,7 @@ class TrainConfig:
     grad_accumulation: int = 1
     precision: str = "fp32"
     channels_last: bool = False
+    fused_optimizer: bool = True
     lr: float = 1e-3
     lr_schedule: str = "constant"
     max_minutes: float = 0.0
@@ -244,16 +248,36 @@ def evaluate_loss(model: GenerativeModel, data: ImageDataset, binary: bool, seed
     return {k: v / len(data) for k, v in sums.items()}
 
 
-def build_optimizers(model: GenerativeModel, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
-    """One AdamW per named group of :meth:`~genlab.models.GenerativeModel.optimizer_groups`."""
+def build_optimizers(model: GenerativeModel, lr: float, weight_decay: float = 0.0,
+                     fused: bool = True) -> dict[str, torch.optim.Optimizer]:
+    """One AdamW per named group of :meth:`~genlab.models.GenerativeModel.optimizer_groups`; with
+    ``fused``, PyTorch's fused kernel (one pass over each weight, not several) where it has one."""
     optimizers = {}
     for name, group in model.optimizer_groups().items():
         decay = weight_decay if group.weight_decay is None else group.weight_decay
-        optimizers[name] = torch.optim.AdamW(group.params, lr=lr * group.lr_scale, betas=group.betas,
-                                             weight_decay=decay)
+        settings = dict(lr=lr * group.lr_scale, betas=group.betas, weight_decay=decay)
+        try:
+            optimizers[name] = torch.optim.AdamW(group.params, **settings, fused=fused or None)
+        except (RuntimeError, ValueError):  # no fused kernel for these weights' device or type
+            optimizers[name] = torch.optim.AdamW(group.params, **settings)
         for g in optimizers[name].param_groups:
             g.setdefault("initial_lr", g["lr"])
     return optimizers
+
+
+def match_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give every gradient and optimizer state the memory layout of its weight. The fused AdamW
+    kernel reads them as laid out like the weight, and on CPU does not check: a channels-last
+    weight with a contiguous gradient (a data-parallel gradient bucket) or state (loaded from a
+    checkpoint) took wrong steps."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is not None and p.grad.stride() != p.stride():
+                p.grad = torch.empty_like(p).copy_(p.grad)
+            state = optimizer.state.get(p, {})
+            for key, t in state.items():
+                if torch.is_tensor(t) and t.shape == p.shape and t.stride() != p.stride():
+                    state[key] = torch.empty_like(p).copy_(t)
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -337,6 +361,8 @@ def _train_on_parts(model: GenerativeModel, parts: list[Batch], optimizers: dict
             scaler.unscale_(optimizer)
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        if optimizer.defaults.get("fused"):
+            match_layouts(optimizer)
         if scaler is not None:
             scaler.step(optimizer)
         else:
@@ -432,7 +458,9 @@ class Trainer:
             model = self.model = distributed.synchronise_batch_norm(model, self.device)
         if cfg.channels_last:
             to_channels_last(model)
-        optimizers = build_optimizers(model, cfg.lr, cfg.weight_decay)
+        # One process only: under DistributedDataParallel, channels-last weights' gradients live in
+        # its buckets, and the fused kernel's steps there differed from the multi-tensor ones.
+        optimizers = build_optimizers(model, cfg.lr, cfg.weight_decay, cfg.fused_optimizer and self.world == 1)
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
         if self.world > 1:
             # Raised for 1x1 convolutions, whose weight gradients differ from the bucket only in the
