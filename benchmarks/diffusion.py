@@ -37,8 +37,8 @@ import torch  # noqa: E402
 from genlab.metrics.sample_quality import compare_features  # noqa: E402
 from genlab.models import build_model  # noqa: E402
 
-from common import (RESULTS, ROOT, machine, mnist_data_dir, print_table, sample_quality_reference,  # noqa: E402
-                    train_time, write_results)
+from common import (AS_RECORDED, RESULTS, ROOT, machine, mnist_data_dir, print_table,  # noqa: E402
+                    sample_quality_reference, train_time, write_results)
 
 # Widths 16, 32 and 32 at 28x28, 14x14 and 7x7 (attention at 7x7 and in the middle): 0.28 M weights;
 # an MNIST epoch (938 steps of 64 images) took 8 to 10 minutes on one busy core (width 32: three
@@ -73,7 +73,8 @@ def benchmark(train_data, extractor, real, budgets_s, step_counts, quick, num_sa
     while pending:
         epoch += 1
         model = genlab.train(model, train_data, None, out_dir=out, epochs=epoch, resume=epoch > 1,
-                             progress=sys.stderr.isatty(), seed=seed, snapshot_every=-1, **TRAIN)
+                             progress=sys.stderr.isatty(), seed=seed, snapshot_every=-1,
+                             **{**AS_RECORDED, **TRAIN})
         elapsed = train_time(out)
         if elapsed < pending[0]:
             continue

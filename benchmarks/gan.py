@@ -28,8 +28,8 @@ import torch  # noqa: E402
 from genlab.metrics.sample_quality import compare_features, generate  # noqa: E402
 from genlab.models import build_model  # noqa: E402
 
-from common import (RESULTS, ROOT, machine, mnist_data_dir, print_table, sample_quality_reference,  # noqa: E402
-                    train_time, write_results)
+from common import (AS_RECORDED, RESULTS, ROOT, machine, mnist_data_dir, print_table,  # noqa: E402
+                    sample_quality_reference, train_time, write_results)
 
 # name -> (model settings, training settings). Constant learning rates: the run's length is a
 # time budget, not a number of epochs known in advance. On 2 cores at batch 64, width 32
@@ -85,7 +85,7 @@ def benchmark(name, train_data, test_data, extractor, real, budgets_s, quick, nu
     while pending:
         epoch += 1
         model = genlab.train(model, train_data, None, out_dir=out, epochs=epoch, resume=epoch > 1,
-                             progress=sys.stderr.isatty(), seed=seed, **train_settings)
+                             progress=sys.stderr.isatty(), seed=seed, **{**AS_RECORDED, **train_settings})
         elapsed = train_time(out)
         if elapsed < pending[0]:
             continue

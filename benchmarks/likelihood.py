@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from genlab.metrics.likelihood import elbo, importance_weighted_log_likelihood  # noqa: E402
 from genlab.models import build_model  # noqa: E402
 
-from common import ROOT, machine, mnist_data_dir, print_table, write_results  # noqa: E402
+from common import AS_RECORDED, ROOT, machine, mnist_data_dir, print_table, write_results  # noqa: E402
 
 # Burda et al. 2015, table 1, dynamically binarized MNIST, test NLL in nats (K = 5000).
 ANCHORS = {"VAE, 1 stochastic layer": 86.76, "IWAE K=50, 1 stochastic layer": 84.78,
@@ -45,10 +45,6 @@ TRAIN = {"batch_size": 64, "lr": 2e-3, "kl_warmup": 0.1}
 DENSE = {"hidden": (512, 256), "latent_dim": 32, "norm": "none", "activation": "silu", "ema_decay": 0.999}
 DENSE_AR = {**DENSE, "autoregressive": True}
 LONG, LONG_TRAIN = {**DENSE_AR, "mean_bound": 8.0, "logit_bound": 20.0}, {**TRAIN, "weight_decay": 1e-2}
-# The settings the recorded runs trained with (genlab's VAE now trains in bf16 by default where the
-# hardware has it, with the fused AdamW): a rerun of a recipe repeats its recorded run.
-AS_RECORDED = {"precision": "fp32", "fused_optimizer": False}
-
 RECIPES = {
     "resnet-vae": ("resnet-vae", {}, TRAIN),
     "iwae": ("iwae", {}, TRAIN),

@@ -170,7 +170,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=list(ENTRIES), default=list(ENTRIES))
     args = parser.parse_args()
 
-    results = {"machine": machine(), "genlab": genlab.__version__, "steps": args.steps, "steps_factor": STEPS_FACTOR, "rounds": args.rounds, "threads": {},
+    results = {"machine": machine(), "genlab": genlab.__version__, "steps": args.steps,
+               "steps_factor": STEPS_FACTOR, "rounds": args.rounds, "threads": {},
                "openmp": {"genlab": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},
                           "reference": {k: ORIGINAL_ENV.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}}}
     for threads in args.threads:
@@ -213,7 +214,8 @@ def main() -> None:
                      "genlab % fp32 / bf16 rate", "% in ops"],
                     [[k, r["mflop_per_image"], r["images_per_s"]["reference"], r["images_per_s"]["genlab"],
                       r["genlab_settings"], r["ratio"]["genlab"],
-                      *[f"{r['images_per_s'][c]:.0f} ({r['ratio'][c]:.2f})" if c in r["ratio"] else "-" for c in columns],
+                      *[f"{r['images_per_s'][c]:.0f} ({r['ratio'][c]:.2f})" if c in r["ratio"] else "-"
+                        for c in columns],
                       f"{100 * r['fraction_of_rate']['genlab']['fp32']:.0f} / "
                       f"{100 * r['fraction_of_rate']['genlab']['bf16']:.0f}",
                       100 * r["profile"]["share_in_operators"]] for k, r in rows.items()])
