@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grad-accumulation", type=int, help="micro-batches per step, gradients summed (default 1)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"],
                    help="autocast precision; auto: bf16 where the device has it natively, else fp32 "
-                   "(default: auto for the GANs and diffusion, fp32 for the rest)")
+                   "(default: auto for the VAEs, 2-D GANs and diffusion, fp32 for the rest)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels-last (NHWC) 2-D convolutions (default: on for the 2-D GANs)")
     p.add_argument("--nproc", type=int, help="data-parallel processes on this machine, started by torchrun")

@@ -314,7 +314,7 @@ class Diffusion(GenerativeModel):
 
     family = "diffusion"
     config_class = DiffusionConfig
-    #: bf16 autocast where the hardware has it: 1.4-1.6x the fp32 step on CPU, with the FID after
+    #: bf16 autocast where the hardware has it: 1.5x the plain fp32 step on CPU, with the FID after
     #: a fixed training within the spread between seeds (benchmarks/throughput.py and
     #: benchmarks/precision.py). Channels-last made this U-Net slower, so it is not used.
     train_defaults = {"precision": "auto"}

@@ -184,9 +184,9 @@ def generator_loss(kind: str, s_fake: torch.Tensor) -> torch.Tensor:
 class GAN(GenerativeModel):
     family = "gan"
     config_class = GANConfig
-    #: bf16 autocast where the hardware has it, and channels-last convolutions: together 1.4-1.8x
-    #: the fp32 step on CPU, with the FID after a fixed training within the spread between seeds
-    #: (benchmarks/throughput.py and benchmarks/precision.py)
+    #: bf16 autocast where the hardware has it, and channels-last convolutions: together 1.5-1.9x
+    #: the plain fp32 step on CPU, with the FID after a fixed training within the spread between
+    #: seeds (benchmarks/throughput.py and benchmarks/precision.py)
     train_defaults = {"precision": "auto", "channels_last": True}
 
     def __init__(self, config: GANConfig, name: str | None = None):

@@ -117,7 +117,7 @@ class VAEConfig(NetworkConfig):
 class VAE(GenerativeModel):
     family = "vae"
     config_class = VAEConfig
-    #: bf16 autocast where the hardware has it: 1.4-2x the fp32 step of the dense VAE on CPU, with
+    #: bf16 autocast where the hardware has it: 1.5x the plain fp32 step of the dense VAE on CPU, with
     #: the test ELBO after a fixed training within the spread between seeds (benchmarks/throughput.py
     #: and benchmarks/precision.py). Held-out losses, ELBO and NLL are evaluated in fp32.
     train_defaults = {"precision": "auto"}
