@@ -31,8 +31,7 @@ from common import machine, print_table, sample_quality_reference, write_results
 from genlab.data import load_dataset  # noqa: E402
 from genlab.metrics.sample_quality import compare_features, generate  # noqa: E402
 from genlab.train import evaluate_loss  # noqa: E402
-from genlab.train.trainer import _family_train_defaults, resolve_precision  # noqa: E402
-from throughput_worker import ENTRIES  # noqa: E402
+from throughput_worker import ENTRIES, describe, speed_defaults  # noqa: E402
 
 
 PLAIN = {"precision": "fp32", "channels_last": False, "fused_optimizer": False}
@@ -42,17 +41,11 @@ def variants(model_name: str) -> list[tuple[str, dict]]:
     """(label, settings) of the runs compared: every speed lever off; the family's defaults (bf16
     resolved where the hardware has it, channels-last, the fused AdamW); and for a family whose
     default precision is fp32 (the VAE), also bf16, to say what that lever would cost."""
-    family = _family_train_defaults(model_name)
-    levers = {"precision": resolve_precision(family.get("precision", "fp32"), torch.device("cpu")),
-              "channels_last": bool(family.get("channels_last", False)), "fused_optimizer": True}
-
-    def label(settings):
-        return " + ".join([settings["precision"]] + ["channels-last"] * settings["channels_last"] +
-                          ["fused AdamW"] * settings["fused_optimizer"])
-    runs = [("plain fp32", PLAIN), (f"genlab: {label(levers)}", levers)]
+    levers = speed_defaults(model_name)
+    runs = [("plain fp32", PLAIN), (f"genlab: {describe(levers)}", levers)]
     if levers["precision"] == "fp32":
         bf16 = {**levers, "precision": "bf16"}
-        runs.append((label(bf16), bf16))
+        runs.append((describe(bf16), bf16))
     return runs
 
 

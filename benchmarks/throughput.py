@@ -43,8 +43,8 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from common import machine, print_table, write_results  # noqa: E402
 from genlab.models import build_model  # noqa: E402
-from genlab.train.trainer import _family_train_defaults, resolve_precision, to_channels_last  # noqa: E402
-from throughput_worker import DIFFUSION, ENTRIES, SHAPE  # noqa: E402
+from genlab.train.trainer import to_channels_last  # noqa: E402
+from throughput_worker import DIFFUSION, ENTRIES, SHAPE, describe, speed_defaults  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "throughput_worker.py"
 PASSIVE_ENV = {**{k: v for k, v in ORIGINAL_ENV.items() if k != "GOMP_SPINCOUNT"}, "OMP_WAIT_POLICY": "PASSIVE"}
@@ -61,17 +61,6 @@ VARIANTS = [("reference", "reference", {}, ORIGINAL_ENV),
             ("passive waits", "genlab", {}, PASSIVE_ENV)]
 CONV = ("dcgan", "cgan", "diffusion")
 STEPS_FACTOR = {"vae": 10}  # its steps take milliseconds: ten times as many, for a steadier timing
-
-
-def defaults(name: str) -> dict:
-    """The speed settings genlab trains ``name`` with by default here (precision resolved)."""
-    family = _family_train_defaults(ENTRIES[name][0])
-    return {"precision": resolve_precision(family.get("precision", "fp32"), torch.device("cpu")),
-            "channels_last": bool(family.get("channels_last", False))}
-
-
-def describe(settings: dict) -> str:
-    return settings["precision"] + (" + channels-last" if settings["channels_last"] else "")
 
 
 def measure(who: str, name: str, steps: int, threads: int, settings: dict, env: dict) -> dict:
@@ -123,14 +112,13 @@ def profile(name: str, steps: int = 10) -> dict:
 
     model_name, settings, train_settings = ENTRIES[name]
     model = build_model(model_name, image_shape=SHAPE, num_classes=10, **settings).train()
-    levers = defaults(name)  # genlab's step as it runs by default
-    if levers["channels_last"]:
-        to_channels_last(model)
-    optimizers = build_optimizers(model, 1e-3)
+    levers = speed_defaults(model_name)  # genlab's step as it runs by default
     n = train_settings["batch_size"]
     x, y = torch.rand(n, *SHAPE), torch.randint(0, 10, (n,))
     if levers["channels_last"]:
+        to_channels_last(model)
         x = x.contiguous(memory_format=torch.channels_last)
+    optimizers = build_optimizers(model, 1e-3, fused=levers["fused_optimizer"])
 
     def step(i):
         training_step(model, Batch(x, y, positions=torch.arange(n), noise=StepNoise(0, i, n)), optimizers, i,
@@ -192,7 +180,7 @@ def main() -> None:
                         walls.append(timing["wall_seconds"])
             speed = {k: n / min(v) for k, v in seconds.items()}
             flops = flops_per_image(name)
-            used = defaults(name)
+            used = speed_defaults(ENTRIES[name][0])
             rows[name] = {"genlab_settings": describe(used),
                           "images_per_s": {k: round(v, 1) for k, v in speed.items()},
                           "ratio": {k: round(v / speed["reference"], 3) for k, v in speed.items() if k != "reference"},

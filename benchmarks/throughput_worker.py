@@ -27,6 +27,7 @@ import genlab
 from genlab.data import ImageDataset
 from genlab.models import build_model
 from genlab.models.diffusion import velocity
+from genlab.train.trainer import _family_train_defaults, resolve_precision
 
 SHAPE = (1, 28, 28)
 GAN = {"latent_dim": 64, "channels": 24, "spectral_norm": True}
@@ -145,6 +146,20 @@ def genlab_run(name: str, data: ImageDataset, settings: dict) -> tuple[float, fl
         wall = time.perf_counter() - started
         steps_s = sum(r["time_s"] for r in genlab.load_run(Path(tmp) / "run").metrics)
     return steps_s, wall
+
+
+def speed_defaults(model_name: str) -> dict:
+    """The speed settings genlab trains ``model_name`` with by default on this CPU: its family's
+    ``train_defaults`` (precision ``auto`` resolved), and the fused AdamW of every family."""
+    family = _family_train_defaults(model_name)
+    return {"precision": resolve_precision(family.get("precision", "fp32"), torch.device("cpu")),
+            "channels_last": bool(family.get("channels_last", False)), "fused_optimizer": True}
+
+
+def describe(settings: dict) -> str:
+    """``bf16 + channels-last + fused AdamW``, say, for these speed settings."""
+    return " + ".join([settings["precision"]] + ["channels-last"] * settings["channels_last"] +
+                      ["fused AdamW"] * settings["fused_optimizer"])
 
 
 def random_data(name: str, steps: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
