@@ -132,9 +132,10 @@ def test_a_batch_of_one_image_with_batch_norm_is_refused_in_one_line(small, tmp_
 
 
 def openmp_settings(env: dict) -> dict:
-    code = ("import os, genlab; print({k: os.environ.get(k) for k in ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT')})")
+    code = ("import json, os, genlab; "
+            "print(json.dumps({k: os.environ.get(k) for k in ('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT')}))")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return eval(done.stdout)
+    return json.loads(done.stdout)
 
 
 def test_genlab_spins_briefly_unless_the_user_chose_the_openmp_waits():
