@@ -24,8 +24,23 @@ def mnist_data_dir(explicit: str | None) -> Path:
 
 
 def machine() -> dict:
-    return {"cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
+    """What ran a benchmark: figures from CPUs of different kinds (with and without native bf16,
+    say) are not comparable."""
+    from genlab.train.trainer import native_bf16
+
+    return {"cpu_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "cpu": cpu_name(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": native_bf16(torch.device("cpu")), "torch": torch.__version__,
             "python": platform.python_version(), "device": "cuda" if torch.cuda.is_available() else "cpu"}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo, else the platform's word)."""
+    info = Path("/proc/cpuinfo")
+    for line in info.read_text().splitlines() if info.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
 def print_table(header: list[str], rows: list[list]) -> None:

@@ -1,15 +1,21 @@
 """Training and sampling speed: genlab against the plain PyTorch code users would write.
 
     python benchmarks/throughput.py [--threads 1 2] [--steps 40] [--rounds 2] [--only vae dcgan cgan diffusion]
+                                    [--compile] [--results throughput]
 
-(--only measures those models again and keeps the other models' rows of the results file.)
+(--only measures those models again and keeps the other models' rows of the results file;
+--results names that file, so that runs on CPUs of different kinds can stand side by side.)
 
 For each model, in one run and alternating (reference, genlab, each lever, ...) so that noise
 falls on all: training images per second of a straightforward reference loop (a DataLoader over
 the same images, the same architecture, loss, optimizer and batch, ``loss.item()`` each step, as
 the common examples do) and of ``genlab.train`` with its defaults, their ratio, and genlab with
 each speed lever alone: plain fp32, bf16 autocast, bf16 with channels-last convolutions, and its
-defaults with sleeping OpenMP waits (``OMP_WAIT_POLICY=PASSIVE``, genlab's earlier setting).
+defaults with sleeping OpenMP waits (``OMP_WAIT_POLICY=PASSIVE``, genlab's earlier setting). The
+bf16 runs are left out on a CPU without native bf16 (AVX-512 BF16 or AMX), where PyTorch emulates
+it at a fraction of the fp32 speed and genlab's ``precision="auto"`` trains in fp32. With
+--compile, also genlab's defaults with its networks compiled (``torch.compile``): the steps of a
+second epoch, and the compile time (what the first epoch took beyond them) beside.
 Every run is a fresh process (benchmarks/throughput_worker.py), so that each side has the OpenMP
 settings it has on its own: PyTorch's defaults for the reference, genlab's for genlab. Also the
 model's FLOPs per training image (forward and backward, torch's FlopCounterMode), the fraction
@@ -43,7 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from common import machine, print_table, write_results  # noqa: E402
 from genlab.models import build_model  # noqa: E402
-from genlab.train.trainer import to_channels_last  # noqa: E402
+from genlab.train.trainer import native_bf16, to_channels_last  # noqa: E402
 from throughput_worker import DIFFUSION, ENTRIES, SHAPE, describe, speed_defaults  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "throughput_worker.py"
@@ -59,6 +65,7 @@ VARIANTS = [("reference", "reference", {}, ORIGINAL_ENV),
             ("bf16 + channels-last", "genlab", {"precision": "bf16", "channels_last": True}, dict(os.environ)),
             ("multi-tensor AdamW", "genlab", {"fused_optimizer": False}, dict(os.environ)),
             ("passive waits", "genlab", {}, PASSIVE_ENV)]
+COMPILED = ("compiled", "genlab", {"compile": True}, dict(os.environ))
 CONV = ("dcgan", "cgan", "diffusion")
 STEPS_FACTOR = {"vae": 10}  # its steps take milliseconds: ten times as many, for a steadier timing
 
@@ -156,28 +163,36 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="training steps per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of every run")
     parser.add_argument("--only", nargs="*", choices=list(ENTRIES), default=list(ENTRIES))
+    parser.add_argument("--compile", action="store_true", help="also genlab's defaults with torch.compile")
+    parser.add_argument("--results", default="throughput", help="name of the results file (benchmarks/results/NAME.json)")
     args = parser.parse_args()
+    bf16 = native_bf16(torch.device("cpu"))
+    table = [v for v in VARIANTS if bf16 or "bf16" not in v[0]] + [COMPILED] * args.compile
+    about = machine()
+    print(f"{about['cpu']} ({about['cpu_capability']}, bf16 {'native' if bf16 else 'emulated: its runs left out'})")
 
-    results = {"machine": machine(), "genlab": genlab.__version__, "steps": args.steps,
+    results = {"machine": about, "genlab": genlab.__version__, "steps": args.steps,
                "steps_factor": STEPS_FACTOR, "rounds": args.rounds, "threads": {},
                "openmp": {"genlab": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},
                           "reference": {k: ORIGINAL_ENV.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}}}
     for threads in args.threads:
         torch.set_num_threads(threads)
-        rates = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+        rates = {"fp32": matmul_rate(torch.float32), **({"bf16": matmul_rate(torch.bfloat16)} if bf16 else {})}
         rows = {}
         for name in args.only:
             steps = args.steps * STEPS_FACTOR.get(name, 1)
             n = steps * ENTRIES[name][2]["batch_size"]
-            variants = [v for v in VARIANTS if name in CONV or "channels-last" not in v[0]]
+            variants = [v for v in table if name in CONV or "channels-last" not in v[0]]
             seconds: dict[str, list[float]] = {v[0]: [] for v in variants}
-            walls = []
+            walls, compiling = [], []
             for _ in range(args.rounds):
                 for column, who, settings, env in variants:
                     timing = measure(who, name, steps, threads, settings, env)
                     seconds[column].append(timing["seconds"])
                     if column == "genlab":
                         walls.append(timing["wall_seconds"])
+                    if "compile_seconds" in timing:
+                        compiling.append(timing["compile_seconds"])
             speed = {k: n / min(v) for k, v in seconds.items()}
             flops = flops_per_image(name)
             used = speed_defaults(ENTRIES[name][0])
@@ -189,24 +204,28 @@ def main() -> None:
                           "mflop_per_image": round(flops / 1e6, 2),
                           "fraction_of_rate": {k: {p: round(v * flops / 1e9 / rates[p], 3) for p in rates}
                                                for k, v in speed.items()},
-                          "profile": profile(name)}
+                          "profile": profile(name),
+                          **({"compile_seconds": round(min(compiling), 1)} if compiling else {})}
             r = rows[name]
             print(f"  {threads} thread(s), {name}: reference {speed['reference']:.0f} img/s, genlab "
                   f"{speed['genlab']:.0f} ({r['ratio']['genlab']:.2f} x)", flush=True)
         results["threads"][str(threads)] = {"matmul_gflops": {k: round(v, 1) for k, v in rates.items()},
                                             "training": rows, "ddim": sampling()}
-        print(f"\n{threads} thread(s): matmul {rates['fp32']:.0f} GFLOP/s fp32, {rates['bf16']:.0f} bf16; "
-              "images per second, and each over the reference")
-        columns = [v[0] for v in VARIANTS[2:]]
+        measured = ", ".join(f"{v:.0f} GFLOP/s {k}" for k, v in rates.items())
+        print(f"\n{threads} thread(s): matmul {measured}; images per second, and each over the reference")
+        columns = [v[0] for v in table[2:]]
         print_table(["model", "MFLOP/img", "reference", "genlab", "(settings)", "ratio", *columns,
-                     "genlab % fp32 / bf16 rate", "% in ops"],
+                     "genlab % " + " / ".join(rates) + " rate", "% in ops"],
                     [[k, r["mflop_per_image"], r["images_per_s"]["reference"], r["images_per_s"]["genlab"],
                       r["genlab_settings"], r["ratio"]["genlab"],
                       *[f"{r['images_per_s'][c]:.0f} ({r['ratio'][c]:.2f})" if c in r["ratio"] else "-"
                         for c in columns],
-                      f"{100 * r['fraction_of_rate']['genlab']['fp32']:.0f} / "
-                      f"{100 * r['fraction_of_rate']['genlab']['bf16']:.0f}",
+                      " / ".join(f"{100 * r['fraction_of_rate']['genlab'][p]:.0f}" for p in rates),
                       100 * r["profile"]["share_in_operators"]] for k, r in rows.items()])
+        for k, r in rows.items():
+            if "compile_seconds" in r:
+                print(f"  {k} compiled: {r['ratio']['compiled']:.2f} x the reference after "
+                      f"{r['compile_seconds']:.0f} s of compiling")
         for k, r in rows.items():
             if r["ratio"]["genlab"] < 1.5:  # short of the target: what dominates genlab's step
                 top = ", ".join(f"{op} {ms} ms" for op, ms in r["profile"]["top_operators"][:3])
@@ -216,14 +235,14 @@ def main() -> None:
         for steps, r in results["threads"][str(threads)]["ddim"].items():
             print(f"DDIM {steps} steps: {r['images_per_s']} images/s, a 64-image grid in {r['grid_64_s']} s")
     results["command"] = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
-    keep_other_rows(results, args.only)
-    print(f"written to {write_results('throughput', results)}")
+    keep_other_rows(results, args.only, args.results)
+    print(f"written to {write_results(args.results, results)}")
 
 
-def keep_other_rows(results: dict, measured: list[str]) -> None:
-    """With --only, the other models' rows of the results file stay, each with the command and the
-    matmul rates of the run that measured it."""
-    path = Path(__file__).resolve().parent / "results" / "throughput.json"
+def keep_other_rows(results: dict, measured: list[str], name: str = "throughput") -> None:
+    """With --only, the other models' rows of the results file ``name`` stay, each with the command
+    and the matmul rates of the run that measured it."""
+    path = Path(__file__).resolve().parent / "results" / f"{name}.json"
     if set(measured) == set(ENTRIES) or not path.exists():
         return
     earlier = json.loads(path.read_text())

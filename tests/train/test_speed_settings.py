@@ -51,6 +51,18 @@ def test_channels_last_moves_the_2d_weights_only_and_keeps_their_values():
         assert torch.equal(v, before[k])
 
 
+def test_channels_last_one_channel_convolutions_write_nhwc_also_with_spectral_norm():
+    # A (C, 1, k, k) weight fits both layouts; left with NCHW strides, the convolution of a
+    # one-channel image writes NCHW and every later channels-last layer copies its input.
+    sn = torch.nn.utils.parametrizations.spectral_norm
+    image = torch.rand(2, 1, 8, 8)
+    for conv in (torch.nn.Conv2d(1, 4, 3, padding=1), sn(torch.nn.Conv2d(1, 4, 3, padding=1))):
+        assert conv(image).is_contiguous()
+        to_channels_last(conv)
+        out = conv(image)
+        assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+
+
 def test_channels_last_trains_the_run_of_the_default_layout(small, tmp_path):
     runs, logs = {}, {}
     for layout in (False, True):

@@ -25,7 +25,7 @@ from ..errors import GenlabError
 from ..data.batch import Batch, as_batch
 from .base import Capabilities, GenerativeModel, OptimizerGroup
 from .blocks import Decoder, Encoder, NetworkConfig
-from .gan import Discriminator, discriminator_loss, generator_loss
+from .gan import Discriminator, discriminator_loss, frozen, generator_loss
 
 
 @dataclass
@@ -131,7 +131,8 @@ class Autoencoder(GenerativeModel):
             return d_loss, {"d_loss": d_loss.detach()}
         terms, recon = self._terms(batch)
         batch.scratch["recon"] = recon.detach()
-        adv = generator_loss("non-saturating", D(recon))
+        with frozen(D):
+            adv = generator_loss("non-saturating", D(recon))
         loss = terms["loss"] + self.config.adv_weight * adv
         terms = {**terms, "recon_loss": terms["loss"], "adv": adv, "loss": loss}
         return loss, {k: v.detach() for k, v in terms.items()}

@@ -40,7 +40,7 @@ from ..config import check_at_least
 from ..data.batch import Batch
 from ..errors import GenlabError
 from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, OptimizerGroup, require_planar
-from .gan import discriminator_loss, generator_loss
+from .gan import discriminator_loss, frozen, generator_loss
 from .translation import UNet, PatchDiscriminator, _zero_last_layer, adapt_channels, on_padded, patch_layers
 
 GENERATORS = ("unet", "resnet")
@@ -309,8 +309,9 @@ class CycleGAN(GenerativeModel):
         a, b = self._domains(batch)
         fake_b, fake_a = self.to_b(a), self.to_a(b)
         cycle_a, cycle_b = (self.to_a(fake_b) - a).abs().mean(), (self.to_b(fake_a) - b).abs().mean()
-        adv = (generator_loss("least-squares", self.disc_b(fake_b))
-               + generator_loss("least-squares", self.disc_a(fake_a)))
+        with frozen(self.disc_a, self.disc_b):
+            adv = (generator_loss("least-squares", self.disc_b(fake_b))
+                   + generator_loss("least-squares", self.disc_a(fake_a)))
         loss = adv + cfg.cycle_weight * cycle_a + cfg.cycle_weight_b * cycle_b
         terms = {"adv": adv, "cycle": cycle_a + cycle_b, "cycle_a": cycle_a, "cycle_b": cycle_b}
         if cfg.identity_weight > 0:

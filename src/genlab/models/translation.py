@@ -73,7 +73,7 @@ from ..data.transforms import corrupt
 from ..errors import GenlabError
 from .base import Capabilities, GenerativeModel, ModelConfig, NotSupported, OptimizerGroup, require_planar
 from .blocks import ACTIVATIONS, UPSAMPLERS, upsampler
-from .gan import discriminator_loss, generator_loss
+from .gan import discriminator_loss, frozen, generator_loss
 
 TASKS = ("denoise", "superres", "colorize", "pix2pix")
 DENOISE_NOISES = ("gaussian", "salt-pepper", "masking")
@@ -633,7 +633,8 @@ class Image2Image(GenerativeModel):
                             "d_fake": s_fake.mean().detach()}
         terms, out, condition = self._terms(batch)
         batch.scratch.update(condition=condition.detach(), output=out.detach())
-        adv = generator_loss("non-saturating", D(self._pair(condition, out)))
+        with frozen(D):
+            adv = generator_loss("non-saturating", D(self._pair(condition, out)))
         loss = terms["loss"] + self.config.adv_weight * adv
         terms = {**terms, "pixel_loss": terms["loss"], "adv": adv, "loss": loss}
         return loss, {k: v.detach() for k, v in terms.items()}

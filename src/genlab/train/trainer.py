@@ -297,11 +297,16 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
     """``module`` with its 4-D weights (2-D convolutions) stored channels-last, in place; 5-D ones
-    (3-D convolutions) and the rest as they are."""
+    (3-D convolutions) and the rest as they are.
+
+    A weight with one input channel fits both layouts, and ``contiguous`` leaves it as it is; the
+    convolution of a one-channel image by it then writes NCHW, and the next layer copies that to
+    NHWC forward and backward (a tenth of the DCGAN's CPU step). ``to`` gives such a weight the
+    channels-last strides, so that the convolution writes NHWC."""
     with torch.no_grad():
         for t in [*module.parameters(), *module.buffers()]:
             if t.dim() == 4:
-                t.data = t.data.contiguous(memory_format=torch.channels_last)
+                t.data = t.data.to(memory_format=torch.channels_last)
     return module
 
 
