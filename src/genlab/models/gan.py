@@ -161,7 +161,7 @@ class Discriminator(nn.Module):
 def frozen(*modules: nn.Module):
     """Inside, the weights of ``modules`` need no gradient: a graph built there carries gradients
     through them to their inputs only. G's objective runs D so, since D's weight gradients from G's
-    step would be thrown away before D's next step (a third of the backward pass through D)."""
+    step would be thrown away before D's next step (about half of the backward pass through D)."""
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
     for p in params:
         p.requires_grad_(False)

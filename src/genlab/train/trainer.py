@@ -301,7 +301,7 @@ def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
 
     A weight with one input channel fits both layouts, and ``contiguous`` leaves it as it is; the
     convolution of a one-channel image by it then writes NCHW, and the next layer copies that to
-    NHWC forward and backward (a tenth of the DCGAN's CPU step). ``to`` gives such a weight the
+    NHWC forward and backward (D's largest activation, in the DCGAN). ``to`` gives such a weight the
     channels-last strides, so that the convolution writes NHWC."""
     with torch.no_grad():
         for t in [*module.parameters(), *module.buffers()]:
