@@ -1,6 +1,6 @@
 """Training and sampling speed: genlab against the plain PyTorch code users would write.
 
-    python benchmarks/throughput.py [--threads 1 2] [--steps 40] [--rounds 2] [--only vae dcgan cgan diffusion]
+    python benchmarks/throughput.py [--threads 1 2] [--steps 40] [--rounds 2] [--only vae dcgan cgan diffusion porous]
                                     [--compile] [--results throughput]
 
 (--only measures those models again and keeps the other models' rows of the results file;
@@ -26,8 +26,10 @@ genlab's step spends its time (torch.profiler), and DDIM sampling: images per se
 
 The models: the VAE 784-400-20 of the PyTorch examples (Bernoulli, grey targets, Adam 1e-3,
 batch 128); the DCGAN and the conditional GAN at 28x28 with the settings of benchmarks/gan.py
-(width 24, batch 64); the diffusion U-Net of benchmarks/diffusion.py (batch 64). The reference
-GANs and VAE are written out in the worker; the reference diffusion loop trains genlab's U-Net
+(width 24, batch 64); the diffusion U-Net of benchmarks/diffusion.py (batch 64); the 3-D GAN
+for porous media at the paper's 64^3 cubes with its family's defaults (width 8, batch 16, binary
+random cubes, instance noise 0.5, without the cube symmetries). The reference GANs and VAE are
+written out in the worker; the reference diffusion loop trains genlab's U-Net
 module (writing a second U-Net would measure the writing, not the loop). Quality with and
 without the levers is benchmarks/precision.py's. Writes benchmarks/results/throughput.json.
 """
@@ -51,8 +53,8 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from common import machine, print_table, write_results  # noqa: E402
 from genlab.models import build_model  # noqa: E402
-from genlab.train.trainer import native_bf16, to_channels_last  # noqa: E402
-from throughput_worker import DIFFUSION, ENTRIES, SHAPE, describe, speed_defaults  # noqa: E402
+from genlab.train.trainer import CHANNELS_LAST, native_bf16, to_channels_last  # noqa: E402
+from throughput_worker import DIFFUSION, ENTRIES, SHAPE, describe, shape_of, speed_defaults  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "throughput_worker.py"
 PASSIVE_ENV = {**{k: v for k, v in ORIGINAL_ENV.items() if k != "GOMP_SPINCOUNT"}, "OMP_WAIT_POLICY": "PASSIVE"}
@@ -68,8 +70,10 @@ VARIANTS = [("reference", "reference", {}, ORIGINAL_ENV),
             ("multi-tensor AdamW", "genlab", {"fused_optimizer": False}, dict(os.environ)),
             ("passive waits", "genlab", {}, PASSIVE_ENV)]
 COMPILED = ("compiled", "genlab", {"compile": True}, dict(os.environ))
-CONV = ("dcgan", "cgan", "diffusion")
-STEPS_FACTOR = {"vae": 10}  # its steps take milliseconds: ten times as many, for a steadier timing
+CONV = ("dcgan", "cgan", "diffusion", "porous")
+#: the VAE's steps take milliseconds: ten times as many, for a steadier timing; the 3-D GAN's take
+#: seconds: a quarter as many
+STEPS_FACTOR = {"vae": 10, "porous": 0.25}
 
 
 def measure(who: str, name: str, steps: int, threads: int, settings: dict, env: dict) -> dict:
@@ -99,12 +103,12 @@ def matmul_rate(dtype: torch.dtype, n: int = 1024, repeats: int = 20) -> float:
 def flops_per_image(name: str) -> float:
     """FLOPs of one training step per image (forward and backward of every objective)."""
     model_name, settings, train_settings = ENTRIES[name]
-    model = build_model(model_name, image_shape=SHAPE, num_classes=10, **settings)
+    model = build_model(model_name, image_shape=shape_of(name), num_classes=10, **settings)
     from genlab.data.batch import Batch
     from genlab.train.trainer import build_optimizers, training_step
 
     n = train_settings["batch_size"]
-    batch = Batch(torch.rand(n, *SHAPE), torch.randint(0, 10, (n,)))
+    batch = Batch(torch.rand(n, *shape_of(name)), torch.randint(0, 10, (n,)))
     optimizers = build_optimizers(model, 1e-3)
     counter = FlopCounterMode(display=False)
     with counter:
@@ -123,13 +127,13 @@ def profile(name: str, steps: int = 10) -> dict:
     from genlab.train.trainer import build_optimizers, training_step
 
     model_name, settings, train_settings = ENTRIES[name]
-    model = build_model(model_name, image_shape=SHAPE, num_classes=10, **settings).train()
+    model = build_model(model_name, image_shape=shape_of(name), num_classes=10, **settings).train()
     levers = speed_defaults(model_name)  # genlab's step as it runs by default
     n = train_settings["batch_size"]
-    x, y = torch.rand(n, *SHAPE), torch.randint(0, 10, (n,))
+    x, y = torch.rand(n, *shape_of(name)), torch.randint(0, 10, (n,))
     if levers["channels_last"]:
         to_channels_last(model)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=CHANNELS_LAST[x.dim()])
     optimizers = build_optimizers(model, 1e-3, fused=levers["fused_optimizer"])
 
     def step(i):
@@ -185,7 +189,7 @@ def main() -> None:
         rates = {"fp32": matmul_rate(torch.float32), **({"bf16": matmul_rate(torch.bfloat16)} if bf16 else {})}
         rows = {}
         for name in args.only:
-            steps = args.steps * STEPS_FACTOR.get(name, 1)
+            steps = max(2, round(args.steps * STEPS_FACTOR.get(name, 1)))
             n = steps * ENTRIES[name][2]["batch_size"]
             variants = [v for v in table if name in CONV or "channels-last" not in v[0]]
             seconds: dict[str, list[float]] = {v[0]: [] for v in variants}

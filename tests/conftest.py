@@ -15,6 +15,16 @@ def digits_test():
     return load_dataset("digits", "test")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _classifier_cache(tmp_path_factory):
+    """One cache of feature classifiers for the whole session, outside the user's home: each
+    dataset's classifier (tens of seconds on 28x28 images) is trained once, by the first test that
+    measures samples of it. Tests of the cache itself set their own folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENLAB_CACHE", str(tmp_path_factory.getbasetemp() / "classifier-cache"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     # Tests use tiny models: one thread is fastest, and immune to a busy machine.

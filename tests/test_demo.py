@@ -2,8 +2,7 @@
 from genlab.demo import DemoModel, run_demo
 
 
-def test_demo_report(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "cache"))  # the DCGAN map's classifier, trained once
+def test_demo_report(tmp_path, capsys):
     models = [
         DemoModel("pca", "PCA", "linear", {"latent_dim": 4}),
         DemoModel("conv-ae", "AE", "conv", {"latent_dim": 4, "channels": (8, 16)}, {"epochs": 1}),

@@ -27,15 +27,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
-def classifier(cache, digits_train, digits_test):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENLAB_CACHE", str(cache))
-        net, acc = feature_classifier(digits_train, digits_test)
+def classifier(digits_train, digits_test):
+    net, acc = feature_classifier(digits_train, digits_test)   # into the session's cache (conftest)
     assert acc > 0.9
     return net
 
@@ -195,8 +188,7 @@ def test_conditional_samples_follow_the_label(cgan_run, classifier, digits_test,
     assert main(["sample", str(out), "--label", "10"]) == 2
 
 
-def test_evaluate_command_reports_sample_quality(cgan_run, classifier, cache, monkeypatch, capsys):
-    monkeypatch.setenv("GENLAB_CACHE", str(cache))  # the classifier trained above, from its cache
+def test_evaluate_command_reports_sample_quality(cgan_run, classifier, capsys):   # from the cache
     out = cgan_run[1]
     assert main(["evaluate", str(out), "--metrics", "fid,kid,pr,dc", "--num-samples", "300"]) == 0
     results = json.loads((out / "evaluation-test.json").read_text())

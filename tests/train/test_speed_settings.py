@@ -1,5 +1,6 @@
 """The speed settings: precision ``auto``, channels-last convolutions, the OpenMP waits, and the
 families that train with them by default."""
+import copy
 import json
 import os
 import subprocess
@@ -41,26 +42,29 @@ def test_auto_precision_is_bf16_where_the_device_computes_it_natively(monkeypatc
         assert resolve_precision("auto", cpu) == expected
 
 
-def test_channels_last_moves_the_2d_weights_only_and_keeps_their_values():
+def test_channels_last_moves_the_convolution_weights_only_and_keeps_their_values():
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv3d(1, 2, 3), torch.nn.Linear(2, 2))
     before = {k: v.clone() for k, v in net.state_dict().items()}
     to_channels_last(net)
     assert net[0].weight.is_contiguous(memory_format=torch.channels_last) and not net[0].weight.is_contiguous()
-    assert net[1].weight.is_contiguous() and net[2].weight.is_contiguous()   # 3-D convolution, dense: as they were
+    assert net[1].weight.stride() == (27, 1, 9, 3, 1)   # (out, in, d, h, w) with the channel fastest
+    assert net[2].weight.is_contiguous()
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k])
 
 
-def test_channels_last_one_channel_convolutions_write_nhwc_also_with_spectral_norm():
+def test_channels_last_one_channel_convolutions_write_channels_last_also_with_spectral_norm():
     # A (C, 1, k, k) weight fits both layouts; left with NCHW strides, the convolution of a
     # one-channel image writes NCHW and every later channels-last layer copies its input.
     sn = torch.nn.utils.parametrizations.spectral_norm
-    image = torch.rand(2, 1, 8, 8)
-    for conv in (torch.nn.Conv2d(1, 4, 3, padding=1), sn(torch.nn.Conv2d(1, 4, 3, padding=1))):
-        assert conv(image).is_contiguous()
-        to_channels_last(conv)
-        out = conv(image)
-        assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    cases = [(torch.nn.Conv2d(1, 4, 3, padding=1), torch.rand(2, 1, 8, 8), torch.channels_last),
+             (torch.nn.Conv3d(1, 4, 3, padding=1), torch.rand(2, 1, 6, 6, 6), torch.channels_last_3d)]
+    for conv, image, layout in cases:
+        for net in (conv, sn(copy.deepcopy(conv))):
+            assert net(image).is_contiguous()
+            to_channels_last(net)
+            out = net(image)
+            assert out.is_contiguous(memory_format=layout) and not out.is_contiguous()
 
 
 def test_channels_last_trains_the_run_of_the_default_layout(small, tmp_path):
@@ -94,6 +98,7 @@ def test_the_gans_vaes_and_diffusion_train_fast_by_default_and_the_run_says_how(
     assert _family_train_defaults("dcgan") == {"precision": "auto", "channels_last": True}
     assert _family_train_defaults("diffusion") == _family_train_defaults("conv-vae") == {"precision": "auto"}
     assert "precision" not in _family_train_defaults("porous-gan")          # fp32, as its statistics were measured
+    assert _family_train_defaults("porous-gan")["channels_last"] is True      # its one-channel cubes: see gan3d
     assert "precision" not in _family_train_defaults("conv-ae")
     model = train("dcgan", small, None, out_dir=tmp_path / "gan", epochs=1, batch_size=32, model_settings=GAN,
                   snapshot_every=-1, progress=False)

@@ -114,6 +114,40 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(small_data, tmp_p
     assert json.loads((tmp_path / STATE_FILE).read_text())["step"] == 8
 
 
+def test_reads_deferred_as_on_a_gpu_log_the_same_run_and_catch_a_nan(small_data, tmp_path, monkeypatch):
+    """Off the CPU the host reads the losses back every HOST_READS steps (see Trainer); run here
+    that way, the run's metrics are those of reading at every step, and a NaN still stops it,
+    named by its step, with nothing written after it."""
+    train_data, test_data = small_data
+    config = TrainConfig(epochs=2, batch_size=50, checkpoint_every=5)
+    logs = []
+    for deferred in (False, True):
+        torch.manual_seed(0)
+        trainer = Trainer(vae(train_data), train_data, test_data, config, tmp_path / str(deferred), progress=False)
+        trainer.defer_reads = deferred
+        trainer.run()
+        logs.append(without_time(metrics(tmp_path / str(deferred))))
+    assert logs[0] == logs[1]
+
+    model = vae(train_data)
+    original = type(model).loss
+    calls = {"n": 0}
+
+    def nan_at_seventh_step(self, batch, labels=None, step=None):
+        calls["n"] += 1
+        terms = original(self, batch, labels, step)
+        if calls["n"] == 7:
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(type(model), "loss", nan_at_seventh_step)
+    trainer = Trainer(model, train_data, None, config, tmp_path / "nan", progress=False)
+    trainer.defer_reads = True
+    with pytest.raises(GenlabError, match=r"NaN or infinite at step 7;.*last good checkpoint"):
+        trainer.run()
+    assert json.loads((tmp_path / "nan" / STATE_FILE).read_text())["step"] == 5   # the checkpoint before it
+
+
 @pytest.fixture
 def ctrl_c_interrupts():
     """Ctrl-C raises KeyboardInterrupt, as in a terminal (a background job may ignore it)."""

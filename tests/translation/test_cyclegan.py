@@ -23,18 +23,10 @@ SMALL = {"domain_b": "digits-m", "channels": (8, 16), "d_channels": 8}
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GENLAB_CACHE", str(tmp_path_factory.mktemp("cache")))   # each domain's classifier, trained once
-    yield
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def cycle_run(tmp_path_factory, cache):
-    """digits28 <-> digits-m from the command line: U-Nets (16, 32), PatchGANs of width 16, 4 epochs."""
+def cycle_run(tmp_path_factory):
+    """digits28 <-> digits-m from the command line: U-Nets (16, 32), PatchGANs of width 16, 2 epochs."""
     out = tmp_path_factory.mktemp("cyclegan") / "run"
-    assert main(["train", "cyclegan", "--data", "digits28", "--domain-b", "digits-m", "--epochs", "4",
+    assert main(["train", "cyclegan", "--data", "digits28", "--domain-b", "digits-m", "--epochs", "2",
                  "--channels", "16,32", "--set", "d_channels=16", "--quiet", "--out", str(out)]) == 0
     return out
 
@@ -91,7 +83,7 @@ def test_the_history_pool_fills_then_swaps_half_of_the_time():
     assert 0.45 < float((seen[10:] != fakes[10:]).float().mean()) < 0.55   # half of them come from the pool
 
 
-def test_cyclegan_trains_from_one_command_and_is_measured(cycle_run, cache):
+def test_cyclegan_trains_from_one_command_and_is_measured(cycle_run):
     lines = [json.loads(line) for line in (cycle_run / "metrics.jsonl").read_text().splitlines()]
     assert {"train/adv", "train/cycle", "train/d_loss", "val/cycle"} <= set(lines[-1])
     assert lines[-1]["lr"] < 0.5 * lines[0]["lr"]   # linear decay in the second half

@@ -354,18 +354,30 @@ def moving_average_step(pairs, decay: float, updates: torch.Tensor) -> None:
     modules (or tensors) moves ``averaged``'s parameters towards ``live``'s; buffers (batch-norm
     statistics) are copied. ``updates`` (a long scalar buffer, saved with the model) counts the
     steps and warms the decay up: 0.999 from the first step would keep the average near the
-    random start for thousands of steps, so the decay is min(decay, (1 + n) / (10 + n))."""
-    n = int(updates)
-    d = min(decay, (1 + n) / (10 + n))
+    random start for thousands of steps, so the decay is min(decay, (1 + n) / (10 + n)).
+
+    The decay is computed where the counter lives, and all weights move by multi-tensor kernels
+    that take it as a tensor: no value comes back to the host, which on a GPU would wait for the
+    step to finish (a lerp by a tensor weight would read it back as a number)."""
+    n = updates.float()
+    weight = 1 - torch.clamp((1 + n) / (10 + n), max=decay)
     updates += 1
-    for averaged, live in pairs:
-        if isinstance(averaged, torch.Tensor):
-            averaged.lerp_(live, 1 - d)
+    averaged, live, stale, fresh = [], [], [], []
+    for a, b in pairs:
+        if isinstance(a, torch.Tensor):
+            averaged.append(a)
+            live.append(b)
             continue
-        for e, p in zip(averaged.parameters(), live.parameters()):
-            e.lerp_(p, 1 - d)
-        for e, b in zip(averaged.buffers(), live.buffers()):
-            e.copy_(b)
+        averaged += list(a.parameters())
+        live += list(b.parameters())
+        stale += list(a.buffers())
+        fresh += list(b.buffers())
+    if averaged:
+        steps = torch._foreach_sub(live, averaged)
+        torch._foreach_mul_(steps, weight)
+        torch._foreach_add_(averaged, steps)
+    if stale:
+        torch._foreach_copy_(stale, fresh)
 
 
 # --------------------------------------------------------------------- files

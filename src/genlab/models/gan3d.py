@@ -134,8 +134,10 @@ class PorousGAN(GAN):
     config_class = PorousGANConfig
     #: what `genlab train porous-gan` starts from: batches of 16 cubes, and a learning rate that
     #: decays to 0 (at 2e-4, G had not moved the porosity after 60 steps at 64^3); fp32, as the
-    #: rock's statistics were measured (the 2-D GANs' bf16 is not measured on them)
-    train_defaults = {"lr": 5e-4, "batch_size": 16, "lr_schedule": "cosine"}
+    #: rock's statistics were measured (the 2-D GANs' bf16 is not measured on them); channels-last
+    #: weights, without which D's convolutions of the one-channel cubes run NCDHW (oneDNN follows
+    #: the weight when the input fits both layouts)
+    train_defaults = {"lr": 5e-4, "batch_size": 16, "lr_schedule": "cosine", "channels_last": True}
 
     def build_networks(self, config: PorousGANConfig) -> tuple[nn.Module, nn.Module]:
         k, _ = volume_stages(config.image_shape[1])

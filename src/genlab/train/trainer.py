@@ -75,10 +75,10 @@ class TrainConfig:
             16 bits, sums and losses in 32; fp16 with a gradient scaler); ``auto``: bf16 where the
             device computes it natively (a CUDA GPU that supports it, a CPU with AVX-512 BF16 or
             AMX), otherwise fp32. The run's config.json records the precision used.
-        channels_last: keep the weights of 2-D convolutions and the batch images channels-last
-            (NHWC), the layout oneDNN's and cuDNN's fastest convolution kernels use. The results
-            are those of the default layout up to the order of floating-point sums; checkpoints
-            are the same.
+        channels_last: keep the weights of 2-D and 3-D convolutions and the batch images
+            channels-last (NHWC, NDHWC), the layout oneDNN's and cuDNN's fastest convolution
+            kernels use. The results are those of the default layout up to the order of
+            floating-point sums; checkpoints are the same.
         fused_optimizer: AdamW's fused kernel (PyTorch's ``fused=True``, on CPU and CUDA): the same
             update in one pass over each weight instead of several; off, the multi-tensor one.
             Data-parallel runs use the multi-tensor one.
@@ -280,6 +280,10 @@ def match_layouts(optimizer: torch.optim.Optimizer) -> None:
                     state[key] = torch.empty_like(p).copy_(t)
 
 
+#: how often (in steps) the host reads back losses checked on the device (off the CPU)
+HOST_READS = 25
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 matrix products natively (not by converting to fp32)."""
     if device.type == "cuda":
@@ -295,9 +299,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if native_bf16(device) else "fp32"
 
 
+#: the channels-last memory format of a tensor of this many dimensions (2-D and 3-D convolutions)
+CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
 def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
-    """``module`` with its 4-D weights (2-D convolutions) stored channels-last, in place; 5-D ones
-    (3-D convolutions) and the rest as they are.
+    """``module`` with the weights of its 2-D and 3-D convolutions (4-D and 5-D tensors) stored
+    channels-last, in place; the rest as they are.
 
     A weight with one input channel fits both layouts, and ``contiguous`` leaves it as it is; the
     convolution of a one-channel image by it then writes NCHW, and the next layer copies that to
@@ -305,15 +313,16 @@ def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
     channels-last strides, so that the convolution writes NHWC."""
     with torch.no_grad():
         for t in [*module.parameters(), *module.buffers()]:
-            if t.dim() == 4:
-                t.data = t.data.to(memory_format=torch.channels_last)
+            if t.dim() in CHANNELS_LAST:
+                t.data = t.data.to(memory_format=CHANNELS_LAST[t.dim()])
     return module
 
 
 def channels_last_batch(batch: Batch) -> Batch:
-    """``batch`` with its 4-D images and condition images stored channels-last."""
+    """``batch`` with its images and condition images (4-D or 5-D) stored channels-last."""
     def convert(t):
-        return t.contiguous(memory_format=torch.channels_last) if t is not None and t.dim() == 4 else t
+        return t.contiguous(memory_format=CHANNELS_LAST[t.dim()]) if t is not None and t.dim() in CHANNELS_LAST \
+            else t
     return dataclasses.replace(batch, images=convert(batch.images), condition=convert(batch.condition))
 
 
@@ -341,7 +350,11 @@ def training_step(model: GenerativeModel, batch: Batch, optimizers: dict[str, to
 
 def _train_on_parts(model: GenerativeModel, parts: list[Batch], optimizers: dict[str, torch.optim.Optimizer],
                     step: int, grad_clip: float, precision: str, wrapped: torch.nn.Module | None,
-                    scaler: torch.amp.GradScaler | None) -> dict[str, torch.Tensor]:
+                    scaler: torch.amp.GradScaler | None, finite: torch.Tensor | None = None
+                    ) -> dict[str, torch.Tensor]:
+    """``training_step`` on micro-batches. With ``finite`` (a bool tensor on the device) the
+    losses' finiteness is and-ed into it instead of checked at once: checking reads the value
+    back to the host, which on a GPU waits for the step so far to finish."""
     net = wrapped if wrapped is not None else model
     size = sum(len(p) for p in parts)
     logged: dict[str, torch.Tensor] = {}
@@ -357,7 +370,11 @@ def _train_on_parts(model: GenerativeModel, parts: list[Batch], optimizers: dict
             with sync:
                 with autocast(device, precision):
                     value, part_terms = net(part, objective=name, step=step)
-                check_finite({"loss": value.detach(), **part_terms}, step)
+                if finite is None:
+                    check_finite({"loss": value.detach(), **part_terms}, step)
+                else:
+                    scalars = [value.detach(), *(v for v in part_terms.values() if v.numel() == 1)]
+                    finite &= torch.isfinite(torch.stack([v.float() for v in scalars])).all()
                 (scaler.scale(value * share) if scaler is not None else value * share).backward()
             for k, v in part_terms.items():
                 terms[k] = terms.get(k, 0.0) + v.detach().float() * share
@@ -392,6 +409,11 @@ class Trainer:
         self.device = distributed.local_device(resolve_device(config.device))
         self.config = config = dataclasses.replace(config, precision=resolve_precision(config.precision, self.device))
         self.rank, self.world = distributed.init(self.device)
+        # Off the CPU, the host reads the losses back (finite? their sums) only every HOST_READS
+        # steps and before anything is written: each read waits for the device to finish the
+        # steps queued so far, so reading at every step would keep the host from running ahead.
+        self.defer_reads = self.device.type != "cpu"
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=self.device)  # the first non-finite step
         able = model.capabilities
         self.binary = able.binary_likelihood if config.binarize is None else config.binarize
         model.check_images(train_data.images[:1].float())
@@ -442,6 +464,8 @@ class Trainer:
         return rng
 
     def _checkpoint(self, optimizers, state: dict[str, Any], shuffle_epoch_start: torch.Tensor) -> None:
+        self._check_finite()
+        state["sums"] = {k: float(v) for k, v in state["sums"].items()}  # off the device, for the JSON file
         if self._write():
             if self.scaler is not None:
                 state["grad_scaler"] = self.scaler.state_dict()
@@ -533,14 +557,16 @@ class Trainer:
                         index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
                         terms = self._step(optimizers, index, state["step"], total, _trained_s(state))
                         n = len(index) // self.world
-                        for k, v in terms.items():
-                            state["sums"][k] = state["sums"].get(k, 0.0) + v * n
+                        for k, v in terms.items():  # on the device, in float64 as the host would add
+                            state["sums"][k] = state["sums"].get(k, 0.0) + v.double() * n
                         state["seen"] += n
                         state["batch"] += 1
                         state["step"] += 1
                         state["elapsed_s"] = time.perf_counter() - started
-                        bar.update()
-                        bar.set_postfix(loss=f"{terms['loss']:.4g}", refresh=False)
+                        if state["step"] % HOST_READS == 0:
+                            self._check_finite()
+                        if bar.update():  # the loss is read only when the bar is drawn
+                            bar.set_postfix(loss=f"{float(terms['loss']):.4g}")
                         if cfg.snapshot_every > 0 and state["step"] % cfg.snapshot_every == 0:
                             self._snapshot(state["step"])
                         if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and \
@@ -567,7 +593,7 @@ class Trainer:
         model.eval()
         return model
 
-    def _step(self, optimizers, index: torch.Tensor, step: int, total: int, seconds: float) -> dict[str, float]:
+    def _step(self, optimizers, index: torch.Tensor, step: int, total: int, seconds: float) -> dict[str, torch.Tensor]:
         """One step on the global batch ``index``: this process takes every world-th image."""
         cfg = self.config
         positions = torch.arange(len(index))[self.rank::self.world]
@@ -584,12 +610,23 @@ class Trainer:
         for optimizer in optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
+        finite = torch.ones((), dtype=torch.bool, device=self.device) if self.defer_reads else None
         try:
             terms = _train_on_parts(self.model, parts, optimizers, step, cfg.grad_clip, cfg.precision,
-                                    self.wrapped, self.scaler)
+                                    self.wrapped, self.scaler, finite)
         except Diverged as err:
-            raise GenlabError(f"{err}; training stopped and {self._kept()}; try a lower `lr`") from None
-        return {k: float(v) for k, v in terms.items()}
+            raise GenlabError(f"{err}; {self._stopped()}") from None
+        if finite is not None:
+            self._first_bad.masked_fill_(~finite & (self._first_bad < 0), step)
+        return terms
+
+    def _check_finite(self) -> None:
+        """Raise if a step whose losses were checked on the device only had a non-finite one."""
+        if self.defer_reads and (bad := int(self._first_bad)) >= 0:
+            raise GenlabError(f"a loss became NaN or infinite at step {bad + 1}; {self._stopped()}")
+
+    def _stopped(self) -> str:
+        return f"training stopped and {self._kept()}; try a lower `lr`"
 
     def _kept(self) -> str:
         """What a run stopped mid-step leaves: its last checkpoint, or nothing yet."""
@@ -603,6 +640,7 @@ class Trainer:
         the translations of the same images (image-to-image: input, output, target rows)."""
         if self.rank != 0 or self.config.snapshot_every < 0:
             return
+        self._check_finite()
         model, able = self.model, self.model.capabilities
         rows_of = able.condition_image or able.codec   # models that show rows of inputs and outputs
         if not (able.prior or (able.encoder and able.decoder) or rows_of):
@@ -636,6 +674,8 @@ class Trainer:
                              duration=200, loop=0)
 
     def _end_epoch(self, state: dict[str, Any]) -> None:
+        self._check_finite()
+        state["sums"] = {k: float(v) for k, v in state["sums"].items()}
         record = {"epoch": state["epoch"] + 1, "step": state["step"], "time_s": round(state["elapsed_s"], 3),
                   "lr": _lr_at(self.config, state["step"] - 1, self.total_steps, _trained_s(state))}
         sums = distributed.sum_over_processes({**state["sums"], "_seen": state["seen"]})  # every process's share
