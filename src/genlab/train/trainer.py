@@ -557,8 +557,9 @@ class Trainer:
                         index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
                         terms = self._step(optimizers, index, state["step"], total, _trained_s(state))
                         n = len(index) // self.world
-                        for k, v in terms.items():  # on the device, in float64 as the host would add
-                            state["sums"][k] = state["sums"].get(k, 0.0) + v.double() * n
+                        for k, v in terms.items():  # deferred: on the device, in float64 as on the host
+                            v = v.double() if self.defer_reads else float(v)
+                            state["sums"][k] = state["sums"].get(k, 0.0) + v * n
                         state["seen"] += n
                         state["batch"] += 1
                         state["step"] += 1
