@@ -80,7 +80,7 @@ def test_colour_conversions_round_trip_and_agree_with_scikit_image(space):
     if space == "yuv":   # Y itself, the luma of ITU-R BT.601 (what PIL's convert("L") rounds)
         np.testing.assert_allclose(grey.numpy()[:, 0], reference[:, 0], atol=1e-12)
         corners = np.array(list(itertools.product([0.0, 1.0], repeat=3)))[None]   # (1, 8, 3): the RGB cube
-        np.testing.assert_allclose(np.abs(skcolor.rgb2yuv(corners)[0, :, 1:]).max(0), colour.CHROMA_SCALE["yuv"])
+        np.testing.assert_allclose(np.abs(skcolor.rgb2yuv(corners)[0, :, 1:]).max(0), colour.chroma_scale("yuv"))
     with pytest.raises(GenlabError, match="unknown color_space 'hsv'"):
         colour.split(torch.from_numpy(x), "hsv")
 

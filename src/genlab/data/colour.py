@@ -20,18 +20,31 @@ matrix and its D65 white differ in the fifth digit.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
-from skimage.color import colorconv, xyz_tristimulus_values
 
 from ..errors import GenlabError
 
 SPACES = ("lab", "yuv")
-#: each chrominance channel is divided by this for the network (a and b of Lab: by 100; U and V:
-#: by their largest magnitude over the RGB cube, the sum of the positive entries of their row)
-CHROMA_SCALE = {
-    "lab": (100.0, 100.0),
-    "yuv": tuple(float(row.clip(min=0).sum()) for row in colorconv.yuv_from_rgb[1:]),
-}
+
+
+def _colorconv():
+    # Imported on first use: scikit-image's colour module brings in SciPy, which would add about
+    # half a second to every `genlab` command (this module is imported with the models).
+    from skimage.color import colorconv
+    return colorconv
+
+
+@functools.cache
+def chroma_scale(space: str) -> tuple[float, float]:
+    """What each chrominance channel is divided by for the network: a and b of Lab by 100; U and
+    V by their largest magnitude over the RGB cube, the sum of the positive entries of their row."""
+    _check_space(space)
+    if space == "lab":
+        return (100.0, 100.0)
+    u, v = (float(row.clip(min=0).sum()) for row in _colorconv().yuv_from_rgb[1:])
+    return (u, v)
 _LAB_EPSILON = 0.008856   # scikit-image's thresholds and slope of the cube root (xyz2lab, lab2xyz)
 _LAB_KAPPA = 7.787
 _LAB_CUBE_THRESHOLD = 0.2068966
@@ -43,7 +56,7 @@ def _check_space(space: str) -> None:
 
 
 def _matrix(name: str, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(getattr(colorconv, name), dtype=like.dtype, device=like.device)
+    return torch.as_tensor(getattr(_colorconv(), name), dtype=like.dtype, device=like.device)
 
 
 def _apply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -52,6 +65,8 @@ def _apply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _white(like: torch.Tensor) -> torch.Tensor:
+    from skimage.color import xyz_tristimulus_values
+
     white = xyz_tristimulus_values(illuminant="D65", observer="2")
     return torch.as_tensor(white, dtype=like.dtype, device=like.device).view(1, 3, *([1] * (like.ndim - 2)))
 

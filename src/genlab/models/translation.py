@@ -508,7 +508,7 @@ class Image2Image(GenerativeModel):
         return self._unet(condition)
 
     def _chroma_scale(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(colour.CHROMA_SCALE[self.config.color_space], dtype=like.dtype,
+        return torch.tensor(colour.chroma_scale(self.config.color_space), dtype=like.dtype,
                             device=like.device).view(1, 2, 1, 1)
 
     def target_chrominance(self, images: torch.Tensor) -> torch.Tensor:
