@@ -1,8 +1,22 @@
 """Shared fixtures: small datasets that make models learn in seconds on 2 CPU cores."""
+import contextlib
+import os
+
 import pytest
 import torch
 
 from genlab.data import load_dataset
+from genlab.metrics import features
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -19,10 +33,28 @@ def digits_test():
 def _classifier_cache(tmp_path_factory):
     """One cache of feature classifiers for the whole session, outside the user's home: each
     dataset's classifier (tens of seconds on 28x28 images) is trained once, by the first test that
-    measures samples of it. Tests of the cache itself set their own folder."""
+    measures samples of it. Tests of the cache itself set their own folder.
+
+    Each classifier trains on one thread whoever asks first, so that what it measures does not
+    depend on which tests run, or in which order."""
+    train = features.train_classifier
+
+    def on_one_thread(*args, **kwargs):
+        with _threads(1):
+            return train(*args, **kwargs)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GENLAB_CACHE", str(tmp_path_factory.getbasetemp() / "classifier-cache"))
+        mp.setattr(features, "train_classifier", on_one_thread)
         yield
+
+
+@pytest.fixture(scope="session")
+def two_threads():
+    """A context for the long trainings of module fixtures (convolutional models of 28x28 images
+    and more), which two threads run faster than the tests' one: two wherever the machine has
+    them, so that a fixture trains the same run on any machine."""
+    return lambda: _threads(min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture(autouse=True)

@@ -110,12 +110,13 @@ def medium(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(medium, tmp_path_factory):
-    """A small 3-D GAN trained for 20 epochs (about 20 s) on 16^3 cubes of the medium, with the
-    family's training defaults (batch 16, lr 5e-4 decaying to 0)."""
+def trained(medium, tmp_path_factory, two_threads):
+    """A small 3-D GAN trained for 20 epochs on 16^3 cubes of the medium, with the family's
+    training defaults (batch 16, lr 5e-4 decaying to 0, channels-last)."""
     out = tmp_path_factory.mktemp("run") / "gan3d"
-    train("porous-gan", f"volume:{medium},edge=16,stride=4", out_dir=out, epochs=20, seed=0, progress=False,
-          snapshot_every=-1, model_settings={"channels": 8, "latent_dim": 8})
+    with two_threads():
+        train("porous-gan", f"volume:{medium},edge=16,stride=4", out_dir=out, epochs=20, seed=0, progress=False,
+              snapshot_every=-1, model_settings={"channels": 8, "latent_dim": 8})
     return out
 
 

@@ -30,21 +30,23 @@ def digits_m_test():
 
 
 @pytest.fixture(scope="module")
-def photos_run(tmp_path_factory):
-    """300 of the 64x64 training patches of `photos`, Lab, U-Net (8, 16, 32): 3 epochs, about 8 s."""
+def photos_run(tmp_path_factory, two_threads):
+    """300 of the 64x64 training patches of `photos`, Lab, U-Net (8, 16, 32): 3 epochs."""
     out = tmp_path_factory.mktemp("colorize-photos") / "run"
-    genlab.train("colorize", load_dataset("photos", "train").subset(slice(0, 300)), load_dataset("photos", "test"),
-                 out_dir=out, epochs=3, batch_size=16, lr=3e-3, snapshot_every=-1, progress=False,
-                 model_settings={"channels": (8, 16, 32)})
+    with two_threads():
+        genlab.train("colorize", load_dataset("photos", "train").subset(slice(0, 300)),
+                     load_dataset("photos", "test"), out_dir=out, epochs=3, batch_size=16, lr=3e-3,
+                     snapshot_every=-1, progress=False, model_settings={"channels": (8, 16, 32)})
     return out
 
 
 @pytest.fixture(scope="module")
-def digits_m_run(tmp_path_factory):
-    """digits-m from the command line, Lab, U-Net (8, 16, 32): 3 epochs, about 10 s."""
+def digits_m_run(tmp_path_factory, two_threads):
+    """digits-m from the command line, Lab, U-Net (8, 16, 32): 3 epochs."""
     out = tmp_path_factory.mktemp("colorize-digits-m") / "run"
-    assert main(["train", "colorize", "--data", "digits-m", "--epochs", "3", "--batch-size", "64", "--lr", "3e-3",
-                 "--channels", "8,16,32", "--set", "snapshot_every=-1", "--quiet", "--out", str(out)]) == 0
+    with two_threads():
+        assert main(["train", "colorize", "--data", "digits-m", "--epochs", "3", "--batch-size", "64", "--lr", "3e-3",
+                     "--channels", "8,16,32", "--set", "snapshot_every=-1", "--quiet", "--out", str(out)]) == 0
     return out
 
 

@@ -23,11 +23,12 @@ SMALL = {"channels": (16, 16), "code_channels": 4}
 
 
 @pytest.fixture(scope="module")
-def codec_run(tmp_path_factory):
+def codec_run(tmp_path_factory, two_threads):
     """digits28 from the command line: two stride-2 stages of 32, an 8-channel code, 5 epochs."""
     out = tmp_path_factory.mktemp("compress") / "run"
-    assert main(["train", "compress", "--data", "digits28", "--epochs", "5", "--channels", "32,32",
-                 "--set", "code_channels=8", "--quiet", "--out", str(out)]) == 0
+    with two_threads():
+        assert main(["train", "compress", "--data", "digits28", "--epochs", "5", "--channels", "32,32",
+                     "--set", "code_channels=8", "--quiet", "--out", str(out)]) == 0
     return out
 
 

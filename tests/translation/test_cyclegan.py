@@ -23,11 +23,12 @@ SMALL = {"domain_b": "digits-m", "channels": (8, 16), "d_channels": 8}
 
 
 @pytest.fixture(scope="module")
-def cycle_run(tmp_path_factory):
+def cycle_run(tmp_path_factory, two_threads):
     """digits28 <-> digits-m from the command line: U-Nets (16, 32), PatchGANs of width 16, 2 epochs."""
     out = tmp_path_factory.mktemp("cyclegan") / "run"
-    assert main(["train", "cyclegan", "--data", "digits28", "--domain-b", "digits-m", "--epochs", "2",
-                 "--channels", "16,32", "--set", "d_channels=16", "--quiet", "--out", str(out)]) == 0
+    with two_threads():
+        assert main(["train", "cyclegan", "--data", "digits28", "--domain-b", "digits-m", "--epochs", "2",
+                     "--channels", "16,32", "--set", "d_channels=16", "--quiet", "--out", str(out)]) == 0
     return out
 
 

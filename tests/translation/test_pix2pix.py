@@ -27,12 +27,13 @@ def digits_m():
 
 
 @pytest.fixture(scope="module")
-def pix2pix_run(tmp_path_factory):
+def pix2pix_run(tmp_path_factory, two_threads):
     """grey digit -> digits-m blend from the command line: U-Net (16, 32, 64), PatchGAN of width 16,
     4 epochs."""
     out = tmp_path_factory.mktemp("pix2pix") / "run"
-    assert main(["train", "pix2pix", "--data", "digits-m", "--epochs", "4", "--batch-size", "32", "--lr", "1e-3",
-                 "--channels", "16,32,64", "--set", "d_channels=16", "--quiet", "--out", str(out)]) == 0
+    with two_threads():
+        assert main(["train", "pix2pix", "--data", "digits-m", "--epochs", "4", "--batch-size", "32", "--lr", "1e-3",
+                     "--channels", "16,32,64", "--set", "d_channels=16", "--quiet", "--out", str(out)]) == 0
     return out
 
 

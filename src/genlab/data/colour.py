@@ -45,6 +45,8 @@ def chroma_scale(space: str) -> tuple[float, float]:
         return (100.0, 100.0)
     u, v = (float(row.clip(min=0).sum()) for row in _colorconv().yuv_from_rgb[1:])
     return (u, v)
+
+
 _LAB_EPSILON = 0.008856   # scikit-image's thresholds and slope of the cube root (xyz2lab, lab2xyz)
 _LAB_KAPPA = 7.787
 _LAB_CUBE_THRESHOLD = 0.2068966

@@ -594,7 +594,8 @@ class Trainer:
         model.eval()
         return model
 
-    def _step(self, optimizers, index: torch.Tensor, step: int, total: int, seconds: float) -> dict[str, torch.Tensor]:
+    def _step(self, optimizers, index: torch.Tensor, step: int, total: int,
+              seconds: float) -> dict[str, torch.Tensor]:
         """One step on the global batch ``index``: this process takes every world-th image."""
         cfg = self.config
         positions = torch.arange(len(index))[self.rank::self.world]
