@@ -7,8 +7,8 @@ written here (``who: reference``) or of ``genlab.train`` (``who: genlab``, with 
 ``settings`` such as ``{"precision": "fp32"}`` over the family's defaults). Each run gets a fresh
 process so that each side has the OpenMP settings it would have on its own: torch is imported
 here before genlab, so the environment the caller passes decides them (genlab's own choice, or
-PyTorch's default for the reference code). Images are random in [0, 1] at MNIST's shape, from a
-fixed seed: speed does not depend on what they show. ``settings`` may also hold ``compile: true``
+PyTorch's default for the reference code). Images are random in [0, 1] at MNIST's shape (the
+3-D GAN's: binary cubes of 64^3), from a fixed seed: speed does not depend on what they show. ``settings`` may also hold ``compile: true``
 (``torch.compile`` of the networks; see ``genlab_run``).
 """
 from __future__ import annotations

@@ -35,17 +35,17 @@ def _classifier_cache(tmp_path_factory):
     dataset's classifier (tens of seconds on 28x28 images) is trained once, by the first test that
     measures samples of it. Tests of the cache itself set their own folder.
 
-    Each classifier trains on one thread whoever asks first, so that what it measures does not
-    depend on which tests run, or in which order."""
+    Each classifier trains on two threads (where the machine has them) whichever test asks first,
+    so that what it measures does not depend on which tests run, or in which order."""
     train = features.train_classifier
 
-    def on_one_thread(*args, **kwargs):
-        with _threads(1):
+    def on_two_threads(*args, **kwargs):
+        with _threads(min(2, os.cpu_count() or 1)):
             return train(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GENLAB_CACHE", str(tmp_path_factory.getbasetemp() / "classifier-cache"))
-        mp.setattr(features, "train_classifier", on_one_thread)
+        mp.setattr(features, "train_classifier", on_two_threads)
         yield
 
 
