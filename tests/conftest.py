@@ -9,6 +9,11 @@ from genlab.data import load_dataset
 from genlab.metrics import features
 
 
+#: the threads of the longer trainings: two wherever the machine has them, so that they train the
+#: same run on any machine
+TWO_THREADS = min(2, os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def _threads(n: int):
     before = torch.get_num_threads()
@@ -40,7 +45,7 @@ def _classifier_cache(tmp_path_factory):
     train = features.train_classifier
 
     def on_two_threads(*args, **kwargs):
-        with _threads(min(2, os.cpu_count() or 1)):
+        with _threads(TWO_THREADS):
             return train(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
@@ -52,9 +57,8 @@ def _classifier_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def two_threads():
     """A context for the long trainings of module fixtures (convolutional models of 28x28 images
-    and more), which two threads run faster than the tests' one: two wherever the machine has
-    them, so that a fixture trains the same run on any machine."""
-    return lambda: _threads(min(2, os.cpu_count() or 1))
+    and more), which two threads (TWO_THREADS) run faster than the tests' one."""
+    return lambda: _threads(TWO_THREADS)
 
 
 @pytest.fixture(autouse=True)

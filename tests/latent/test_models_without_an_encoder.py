@@ -1,7 +1,9 @@
 """Latent-space tools on models with a latent input but no encoder (GANs, diffusion): paths between
 seeds and saved codes, between-class paths of a conditional GAN, maps of prior draws labelled by a
 classifier, and clear errors where a tool needs an encoder."""
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,11 +37,9 @@ def runs(tmp_path_factory):
 
 
 @pytest.fixture()
-def cache(tmp_path_factory, monkeypatch):
-    """One feature-classifier cache for the module's tests, outside the user's home."""
-    folder = tmp_path_factory.getbasetemp() / "classifier-cache"
-    monkeypatch.setenv("GENLAB_CACHE", str(folder))
-    return folder
+def cache():
+    """The session's feature-classifier cache (conftest), outside the user's home."""
+    return Path(os.environ["GENLAB_CACHE"])
 
 
 @pytest.mark.parametrize("spherical", [False, True])

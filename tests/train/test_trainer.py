@@ -23,6 +23,21 @@ def without_time(records):
     return [{k: v for k, v in r.items() if k != "time_s"} for r in records]
 
 
+def nan_at_call(model, n, monkeypatch):
+    """Make the ``n``-th call of ``model``'s loss (counted from 1) return a NaN loss."""
+    original = type(model).loss
+    calls = {"n": 0}
+
+    def loss(self, batch, labels=None, step=None):
+        calls["n"] += 1
+        terms = original(self, batch, labels, step)
+        if calls["n"] == n:
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(type(model), "loss", loss)
+
+
 @pytest.fixture(scope="module")
 def small_data(digits_train, digits_test):
     return digits_train.subset(slice(0, 400)), digits_test.subset(slice(0, 100))
@@ -97,17 +112,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_checkpoint(small_data, tmp_p
     train(model, train_data, None, out_dir=tmp_path, epochs=1, batch_size=50, progress=False)
     saved = (tmp_path / "model.safetensors").read_bytes()
 
-    original = type(model).loss
-    calls = {"n": 0}
-
-    def nan_at_third_step(self, batch, labels=None, step=None):
-        calls["n"] += 1
-        terms = original(self, batch, labels, step)
-        if calls["n"] == 3:
-            terms["loss"] = terms["loss"] * float("nan")
-        return terms
-
-    monkeypatch.setattr(type(model), "loss", nan_at_third_step)
+    nan_at_call(model, 3, monkeypatch)
     with pytest.raises(GenlabError, match="became nan at step 11;.*last good checkpoint"):
         train(model, train_data, None, out_dir=tmp_path, epochs=2, batch_size=50, progress=False, resume=True)
     assert (tmp_path / "model.safetensors").read_bytes() == saved
@@ -130,17 +135,7 @@ def test_reads_deferred_as_on_a_gpu_log_the_same_run_and_catch_a_nan(small_data,
     assert logs[0] == logs[1]
 
     model = vae(train_data)
-    original = type(model).loss
-    calls = {"n": 0}
-
-    def nan_at_seventh_step(self, batch, labels=None, step=None):
-        calls["n"] += 1
-        terms = original(self, batch, labels, step)
-        if calls["n"] == 7:
-            terms["loss"] = terms["loss"] * float("nan")
-        return terms
-
-    monkeypatch.setattr(type(model), "loss", nan_at_seventh_step)
+    nan_at_call(model, 7, monkeypatch)
     trainer = Trainer(model, train_data, None, config, tmp_path / "nan", progress=False)
     trainer.defer_reads = True
     with pytest.raises(GenlabError, match=r"NaN or infinite at step 7;.*last good checkpoint"):

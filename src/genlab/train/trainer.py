@@ -464,8 +464,7 @@ class Trainer:
         return rng
 
     def _checkpoint(self, optimizers, state: dict[str, Any], shuffle_epoch_start: torch.Tensor) -> None:
-        self._check_finite()
-        state["sums"] = {k: float(v) for k, v in state["sums"].items()}  # off the device, for the JSON file
+        self._read_back(state)
         if self._write():
             if self.scaler is not None:
                 state["grad_scaler"] = self.scaler.state_dict()
@@ -627,6 +626,12 @@ class Trainer:
         if self.defer_reads and (bad := int(self._first_bad)) >= 0:
             raise GenlabError(f"a loss became NaN or infinite at step {bad + 1}; {self._stopped()}")
 
+    def _read_back(self, state: dict[str, Any]) -> None:
+        """Before a run's state is written or logged: stop if a loss was not finite, and bring the
+        loss sums to the host as numbers (for the JSON files)."""
+        self._check_finite()
+        state["sums"] = {k: float(v) for k, v in state["sums"].items()}
+
     def _stopped(self) -> str:
         return f"training stopped and {self._kept()}; try a lower `lr`"
 
@@ -676,8 +681,7 @@ class Trainer:
                              duration=200, loop=0)
 
     def _end_epoch(self, state: dict[str, Any]) -> None:
-        self._check_finite()
-        state["sums"] = {k: float(v) for k, v in state["sums"].items()}
+        self._read_back(state)
         record = {"epoch": state["epoch"] + 1, "step": state["step"], "time_s": round(state["elapsed_s"], 3),
                   "lr": _lr_at(self.config, state["step"] - 1, self.total_steps, _trained_s(state))}
         sums = distributed.sum_over_processes({**state["sums"], "_seen": state["seen"]})  # every process's share
