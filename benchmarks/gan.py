@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import genlab  # noqa: E402  (first: it sets OMP_WAIT_POLICY before torch starts its threads)
 import torch  # noqa: E402
 from genlab.metrics.sample_quality import compare_features, generate  # noqa: E402
-from genlab.models import build_model  # noqa: E402
+from genlab.registry import build_model
 
 from common import (AS_RECORDED, RESULTS, ROOT, machine, mnist_data_dir, print_table,  # noqa: E402
                     sample_quality_reference, train_time, write_results)

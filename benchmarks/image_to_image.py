@@ -87,7 +87,7 @@ def codec_curves(data_dir: Path, n: int = 1000, qualities=(1, 5, 10, 20, 30, 50,
     MNIST's test split): mean file bytes and PSNR at each quality."""
     import numpy as np
 
-    from genlab.metrics.codec import _decoded, _encoded, _pil
+    from genlab.families.codec.quality import _decoded, _encoded, _pil
     from genlab.metrics.image_quality import psnr
 
     x = load_dataset("mnist", "test", data_dir).tensors(slice(0, n))[0].double().numpy()

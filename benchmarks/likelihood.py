@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import genlab  # noqa: E402  (first: it sets OMP_WAIT_POLICY before torch starts its threads)
 import torch  # noqa: E402
 from genlab.metrics.likelihood import elbo, importance_weighted_log_likelihood  # noqa: E402
-from genlab.models import build_model  # noqa: E402
+from genlab.registry import build_model
 
 from common import AS_RECORDED, ROOT, machine, mnist_data_dir, print_table, write_results  # noqa: E402
 

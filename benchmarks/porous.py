@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, machine, print_table, train_time, write_results  # noqa: E402
 
-from genlab.data.media import closed_form, make_volume  # noqa: E402
-from genlab.commands.volumes import reference_cubes  # noqa: E402
-from genlab.data.volumes import read_volume  # noqa: E402
-from genlab.metrics.porous import describe, euler_characteristic, two_point  # noqa: E402
+from genlab.families.porous.media import closed_form, make_volume  # noqa: E402
+from genlab.families.porous.commands import reference_cubes  # noqa: E402
+from genlab.families.porous.volumes import read_volume  # noqa: E402
+from genlab.families.porous.statistics import describe, euler_characteristic, two_point  # noqa: E402
 from genlab.train import load_run, train  # noqa: E402
 
 EDGE = 200  # the paper's Minkowski functionals are of 200^3 volumes
@@ -235,7 +235,7 @@ def main() -> None:
 
 def pictures(run, sample: np.ndarray, original: np.ndarray, gen: dict, orig: dict, s2_original: np.ndarray) -> None:
     """The docs' pictures: slices beside the original's, the pore space, S2 and the statistics."""
-    from genlab.viz.volumes import orthogonal_slices, pore_isosurface, s2_plot, statistics_panels
+    from genlab.families.porous.pictures import orthogonal_slices, pore_isosurface, s2_plot, statistics_panels
 
     out = ROOT / "docs" / "images"
     orthogonal_slices({"Ketton (original)": original[:EDGE, :EDGE, :EDGE], "genlab 3-D GAN": sample},

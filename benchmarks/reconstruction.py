@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import genlab  # noqa: E402  (first: it sets OMP_WAIT_POLICY before torch starts its threads)
 import torch  # noqa: E402
 from genlab.metrics import reconstruction_error  # noqa: E402
-from genlab.models import build_model  # noqa: E402
+from genlab.registry import build_model
 
 from common import (RESULTS, ROOT, machine, mnist_data_dir, print_table,  # noqa: E402
                     train_time as train_time_s, write_results)

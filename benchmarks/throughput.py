@@ -52,7 +52,7 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from common import machine, print_table, write_results  # noqa: E402
-from genlab.models import build_model  # noqa: E402
+from genlab.registry import build_model
 from genlab.train.trainer import CHANNELS_LAST, native_bf16, to_channels_last  # noqa: E402
 from throughput_worker import DIFFUSION, ENTRIES, SHAPE, describe, shape_of, speed_defaults  # noqa: E402
 

@@ -26,8 +26,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import genlab
 from genlab.data import ImageDataset
-from genlab.models import build_model
-from genlab.models.diffusion import velocity
+from genlab.registry import build_model
+from genlab.families.diffusion.model import velocity
 from genlab.train.trainer import _family_train_defaults, data_description, resolve_precision
 
 SHAPE = (1, 28, 28)

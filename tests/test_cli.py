@@ -132,7 +132,7 @@ def test_bad_setting_values_end_in_one_line(tmp_path, capsys, argv, message):
 
 
 def test_other_names_for_a_model_or_metric_get_what_was_meant(tmp_path, capsys):
-    from genlab.models import resolve_model_name
+    from genlab.registry import resolve_model_name
 
     assert resolve_model_name("ddpm") == "diffusion" and resolve_model_name("DCGAN") == "dcgan"
     out = tmp_path / "ae"

@@ -22,7 +22,7 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
 
 from .data import load_dataset, list_datasets  # noqa: E402
 from .errors import GenlabError  # noqa: E402
-from .models import build_model, load_model  # noqa: E402
+from .registry import build_model, load_model  # noqa: E402
 from .train import TrainConfig, train, load_run, Run  # noqa: E402
 
 __all__ = ["load_dataset", "list_datasets", "build_model", "load_model", "train", "TrainConfig",

@@ -56,7 +56,7 @@ def _read_config_file(path: str) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .models import model_names
+    from .registry import model_names
 
     parser = argparse.ArgumentParser(prog="genlab", description="Deep generative models of images.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -281,7 +281,7 @@ def _train(args: argparse.Namespace) -> None:
 
     from .train import TrainConfig, train
 
-    from .models import resolve_model_name
+    from .registry import resolve_model_name
 
     args.model = resolve_model_name(args.model)
     if args.nproc is not None and "WORLD_SIZE" not in os.environ:
@@ -340,7 +340,7 @@ def _run(args: argparse.Namespace) -> None:
     run = load_run(args.run)
     volumes = run.model.config.spatial_dims == 3
     if args.command == "sample" and volumes:
-        from .commands.volumes import sample_volumes
+        from .families.porous.commands import sample_volumes
 
         if args.label is not None or args.steps is not None:
             raise GenlabError("`label` and `steps` do not apply to the 3-D GAN; give `num`, `size` and `seed`")
@@ -367,7 +367,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _evaluate_volumes(run, args: argparse.Namespace) -> None:
-    from .commands.volumes import POROUS_METRICS, evaluate_volumes, format_porous
+    from .families.porous.commands import POROUS_METRICS, evaluate_volumes, format_porous
     from .models.base import write_json_atomic
 
     metrics = args.metrics or list(POROUS_METRICS)
@@ -382,7 +382,7 @@ def _evaluate_volumes(run, args: argparse.Namespace) -> None:
 
 
 def _make_volume(args: argparse.Namespace) -> None:
-    from .commands.volumes import make_volume_file
+    from .families.porous.commands import make_volume_file
 
     options = {}
     if args.radius is not None:
@@ -406,7 +406,7 @@ def _latent(args: argparse.Namespace) -> None:
 
     run = load_run(args.run)
     if args.command == "interpolate" and run.model.config.spatial_dims == 3:
-        from .commands.volumes import interpolate_volumes
+        from .families.porous.commands import interpolate_volumes
 
         seeds = []
         for flag, value in (("--from", args.start), ("--to", args.end)):
@@ -524,7 +524,7 @@ def _translate(args: argparse.Namespace) -> None:
 
 
 def _compress(args: argparse.Namespace) -> None:
-    from .commands.compress import compress_files
+    from .families.codec.bitstream import compress_files
     from .train import load_run
 
     for path in compress_files(load_run(args.run), args.images, args.out,
@@ -533,7 +533,7 @@ def _compress(args: argparse.Namespace) -> None:
 
 
 def _decompress(args: argparse.Namespace) -> None:
-    from .commands.compress import decompress_files
+    from .families.codec.bitstream import decompress_files
     from .train import load_run
 
     for path in decompress_files(load_run(args.run), args.files, args.out):

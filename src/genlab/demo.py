@@ -17,7 +17,7 @@ import torch
 
 from .data import load_dataset
 from .metrics import evaluate
-from .models import build_model
+from .registry import build_model
 from .train import load_run, train
 from .train.checkpoint import has_checkpoint
 from .viz import Section, make_grid, write_report

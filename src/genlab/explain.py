@@ -17,9 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from .errors import GenlabError
-from .models.blocks import upsampler
-from .nn import (conv_matrix, flipped_kernel, transposed_conv_as_conv, transposed_conv_matrix,
-                 transposed_conv_output_size, transposed_conv_padding, zero_insert)
+from .nn.blocks import upsampler
+from .nn import (conv_matrix, flipped_kernel, transposed_conv_as_conv, transposed_conv_matrix, transposed_conv_output_size, transposed_conv_padding, zero_insert)
 
 MAX_EXAMPLE_SIZE = 8  # beyond this the printed W stops fitting a terminal
 

@@ -1,27 +1,11 @@
 """The names people use for the same thing: a name genlab knows under another word gets what was
-meant, and an unknown one gets a line naming the closest known word."""
+meant, and an unknown one gets a line naming the closest known word. (Other names for the models
+are declared by their families: ``Family.aliases``.)"""
 from __future__ import annotations
 
 import difflib
 
 from .errors import GenlabError
-
-#: other names for genlab's models
-MODEL_ALIASES = {
-    "ddpm": "diffusion", "ddim": "diffusion", "dm": "diffusion", "diffusion-model": "diffusion",
-    "conditional-diffusion": "cdiffusion", "cddpm": "cdiffusion", "classifier-free-guidance": "cdiffusion",
-    "gan": "dcgan", "conditional-gan": "cgan", "cdcgan": "cgan",
-    "autoencoder": "ae", "dense-ae": "ae", "mlp-ae": "ae", "convae": "conv-ae", "cae": "conv-ae",
-    "denoising-autoencoder": "dae", "denoising-ae": "dae",
-    "dense-vae": "vae", "mlp-vae": "vae", "beta-vae": "vae", "convvae": "conv-vae",
-    "conditional-vae": "cvae", "linear": "pca",
-    "gan3d": "porous-gan", "3d-gan": "porous-gan", "dcgan3d": "porous-gan", "porousgan": "porous-gan",
-    "denoising": "denoise", "denoiser": "denoise", "unet-denoise": "denoise",
-    "super-resolution": "superres", "superresolution": "superres", "super-res": "superres", "sr": "superres",
-    "espcn": "superres",
-    "colorization": "colorize", "colourize": "colorize", "colorise": "colorize", "colourise": "colorize",
-    "colourization": "colorize", "colorisation": "colorize", "colourisation": "colorize", "colorizer": "colorize",
-}
 
 #: other names for the metrics of ``genlab evaluate``
 METRIC_ALIASES = {

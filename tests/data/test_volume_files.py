@@ -8,9 +8,7 @@ import tifffile
 import torch
 
 from genlab.data import load_dataset
-from genlab.data.volumes import (CUBE_SYMMETRIES, cube_symmetry, load_volume_dataset, parse_volume_spec,
-                                 random_cube_symmetry, read_volume, read_volume_spec, subvolumes,
-                                 write_volume)
+from genlab.families.porous.volumes import (CUBE_SYMMETRIES, cube_symmetry, load_volume_dataset, parse_volume_spec, random_cube_symmetry, read_volume, read_volume_spec, subvolumes, write_volume)
 from genlab.errors import GenlabError
 
 

@@ -15,9 +15,9 @@ from genlab.data.base import ImageDataset
 from genlab.errors import GenlabError
 from genlab.latent.interpolate import spherical_interpolate
 from genlab.latent.interpolate import interpolation_path
-from genlab.models import build_model, load_model
+from genlab.registry import build_model, load_model
 from genlab.models.base import NotSupported
-from genlab.models.diffusion import noise_schedule, split_prediction, velocity
+from genlab.families.diffusion.model import noise_schedule, split_prediction, velocity
 from genlab.train import load_run, train
 from genlab.viz import auto_scale, make_grid
 

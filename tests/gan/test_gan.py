@@ -9,9 +9,10 @@ from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.metrics.features import feature_classifier
 from genlab.metrics.sample_quality import fid
-from genlab.models import build_model, load_model
+from genlab.registry import build_model, load_model
 from genlab.models.base import NotSupported
-from genlab.models.gan import Discriminator, Generator, frozen, generator_loss, num_stages
+from genlab.nn.adversarial import Discriminator, frozen, generator_loss, num_stages
+from genlab.families.gan.model import Generator
 from genlab.train import train
 from genlab.train.trainer import build_optimizers, to_channels_last, training_step
 

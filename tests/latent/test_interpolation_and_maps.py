@@ -7,7 +7,7 @@ from genlab.errors import GenlabError
 from genlab.latent import (decode_codes, encode_images, grid_codes, latent_scatter, linear_interpolate,
                            manifold_grid, spherical_interpolate)
 from genlab.latent.interpolate import interpolation_path
-from genlab.models import build_model
+from genlab.registry import build_model
 from genlab.train import train
 
 

@@ -14,7 +14,7 @@ from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.latent import decode_codes, grid_codes, manifold_grid, prior_map, require_latent_space, seed_code
 from genlab.commands.latent import concept_run, interpolate_run, latent_map_run, prior_path, probe_run
-from genlab.models import build_model
+from genlab.registry import build_model
 from genlab.models.base import Capabilities, GenerativeModel, ModelConfig, NotSupported
 from genlab.train import load_run
 

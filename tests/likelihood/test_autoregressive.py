@@ -10,8 +10,8 @@ from genlab import load_dataset
 from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.metrics.likelihood import elbo
-from genlab.models import build_model, load_model
-from genlab.models.autoregressive import PixelContext
+from genlab.registry import build_model, load_model
+from genlab.families.vae.autoregressive import PixelContext
 from genlab.train import train
 
 

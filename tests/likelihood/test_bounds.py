@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.models import build_model
-from genlab.models.vae import soft_bound
+from genlab.registry import build_model
+from genlab.families.vae.model import soft_bound
 from genlab.train import evaluate_loss, train
 
 

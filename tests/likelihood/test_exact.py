@@ -7,7 +7,7 @@ import torch
 
 from genlab.data import ImageDataset
 from genlab.metrics.likelihood import binarized_once, elbo, importance_weighted_log_likelihood
-from genlab.models import build_model
+from genlab.registry import build_model
 from genlab.models.distributions import gaussian_log_density, standard_normal_log_density
 
 GRID = torch.linspace(-12, 12, 24001, dtype=torch.float64).unsqueeze(1)

@@ -9,7 +9,7 @@ import torch
 from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.metrics.likelihood import importance_log_weights
-from genlab.models import build_model, load_model
+from genlab.registry import build_model, load_model
 from genlab.data.batch import Batch
 from genlab.train import evaluate_loss, train
 from genlab.train.trainer import build_optimizers, training_step

@@ -5,7 +5,7 @@ import torch
 
 from genlab.data import ImageDataset
 from genlab.metrics.likelihood import elbo, importance_weighted_log_likelihood
-from genlab.models import build_model
+from genlab.registry import build_model
 from genlab.models.distributions import standard_normal_log_density
 
 

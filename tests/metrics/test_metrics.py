@@ -3,7 +3,7 @@ import math
 import torch
 
 from genlab.metrics import elbo, evaluate, reconstruction_error
-from genlab.models import build_model
+from genlab.registry import build_model
 
 
 def test_reconstruction_error_is_mean_squared_error_per_image(digits_test):

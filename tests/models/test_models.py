@@ -5,7 +5,7 @@ import torch
 from sklearn.decomposition import PCA as SkPCA
 
 from genlab.errors import GenlabError
-from genlab.models import MODELS, build_model, load_model
+from genlab.registry import build_model, load_model, presets
 from genlab.models.base import NotSupported
 from genlab.train import evaluate_loss, train
 
@@ -29,8 +29,8 @@ def small_model(name, data, **kw):
 def test_every_registered_model_is_covered():
     # GANs and diffusion models have no encoder: tests/gan, tests/diffusion and tests/porous cover them;
     # tests/translation covers the image-to-image tasks, CycleGAN and the codec.
-    others = ("gan", "diffusion", "gan3d", "image2image", "cyclegan", "compress")
-    assert {name for name, (family, _) in MODELS.items() if family not in others} == set(SMALL)
+    others = ("gan", "diffusion", "porous", "image-to-image", "cyclegan", "codec")
+    assert {name for name, (family, _) in presets().items() if family not in others} == set(SMALL)
 
 
 @pytest.mark.parametrize("name", list(SMALL))

@@ -7,7 +7,7 @@ import torch
 
 from genlab.data import ImageDataset
 from genlab.errors import GenlabError
-from genlab.models import build_model, load_model
+from genlab.registry import build_model, load_model
 from genlab.models.distributions import bernoulli_log_likelihood, gaussian_log_likelihood
 from genlab.train import train
 from genlab.viz import make_grid

@@ -1,4 +1,4 @@
-"""Synthetic two-phase media (genlab.data.media): their closed forms are self-consistent and the
+"""Synthetic two-phase media (genlab.families.porous.media): their closed forms are self-consistent and the
 volumes they make have the statistics the closed forms promise."""
 import json
 import math
@@ -7,11 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from genlab.data.media import (MEDIA, closed_form, gaussian_field, gaussian_field_s2, gaussian_field_surface,
-                               make_volume, overlapping_spheres, overlapping_spheres_porosity,
-                               overlapping_spheres_s2, overlapping_spheres_surface)
+from genlab.families.porous.media import (MEDIA, closed_form, gaussian_field, gaussian_field_s2, gaussian_field_surface, make_volume, overlapping_spheres, overlapping_spheres_porosity, overlapping_spheres_s2, overlapping_spheres_surface)
 from genlab.errors import GenlabError
-from genlab.metrics.porous import porosity, specific_surface_from_s2, two_point
+from genlab.families.porous.statistics import porosity, specific_surface_from_s2, two_point
 
 PHI = 0.3
 

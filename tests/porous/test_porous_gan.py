@@ -9,10 +9,10 @@ import torch
 
 from genlab.cli import main
 from genlab.data import load_dataset
-from genlab.data.media import make_volume
-from genlab.data.volumes import read_volume, write_volume
+from genlab.families.porous.media import make_volume
+from genlab.families.porous.volumes import read_volume, write_volume
 from genlab.errors import GenlabError
-from genlab.models import build_model
+from genlab.registry import build_model
 from genlab.train import load_run, train
 
 SMALL = {"channels": 4, "latent_dim": 4}
@@ -55,7 +55,7 @@ def test_sizes_the_generator_cannot_make_are_refused_in_one_line(monkeypatch):
     model = build_model("porous-gan", image_shape=(1, 16, 16, 16), **SMALL)
     with pytest.raises(GenlabError, match="smallest volume this generator makes is 4"):
         model.edge_for(3)
-    import genlab.models.gan3d as gan3d
+    import genlab.families.porous.model as gan3d
 
     monkeypatch.setattr(gan3d, "available_bytes", lambda: 2 ** 30)
     assert model.edge_for(256) == 256  # 8 channels of 128^3 and the volume: 0.2 GiB
@@ -71,7 +71,7 @@ def test_bad_latents_are_refused():
 
 def test_real_cubes_are_turned_by_the_drawn_symmetry():
     from genlab.data.batch import Batch, StepNoise
-    from genlab.data.volumes import cube_symmetry
+    from genlab.families.porous.volumes import cube_symmetry
 
     model = build_model("porous-gan", image_shape=(1, 8, 8, 8), instance_noise=0.0, **SMALL)
     x = torch.rand(6, 1, 8, 8, 8)
@@ -121,7 +121,7 @@ def trained(medium, tmp_path_factory, two_threads):
 
 
 def test_the_gan_learns_the_statistics_of_the_medium(trained):
-    from genlab.metrics.porous import two_point
+    from genlab.families.porous.statistics import two_point
 
     run = load_run(trained)
     assert run.config["train"]["lr"] == 5e-4 and run.config["train"]["batch_size"] == 16

@@ -1,4 +1,4 @@
-"""Statistics of two-phase media (genlab.metrics.porous): checked against direct sums, shapes whose
+"""Statistics of two-phase media (genlab.families.porous.statistics): checked against direct sums, shapes whose
 answers are known, the closed forms of synthetic media and, when the data is on the machine, the
 reference statistics of the Ketton limestone published with Mosser et al. (2017)."""
 import json
@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.data.media import closed_form, overlapping_spheres
+from genlab.families.porous.media import closed_form, overlapping_spheres
 from genlab.errors import GenlabError
-from genlab.metrics.porous import (as_binary, chord_lengths, chord_lengths_from_s2, compare, describe,
-                                   euler_characteristic, porosity, s2_slope, specific_surface_from_s2,
-                                   specific_surface_mesh, two_point)
+from genlab.families.porous.statistics import (as_binary, chord_lengths, chord_lengths_from_s2, compare, describe, euler_characteristic, porosity, s2_slope, specific_surface_from_s2, specific_surface_mesh, two_point)
 
 PHI, RADIUS = 0.3, 5.0
 

@@ -10,7 +10,7 @@ from PIL import Image
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from genlab.models import load_model  # noqa: E402
+from genlab.registry import load_model
 from genlab.train import load_run  # noqa: E402
 from genlab.serve import create_app  # noqa: E402
 from genlab.serve.app import MAX_UPLOAD_BYTES  # noqa: E402

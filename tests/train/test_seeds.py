@@ -7,14 +7,16 @@ import torch
 from safetensors.torch import load_file
 
 from genlab.cli import main
-from genlab.models import MODELS
+from genlab.registry import presets
+
+MODELS = presets()
 from genlab.train import train
 
 SMALL = {"autoencoder": {"hidden": (16,), "channels": (4, 8)}, "vae": {"hidden": (16,), "channels": (4, 8)},
          "gan": {"channels": 4}, "diffusion": {"channels": 8, "timesteps": 20, "sample_steps": 5}, "pca": {"latent_dim": 4},
-         "gan3d": {"channels": 4, "latent_dim": 4}, "image2image": {"channels": (4, 8)},
+         "porous": {"channels": 4, "latent_dim": 4}, "image-to-image": {"channels": (4, 8)},
          "cyclegan": {"domain_b": "digits-m", "channels": (4, 8), "d_channels": 4, "pool_size": 8},
-         "compress": {"channels": (4, 8), "code_channels": 2}}
+         "codec": {"channels": (4, 8), "code_channels": 2}}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def weights(path):
 def test_the_same_seed_gives_the_same_run(tiny, tiny_cubes, tiny_colour, tmp_path, name):
     family, defaults = MODELS[name]
     colour = defaults.get("task") in ("colorize", "pix2pix")   # pix2pix: digits-m's (grey digit, blend) pairs
-    data = tiny_cubes if family == "gan3d" else tiny_colour if colour else tiny
+    data = tiny_cubes if family == "porous" else tiny_colour if colour else tiny
     if family == "cyclegan":   # digits28 <-> digits-m: two domains of one image size
         from genlab.data import load_dataset
 

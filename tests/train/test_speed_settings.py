@@ -12,7 +12,7 @@ import torch
 
 from genlab.cli import main
 from genlab.errors import GenlabError
-from genlab.models import build_model
+from genlab.registry import build_model
 from genlab.train import train
 from genlab.train import trainer as trainer_module
 from genlab.train.trainer import (_family_train_defaults, build_optimizers, match_layouts, resolve_precision,
@@ -82,7 +82,7 @@ def test_channels_last_trains_the_run_of_the_default_layout(small, tmp_path):
     made = [m.sample(8, generator=torch.Generator().manual_seed(0)) for m in (runs[False], runs[True])]
     torch.testing.assert_close(made[0], made[1], rtol=0, atol=1e-3)
     # The checkpoint holds the same weights, and loads into a model of the default layout.
-    from genlab.models import load_model
+    from genlab.registry import load_model
     loaded = load_model(tmp_path / "True")
     for (k, v), w in zip(runs[True].state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(v, w), k

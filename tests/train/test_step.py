@@ -8,7 +8,7 @@ import torch
 
 from genlab.data.batch import Batch, StepNoise
 from genlab.errors import GenlabError
-from genlab.models import build_model
+from genlab.registry import build_model
 from genlab.train import TrainConfig, train
 from genlab.train.trainer import build_optimizers, training_step
 

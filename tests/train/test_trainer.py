@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.models import GenerativeModel, OptimizerGroup, build_model
+from genlab.models import GenerativeModel, OptimizerGroup
+from genlab.registry import build_model
 from genlab.train import Trainer, TrainConfig, load_run, train
 from genlab.train.checkpoint import STATE_FILE
 

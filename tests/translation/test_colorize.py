@@ -13,12 +13,13 @@ from skimage import color as skcolor
 import genlab
 from genlab.cli import main
 from genlab.commands.translate import translate_files
-from genlab.data import colour, load_dataset
+from genlab.families.image_to_image import colour
+from genlab.data import load_dataset
 from genlab.errors import GenlabError
 from genlab.metrics import evaluate
-from genlab.metrics.image_quality import image_quality
-from genlab.models import build_model, load_model
-from genlab.names import MODEL_ALIASES
+from genlab.families.image_to_image.quality import image_quality
+from genlab.registry import build_model, load_model
+from genlab.registry import resolve_model_name
 from genlab.train import load_run
 
 SPACES = ("lab", "yuv")
@@ -187,7 +188,7 @@ def test_a_grey_dataset_is_refused(tmp_path, capsys):
     assert "colorize needs colour images; digits-m or photos, not a 1-channel dataset" in printed
     assert printed.count("\n") == 1
     for alias in ("colorization", "colourize", "colorise"):
-        assert MODEL_ALIASES[alias] == "colorize"
+        assert resolve_model_name(alias) == "colorize"
     with pytest.raises(GenlabError, match="unknown color_space 'hsv'; choose one of: lab, yuv"):
         build_model("colorize", image_shape=(3, 8, 8), color_space="hsv")
     with pytest.raises(GenlabError, match="colorize takes `arch=unet`"):

@@ -11,12 +11,12 @@ from PIL import Image
 
 import genlab
 from genlab.cli import main
-from genlab.commands.compress import HEADER, compress_files, decode_file, decompress_files, encode_image
+from genlab.families.codec.bitstream import HEADER, compress_files, decode_file, decompress_files, encode_image
 from genlab.data import load_dataset
 from genlab.data.batch import Batch
 from genlab.errors import GenlabError
-from genlab.metrics.codec import at_most
-from genlab.models import build_model, load_model
+from genlab.families.codec.quality import at_most
+from genlab.registry import build_model, load_model
 from genlab.train import load_run
 
 SMALL = {"channels": (16, 16), "code_channels": 4}

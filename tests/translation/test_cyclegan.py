@@ -14,8 +14,8 @@ from genlab.commands.translate import translate_files
 from genlab.data import load_dataset, unpaired
 from genlab.data.batch import Batch, StepNoise
 from genlab.errors import GenlabError
-from genlab.models import build_model, load_model
-from genlab.models.cyclegan import HistoryPool
+from genlab.registry import build_model, load_model
+from genlab.families.cyclegan.model import HistoryPool
 from genlab.train import load_run
 from genlab.train.trainer import Trainer
 

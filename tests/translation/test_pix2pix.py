@@ -13,10 +13,10 @@ from genlab.data import load_dataset
 from genlab.data.batch import Batch
 from genlab.data.photos import BLEND_SEEDS, blend_into_photos
 from genlab.errors import GenlabError
-from genlab.models import build_model
+from genlab.registry import build_model
 from genlab.models.base import NotSupported
-from genlab.models.gan import discriminator_loss, generator_loss
-from genlab.models.translation import PatchDiscriminator
+from genlab.nn.adversarial import discriminator_loss, generator_loss
+from genlab.nn.patchgan import PatchDiscriminator
 from genlab.train import load_run
 from genlab.train.trainer import TrainConfig, _lr_at
 

@@ -17,11 +17,12 @@ from genlab.data import corrupt, load_dataset, salt_pepper_noise
 from genlab.data.batch import Batch, StepNoise
 from genlab.errors import GenlabError
 from genlab.metrics import evaluate
-from genlab.metrics.image_quality import image_quality, psnr, psnr_y, seeded_conditions, ssim
-from genlab.models import build_model, load_model
+from genlab.families.image_to_image.quality import image_quality, seeded_conditions
+from genlab.metrics.image_quality import psnr, psnr_y, ssim
+from genlab.registry import build_model, load_model
 from genlab.models.base import NotSupported
-from genlab.models.blocks import UPSAMPLERS
-from genlab.models.translation import batch_psnr
+from genlab.nn.blocks import UPSAMPLERS
+from genlab.families.image_to_image.model import batch_psnr
 from genlab.train import load_run
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,7 @@ import torch
 from PIL import Image
 
 from genlab.errors import GenlabError
-from genlab.viz.volumes import (middle_slices, orthogonal_slices, pore_isosurface, pore_mesh, s2_plot,
-                                slice_layout, slice_strip, statistics_panels)
+from genlab.families.porous.pictures import (middle_slices, orthogonal_slices, pore_isosurface, pore_mesh, s2_plot, slice_layout, slice_strip, statistics_panels)
 
 
 def _ball(n=20, radius=6.0):

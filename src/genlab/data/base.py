@@ -132,11 +132,3 @@ def unpaired(a: ImageDataset, b: ImageDataset, seed: int = 0) -> ImageDataset:
                         condition_labels=None if b.labels is None else b.labels[order])
 
 
-def second_domain(data: ImageDataset, domain_b: str | None, data_dir=None, seed: int = 0) -> ImageDataset:
-    """``data`` joined with the same split of the dataset ``domain_b`` by :func:`unpaired`
-    (``data`` itself when ``domain_b`` is None): what a CycleGAN trains and is measured on."""
-    if not domain_b:
-        return data
-    from .registry import load_dataset
-
-    return unpaired(data, load_dataset(domain_b, data.split, data_dir), seed)

@@ -62,8 +62,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     Args:
         name: a registry name (``genlab datasets`` lists them), ``folder:PATH`` for a folder of
             images (class sub-folders give labels), ``npz:PATH`` for arrays ``x`` (and ``y``), or
-            ``volume:PATH[,key=value...]`` for cubes cut from a segmented 3-D volume (see
-            :func:`genlab.data.volumes.load_volume_dataset`).
+            ``KIND:SPEC`` for a kind a family reads (``volume:PATH[,key=value...]``: cubes cut
+            from a segmented 3-D volume, the porous family's).
         split: ``"train"`` or ``"test"``.
         data_dir: where dataset files live; default :func:`default_data_dir`.
     """
@@ -71,17 +71,19 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
         raise GenlabError(f"unknown split '{split}'; choose 'train' or 'test'")
     if ":" in name:
         kind, _, path = name.partition(":")
-        from . import files, volumes
+        from . import files
+        from ..registry import dataset_kinds
 
-        # Each loader takes the rest of the name (after the prefix) as given.
+        # Each loader takes the rest of the name (after the prefix) as given; a family can read
+        # datasets of its own kinds (the 3-D GAN: volume:PATH).
         loaders: dict[str, Callable[[str], ImageDataset]] = {
             "folder": lambda rest: files.load_folder(Path(rest).expanduser(), split),
             "npz": lambda rest: files.load_npz(Path(rest).expanduser(), split),
-            "volume": lambda rest: volumes.load_volume_dataset(f"volume:{rest}", split),
+            **{k: (lambda rest, load=load: load(rest, split)) for k, load in dataset_kinds().items()},
         }
         if kind not in loaders:
-            raise GenlabError(f"unknown dataset prefix '{kind}:'; use folder:PATH or npz:PATH (images), "
-                              f"or volume:PATH[,key=value...] (a 3-D volume)")
+            raise GenlabError(f"unknown dataset prefix '{kind}:'; use one of: "
+                              + ", ".join(f"{k}:PATH" for k in loaders))
         return loaders[kind](path)
     info = get_info(name)
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()

@@ -1,5 +1,5 @@
 """Experiments: several runs trained and compared in one command, each writing a figure and JSON."""
-from .elbo_ablation import elbo_ablation
+from ..families.vae.ablation import elbo_ablation
 
 EXPERIMENTS = {"elbo-ablation": elbo_ablation}
 

@@ -18,7 +18,7 @@ def evaluate(model, data, mc_samples: int = 10, seed: int = 0, data_dir=None) ->
     if able.likelihood:
         results.update(elbo(model, data, mc_samples=mc_samples, seed=seed))
     if able.codec:
-        from .codec import codec_quality
+        from ..families.codec.quality import codec_quality
 
         results.update(codec_quality(model, data))
     if able.domain_transfer:

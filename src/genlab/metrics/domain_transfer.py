@@ -1,4 +1,4 @@
-"""How well a translation between two domains works (CycleGAN, and pix2pix's outputs), always next
+"""How well a translation between two domains works (an unpaired or a paired translation), always next
 to the trivial answer: the source image itself, brought to the target's channels.
 
 For each direction (``a_to_b``, and ``b_to_a`` for a two-way model), on the test images:
@@ -20,7 +20,6 @@ from __future__ import annotations
 import torch
 
 from ..data.base import ImageDataset
-from ..data.registry import load_dataset
 from .features import FeatureExtractor, accuracy, feature_classifier
 from .sample_quality import fid
 
@@ -55,37 +54,3 @@ def direction_quality(translate, baseline, source: ImageDataset, target_train: I
     return out
 
 
-def paired_transfer_quality(model, data: ImageDataset, data_dir=None) -> dict:
-    """The figures of :func:`direction_quality` for a paired model (pix2pix) on ``data``, whose
-    condition images are the sources and whose images (with the labels) are the target domain;
-    the classifier trains on the training split of ``data``'s dataset (by name, cached)."""
-    model.eval()
-    source = ImageDataset(images=data.conditions, labels=data.labels, name=data.name, split=data.split)
-    target = ImageDataset(images=data.images, labels=data.labels, name=data.name, split=data.split,
-                          class_names=data.class_names)
-    train = load_dataset(data.name, "train", data_dir)
-    figures = direction_quality(model.translate, model.baseline, source, train, target, model.device)
-    return {f"transfer/{k}": v for k, v in figures.items()}
-
-
-def domain_transfer_quality(model, data: ImageDataset, data_dir=None) -> dict:
-    """Both directions of a two-domain model (a CycleGAN) on ``data``: a test split of domain A
-    with domain B's test images as its condition images (:func:`genlab.data.second_domain`).
-    The classifiers train on both domains' training splits (loaded by name, cached)."""
-    model.eval()
-    domain_b = model.config.domain_b
-    a = ImageDataset(images=data.images, labels=data.labels, name=data.name, split=data.split,
-                     class_names=data.class_names)
-    b = ImageDataset(images=data.conditions, labels=data.condition_labels, name=domain_b, split=data.split)
-    a_train, b_train = load_dataset(data.name, "train", data_dir), load_dataset(domain_b, "train", data_dir)
-    device = model.device
-    results: dict = {"domain_a": data.name, "domain_b": domain_b}
-    to_b = lambda x: model.translate(x, "a-to-b")  # noqa: E731
-    to_a = lambda x: model.translate(x, "b-to-a")  # noqa: E731
-    for key, value in direction_quality(to_b, lambda x: model.baseline(x, "a-to-b"), a, b_train, b, device,
-                                        back=to_a).items():
-        results[f"a_to_b/{key}"] = value
-    for key, value in direction_quality(to_a, lambda x: model.baseline(x, "b-to-a"), b, a_train, a, device,
-                                        back=to_b).items():
-        results[f"b_to_a/{key}"] = value
-    return results

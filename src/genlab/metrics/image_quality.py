@@ -1,76 +1,22 @@
-"""Image quality of an image-to-image model against the clean images: PSNR and SSIM, always next
-to the trivial baseline.
-
-The test images are corrupted with seeded draws: image ``i`` of the split gets its own generator
-seeded by (seed, i), so every model of the same task settings sees the same noisy (or small)
-images, whatever the batch size. The model's output and the baseline (the noisy input for
-denoise; bicubic upscaling for superres) are each compared with the clean image by scikit-image:
-``peak_signal_noise_ratio`` and ``structural_similarity`` with ``data_range=1`` (colour images with
-``channel_axis``; the default 7x7 uniform window, smaller for images under 7 pixels a side). The
-figures are means over the images (PSNR is averaged in dB, per image, as super-resolution papers
-do), with the standard error of the mean. For superres, ``psnr_y`` is also given: PSNR on the
-luminance (Y of YCbCr, ITU-R BT.601, by ``skimage.color.rgb2ycbcr``, divided by 255; a grey image
-as it is) with ``scale`` pixels cropped from each border, the usual convention of the SR
-literature. An exact match (zero error) counts as 100 dB, so a mean stays finite.
-
-For colorize the condition is the grey image (no draws) and the baseline the grey image as colour
-(chrominance 0). The mean of per-image dB is then ruled by the nearly grey test images, where the
-baseline is close to exact and any colour costs tens of dB, so four more figures are given:
-``psnr_pooled`` (10 log10(1 / the squared error per pixel over the whole split), and the
-baseline's), ``images_improved`` (the share of images whose PSNR beats the baseline's),
-``chroma_rmse`` (the root mean square error of the chrominance over the split, in the colour
-space's units: a and b of Lab, or U and V; the baseline's is that of the true chrominance), and
-``mean_chroma`` / ``true_mean_chroma`` (the mean length of the chrominance vector,
-sqrt(a^2 + b^2), of the output and of the truth), whose ratio ``chroma_ratio`` says how
-desaturated the output is.
-"""
+"""Measures of an image against its clean target: PSNR and SSIM by scikit-image (imported on first
+use), PSNR on the luminance with the border cropped (the super-resolution convention), and a
+batched PSNR in torch for the training logs. An exact match counts as :data:`MAX_PSNR_DB`, so a
+mean stays finite."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import torch
-from skimage.color import rgb2ycbcr
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from ..data import colour
-from ..data.base import ImageDataset
-from ..models.translation import MAX_PSNR_DB
-
-SEED_STRIDE = 1_000_003
-
-
-class SeededDraws:
-    """Random draws for a run of images of a split, each from its own generator seeded by
-    (seed, index): the protocol of :class:`~genlab.data.Batch` (``rand``, ``randn``: shapes
-    without the image axis), so :func:`~genlab.data.transforms.corrupt` takes it as ``draws``."""
-
-    def __init__(self, seed: int, indices, device: torch.device | str = "cpu", dtype=torch.float32):
-        self.generators = [torch.Generator().manual_seed((seed * SEED_STRIDE + int(i)) % 2 ** 63) for i in indices]
-        self.device, self.dtype = device, dtype
-
-    def _draw(self, fn, shape) -> torch.Tensor:
-        values = torch.stack([fn(shape, generator=g) for g in self.generators])
-        return values.to(self.device, self.dtype)
-
-    def rand(self, *shape: int) -> torch.Tensor:
-        return self._draw(torch.rand, shape)
-
-    def randn(self, *shape: int) -> torch.Tensor:
-        return self._draw(torch.randn, shape)
-
-
-@torch.no_grad()
-def seeded_conditions(model, images: torch.Tensor, start: int = 0, seed: int = 0) -> torch.Tensor:
-    """The condition images of clean ``images`` (rows ``start``, ``start + 1``, ... of a split),
-    each corrupted with its own seeded draws: the same for every model of the same task settings."""
-    draws = SeededDraws(seed, range(start, start + len(images)), images.device, images.dtype)
-    return model.degrade(images, draws=draws)
+MAX_PSNR_DB = 100.0
 
 
 def psnr(output: np.ndarray, target: np.ndarray) -> float:
     """PSNR in dB of one image against its target, values in [0, 1], any shape (scikit-image);
-    :data:`~genlab.models.translation.MAX_PSNR_DB` for an exact match."""
+    :data:`MAX_PSNR_DB` for an exact match."""
+    from skimage.metrics import peak_signal_noise_ratio
+
     if np.array_equal(output, target):
         return MAX_PSNR_DB
     return min(float(peak_signal_noise_ratio(target, output, data_range=1.0)), MAX_PSNR_DB)
@@ -79,6 +25,8 @@ def psnr(output: np.ndarray, target: np.ndarray) -> float:
 def ssim(output: np.ndarray, target: np.ndarray) -> float:
     """SSIM of one image (C, H, W) against its target, values in [0, 1] (scikit-image, over the
     channels for colour); a window of the largest odd size up to 7 that fits."""
+    from skimage.metrics import structural_similarity
+
     side = min(target.shape[-2:])
     win = min(7, side if side % 2 else side - 1)
     if win < 3:
@@ -91,6 +39,8 @@ def ssim(output: np.ndarray, target: np.ndarray) -> float:
 def luminance(image: np.ndarray) -> np.ndarray:
     """(H, W) luminance in [16/255, 235/255] of an RGB image (C=3, H, W) in [0, 1]: Y of YCbCr
     (``skimage.color.rgb2ycbcr``) / 255; a grey image (1, H, W) as it is."""
+    from skimage.color import rgb2ycbcr
+
     if image.shape[0] == 1:
         return image[0]
     return rgb2ycbcr(np.moveaxis(image, 0, -1))[..., 0] / 255.0
@@ -112,69 +62,8 @@ def _summary(values: list[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
-@torch.no_grad()
-def image_quality(model, data: ImageDataset, seed: int = 0, batch_size: int = 250) -> dict:
-    """PSNR and SSIM of ``model``'s output (and of the trivial baseline) against the clean
-    images of ``data``, whose condition images are made with seeded draws (``seed``); the gains in
-    dB and SSIM; for superres also the luminance PSNR with a ``scale``-pixel border crop."""
-    model.eval()
-    superres, colorize = model.task == "superres", model.task == "colorize"
-    crop = model.scale if superres else 0
-    rows: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "baseline_psnr", "baseline_ssim",
-                                                     "psnr_y", "baseline_psnr_y", "chroma", "true_chroma")}
-    sums = {"error": 0.0, "baseline_error": 0.0, "chroma_error": 0.0, "true_chroma_square": 0.0, "pixels": 0}
-    start = 0
-    for batch in data.batches(batch_size, model.device):
-        x = batch.images
-        condition = batch.condition if model.paired else seeded_conditions(model, x, start, seed)
-        start += len(x)
-        output, base = model.translate(condition), model.baseline(condition)
-        pairs = (("", output), ("baseline_", base))
-        clean = x.double().cpu().numpy()
-        if colorize:
-            space = model.config.color_space
-            chroma_out, true = colour.split(output.double(), space)[1], colour.split(x.double(), space)[1]
-            for key, chroma in (("chroma", chroma_out), ("true_chroma", true)):
-                rows[key] += chroma.pow(2).sum(1).sqrt().flatten(1).mean(1).tolist()
-            sums["error"] += float((output.double() - x.double()).pow(2).sum())
-            sums["baseline_error"] += float((base.double() - x.double()).pow(2).sum())
-            sums["chroma_error"] += float((chroma_out - true).pow(2).sum())
-            sums["true_chroma_square"] += float(true.pow(2).sum())
-            sums["pixels"] += x[:, 0].numel()
-        for prefix, images in pairs:
-            got = images.double().cpu().numpy()
-            for a, b in zip(got, clean):
-                rows[prefix + "psnr"].append(psnr(a, b))
-                rows[prefix + "ssim"].append(ssim(a, b))
-                if superres:
-                    rows[prefix + "psnr_y"].append(psnr_y(a, b, crop))
-    results: dict = {"task": model.task, "baseline": model.baseline_name}
-    if superres:
-        results.update(scale=model.scale, downsample=model.config.downsample)
-    elif colorize:
-        results.update(color_space=model.config.color_space)
-    elif model.task == "denoise":
-        results.update(noise=model.config.noise, noise_level=model.config.noise_level)
-    for key in ("psnr", "baseline_psnr", "ssim", "baseline_ssim") + (("psnr_y", "baseline_psnr_y") if superres else ()):
-        mean, stderr = _summary(rows[key])
-        results[key] = mean
-        if key in ("psnr", "baseline_psnr"):
-            results[key + "_stderr"] = stderr
-    results["psnr_gain_db"] = results["psnr"] - results["baseline_psnr"]
-    results["ssim_gain"] = results["ssim"] - results["baseline_ssim"]
-    if colorize:
-        n = max(sums["pixels"], 1)
-        for key, error in (("psnr_pooled", sums["error"]), ("baseline_psnr_pooled", sums["baseline_error"])):
-            results[key] = min(-10 * math.log10(max(error / (3 * n), 10 ** (-MAX_PSNR_DB / 10))), MAX_PSNR_DB)
-        results["psnr_pooled_gain_db"] = results["psnr_pooled"] - results["baseline_psnr_pooled"]
-        results["images_improved"] = float(np.mean(np.asarray(rows["psnr"]) > np.asarray(rows["baseline_psnr"])))
-        results["chroma_rmse"] = math.sqrt(sums["chroma_error"] / (2 * n))
-        results["baseline_chroma_rmse"] = math.sqrt(sums["true_chroma_square"] / (2 * n))
-        results["mean_chroma"], _ = _summary(rows["chroma"])
-        results["true_mean_chroma"], _ = _summary(rows["true_chroma"])
-        results["chroma_ratio"] = results["mean_chroma"] / results["true_mean_chroma"]
-    if superres:
-        results["psnr_y_gain_db"] = results["psnr_y"] - results["baseline_psnr_y"]
-        results["psnr_y_border_crop"] = crop
-    results["corruption_seed"] = seed
-    return results
+def batch_psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of each image (N,) for values in [0, 1]: 10 log10(1 / mean squared error), with
+    the error floored at 1e-10 (at most :data:`MAX_PSNR_DB`)."""
+    mse = (output.float() - target.float()).pow(2).flatten(1).mean(1)
+    return -10.0 * torch.log10(mse.clamp_min(10 ** (-MAX_PSNR_DB / 10)))

@@ -238,8 +238,7 @@ class Explorer:
     def translate(self, content: bytes) -> bytes:
         """An uploaded condition image (noisy, small, or grey: colorize makes a colour upload grey
         first) translated by the model, as a PNG of the output itself (no grid)."""
-        from ..commands.translate import (NotAnImage, check_size, condition_tensor, decode_image, png_of,
-                                          translate_images)
+        from ..commands.translate import (NotAnImage, check_size, condition_tensor, decode_image, png_of, translate_images)
 
         if len(content) > MAX_UPLOAD_BYTES:
             raise BadRequest(f"the upload is over the {MAX_UPLOAD_BYTES // 2 ** 20} MiB limit", 413)

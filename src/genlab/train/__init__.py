@@ -1,6 +1,6 @@
 """Training loop, checkpoints and run folders."""
 from .run import Run, load_run
-from .trainer import TrainConfig, Trainer, default_run_dir, evaluate_loss, resolve_device, train
+from .trainer import TrainConfig, Trainer, evaluate_loss, resolve_device, train
 
-__all__ = ["Run", "load_run", "TrainConfig", "Trainer", "default_run_dir", "evaluate_loss",
+__all__ = ["Run", "load_run", "TrainConfig", "Trainer", "evaluate_loss",
            "resolve_device", "train"]

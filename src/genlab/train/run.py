@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data import ImageDataset, load_dataset, second_domain
+from ..data import ImageDataset, load_dataset
 from ..errors import GenlabError
-from ..models import GenerativeModel, load_model
+from ..models import GenerativeModel
+from ..registry import family_of, load_model
 from ..models.base import read_config
 from .trainer import METRICS_FILE
 
@@ -43,8 +44,10 @@ class Run:
         if not name or name == "arrays":
             raise GenlabError(f"{self.path} does not record a loadable dataset; pass `data`")
         data = load_dataset(name, split, data_dir)
-        return second_domain(data, self.config.get("model", {}).get("domain_b"), data_dir,
-                             self.config.get("train", {}).get("seed", 0))
+        prepare = family_of(self.model).prepare_data
+        if prepare is None:
+            return data
+        return prepare(data, self.config.get("model", {}), data_dir, self.config.get("train", {}).get("seed", 0))
 
 
 def load_run(path: str | os.PathLike, family: str | None = None, map_location: str | None = None) -> Run:

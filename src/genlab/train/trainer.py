@@ -43,15 +43,16 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..config import check_at_least, from_dict
-from ..data.base import ImageDataset, second_domain
+from ..data.base import ImageDataset
 from ..data.batch import Batch, StepNoise
 from ..data.transforms import binarize
 from ..errors import GenlabError
-from ..models.base import (Diverged, GenerativeModel, NotSupported, check_finite, read_config, write_json_atomic,
-                           write_text_atomic)
+from ..models.base import (Diverged, GenerativeModel, NotSupported, check_finite, read_config, write_json_atomic, write_text_atomic)
 from ..viz import save_grid
 from . import distributed
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from ..registry import build_model, family_of, model_from_config, model_settings
+from ..runs import default_run_dir, run_name
 
 METRICS_FILE = "metrics.jsonl"
 SNAPSHOTS = "snapshots"
@@ -733,7 +734,6 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
         resume: continue the run in ``out_dir`` from its last checkpoint.
     """
     from ..data import load_dataset
-    from ..models import build_model
 
     saved = _saved_run_config(out_dir) if resume and out_dir is not None else None
     if isinstance(data, str):
@@ -748,10 +748,11 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
     family_defaults = _family_train_defaults(model)
     config = TrainConfig.from_dict({**family_defaults, **base, **(dataclasses.asdict(config) if config else {}),
                                     **overrides})
-    domain_b = _domain_b(model, model_settings, saved)
-    if domain_b:  # a CycleGAN: each batch brings images of the second domain as its condition images
-        data = second_domain(data, domain_b, data_dir, config.seed)
-        val_data = None if val_data is None else second_domain(val_data, domain_b, data_dir, config.seed)
+    record = family_of(model)
+    settings = _model_settings_of(model, model_settings, saved)
+    if record.prepare_data is not None:  # the data as this family takes it (CycleGAN: both domains)
+        data = record.prepare_data(data, settings, data_dir, config.seed)
+        val_data = None if val_data is None else record.prepare_data(val_data, settings, data_dir, config.seed)
     if isinstance(model, str):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # the seed gives the initial weights too
@@ -761,40 +762,33 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
                 model = build_model(model, **data_description(model, data), **(model_settings or {}))
     if out_dir is None:
         distributed.init(distributed.local_device(resolve_device(config.device)))
-        out_dir = default_run_dir(model.name, f"{data.name}-{domain_b}" if domain_b else data.name, resume)
+        out_dir = default_run_dir(run_name(model.name, data.name, settings), resume=resume)
         distributed.barrier()  # every process has chosen the folder before rank 0 creates it
     return Trainer(model, data, val_data, config, out_dir, progress=progress).run(resume=resume)
 
 
-def _domain_b(model: GenerativeModel | str, settings: dict[str, Any] | None, saved: dict[str, Any] | None) -> str | None:
-    """The second dataset of a two-domain model (CycleGAN's ``domain_b``): of the model given, the
-    settings, the resumed run, or the model name's defaults; None for other models."""
+def _model_settings_of(model: GenerativeModel | str, settings: dict[str, Any] | None,
+                       saved: dict[str, Any] | None) -> dict[str, Any]:
+    """The model settings of a run: of the model given, of the resumed run, or the model name's
+    defaults under ``settings``."""
     if isinstance(model, GenerativeModel):
-        return getattr(model.config, "domain_b", None)
-    from ..models import model_settings
-
+        return model.config.to_dict()
     if saved is not None:
-        return saved.get("model", {}).get("domain_b")
-    return model_settings(model, **(settings or {}))[1].get("domain_b")
+        return dict(saved.get("model", {}))
+    return model_settings(model, **(settings or {}))[1]
 
 
 def data_description(name: str, data: ImageDataset) -> dict[str, Any]:
     """The settings that describe ``data`` to a fresh model ``name``: ``image_shape``,
-    ``num_classes``, and ``condition_shape`` of paired condition images for a family that takes it."""
-    from ..models import model_settings
-
+    ``num_classes``, and what the model's family reads from data besides (``data_settings``)."""
     described = {"image_shape": data.image_shape, "num_classes": data.num_classes}
-    cls = model_settings(name)[0]
-    if data.conditions is not None and "condition_shape" in {f.name for f in dataclasses.fields(cls.config_class)}:
-        described["condition_shape"] = data.condition_shape
-    return described
+    extra = family_of(name).data_settings
+    return {**described, **(extra(data) if extra else {})}
 
 
 def _family_train_defaults(model: GenerativeModel | str) -> dict[str, Any]:
     """The training settings a model's family starts from (``train_defaults``), under the user's."""
     if isinstance(model, str):
-        from ..models import model_settings
-
         model = model_settings(model)[0]
     return dict(model.train_defaults)
 
@@ -806,8 +800,6 @@ def _saved_run_config(out_dir: str | os.PathLike) -> dict[str, Any] | None:
 
 def _model_to_resume(name: str, saved: dict[str, Any], settings: dict[str, Any], source: Path) -> GenerativeModel:
     """Rebuild the model of a run folder; refuse another model name or changed settings."""
-    from ..models import model_from_config
-
     if saved.get("name") != name:
         raise GenlabError(f"the run holds a '{saved.get('name')}' model, not '{name}'; resume it with that name")
     model = model_from_config({**saved, "name": name}, source)
@@ -816,17 +808,3 @@ def _model_to_resume(name: str, saved: dict[str, Any], settings: dict[str, Any],
         raise GenlabError(f"a resumed run keeps its model settings; drop {', '.join(sorted(changed))} "
                           "or start a new run")
     return model
-
-
-def default_run_dir(model_name: str, data_name: str, resume: bool = False, root: str = "runs") -> Path:
-    """``runs/<model>-<data>``, or with a suffix ``-2``, ``-3``... when taken. With ``resume``,
-    the latest existing one. Data given by a file (``volume:scans/rock.tif,edge=64``) is named by
-    the file's stem (``runs/porous-gan-rock``)."""
-    if ":" in data_name:
-        data_name = Path(data_name.partition(":")[2].split(",")[0]).stem or data_name.partition(":")[0]
-    stem = Path(root) / f"{model_name}-{data_name.replace(':', '-').replace('/', '_')}"
-    candidates = [stem] + [stem.with_name(f"{stem.name}-{i}") for i in range(2, 1000)]
-    taken = [p for p in candidates if p.exists()]
-    if resume:
-        return taken[-1] if taken else stem
-    return next(p for p in candidates if not p.exists())

@@ -1,0 +1,11 @@
+"""GANs: the DCGAN and the class-conditional GAN."""
+from ...family import Family
+from .model import GAN, GANConfig
+
+FAMILY = Family(
+    name="gan", model_class=GAN,
+    presets={"dcgan": {}, "cgan": {"conditional": True}},
+    aliases={"gan": "dcgan", "conditional-gan": "cgan", "cdcgan": "cgan"},
+)
+
+__all__ = ["FAMILY", "GAN", "GANConfig"]

@@ -1,0 +1,159 @@
+"""Every model family, one line each, and how a model is built or loaded by name.
+
+This is the one module of the core that names families: the rest of the core asks it for the
+records (:class:`~genlab.family.Family`) and reads their fields and hooks. A family outside this
+package joins with :func:`register` (the toy family of the tests does).
+
+A name selects a family and default settings: ``conv-vae`` is the VAE family with
+``arch="conv"``. Any setting can be overridden, e.g.
+``build_model("conv-vae", image_shape=(1, 28, 28), latent_dim=2)``.
+"""
+from __future__ import annotations
+
+import contextlib
+import difflib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import GenlabError
+from .family import Family
+from .families import autoencoder, codec, cyclegan, diffusion, gan, image_to_image, pca, porous, vae
+from .models.base import (CONFIG_FILE, WEIGHTS_FILE, GenerativeModel, check_fits_in_memory, check_weights, load_state,
+                          read_config)
+
+FAMILIES: list[Family] = [
+    pca.FAMILY,
+    autoencoder.FAMILY,
+    vae.FAMILY,
+    gan.FAMILY,
+    diffusion.FAMILY,
+    porous.FAMILY,
+    image_to_image.FAMILY,
+    cyclegan.FAMILY,
+    codec.FAMILY,
+]
+
+
+def register(family: Family) -> Family:
+    """Add a family (or replace the one of the same name): its models, commands and endpoints
+    appear in ``genlab train``, ``evaluate``, ``serve`` and ``--help`` like those of genlab's own."""
+    taken = {name: f.name for f in FAMILIES for name in f.presets if f.name != family.name}
+    clash = sorted(set(family.presets) & set(taken))
+    if clash:
+        raise GenlabError(f"model name(s) {', '.join(clash)} of family {family.name!r} are taken by "
+                          f"{taken[clash[0]]!r}; choose other names")
+    FAMILIES[:] = [f for f in FAMILIES if f.name != family.name] + [family]
+    return family
+
+
+def unregister(name: str) -> None:
+    """Remove the family ``name`` (what :func:`register` added)."""
+    FAMILIES[:] = [f for f in FAMILIES if f.name != name]
+
+
+def family(name: str) -> Family:
+    """The record of the family ``name`` (or a name older run folders gave it)."""
+    for f in FAMILIES:
+        if name == f.name or name in f.former_names:
+            return f
+    raise GenlabError(f"unknown model family {name!r}; known: {', '.join(f.name for f in FAMILIES)}")
+
+
+def family_of(model: GenerativeModel | str) -> Family:
+    """The record of a model, or of a model name (``conv-vae``, or another name for it)."""
+    if isinstance(model, GenerativeModel):
+        return family(model.family)
+    name = resolve_model_name(model)
+    return next(f for f in FAMILIES if name in f.presets)
+
+
+def model_names() -> list[str]:
+    """Every model name, family by family."""
+    return [name for f in FAMILIES for name in f.presets]
+
+
+def resolve_model_name(name: str) -> str:
+    """genlab's name for a model: ``name`` itself, or what another name for it stands for; an
+    unknown name gets one line naming the closest known one."""
+    known = model_names()
+    aliases = {alias: target for f in FAMILIES for alias, target in f.aliases.items()}
+    if name in known:
+        return name
+    key = name.lower().replace("_", "-")
+    if key in known:
+        return key
+    if key in aliases:
+        return aliases[key]
+    close = difflib.get_close_matches(key, known + list(aliases), n=1, cutoff=0.6)
+    hint = f"; did you mean '{aliases.get(close[0], close[0])}'?" if close else ""
+    raise GenlabError(f"unknown model '{name}'{hint} Choose one of: {', '.join(known)}")
+
+
+def model_settings(name: str, **overrides: Any) -> tuple[type[GenerativeModel], dict[str, Any]]:
+    """The model class and the merged settings for a model name (or another name for it, such
+    as ``ddpm`` for ``diffusion``)."""
+    name = resolve_model_name(name)
+    record = family_of(name)
+    return record.model_class_of(name), {**record.presets[name], **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def build_model(name: str, **settings: Any) -> GenerativeModel:
+    """Build a fresh model by name; ``settings`` override the config fields
+    (``image_shape`` and, for conditional models, ``num_classes`` describe the data)."""
+    cls, merged = model_settings(name, **settings)
+    return cls.from_config(merged, name=resolve_model_name(name))
+
+
+def model_from_config(config: dict[str, Any], source: Path, meta: bool = False) -> GenerativeModel:
+    """The model a run's config describes (``family``, ``name``, ``model`` settings), with one
+    clear line naming ``source`` when it does not describe one; ``meta``: built on the meta
+    device, without memory, to check its size first."""
+    name, settings = config.get("family"), config.get("model")
+    try:
+        record = family(name) if isinstance(name, str) else None
+    except GenlabError:
+        record = None
+    if record is None:
+        raise GenlabError(f"{source} names an unknown model family {name!r}; the run folder is damaged")
+    if not isinstance(settings, dict):
+        raise GenlabError(f"{source} has no 'model' section of settings; the run folder is damaged")
+    preset = config.get("name", record.name)
+    preset = preset if isinstance(preset, str) else record.name
+    try:
+        with torch.device("meta") if meta else contextlib.nullcontext():
+            return record.model_class_of(preset).from_config(settings, name=preset)
+    except GenlabError as err:
+        raise GenlabError(f"{source}: {err}; the run folder is damaged") from None
+    except (TypeError, ValueError, OverflowError, RuntimeError) as err:
+        raise GenlabError(f"{source} describes no {record.name} model that can be built ({err}); "
+                          "the run folder is damaged") from None
+
+
+def load_model(directory: str | Path, map_location: str | None = None) -> GenerativeModel:
+    """Load a model saved with ``save`` (or a run folder) exactly as it was saved. A damaged or
+    hostile folder gives one clear line: the config is checked, the model is first built on the
+    meta device (no memory) and its size and tensor shapes are checked against the memory left
+    and against the weights file's header before anything is allocated."""
+    directory = Path(directory)
+    config = read_config(directory)
+    model = model_from_config(config, directory / CONFIG_FILE, meta=True)
+    check_fits_in_memory(model, directory / CONFIG_FILE)
+    check_weights(model, directory / WEIGHTS_FILE)
+    model = model_from_config(config, directory / CONFIG_FILE)
+    if map_location:
+        model.to(map_location)
+    load_state(model, directory / WEIGHTS_FILE)
+    model.eval()
+    return model
+
+
+def dataset_kinds() -> dict[str, Any]:
+    """``{prefix: loader}`` of the ``PREFIX:SPEC`` datasets the families read."""
+    return {kind: load for f in FAMILIES for kind, load in f.dataset_kinds.items()}
+
+
+def presets() -> dict[str, tuple[str, dict[str, Any]]]:
+    """``{model name: (family name, default settings)}`` of every model, family by family."""
+    return {name: (f.name, dict(settings)) for f in FAMILIES for name, settings in f.presets.items()}
