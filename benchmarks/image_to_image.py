@@ -41,9 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, machine, mnist_data_dir, print_table, train_time, write_results  # noqa: E402
 
 import genlab  # noqa: E402
-from genlab.data import load_dataset, second_domain  # noqa: E402
+from genlab.data import load_dataset  # noqa: E402
+from genlab.families.cyclegan.data import second_domain  # noqa: E402
+from genlab.families.image_to_image import ImageToImage  # noqa: E402
+from genlab.families.image_to_image.quality import seeded_conditions  # noqa: E402
 from genlab.metrics import evaluate  # noqa: E402
-from genlab.metrics.image_quality import seeded_conditions  # noqa: E402
 from genlab.viz.grid import make_grid, png_bytes  # noqa: E402
 
 #: task -> (model, dataset, batch size, lr, model settings, images in the picture)
@@ -67,7 +69,7 @@ def picture(model, test_data, count: int, path: Path) -> None:
     """Rows: input (small inputs enlarged, nearest neighbour), output, target, for the first
     ``count`` test images, with the evaluation's seeded corruption."""
     batch = test_data.batch(slice(0, count)).to(model.device)
-    if model.capabilities.domain_transfer or model.capabilities.codec:   # rows: A, A -> B, B, B -> A; or x, decoded
+    if not isinstance(model, ImageToImage):   # its own rows: A, A -> B, B, B -> A (CycleGAN); or x, decoded (codec)
         rows = model.preview(batch)
     else:
         x = batch.images

@@ -120,9 +120,10 @@ def test_a_runs_own_config_is_accepted_by_config(tmp_path, capsys):
     (["--set", "channels=abc"], "--channels must be a list of integers, got 'abc'"),
     (["--set", "latent_dim=2.5"], "--latent-dim must be an integer, got 2.5"),
     (["--beta", "-1"], "--beta must be at least 0"),
-    (["--set", "grad_clip=-1"], "--set grad_clip must be at least 0"),
-    (["--set", "checkpoint_every=-5"], "--set checkpoint_every must be at least 0"),
+    (["--set", "grad_clip=-1"], "--grad-clip must be at least 0"),   # a setting with a flag is named by its flag
+    (["--set", "checkpoint_every=-5"], "--checkpoint-every must be at least 0"),
     (["--hidden", "-4"], "--hidden must be at least 1"),
+    (["--set", "likelihood=poisson"], "unknown likelihood 'poisson'; choose one of: bernoulli, gaussian"),
 ])
 def test_bad_setting_values_end_in_one_line(tmp_path, capsys, argv, message):
     code = main(["train", "vae", "--data", "digits", "--epochs", "1", "--quiet", "--out", str(tmp_path / "r"), *argv])
@@ -160,3 +161,130 @@ def test_one_line_messages_survive_exceptions_without_a_message():
     assert first_line(ValueError("")) == "ValueError"
     assert first_line(OSError("header too large\nmore detail")) == "header too large"
     assert len(first_line(RuntimeError("x" * 500))) == 120
+
+
+# ------------------------------------------------------------ flags from settings, family commands
+def trainers():
+    """The module genlab.train (``genlab.train`` as an attribute is the function it exports)."""
+    import importlib
+
+    module = importlib.import_module("genlab.train")
+    importlib.import_module("genlab.train.distributed")
+    return module
+
+
+@pytest.fixture
+def toy_family():
+    """A family registered from outside genlab: a config with a documented ``Literal`` field, a
+    command of its own, a flag it adds to ``genlab sample`` and a dataset kind."""
+    from dataclasses import dataclass
+    from typing import Literal
+
+    from genlab import registry
+    from genlab.family import Command, Family
+    from genlab.models.base import GenerativeModel, ModelConfig
+
+    @dataclass
+    class ToyConfig(ModelConfig):
+        """Attributes (beyond :class:`ModelConfig`):
+            toy_shape: the shape of every toy,
+                ``round`` or ``square``.
+            toy_size: undocumented elsewhere.
+        """
+
+        toy_shape: Literal["round", "square"] = "round"
+        toy_size: int = 3
+
+    class Toy(GenerativeModel):
+        family = "toy"
+        config_class = ToyConfig
+
+    def hello(args):
+        return [f"hello {args.who}"]
+
+    record = Family(name="toy", model_class=Toy, presets={"toy-model": {}},
+                    commands=(Command("toy-hello", "say hello", lambda p: p.add_argument("who"), hello),),
+                    tool_arguments={"sample": lambda p: p.add_argument("--toy-flag", type=int, help="toys only")},
+                    dataset_kinds={"toybox": lambda spec, split: None}, dataset_help="toybox:SPEC (toys in a box)")
+    registry.register(record)
+    yield ToyConfig
+    registry.unregister("toy")
+
+
+def test_a_new_setting_is_a_flag_with_its_choices_and_help(toy_family, capsys, monkeypatch):
+    from genlab.cli import build_parser
+    from genlab.config import from_dict
+    from genlab.errors import GenlabError
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--toy-shape {round,square} the shape of every toy, round or square. [toy-model]" in help_text
+    assert "--toy-size TOY_SIZE undocumented elsewhere. [toy-model]" in help_text
+    # Each existing flag is still there, from the settings, with the choices of their Literal types.
+    assert "--precision {fp32,bf16,fp16,auto}" in help_text and "--lr-schedule {constant,cosine,linear-decay}" in help_text
+    assert "--arch {dense,conv,resnet,unet,espcn}" in help_text and "--likelihood {bernoulli,gaussian}" in help_text
+    assert "--binarize, --no-binarize" in help_text and "--channels-last, --no-channels-last" in help_text
+    args = build_parser().parse_args(["train", "toy-model", "--toy-shape", "square", "--toy-size", "5",
+                                      "--channels", "8,16", "--no-binarize", "--lr", "0.01"])
+    assert (args.toy_shape, args.toy_size, args.channels, args.binarize, args.lr) == ("square", 5, (8, 16), False, 0.01)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "toy-model", "--toy-shape", "oval"])
+    assert "invalid choice: 'oval'" in capsys.readouterr().err
+    with pytest.raises(GenlabError, match="unknown toy_shape 'oval'; choose one of: round, square"):
+        from_dict(toy_family, {"toy_shape": "oval"})
+    # The settings are split into training and model settings, as the library takes them.
+    called = {}
+    monkeypatch.setattr(trainers(), "train", lambda model, data, **kwargs: called.update(kwargs, model=model))
+    assert main(["train", "toy-model", "--toy-shape", "square", "--lr", "0.01", "--out", "x", "--quiet"]) == 0
+    assert called["model"] == "toy-model" and called["model_settings"] == {"toy_shape": "square"}
+    assert called["lr"] == 0.01 and "toy_shape" not in {k for k in called if k != "model_settings"}
+
+
+def test_a_family_command_runs_and_its_datasets_are_listed(toy_family, capsys):
+    assert main(["toy-hello", "world"]) == 0
+    assert capsys.readouterr().out == "hello world\n"
+    assert main(["datasets"]) == 0
+    text = capsys.readouterr().out
+    assert "toybox:SPEC (toys in a box)" in text and "volume:PATH" in text
+
+
+def test_a_flag_a_family_adds_is_refused_for_runs_of_other_families(toy_family, tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    run_dir = tmp_path / "ae"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "runs-4f1b47e" / "ae", run_dir)
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
+    for argv, message in [(["sample", run_dir, "--size", 16], "--size applies to porous-gan runs"),
+                          (["sample", run_dir, "--toy-flag", 1], "--toy-flag applies to toy-model runs"),
+                          (["translate", run_dir, image, "--direction", "b-to-a"],
+                           "--direction applies to cyclegan runs")]:
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1 and message in err, err
+        assert f"{run_dir} holds a run of ae" in err
+    assert not list(run_dir.glob("*.png")) and not (tmp_path / "x-ae.png").exists()
+
+
+def test_the_run_folder_is_named_once_with_or_without_nproc(tmp_path, monkeypatch):
+    """The default folder of a cyclegan run names its second domain, in one process or in several."""
+    from pathlib import Path
+
+    from genlab.runs import run_name
+
+    monkeypatch.chdir(tmp_path)
+    launched, trained = [], []
+    monkeypatch.setattr(trainers().distributed, "launch", lambda argv, nproc: launched.append(argv) or 0)
+    monkeypatch.setattr(trainers(), "train", lambda model, data, out_dir=None, **kwargs: trained.append(out_dir))
+    argv = ["train", "cyclegan", "--data", "digits28", "--domain-b", "digits-m", "--epochs", "1"]
+    assert main([*argv, "--nproc", "2"]) == 0
+    assert main(argv) == 0
+    expected = str(Path("runs") / run_name("cyclegan", "digits28", {"domain_b": "digits-m"}))
+    assert expected == str(Path("runs") / "cyclegan-digits28-digits-m")
+    assert launched == [[*argv, "--out", expected]] and trained == [expected]
+    assert "--nproc" not in launched[0]
+    # The same setting given in a --config file names the folder the same way.
+    (tmp_path / "c.json").write_text(json.dumps({"domain_b": "digits-m"}))
+    assert main(["train", "cyclegan", "--data", "digits28", "--config", "c.json", "--nproc", "2"]) == 0
+    assert launched[-1][-2:] == ["--out", expected]

@@ -8,7 +8,7 @@ Three lines from data to pictures::
 """
 import os
 
-__version__ = "0.1.0"
+from .version import __version__
 
 # How long an idle OpenMP thread spins before it sleeps, unless the user chose (OMP_WAIT_POLICY or
 # GOMP_SPINCOUNT). Sleeping at once (PASSIVE) pays a wake-up on every operator: multi-threaded

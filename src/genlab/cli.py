@@ -1,20 +1,30 @@
-"""The ``genlab`` command: parses arguments and calls the library; no logic of its own."""
+"""The ``genlab`` command: parses arguments and calls the library; no logic of its own.
+
+The CLI names no family. ``genlab train``'s setting flags are made from the fields of the settings
+dataclasses (:class:`~genlab.train.TrainConfig` and every registered model class's config): their
+types, ``Literal`` choices and the descriptions of their docstrings' ``Attributes:`` sections. A
+family's own commands (:attr:`genlab.family.Family.commands`), its versions of the run commands
+(``run_tools``) and the flags it adds to them (``tool_arguments``) come from its record.
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
 import sys
 import tomllib
+import types
+import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from .errors import GenlabError, first_line
 
-MODEL_FLAGS = ("latent_dim", "arch", "hidden", "channels", "blocks_per_stage", "norm", "activation",
-               "upsample", "recon_loss", "noise", "noise_level", "likelihood", "sigma", "learn_sigma",
-               "beta", "mc_samples", "scale", "color_space", "domain_b", "adv_weight")
+#: config fields that describe the training data: a run reads them from its dataset, not from flags
+DATA_FIELDS = ("image_shape", "num_classes", "condition_shape")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -24,18 +34,30 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+
+
 def _names(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _value(text: str) -> Any:
+    """A JSON value (``3``, ``0.5``, ``true``, ``[1, 2]``), or the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def _setting(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE, got '{text}'")
-    try:
-        return key.replace("-", "_"), json.loads(value)
-    except json.JSONDecodeError:
-        return key.replace("-", "_"), value
+    return key.replace("-", "_"), _value(value)
 
 
 def _read_config_file(path: str) -> dict[str, Any]:
@@ -50,150 +72,259 @@ def _read_config_file(path: str) -> dict[str, Any]:
         raise GenlabError(f"{p} must hold a mapping of settings (e.g. {{\"latent_dim\": 2, \"epochs\": 5}}), "
                           f"not a {type(settings).__name__}")
     if {"family", "model", "train"} <= set(settings):  # a run's own config.json: its model and training settings
-        model = {k: v for k, v in (settings.get("model") or {}).items() if k not in ("image_shape", "num_classes")}
+        model = {k: v for k, v in (settings.get("model") or {}).items() if k not in DATA_FIELDS}
         return {**model, **(settings.get("train") or {})}
     return settings
 
 
+# ------------------------------------------------------------------ flags from settings
+def attribute_docs(cls: type) -> dict[str, str]:
+    """``{field: description}`` from the ``Attributes:`` sections of the docstrings of ``cls`` and
+    its bases (a subclass's description wins), as one line of plain text each. An entry is
+    ``name: text`` (or ``a, b: text`` for several), continued on more deeply indented lines."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        docs.update(_parse_attributes(klass.__dict__.get("__doc__") or ""))
+    return docs
+
+
+def _parse_attributes(doc: str) -> dict[str, str]:
+    lines = doc.expandtabs().splitlines()
+    start = next((i for i, line in enumerate(lines) if re.match(r"\s*Attributes\b.*:\s*$", line)), None)
+    if start is None:
+        return {}
+    entries: dict[str, list[str]] = {}
+    indent, current = None, []
+    for line in lines[start + 1:]:
+        if not line.strip():
+            if current:
+                break   # a blank line ends the section
+            continue
+        depth = len(line) - len(line.lstrip())
+        indent = depth if indent is None else indent
+        if depth < indent:
+            break
+        entry = re.fullmatch(r"([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*:\s*(.*)", line.strip())
+        if depth == indent and entry:
+            current = [entry[2]]
+            for name in re.split(r"\s*,\s*", entry[1]):
+                entries[name] = current
+        elif current:
+            current.append(line.strip())
+    return {name: _plain(" ".join(text)) for name, text in entries.items()}
+
+
+def _plain(text: str) -> str:
+    """reStructuredText markup as plain text: ``x`` -> x, :class:`~a.B` -> B."""
+    text = re.sub(r":\w+:`~?([^`]*\.)?([^`.]+)`", r"\2", text)
+    return re.sub(r"\s+", " ", text.replace("``", "")).strip()
+
+
+def _kind(hint: Any) -> tuple[str, tuple]:
+    """How a flag reads a setting of type ``hint``: (``bool``, ``int``, ``float``, ``str``,
+    ``ints`` or ``floats`` (comma-separated), ``choice`` (with the choices) or ``json``, choices)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        return _merge([_kind(a) for a in options]) if options else ("json", ())
+    if origin is typing.Literal:
+        return "choice", args
+    if hint in (bool, int, float, str):
+        return hint.__name__, ()
+    if origin is tuple:
+        items = {a for a in args if a is not Ellipsis}
+        if items and items <= {int}:
+            return "ints", ()
+        if items and items <= {int, float}:
+            return "floats", ()
+    return "json", ()
+
+
+def _merge(kinds: list[tuple[str, tuple]]) -> tuple[str, tuple]:
+    """The most general of several ways to read a setting (one name, several types)."""
+    names = {name for name, _ in kinds}
+    if names == {"choice"}:
+        return "choice", tuple(dict.fromkeys(c for _, choices in kinds for c in choices))
+    if len(names) == 1:
+        return kinds[0]
+    if names == {"str", "choice"}:
+        return "str", ()   # each config refuses what it does not take
+    if names & {"ints", "floats"} and names <= {"int", "float", "ints", "floats"}:
+        return ("ints" if names <= {"int", "ints"} else "floats"), ()   # a list wins: one number is a list of one
+    return "json", ()
+
+
+def _flag_options(kind: str, choices: tuple) -> dict[str, Any]:
+    """``add_argument`` keywords that read a setting of this kind."""
+    if kind == "bool":
+        return {"action": argparse.BooleanOptionalAction}
+    if kind == "choice":
+        types_ = {type(c) for c in choices}
+        reader = str if types_ == {str} else int if types_ == {int} else _value
+        return {"type": reader, "choices": list(choices)}
+    return {"int": {"type": int}, "float": {"type": float}, "str": {},
+            "ints": {"type": _ints, "metavar": "N[,N...]"}, "floats": {"type": _floats, "metavar": "X[,X...]"},
+            }.get(kind, {"type": _value, "metavar": "VALUE"})
+
+
+def setting_fields() -> dict[str, dict[str, Any]]:
+    """Every setting a flag of ``genlab train`` sets: ``{field: {"training": bool, "hints": [...],
+    "help": str}}``, from :class:`~genlab.train.TrainConfig` (first) and the config classes of
+    every registered family's model classes; the fields that describe the data
+    (:data:`DATA_FIELDS`) are not settings. The help is the field's description, with the models
+    that take it when not all do (a description for each group of models where they differ)."""
+    from .registry import FAMILIES
+    from .train import TrainConfig
+
+    configs: dict[type, list[str] | None] = {TrainConfig: None}   # None: every model
+    for record in FAMILIES:
+        for cls in record.classes():
+            configs.setdefault(cls.config_class, [])
+        for preset in record.presets:
+            configs.setdefault(record.model_class_of(preset).config_class, []).append(preset)
+    every = [preset for record in FAMILIES for preset in record.presets]
+    fields: dict[str, dict[str, Any]] = {}
+    for config, models in configs.items():
+        docs, hints = attribute_docs(config), typing.get_type_hints(config)
+        for f in dataclasses.fields(config):
+            if f.name not in DATA_FIELDS:
+                entry = fields.setdefault(f.name, {"training": config is TrainConfig, "hints": [], "docs": {}})
+                entry["hints"].append(hints[f.name])
+                entry["docs"].setdefault(docs.get(f.name, ""), []).extend(every if models is None else models)
+    for entry in fields.values():
+        docs = entry.pop("docs")
+        models = [m for group in docs.values() for m in group]
+        described = {doc: group for doc, group in docs.items() if doc}
+        if len(described) > 1:
+            entry["help"] = "; ".join(f"{', '.join(group)}: {doc.rstrip('.')}" for doc, group in described.items())
+        elif set(models) >= set(every):
+            entry["help"] = "".join(described)
+        else:
+            entry["help"] = f"{''.join(described)} [{', '.join(models)}]".lstrip()
+    return fields
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> tuple[str, ...]:
+    """A flag for each setting of :func:`setting_fields` (``--field-name``, unset by default),
+    training settings and model settings in two groups; returns the settings' names."""
+    taken = {s for action in parser._actions for s in action.option_strings}
+    groups = {True: parser.add_argument_group("training settings"),
+              False: parser.add_argument_group("model settings (each model takes those of its config)")}
+    names = []
+    for name, entry in setting_fields().items():
+        flag = "--" + name.replace("_", "-")
+        if flag in taken:
+            continue   # a flag of the command's own (--data, --out ...)
+        groups[entry["training"]].add_argument(flag, dest=name, default=None,
+                                               help=entry["help"].replace("%", "%%") or None,
+                                               **_flag_options(*_merge([_kind(h) for h in entry["hints"]])))
+        names.append(name)
+    return tuple(names)
+
+
+# ------------------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
-    from .registry import model_names
+    from .registry import FAMILIES, dataset_kinds, model_names
 
     parser = argparse.ArgumentParser(prog="genlab", description="Deep generative models of images.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parsers: dict[str, argparse.ArgumentParser] = {}
 
-    p = sub.add_parser("datasets", help="list the datasets, their shapes and whether they are here")
+    def command(name: str, handler: Callable[[argparse.Namespace], Iterable[Any] | None], **kwargs: Any):
+        p = parsers[name] = sub.add_parser(name, **kwargs)
+        p.set_defaults(_handler=handler)
+        return p
+
+    p = command("datasets", _datasets, help="list the datasets, their shapes and whether they are here")
     p.add_argument("--data-dir", help="folder of dataset files (default $GENLAB_DATA or ~/.cache/genlab/data)")
 
-    p = sub.add_parser("train", help="train a model into a run folder")
+    p = command("train", _train, help="train a model into a run folder",
+                usage="%(prog)s MODEL [--data DATA] [--data-dir DIR] [--out OUT] [--config FILE] [--resume] "
+                "[--nproc N] [--set KEY=VALUE] [--quiet] [--SETTING VALUE ...]")
     p.add_argument("model", metavar="MODEL", help=f"one of: {', '.join(model_names())}")
-    p.add_argument("--data", default="digits", help="dataset name, folder:PATH, npz:PATH or volume:PATH[,edge=E,...] "
+    kinds = "".join(f", {kind}:SPEC" for kind in dataset_kinds())
+    p.add_argument("--data", default="digits", help=f"dataset name (genlab datasets), folder:PATH, npz:PATH{kinds} "
                    "(default digits)")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")
     p.add_argument("--config", help="JSON or TOML file of model and training settings")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, help="images per step, over all processes (default 128)")
-    p.add_argument("--grad-accumulation", type=int, help="micro-batches per step, gradients summed (default 1)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"],
-                   help="autocast precision; auto: bf16 where the device has it natively, else fp32 "
-                   "(default: auto for the VAEs, 2-D GANs and diffusion, fp32 for the rest)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="channels-last (NHWC) 2-D convolutions (default: on for the 2-D GANs)")
     p.add_argument("--nproc", type=int, help="data-parallel processes on this machine, started by torchrun")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--lr-schedule", choices=["constant", "cosine", "linear-decay"])
-    p.add_argument("--max-minutes", type=float, help="stop after this many minutes of training steps (default: no limit)")
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
-                   help="dynamic binarization (default: on for Bernoulli likelihoods)")
-    p.add_argument("--latent-dim", type=int)
-    p.add_argument("--arch", choices=["dense", "conv", "resnet", "unet", "espcn"])
-    p.add_argument("--hidden", type=_ints, help="dense widths, e.g. 1000,500,250")
-    p.add_argument("--channels", type=_ints, help="conv stage channels, e.g. 32,64")
-    p.add_argument("--blocks-per-stage", type=int, help="extra 3x3 convolutions (resnet: residual blocks) per stage")
-    p.add_argument("--upsample", choices=["transposed", "resize-conv", "pixel-shuffle"])
-    p.add_argument("--recon-loss", choices=["mse", "bce"])
-    p.add_argument("--noise", choices=["none", "gaussian", "masking", "salt-pepper"])
-    p.add_argument("--noise-level", type=float)
-    p.add_argument("--likelihood", choices=["bernoulli", "gaussian"])
-    p.add_argument("--sigma", type=float)
-    p.add_argument("--beta", type=float)
-    p.add_argument("--mc-samples", type=int)
-    p.add_argument("--scale", type=int, help="superres: how many times larger the output is (2 or 4)")
-    p.add_argument("--color-space", choices=["lab", "yuv"], help="colorize: L in and a, b predicted (lab, default), "
-                   "or Y in and U, V predicted (yuv)")
-    p.add_argument("--domain-b", help="cyclegan: the second domain's dataset (e.g. --data mnist --domain-b mnist-m)")
-    p.add_argument("--adv-weight", type=float, help="image-to-image: weight of the PatchGAN adversarial term "
-                   "(pix2pix: 0.01 by default; 0 turns it off)")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
-                   help="any other model or training setting, e.g. --set activation=silu")
+                   help="a setting by its name, as in a --config file (e.g. --set snapshot_every=100)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(_settings=_add_setting_flags(p))
 
-    p = sub.add_parser("make-volume", help="a synthetic porous medium with known statistics (.npy or .tif)")
-    p.add_argument("kind", choices=["overlapping-spheres", "gaussian-field"])
-    p.add_argument("--size", type=int, default=128, help="edge in voxels (default 128)")
-    p.add_argument("--porosity", type=float, default=0.3, help="expected pore fraction (default 0.3)")
-    p.add_argument("--radius", type=float, help="overlapping-spheres: ball radius in voxels (default 5)")
-    p.add_argument("--correlation-length", type=float,
-                   help="gaussian-field: std of the smoothing kernel in voxels (default 3)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="file to write: .npy (True = pore) or .tif (0 = pore, 255 = grain)")
-
-    p = sub.add_parser("serve", help="an HTTP API and a latent explorer page for a trained run")
+    p = command("serve", _serve, help="an HTTP API and a latent explorer page for a trained run")
     p.add_argument("run")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--data-dir")
 
-    p = sub.add_parser("sample", help="draw samples from a trained model (PNG grid; volumes as .npy and .tif)")
+    p = command("sample", _on_run, help="draw samples from a trained model (PNG grid)")
     p.add_argument("run")
-    p.add_argument("-n", "--num", type=int, help="samples (default 64 images, or 1 volume)")
-    p.add_argument("--size", type=int, help="edge of generated volumes in voxels, any size the 3-D GAN can make "
-                   "(default: the training cubes')")
+    p.add_argument("-n", "--num", type=int, help="samples (default 64 images)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", type=int, help="class of the samples (conditional models)")
-    p.add_argument("--steps", type=int, help="denoising steps, 1 to the model's timesteps (diffusion; default 50)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (conditional diffusion; 1: none)")
-    p.add_argument("--eta", type=float, help="DDIM noise in [0, 1] (diffusion; 0: deterministic)")
-    p.add_argument("--out", help="PNG path (default RUN/samples.png); diffusion also writes the denoising as .gif; "
-                   "volumes: a folder (default RUN/samples-EDGE)")
+    p.add_argument("--steps", type=int, help="denoising steps, 1 to the model's timesteps (models that sample by "
+                   "denoising; default 50)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (conditional models that sample "
+                   "by denoising; 1: none)")
+    p.add_argument("--eta", type=float, help="DDIM noise in [0, 1] (models that sample by denoising; "
+                   "0: deterministic)")
+    p.add_argument("--out", help="PNG path (default RUN/samples.png); a model that samples by denoising also "
+                   "writes the denoising as .gif")
 
-    p = sub.add_parser("reconstruct", help="test images above their reconstructions (PNG grid)")
+    p = command("reconstruct", _on_run, help="test images above their reconstructions (PNG grid)")
     p.add_argument("run")
     p.add_argument("-n", "--num", type=int, default=32)
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--data-dir")
     p.add_argument("--out", help="PNG path (default RUN/reconstructions.png)")
 
-    p = sub.add_parser("encode", help="latent codes of a split to .npz (arrays z, labels)")
+    p = command("encode", _on_run, help="latent codes of a split to .npz (arrays z, labels)")
     p.add_argument("run")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--data-dir")
     p.add_argument("--out", help=".npz path (default RUN/latents-SPLIT.npz)")
 
-    p = sub.add_parser("evaluate", help="test metrics: squared error per image; ELBO and bits/dim for VAEs; "
-                       "FID, KID, precision/recall of samples")
+    p = command("evaluate", _on_run, help="test metrics: squared error per image; ELBO and bits/dim for models with "
+                "a likelihood; FID, KID, precision/recall of samples; a family's own measures")
     p.add_argument("run")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--mc-samples", type=int, default=10, help="Monte-Carlo draws per image for the ELBO")
     p.add_argument("--metrics", type=_names, help="comma-separated: default (reconstruction, ELBO), nll "
-                   "(importance-weighted), fid, kid, pr (precision/recall), dc (density/coverage); for volumes: "
-                   "porosity, s2, surface, chords, euler (default: all five); default: default")
-    p.add_argument("--size", type=int, help="volumes: edge of the generated volumes (default: the training cubes')")
+                   "(importance-weighted), fid, kid, pr (precision/recall), dc (density/coverage); default: "
+                   "default (a family that evaluates its runs its own way names its own)")
     p.add_argument("--importance-samples", type=int, default=5000,
                    help="draws per image for the importance-weighted nll (default 5000)")
-    p.add_argument("--num-samples", type=int, help="generated images for fid/kid/pr/dc (default: size of --split; "
-                   "volumes: 20)")
+    p.add_argument("--num-samples", type=int, help="generated images for fid/kid/pr/dc (default: size of --split)")
     p.add_argument("--features", default="classifier", choices=["classifier", "inception"],
                    help="feature network for fid/kid/pr/dc (default: a classifier genlab trains on the dataset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir")
     p.add_argument("--out", help="JSON path (default RUN/evaluation-SPLIT.json)")
 
-    p = sub.add_parser("interpolate", help="decode a path between two test images, seeds or saved codes "
-                       "(PNG strip, GIF)")
+    p = command("interpolate", _on_run, help="decode a path between two test images, seeds or saved codes "
+                "(PNG strip, GIF)")
     p.add_argument("run")
-    ends = ("a test-image index (models with an encoder), a seed (models without one, e.g. GANs: the z "
-            "that model.prior_noise(1, torch.Generator().manual_seed(SEED)) draws), or a latent file "
+    ends = ("a test-image index (models with an encoder), a seed (models without one: the z that "
+            "model.prior_noise(1, torch.Generator().manual_seed(SEED)) draws), or a latent file "
             "(.npy, .npz, .txt)")
     p.add_argument("--from", dest="start", required=True, metavar="A", help=f"start: {ends}")
     p.add_argument("--to", dest="end", metavar="B", help=f"end: {ends}; omitted with --to-label")
     p.add_argument("--label", type=int, metavar="L",
-                   help="class of the whole path (conditional models without an encoder, e.g. cgan)")
+                   help="class of the whole path (conditional models without an encoder)")
     p.add_argument("--to-label", type=int, metavar="M",
-                   help="with --label L: keep A's z and move the class from L to M (cgan)")
+                   help="with --label L: keep A's z and move the class from L to M (conditional models without "
+                   "an encoder)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--spherical", action="store_true", help="slerp: great circle, norm interpolated linearly")
-    p.add_argument("--size", type=int, help="volumes: edge of the volumes along the path (3-D GAN; default the "
-                   "training cubes')")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="output folder (default RUN)")
 
-    p = sub.add_parser("latent-map", help="test codes (or, without an encoder, draws from the prior coloured by "
-                       "the class a classifier sees in their images) as a 2-D scatter; a manifold grid for 2-D codes")
+    p = command("latent-map", _on_run, help="test codes (or, without an encoder, draws from the prior coloured by "
+                "the class a classifier sees in their images) as a 2-D scatter; a manifold grid for 2-D codes")
     p.add_argument("run")
     p.add_argument("--projection", default="pca", choices=["pca", "tsne"], help="for codes wider than 2")
     p.add_argument("--limit", type=int, default=5000,
@@ -203,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--out", help="output folder (default RUN)")
 
-    p = sub.add_parser("concept", help="a concept vector (mean code with minus without an attribute), applied to images")
+    p = command("concept", _on_run, help="a concept vector (mean code with minus without an attribute), applied "
+                "to images")
     p.add_argument("run")
     p.add_argument("--attribute", required=True, metavar="NAME",
                    help="label=8, 'label=8 vs label=3', ink (stroke thickness, split at the median), "
@@ -218,52 +350,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--out", help="output folder (default RUN)")
 
-    p = sub.add_parser("probe", help="linear classifiers on codes vs pixels vs PCA, by label budget")
+    p = command("probe", _on_run, help="linear classifiers on codes vs pixels vs PCA, by label budget")
     p.add_argument("run")
     p.add_argument("--labels-per-class", default="10,100,all", help="label budgets, e.g. 10,100,all")
     p.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="draws of the labelled images (default 0,1,2)")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="JSON path (default RUN/probe.json)")
 
-    p = sub.add_parser("experiment", help="experiments that train and compare several runs")
-    p.add_argument("name", choices=["elbo-ablation"])
-    p.add_argument("--data", default="digits")
-    p.add_argument("--data-dir")
-    p.add_argument("--model", default="vae", choices=["vae", "conv-vae"])
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--train-size", type=int, help="train on the first N training images (default all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="folder (default runs/elbo-ablation-DATA)")
-    p.add_argument("--quiet", action="store_true")
-
-    p = sub.add_parser("demo", help="train PCA, a conv autoencoder, a VAE, a DCGAN, a denoiser, a x2 "
-                       "super-resolution net and a diffusion model on digits; write an HTML report")
+    p = command("demo", _demo, help="train a small model of each kind on digits and write an HTML report")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--fresh", action="store_true", help="retrain models already trained by an earlier demo")
     p.add_argument("--quiet", action="store_true")
 
-    p = sub.add_parser("translate", help="apply an image-to-image run (denoise, superres, colorize, pix2pix, "
-                       "cyclegan) to image files (PNG)")
+    p = command("translate", _on_run, help="apply a run that maps images to images to image files (PNG)")
     p.add_argument("run")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files: the noisy (denoise), small "
-                   "(superres) or grey (colorize; a colour file is made grey first) inputs, any size the network takes")
-    p.add_argument("--out", help="folder for the results (default: beside each input, as NAME-denoise.png, "
-                   "NAME-x2.png, NAME-color.png, NAME-pix2pix.png or NAME-a-to-b.png)")
-    p.add_argument("--direction", choices=["a-to-b", "b-to-a"], help="cyclegan: which way to translate "
-                   "(default a-to-b: from the training data's domain to --domain-b's)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, the inputs the run takes (noisy, "
+                   "small or grey images: a colour file is made grey first), any size the network takes")
+    p.add_argument("--out", help="folder for the results (default: beside each input, as NAME-TASK.png)")
 
-    p = sub.add_parser("compress", help="image files to small .glc files with a trained codec (genlab train compress)")
-    p.add_argument("run")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size the codec takes")
-    p.add_argument("--out", help="folder for the .glc files (default: beside each input, as NAME.glc)")
-
-    p = sub.add_parser("decompress", help=".glc files back to PNG images, with the run that wrote them")
-    p.add_argument("files", nargs="+", metavar="FILE", help=".glc files written by `genlab compress`")
-    p.add_argument("--run", required=True, help="the codec run that compressed them (a file names it by its "
-                   "weights, and another run's files are refused)")
-    p.add_argument("--out", help="folder for the images (default: beside each file, as NAME.png)")
-
-    p = sub.add_parser("explain", help="figures that explain a building block")
+    p = command("explain", _explain, help="figures that explain a building block")
     p.add_argument("topic", choices=["transposed-conv", "checkerboard"])
     p.add_argument("--kernel", type=int, default=3)
     p.add_argument("--stride", type=int, default=2)
@@ -272,51 +377,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/explain")
+
+    for record in FAMILIES:   # each family's own commands
+        for c in record.commands:
+            c.arguments(command(c.name, c.run, help=c.help))
+    owners: dict[str, dict[str, tuple[list[str], Any]]] = {}   # {command: {dest: (families, default)}}
+    for record in FAMILIES:   # the flags families add to the run commands
+        for name, add in record.tool_arguments.items():
+            if name in parsers:
+                flags = owners.setdefault(name, {})
+                for dest, default in _add_family_flags(parsers[name], add, flags):
+                    flags.setdefault(dest, ([], default))[0].append(record.name)
+                parsers[name].set_defaults(_family_flags=flags)
     return parser
 
 
-def _train(args: argparse.Namespace) -> None:
-    import dataclasses
-    import os
+def _add_family_flags(parser: argparse.ArgumentParser, add: Callable[[argparse.ArgumentParser], None],
+                      added: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Add to ``parser`` the flags ``add`` adds; a flag of the same name that another family added
+    (in ``added``) is shared, and one of the command's own is left as it is. Returns the (dest,
+    default) of the family's flags."""
+    scratch = argparse.ArgumentParser(add_help=False)
+    add(scratch)
+    taken = {s: action for action in parser._actions for s in action.option_strings}
+    flags = []
+    for action in scratch._actions:
+        known = [taken[s] for s in action.option_strings if s in taken]
+        if not known:
+            parser._add_action(action)
+            flags.append((action.dest, action.default))
+        elif known[0].dest in added:
+            flags.append((known[0].dest, known[0].default))
+    return flags
 
-    from .train import TrainConfig, train
 
-    from .registry import resolve_model_name
+# ---------------------------------------------------------------------------- commands
+def _train(args: argparse.Namespace) -> list[str]:
+    from .registry import model_settings, resolve_model_name
+    from .runs import default_run_dir, run_name
+    from .train import TrainConfig
 
     args.model = resolve_model_name(args.model)
-    if args.nproc is not None and "WORLD_SIZE" not in os.environ:
-        _launch(args)
-        return
-    train_fields = tuple(f.name for f in dataclasses.fields(TrainConfig))
     settings = _read_config_file(args.config) if args.config else {}
     settings.update(dict(args.set))
-    for name in train_fields + MODEL_FLAGS:
-        value = getattr(args, name, None)
-        if value is not None:
-            settings[name] = value
+    settings.update({name: getattr(args, name) for name in args._settings if getattr(args, name) is not None})
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     train_settings = {k: settings.pop(k) for k in list(settings) if k in train_fields}
     data = settings.pop("data", None) or args.data
-    out = args.out or _default_out(args.model, f"{data}-{settings['domain_b']}" if settings.get("domain_b") else data,
-                                   args.resume)
-    from .train import distributed
+    # The one place the CLI names a run folder, as the library does: the model's settings over its preset.
+    out = args.out or str(default_run_dir(run_name(args.model, data, model_settings(args.model, **settings)[1]),
+                                          args.resume))
+    if args.nproc is not None and "WORLD_SIZE" not in os.environ:
+        return _launch(args, out)
+    from .train import distributed, train
 
     train(args.model, data, data_dir=args.data_dir, out_dir=out, resume=args.resume,
           progress=not args.quiet, model_settings=settings, **train_settings)
     distributed.shutdown()  # after a run that ended well; on an error torchrun stops the others
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"trained {args.model}; run folder: {out}")
+    return [f"trained {args.model}; run folder: {out}"] if int(os.environ.get("RANK", "0")) == 0 else []
 
 
-def _default_out(model: str, data: str, resume: bool) -> Path:
-    from .train import default_run_dir
-
-    return default_run_dir(model, data, resume)
-
-
-def _launch(args: argparse.Namespace) -> None:
+def _launch(args: argparse.Namespace, out: str) -> list[str]:
     """``genlab train ... --nproc N``: the same command in N processes under torchrun, with the
-    run folder chosen once here."""
-    from .train.distributed import launch
+    run folder ``out`` chosen once here."""
+    from .train import distributed
 
     argv = list(args.argv)
     for i, word in enumerate(argv):
@@ -327,130 +451,115 @@ def _launch(args: argparse.Namespace) -> None:
             del argv[i]
             break
     if not args.out:
-        argv += ["--out", str(_default_out(args.model, args.data, args.resume))]
-    code = launch(argv, args.nproc)
+        argv += ["--out", out]
+    code = distributed.launch(argv, args.nproc)
     if code:
         raise GenlabError(f"the data-parallel run ended with exit code {code} (its processes' messages are above)")
+    return []
 
 
-def _run(args: argparse.Namespace) -> None:
-    from .commands import run as tools
+def _on_run(args: argparse.Namespace) -> Iterable[Any]:
+    """A command on a trained run: the run's family's own version of it (``run_tools``) where the
+    family declares one, otherwise the core's, given the flags the family added to it."""
+    from .registry import FAMILIES, family_of
     from .train import load_run
 
     run = load_run(args.run)
-    volumes = run.model.config.spatial_dims == 3
-    if args.command == "sample" and volumes:
-        from .families.porous.commands import sample_volumes
-
-        if args.label is not None or args.steps is not None:
-            raise GenlabError("`label` and `steps` do not apply to the 3-D GAN; give `num`, `size` and `seed`")
-        for path in sample_volumes(run, args.num or 1, args.size, args.seed, args.out):
-            print(path)
-    elif args.command == "sample":
-        if args.size is not None:
-            raise GenlabError("`size` applies to models that generate volumes (porous-gan)")
-        for path in tools.sample_files(run, 64 if args.num is None else args.num, args.seed, args.label, args.out,
-                                       steps=args.steps, guidance=args.guidance, eta=args.eta):
-            print(path)
-    elif args.command == "evaluate" and volumes:
-        _evaluate_volumes(run, args)
-    elif args.command == "reconstruct":
-        print(tools.reconstruct(run, args.num, args.split, args.data_dir, args.out))
-    elif args.command == "encode":
-        print(tools.encode(run, args.split, args.data_dir, out=args.out))
-    elif args.command == "evaluate":
-        results, path = tools.evaluate_run(run, args.split, args.mc_samples, args.seed, args.data_dir, args.out,
-                                           args.metrics, args.num_samples, args.features,
-                                           importance_samples=args.importance_samples)
-        print(tools.format_metrics(results))
-        print(f"written to {path}")
-
-
-def _evaluate_volumes(run, args: argparse.Namespace) -> None:
-    from .families.porous.commands import POROUS_METRICS, evaluate_volumes, format_porous
-    from .models.base import write_json_atomic
-
-    metrics = args.metrics or list(POROUS_METRICS)
-    unknown = [m for m in metrics if m not in POROUS_METRICS]
-    if unknown:
-        raise GenlabError(f"unknown metric '{unknown[0]}' for volumes; choose from: {', '.join(POROUS_METRICS)}")
-    out = Path(args.out) if args.out else run.path / "evaluation-porous.json"
-    results = evaluate_volumes(run, metrics, args.num_samples, args.size, args.seed, out.parent)
-    write_json_atomic(out, results)
-    print(format_porous(results))
-    print(f"written to {out}")
-
-
-def _make_volume(args: argparse.Namespace) -> None:
-    from .families.porous.commands import make_volume_file
-
+    record = family_of(run.model)
     options = {}
-    if args.radius is not None:
-        if args.kind != "overlapping-spheres":
-            raise GenlabError("`radius` applies to overlapping-spheres; the gaussian-field takes `correlation_length`")
-        options["radius"] = args.radius
-    if args.correlation_length is not None:
-        if args.kind != "gaussian-field":
-            raise GenlabError("`correlation_length` applies to gaussian-field; overlapping-spheres takes `radius`")
-        options["correlation_length"] = args.correlation_length
-    path, info = make_volume_file(args.kind, args.size, args.porosity, args.out, args.seed, **options)
-    print(f"{args.kind}, {'x'.join(map(str, info['size']))}: porosity {info['measured_porosity']:.4f} "
-          f"(expected {info['porosity']:.4f})")
-    print(path)
+    for dest, (families, default) in getattr(args, "_family_flags", {}).items():
+        if getattr(args, dest, default) in (None, default):
+            continue
+        if record.name not in families:
+            models = [m for f in FAMILIES if f.name in families for m in f.presets]
+            raise GenlabError(f"`{dest}` applies to {', '.join(models)} runs; {run.path} holds a run of "
+                              f"{run.model.name}")
+        options[dest] = getattr(args, dest)
+    tool = record.run_tools.get(args.command)
+    if tool is not None:
+        return tool(run, args)
+    return RUN_COMMANDS[args.command](run, args, **options)
 
 
-def _latent(args: argparse.Namespace) -> None:
+def _sample(run, args: argparse.Namespace, **options: Any) -> list[Path]:
+    from .commands import run as tools
+
+    return tools.sample_files(run, 64 if args.num is None else args.num, args.seed, args.label, args.out,
+                              steps=args.steps, guidance=args.guidance, eta=args.eta, **options)
+
+
+def _reconstruct(run, args: argparse.Namespace, **options: Any) -> list[Path]:
+    from .commands import run as tools
+
+    return [tools.reconstruct(run, args.num, args.split, args.data_dir, args.out, **options)]
+
+
+def _encode(run, args: argparse.Namespace, **options: Any) -> list[Path]:
+    from .commands import run as tools
+
+    return [tools.encode(run, args.split, args.data_dir, out=args.out, **options)]
+
+
+def _evaluate(run, args: argparse.Namespace, **options: Any) -> list[str]:
+    from .commands import run as tools
+
+    results, path = tools.evaluate_run(run, args.split, args.mc_samples, args.seed, args.data_dir, args.out,
+                                       args.metrics, args.num_samples, args.features,
+                                       importance_samples=args.importance_samples, **options)
+    return [tools.format_metrics(results), f"written to {path}"]
+
+
+def _interpolate(run, args: argparse.Namespace, **options: Any) -> list[Path]:
+    from .commands import latent as tools
+
+    return tools.interpolate_run(run, args.start, args.end, args.steps, args.spherical, args.data_dir, args.out,
+                                 label=args.label, to_label=args.to_label, **options)
+
+
+def _latent_map(run, args: argparse.Namespace, **options: Any) -> list[Path]:
+    from .commands import latent as tools
+
+    return tools.latent_map_run(run, args.projection, args.limit, args.grid, args.seed, data_dir=args.data_dir,
+                                out_dir=args.out, **options)
+
+
+def _concept(run, args: argparse.Namespace, **options: Any) -> list[Any]:
+    from .commands import latent as tools
+
+    info, paths = tools.concept_run(run, args.attribute, args.attributes, args.split, args.images,
+                                    args.strengths, args.limit, args.data_dir, args.out, **options)
+    return [f"{info['attribute']}: {info['with']} images with, {info['without']} without; "
+            f"vector norm {info['norm']:.3f}", *paths]
+
+
+def _probe(run, args: argparse.Namespace, **options: Any) -> list[Any]:
     from .commands import latent as tools
     from .latent.probe import parse_budgets
-    from .train import load_run
 
-    run = load_run(args.run)
-    if args.command == "interpolate" and run.model.config.spatial_dims == 3:
-        from .families.porous.commands import interpolate_volumes
-
-        seeds = []
-        for flag, value in (("--from", args.start), ("--to", args.end)):
-            if value is None or not value.isdigit():
-                raise GenlabError(f"{flag} of a 3-D GAN's path is a seed (a whole number), got {value!r}")
-            seeds.append(int(value))
-        paths = interpolate_volumes(run, seeds[0], seeds[1], args.steps, args.size, args.spherical, args.out)
-    elif args.command == "interpolate":
-        if args.size is not None:
-            raise GenlabError("`size` applies to models that generate volumes (porous-gan)")
-        paths = tools.interpolate_run(run, args.start, args.end, args.steps, args.spherical, args.data_dir, args.out,
-                                      label=args.label, to_label=args.to_label)
-    elif args.command == "latent-map":
-        paths = tools.latent_map_run(run, args.projection, args.limit, args.grid, args.seed, data_dir=args.data_dir,
-                                     out_dir=args.out)
-    elif args.command == "concept":
-        info, paths = tools.concept_run(run, args.attribute, args.attributes, args.split, args.images,
-                                        args.strengths, args.limit, args.data_dir, args.out)
-        print(f"{info['attribute']}: {info['with']} images with, {info['without']} without; "
-              f"vector norm {info['norm']:.3f}")
-    else:
-        results, path = tools.probe_run(run, parse_budgets(args.labels_per_class), args.seeds, args.data_dir,
-                                        out=args.out)
-        print(f"test accuracy (%) of a logistic regression on {results['dataset']}, "
-              f"mean ± std over seeds {', '.join(map(str, results['seeds']))}:")
-        print(results["table"])
-        paths = [path]
-    for path in paths:
-        print(path)
+    results, path = tools.probe_run(run, parse_budgets(args.labels_per_class), args.seeds, args.data_dir,
+                                    out=args.out, **options)
+    return [f"test accuracy (%) of a logistic regression on {results['dataset']}, "
+            f"mean ± std over seeds {', '.join(map(str, results['seeds']))}:", results["table"], path]
 
 
-def _experiment(args: argparse.Namespace) -> None:
-    from .experiments import EXPERIMENTS
+def _translate(run, args: argparse.Namespace, **options: Any) -> list[Path]:
+    from .commands.translate import translate_files
 
-    summary = EXPERIMENTS[args.name](data=args.data, data_dir=args.data_dir, out=args.out, model=args.model,
-                                     epochs=args.epochs, train_size=args.train_size, seed=args.seed,
-                                     progress=not args.quiet)
-    for name, v in summary["variants"].items():
-        print(f"{name:>10}: test recon {v['val_recon_nats']:.2f} nats, KL {v['val_kl_nats']:.2f} nats")
-    print(summary["figure"])
+    def note(message: str) -> None:
+        print(f"genlab: note: {message}", file=sys.stderr)
+
+    return translate_files(run, args.images, args.out, note=note, **options)
 
 
-def _datasets(args: argparse.Namespace) -> None:
+#: the core's version of each command on a trained run: ``(run, args, **family flags) -> lines``
+RUN_COMMANDS = {"sample": _sample, "reconstruct": _reconstruct, "encode": _encode, "evaluate": _evaluate,
+                "interpolate": _interpolate, "latent-map": _latent_map, "concept": _concept, "probe": _probe,
+                "translate": _translate}
+
+
+def _datasets(args: argparse.Namespace) -> list[str]:
     from .data import default_data_dir, list_datasets
+    from .registry import FAMILIES
 
     root = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
     rows = [("name", "shape", "train", "test", "classes", "here", "description")]
@@ -460,21 +569,19 @@ def _datasets(args: argparse.Namespace) -> None:
         rows.append((info.name, shape, str(info.splits.get("train", "")), str(info.splits.get("test", "")),
                      str(info.num_classes or "-"), "yes" if available else "no", info.description))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
-    print(f"\nfiles are read from {root} (set --data-dir or GENLAB_DATA); "
-          "also: folder:PATH (class sub-folders give labels), npz:PATH (arrays x, y), "
-          "volume:PATH[,edge=64,stride=32] (cubes of a 3-D image: TIFF stack, .npy or raw)")
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1] for r in rows]
+    kinds = ["folder:PATH (class sub-folders give labels)", "npz:PATH (arrays x, y)",
+             *(record.dataset_help for record in FAMILIES if record.dataset_help)]
+    return lines + [f"\nfiles are read from {root} (set --data-dir or GENLAB_DATA); also: {', '.join(kinds)}"]
 
 
-def _demo(args: argparse.Namespace) -> None:
+def _demo(args: argparse.Namespace) -> list[str]:
     from .demo import run_demo
 
-    path = run_demo(args.out, fresh=args.fresh, progress=not args.quiet)
-    print(f"report: {path}")
+    return [f"report: {run_demo(args.out, fresh=args.fresh, progress=not args.quiet)}"]
 
 
-def _explain(args: argparse.Namespace) -> None:
+def _explain(args: argparse.Namespace) -> list[Path]:
     from . import explain
 
     if args.topic == "transposed-conv":
@@ -482,9 +589,13 @@ def _explain(args: argparse.Namespace) -> None:
                                         size=args.size, out_dir=args.out, seed=args.seed)
     else:
         paths = explain.checkerboard(out_dir=args.out, seed=args.seed, steps=args.steps)
-    for value in (paths.values() if isinstance(paths, dict) else [paths]):
-        if isinstance(value, Path):
-            print(value)
+    return [value for value in (paths.values() if isinstance(paths, dict) else [paths]) if isinstance(value, Path)]
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from .serve import serve
+
+    serve(args.run, args.host, args.port, args.data_dir)
 
 
 #: settings whose flag has another name
@@ -512,54 +623,14 @@ def _options(parser: argparse.ArgumentParser, command: str) -> set[str]:
     return {s for action in sub.choices[command]._actions for s in action.option_strings}
 
 
-def _translate(args: argparse.Namespace) -> None:
-    from .commands.translate import translate_files
-    from .train import load_run
-
-    def note(message: str) -> None:
-        print(f"genlab: note: {message}", file=sys.stderr)
-
-    for path in translate_files(load_run(args.run), args.images, args.out, note=note, direction=args.direction):
-        print(path)
-
-
-def _compress(args: argparse.Namespace) -> None:
-    from .families.codec.bitstream import compress_files
-    from .train import load_run
-
-    for path in compress_files(load_run(args.run), args.images, args.out,
-                               note=lambda m: print(f"genlab: {m}", file=sys.stderr)):
-        print(path)
-
-
-def _decompress(args: argparse.Namespace) -> None:
-    from .families.codec.bitstream import decompress_files
-    from .train import load_run
-
-    for path in decompress_files(load_run(args.run), args.files, args.out):
-        print(path)
-
-
-def _serve(args: argparse.Namespace) -> None:
-    from .serve import serve
-
-    serve(args.run, args.host, args.port, args.data_dir)
-
-
-COMMANDS = {"serve": _serve, "datasets": _datasets, "train": _train, "sample": _run, "reconstruct": _run, "encode": _run,
-            "evaluate": _run, "demo": _demo, "explain": _explain,
-            "interpolate": _latent, "latent-map": _latent, "concept": _latent, "probe": _latent,
-            "experiment": _experiment, "make-volume": _make_volume, "translate": _translate,
-            "compress": _compress, "decompress": _decompress}
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
     try:
-        COMMANDS[args.command](args)
+        for line in args._handler(args) or ():
+            print(line)
     except GenlabError as err:
         print(f"genlab: error: {as_flags(str(err), _options(parser, args.command))}", file=sys.stderr)
         return 2

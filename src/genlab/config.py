@@ -1,10 +1,14 @@
 """Settings dataclasses from JSON-like dicts: one reader for model and training settings, which
-checks each value against the field's type before the dataclass sees it."""
+checks each value against the field's type before the dataclass sees it; and the fields every
+model config has (:class:`ModelConfig`, also :mod:`genlab.models`'), which shared layers (``nn/``)
+build on without importing the models."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .errors import GenlabError
@@ -29,6 +33,9 @@ def from_dict(cls: type[T], values: dict[str, Any], kind: str = "") -> T:
     checked = {}
     for name, value in values.items():
         ok, value = _conform(value, hints[name])
+        if not ok and _choices(hints[name]):
+            shown = f"'{value}'" if isinstance(value, str) else repr(value)
+            raise GenlabError(f"unknown {name} {shown}; choose one of: {', '.join(map(str, _choices(hints[name])))}")
         if not ok:
             raise GenlabError(f"`{name}` must be {_describe(hints[name])}, got {value!r}")
         checked[name] = value
@@ -46,6 +53,11 @@ def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
         return False, value
     if hint is type(None):
         return value is None, value
+    if origin is typing.Literal:  # one of the choices, of the choice's own type (True is not 1; 2.0 is 2)
+        for choice in args:
+            if value == choice and (type(value) is type(choice) or (type(value), type(choice)) == (float, int)):
+                return True, choice
+        return False, value
     if hint is Any:
         return True, value
     if hint is bool:
@@ -71,8 +83,20 @@ def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
     return True, value  # a type this reader does not check: the dataclass's own checks apply
 
 
+def _choices(hint: Any) -> tuple:
+    """The choices of a ``Literal`` setting (or of one that may also be None); () for others."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return args
+    if origin in (typing.Union, types.UnionType):
+        return tuple(c for a in args for c in _choices(a))
+    return ()
+
+
 def _describe(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, args))
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in args)
     if origin is tuple:
@@ -89,3 +113,54 @@ def check_at_least(settings: Any, minimum: float, *names: str) -> None:
         value = getattr(settings, name)
         if value is not None and any(v < minimum for v in (value if isinstance(value, tuple) else (value,))):
             raise GenlabError(f"`{name}` must be at least {minimum:g}, got {value}")
+
+
+@dataclass
+class ModelConfig:
+    """Fields every model config has.
+
+    Attributes:
+        image_shape: (C, *spatial) of one image: (C, H, W), or (C, D, H, W) for a volume.
+        num_classes: classes of the labels, for a class-conditional model.
+        ema_decay: decay of the moving average of the weights that evaluation and sampling use,
+            reached after a warm-up (the decay after n updates is min(ema_decay, (1 + n) / (10 + n)));
+            0 turns it off.
+    """
+
+    image_shape: tuple[int, ...] = (1, 28, 28)
+    num_classes: int | None = None
+    ema_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        shape = tuple(self.image_shape)
+        if len(shape) < 2 or not all(isinstance(s, int) and s >= 1 for s in shape):
+            raise GenlabError(f"image_shape must be (C, *spatial) with positive integers, e.g. (1, 28, 28); "
+                              f"got {self.image_shape}")
+        self.image_shape = shape
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise GenlabError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        return from_dict(cls, values)
+
+    @property
+    def num_pixels(self) -> int:
+        """Numbers per image: C times the product of the spatial sides."""
+        return math.prod(self.image_shape)
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 for images, 3 for volumes."""
+        return len(self.image_shape) - 1
+
+
+def require_planar(config: ModelConfig, what: str) -> tuple[int, int, int]:
+    """(C, H, W) of a config whose networks are 2-D; a clear error for volumes."""
+    if config.spatial_dims != 2:
+        raise GenlabError(f"{what} is built for 2-D images (C, H, W); this data has shape "
+                          f"{tuple(config.image_shape)}")
+    return config.image_shape  # type: ignore[return-value]

@@ -19,7 +19,7 @@ from .data import load_dataset
 from .metrics import evaluate
 from .registry import build_model
 from .train import load_run, train
-from .train.checkpoint import has_checkpoint
+from .runs import has_checkpoint
 from .viz import Section, make_grid, write_report
 
 DATASET = "digits"
@@ -92,16 +92,14 @@ def _save_pictures(out: Path, rows, samples: dict) -> None:
 def _latent_figures(model, data, title: str, scale: int, seed: int = 0):
     """An interpolation strip between the first test image and the first of another class, and a
     2-D map (PCA projection) of every test code; None for a model without an encoder."""
-    from .errors import GenlabError
     from .latent import encode_images, latent_scatter
     from .latent.interpolate import interpolation_path
 
+    if not (model.capabilities.latent_space and model.capabilities.encoder):
+        return None
     x, y = data.tensors()
     b = int(torch.nonzero(y != y[0])[0])
-    try:
-        codes = encode_images(model, x, y)
-    except GenlabError:
-        return None
+    codes = encode_images(model, x, y)
     _, path = interpolation_path(model, codes[0], codes[b], 10, labels=(int(y[0]), int(y[b])))
     strip = make_grid(torch.cat([x[:1], path, x[b:b + 1]]), nrow=12, scale=scale)
     scatter = latent_scatter(codes, y.numpy(), data.class_names, "pca", f"{model.name}: test codes",
@@ -133,15 +131,13 @@ def _prior_figures(model, train_data, test_data, title: str, scale: int, seed: i
     coloured by the class the classifier sees in their images, or, where each image takes a
     denoising run (about 50 network passes), a note instead of the map. None for a model without
     a latent space."""
-    from .errors import GenlabError
     from .latent import decode_codes, predict_classes, prior_map, seed_code
     from .latent.interpolate import interpolation_path
     from .metrics.features import feature_classifier
 
-    try:
-        candidates = torch.stack([seed_code(model, s) for s in range(16)])
-    except GenlabError:
+    if not model.capabilities.latent_space:
         return None
+    candidates = torch.stack([seed_code(model, s) for s in range(16)])
     label = 0 if model.conditional else None
     classifier, _ = feature_classifier(train_data, test_data)
     model.eval()

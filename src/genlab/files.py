@@ -1,9 +1,14 @@
-"""Writing files so that nothing half-written is left behind."""
+"""Writing files so that nothing half-written is left behind: :func:`write_atomic` is genlab's
+one atomic writer, and the helpers for text, JSON and safetensors files go through it."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import torch
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
@@ -21,3 +26,23 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """``text`` as UTF-8, atomically."""
+    return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """``data`` as indented JSON (and a final newline), atomically."""
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def save_weights_atomic(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
+                        metadata: dict[str, str] | None = None) -> Path:
+    """Tensors as a safetensors file, atomically. safetensors takes contiguous tensors that share
+    no memory, so each is copied first."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().contiguous().clone() for k, v in tensors.items()}, metadata=metadata)
+    return write_atomic(path, lambda f: f.write(data))

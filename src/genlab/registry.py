@@ -20,8 +20,8 @@ import torch
 from .errors import GenlabError
 from .family import Family
 from .families import autoencoder, codec, cyclegan, diffusion, gan, image_to_image, pca, porous, vae
-from .models.base import (CONFIG_FILE, WEIGHTS_FILE, GenerativeModel, check_fits_in_memory, check_weights, load_state,
-                          read_config)
+from .models.base import GenerativeModel
+from .runs import CONFIG_FILE, WEIGHTS_FILE, check_fits_in_memory, check_weights, load_state, read_config
 
 FAMILIES: list[Family] = [
     pca.FAMILY,
@@ -62,9 +62,12 @@ def family(name: str) -> Family:
 
 
 def family_of(model: GenerativeModel | str) -> Family:
-    """The record of a model, or of a model name (``conv-vae``, or another name for it)."""
+    """The record of a model, or of a model name (``conv-vae``, or another name for it). A model
+    of a family no record declares (one built by hand and passed to ``train``) gets a record with
+    no hooks: it trains, saves and samples like any other."""
     if isinstance(model, GenerativeModel):
-        return family(model.family)
+        known = [f for f in FAMILIES if model.family in (f.name, *f.former_names)]
+        return known[0] if known else Family(name=model.family, model_class=type(model), presets={})
     name = resolve_model_name(model)
     return next(f for f in FAMILIES if name in f.presets)
 

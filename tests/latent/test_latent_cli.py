@@ -114,10 +114,11 @@ def test_a_model_without_an_encoder_is_a_clear_error():
 
     from genlab.errors import GenlabError
     from genlab.latent import encode_images
-    from genlab.models.base import GenerativeModel, ModelConfig
+    from genlab.models.base import Capabilities, GenerativeModel, ModelConfig
 
     class DecoderOnly(GenerativeModel):  # a generator such as a GAN's: codes in, images out
         latent_dim = 2
+        capabilities = Capabilities(decoder=True, latent_space=True)
 
     with pytest.raises(GenlabError, match="has no encoder"):
         encode_images(DecoderOnly(ModelConfig()), torch.zeros(1, 1, 28, 28))

@@ -147,7 +147,7 @@ def test_concept_and_probe_need_an_encoder(runs):
 def test_a_model_that_declares_no_encoder_counts_as_none():
     class NoiseCoded(GenerativeModel):  # like diffusion: overrides encode only to refuse
         latent_dim = 4
-        capabilities = Capabilities(decoder=True, prior=True)
+        capabilities = Capabilities(decoder=True, prior=True, latent_space=True)
 
         def encode(self, x, labels=None):
             raise NotSupported("its code is the starting noise")

@@ -219,13 +219,13 @@ def test_a_two_dimensional_run_refuses_size(tmp_path, capsys):
     out = tmp_path / "ae"
     assert main(["train", "conv-ae", "--epochs", "1", "--channels", "4,8", "--quiet", "--out", str(out)]) == 0
     assert main(["sample", str(out), "--size", "64"]) == 2
-    assert "volumes" in capsys.readouterr().err
+    assert "--size applies to porous-gan runs" in capsys.readouterr().err   # the models that make volumes
 
 
 def test_a_run_on_a_volume_file_is_named_by_the_file(tmp_path):
-    from genlab.train import default_run_dir
+    from genlab.runs import default_run_dir, run_name
 
     root = tmp_path / "runs"
-    assert default_run_dir("porous-gan", "volume:scans/rock.tif,edge=64,stride=16", root=str(root)) == \
+    assert default_run_dir(run_name("porous-gan", "volume:scans/rock.tif,edge=64,stride=16"), root=str(root)) == \
         root / "porous-gan-rock"
-    assert default_run_dir("dcgan", "mnist", root=str(root)) == root / "dcgan-mnist"
+    assert default_run_dir(run_name("dcgan", "mnist"), root=str(root)) == root / "dcgan-mnist"

@@ -9,7 +9,7 @@ from genlab.errors import GenlabError
 from genlab.models import GenerativeModel, OptimizerGroup
 from genlab.registry import build_model
 from genlab.train import Trainer, TrainConfig, load_run, train
-from genlab.train.checkpoint import STATE_FILE
+from genlab.runs import STATE_FILE
 
 
 def vae(data):

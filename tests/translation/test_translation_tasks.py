@@ -62,7 +62,7 @@ def test_denoise_beats_the_noisy_input(denoise_run, capsys):
     assert r["psnr_gain_db"] > 6 and r["ssim_gain"] > 0.2, r
     assert r["psnr_gain_db"] == pytest.approx(r["psnr"] - r["baseline_psnr"])
     config = json.loads((denoise_run / "config.json").read_text())
-    assert config["family"] == "image2image" and config["model"]["arch"] == "unet"
+    assert config["family"] == "image-to-image" and config["model"]["arch"] == "unet"
     log = [json.loads(line) for line in (denoise_run / "metrics.jsonl").read_text().splitlines()]
     assert log[-1]["val/psnr"] > log[-1]["val/baseline_psnr"] + 6
 
@@ -177,25 +177,54 @@ def test_bicubic_downsampling_and_the_condition_of_a_batch():
     assert given["baseline_psnr"] == made["baseline_psnr"]
 
 
-@pytest.mark.parametrize("settings,message", [
-    ({"task": "deblur"}, "unknown task 'deblur'"),
-    ({"task": "superres", "scale": 3}, "`scale` must be 2 or 4, got 3"),
-    ({"task": "superres", "scale": 4, "image_shape": (1, 30, 30)}, "`scale` 4 needs image sides divisible by 4; "
-                                                                   "this data is 30x30"),
-    ({"task": "superres", "downsample": "nearest"}, "unknown downsample 'nearest'"),
-    ({"noise": "none"}, "the denoise task needs `noise` to be one of: gaussian, salt-pepper, masking"),
-    ({"noise_level": 0.0}, "`noise_level` must be above 0"),
-    ({"noise": "masking", "noise_level": 1.5}, "`noise_level` must lie in (0, 1]"),
-    ({"arch": "espcn"}, "denoise takes `arch=unet`"),
-    ({"channels": (4, 8, 16, 32, 64)}, "halves the image 4 times, which needs sides of at least 16; this data is 8x8"),
-    ({"loss": "huber"}, "unknown loss 'huber'"),
-    ({"upsample": "nearest"}, "unknown upsample 'nearest'"),
-    ({"image_shape": (1, 8, 8, 8)}, "is built for 2-D images (C, H, W)"),
+@pytest.mark.parametrize("name,settings,message", [
+    ("denoise", {"task": "deblur"}, "unknown task 'deblur'"),
+    ("superres", {"scale": 3}, "`scale` must be 2 or 4, got 3"),
+    ("superres", {"scale": 4, "image_shape": (1, 30, 30)}, "`scale` 4 needs image sides divisible by 4; "
+                                                           "this data is 30x30"),
+    ("superres", {"downsample": "nearest"}, "unknown downsample 'nearest'"),
+    ("denoise", {"noise": "none"}, "unknown noise 'none'; choose one of: gaussian, salt-pepper, masking"),
+    ("denoise", {"noise_level": 0.0}, "`noise_level` must be above 0"),
+    ("denoise", {"noise": "masking", "noise_level": 1.5}, "`noise_level` must lie in (0, 1]"),
+    ("denoise", {"arch": "espcn"}, "denoise takes `arch=unet`"),
+    ("denoise", {"channels": (4, 8, 16, 32, 64)}, "halves the image 4 times, which needs sides of at least 16; "
+                                                  "this data is 8x8"),
+    ("denoise", {"loss": "huber"}, "unknown loss 'huber'"),
+    ("denoise", {"upsample": "nearest"}, "unknown upsample 'nearest'"),
+    ("denoise", {"image_shape": (1, 8, 8, 8)}, "is built for 2-D images (C, H, W)"),
 ])
-def test_bad_settings_are_one_clear_line(settings, message):
+def test_bad_settings_are_one_clear_line(name, settings, message):
     with pytest.raises(GenlabError) as err:
-        build_model("denoise", **{"image_shape": (1, 8, 8), **settings})
+        build_model(name, **{"image_shape": (1, 8, 8), **settings})
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name,settings,message", [
+    ("denoise", {"scale": 2}, "`scale` is a setting of the superres task; a denoise model does not take it"),
+    ("superres", {"noise": "gaussian"}, "`noise` is a setting of the denoise task; a superres model does not take it"),
+    ("pix2pix", {"color_space": "lab"}, "`color_space` is a setting of the colorize task; a pix2pix model does not"),
+    ("colorize", {"downsample": "area"}, "`downsample` is a setting of the superres task; a colorize model does not"),
+    ("denoise", {"task": "superres"}, "settings of the superres task given to a denoise model"),
+])
+def test_each_task_refuses_the_settings_of_another_in_one_line(name, settings, message):
+    shape = (1, 8, 8) if name in ("denoise", "superres") else (3, 8, 8)
+    with pytest.raises(GenlabError) as err:
+        build_model(name, image_shape=shape, condition_shape=(1, 8, 8), channels=(4,), **settings)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_settings_written_before_one_class_per_task_still_build_their_task():
+    """Older run folders record ``task`` and every task's settings; the task's class takes them."""
+    from genlab.families.image_to_image import ImageToImage, SuperResolution
+
+    old = {"image_shape": [1, 8, 8], "num_classes": 10, "ema_decay": 0.0, "task": "superres", "noise": "gaussian",
+           "noise_level": 0.3, "scale": 4, "downsample": "area", "color_space": "lab", "arch": "espcn",
+           "channels": [8, 4], "upsample": "pixel-shuffle", "activation": "relu", "residual": True, "loss": "mse",
+           "condition_shape": None, "adv_weight": 0.0, "d_channels": 64, "d_layers": None}
+    for model in (ImageToImage.from_config(old, name="superres"), build_model("superres", **old)):
+        assert isinstance(model, SuperResolution) and model.config.scale == 4
+        assert "task" not in model.config.to_dict() and "noise" not in model.config.to_dict()
+    assert type(SuperResolution.from_config(model.config.to_dict())) is SuperResolution   # and the new form
 
 
 def test_bad_settings_from_the_command_line_name_the_flag(tmp_path, capsys):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import GenlabError
-from ..models.base import write_json_atomic
+from ..files import write_json_atomic
 from ..train import Run
 from ..viz import auto_scale, save_gif, save_grid
 from ..latent.codes import decode_codes, encode_dataset, encode_images, require_latent_space

@@ -15,7 +15,7 @@ import torch
 from ..errors import GenlabError
 from ..latent.codes import encode_dataset
 from ..metrics import evaluate
-from ..models.base import write_json_atomic
+from ..files import write_json_atomic
 from ..sampling import draw_samples
 from ..train import Run
 from ..viz import save_gif, save_grid

@@ -6,8 +6,9 @@ batch is taken.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -132,3 +133,19 @@ def unpaired(a: ImageDataset, b: ImageDataset, seed: int = 0) -> ImageDataset:
                         condition_labels=None if b.labels is None else b.labels[order])
 
 
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset genlab knows by name: what ``genlab datasets`` shows, and how to load each split.
+
+    ``load(split, data_dir)`` returns an :class:`ImageDataset`; ``locate(data_dir)`` returns
+    ``(available, where)``: whether the files are here, and the folder they are read from. Each
+    loader module declares its own in ``DATASETS``; :mod:`genlab.data.registry` lists them.
+    """
+
+    name: str
+    description: str
+    image_shape: tuple[int, int, int]
+    splits: dict[str, int]
+    num_classes: int | None
+    load: Callable[[str, Path], ImageDataset]
+    locate: Callable[[Path], tuple[bool, str]]

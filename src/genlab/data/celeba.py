@@ -17,15 +17,14 @@ number of files in the split; delete it after changing the images.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import GenlabError
-from .base import ImageDataset
-from .registry import DatasetInfo, register
+from ..files import write_atomic
+from .base import DatasetInfo, ImageDataset
 
 IMAGES, ATTRS, PARTITION = "img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt"
 CROP, SIZE = 140, 64
@@ -104,15 +103,14 @@ def load_celeba(split: str, root: Path, size: int = SIZE) -> ImageDataset:
 
 
 def _write_cache(path: Path, images: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npy")
     try:
-        np.save(tmp, images)
-        os.replace(tmp, path)
+        write_atomic(path, lambda f: np.save(f, images))
     except OSError:  # a read-only data folder: decode again next time
-        tmp.unlink(missing_ok=True)
+        pass
 
 
-register(DatasetInfo(
+#: the datasets this module reads, for the registry (genlab.data.registry)
+DATASETS = [DatasetInfo(
     name="celeba",
     description="CelebA aligned faces, centre crop 140, resized to 64x64 RGB; 40 +1/-1 attributes",
     image_shape=(3, SIZE, SIZE),
@@ -120,4 +118,4 @@ register(DatasetInfo(
     num_classes=None,
     load=load_celeba,
     locate=locate,
-))
+)]

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import ImageDataset
-from .registry import DatasetInfo, register
+from .base import DatasetInfo, ImageDataset
 
 TEST_SIZE = 300
 TOTAL = 1797
@@ -50,7 +49,8 @@ def _locate(_: Path) -> tuple[bool, str]:
     return True, "bundled with scikit-learn"
 
 
-register(DatasetInfo(
+#: the datasets this module reads, for the registry (genlab.data.registry)
+DATASETS = [DatasetInfo(
     name="digits",
     description="scikit-learn's handwritten digits, 8x8, 17 grey levels (embedded default)",
     image_shape=(1, 8, 8),
@@ -58,8 +58,7 @@ register(DatasetInfo(
     num_classes=10,
     load=lambda split, root: load_digits_split(split, 8),
     locate=_locate,
-))
-register(DatasetInfo(
+), DatasetInfo(
     name="digits28",
     description="the digits resized to 28x28 (bilinear), MNIST-shaped",
     image_shape=(1, 28, 28),
@@ -67,4 +66,4 @@ register(DatasetInfo(
     num_classes=10,
     load=lambda split, root: load_digits_split(split, 28),
     locate=_locate,
-))
+)]

@@ -25,7 +25,6 @@ import json
 import os
 import stat
 import struct
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,8 @@ import numpy as np
 import torch
 
 from ..errors import GenlabError
-from .base import ImageDataset
-from .registry import DatasetInfo, register
+from ..files import write_atomic
+from .base import DatasetInfo, ImageDataset
 
 # IDX element types: the third byte of the magic number. Values are big-endian.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -165,26 +164,14 @@ def _read_cache(folder: Path) -> dict:
         return {}
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; data files are for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _remember(path: Path, digest: str) -> None:
     if not path.parent.stat().st_mode & stat.S_IWUSR:
         return  # a folder marked read-only (a shared copy) stays untouched, even for root
     cache = _read_cache(path.parent)
     cache[path.name] = {**_cache_key(path), "md5": digest}
     try:
-        _write_atomic(path.parent / CACHE_NAME, json.dumps(cache, indent=1).encode())
+        text = json.dumps(cache, indent=1).encode()
+        write_atomic(path.parent / CACHE_NAME, lambda f: f.write(text))
     except OSError:
         pass  # not writable: verify again next time, still correct
 
@@ -233,7 +220,7 @@ def _fetch(spec: IdxDataset, folder: Path, stem: str) -> None:
             continue
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{stem}.gz"
-        _write_atomic(path, data)
+        write_atomic(path, lambda f: f.write(data))  # readers never see half a file
         if md5:
             _remember(path, md5)
         return
@@ -319,8 +306,8 @@ FASHION_MNIST = IdxDataset(
 )
 
 
-def _register(spec: IdxDataset) -> None:
-    register(DatasetInfo(
+def _info(spec: IdxDataset) -> DatasetInfo:
+    return DatasetInfo(
         name=spec.name,
         description=spec.description,
         image_shape=(1, *spec.image_size),
@@ -328,8 +315,8 @@ def _register(spec: IdxDataset) -> None:
         num_classes=len(spec.class_names),
         load=lambda split, root: load_split(spec, split, root),
         locate=lambda root: locate(spec, root),
-    ))
+    )
 
 
-_register(MNIST)
-_register(FASHION_MNIST)
+#: the datasets this module reads, for the registry (genlab.data.registry)
+DATASETS = [_info(MNIST), _info(FASHION_MNIST)]

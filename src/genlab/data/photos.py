@@ -38,8 +38,7 @@ import torch
 from ..errors import GenlabError
 from . import digits as _digits
 from . import idx as _idx
-from .base import ImageDataset
-from .registry import DatasetInfo, register
+from .base import DatasetInfo, ImageDataset
 
 TEST_PHOTOS = ("astronaut", "chelsea")
 TRAIN_PHOTOS = ("coffee", "rocket", "motorcycle_left")
@@ -171,7 +170,7 @@ def _blended(base: ImageDataset, name: str, split: str) -> ImageDataset:
     if grey.dtype != torch.uint8:
         grey = (grey.float() * 255).round_().clamp_(0, 255).to(torch.uint8)
     images = blend_into_photos(grey.numpy(), split, BLEND_SEEDS[split])
-    # The grey digit of each blend comes along as its paired condition (pix2pix: digit -> blend).
+    # The grey digit of each blend comes along as its paired condition (a paired translation: digit -> blend).
     return ImageDataset(images=torch.from_numpy(images), labels=base.labels, name=name, split=split,
                         class_names=base.class_names, conditions=grey[:, None].contiguous())
 
@@ -188,7 +187,8 @@ def _bundled(_: Path) -> tuple[bool, str]:
     return True, "bundled with scikit-image"
 
 
-register(DatasetInfo(
+#: the datasets this module reads, for the registry (genlab.data.registry)
+DATASETS = [DatasetInfo(
     name="photos",
     description=(f"scikit-image's colour photos for image-to-image tasks; train: {TRAIN_PATCHES} random "
                  f"{PATCH_SIZE}x{PATCH_SIZE} patches (random flips) of {', '.join(TRAIN_PHOTOS)}; "
@@ -198,8 +198,7 @@ register(DatasetInfo(
     num_classes=None,
     load=lambda split, root: load_photos_split(split),
     locate=_bundled,
-))
-register(DatasetInfo(
+), DatasetInfo(
     name="digits-m",
     description=("digits28 blended into photo patches, |patch - digit| (MNIST-M style), 28x28 RGB (embedded); "
                  "paired with the grey digits (pix2pix)"),
@@ -208,8 +207,7 @@ register(DatasetInfo(
     num_classes=10,
     load=lambda split, root: load_digits_m(split),
     locate=lambda root: (True, "bundled with scikit-learn and scikit-image"),
-))
-register(DatasetInfo(
+), DatasetInfo(
     name="mnist-m",
     description="MNIST blended into photo patches, |patch - digit| (Ganin & Lempitsky 2015), 28x28 RGB; paired with the grey digits",
     image_shape=(3, 28, 28),
@@ -217,4 +215,4 @@ register(DatasetInfo(
     num_classes=len(_idx.MNIST.class_names),
     load=load_mnist_m,
     locate=lambda root: _idx.locate(_idx.MNIST, root),
-))
+)]

@@ -1,40 +1,36 @@
-"""Dataset registry: every dataset genlab knows, by name, and where its files are looked for."""
+"""Dataset registry: every dataset genlab knows, by name, and where its files are looked for.
+
+genlab's own datasets are those its loader modules declare (each module's ``DATASETS``), in the
+order ``genlab datasets`` shows; :func:`register` adds more (or replaces one). The loaders do not
+import this module, so there is no circle of imports."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..errors import GenlabError
-from .base import ImageDataset
+from .base import DatasetInfo, ImageDataset
 
 SPLITS = ("train", "test")
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What ``genlab datasets`` shows, and how to load each split.
-
-    ``load(split, data_dir)`` returns an :class:`ImageDataset`; ``locate(data_dir)`` returns
-    ``(available, where)``: whether the files are here, and the folder they are read from.
-    """
-
-    name: str
-    description: str
-    image_shape: tuple[int, int, int]
-    splits: dict[str, int]
-    num_classes: int | None
-    load: Callable[[str, Path], ImageDataset]
-    locate: Callable[[Path], tuple[bool, str]]
-
-
-_REGISTRY: dict[str, DatasetInfo] = {}
+_REGISTERED: dict[str, DatasetInfo] = {}   # what register() added
 
 
 def register(info: DatasetInfo) -> DatasetInfo:
-    _REGISTRY[info.name] = info
+    """Add a dataset (or replace the one of the same name, genlab's own included)."""
+    _REGISTERED[info.name] = info
     return info
+
+
+def _datasets() -> dict[str, DatasetInfo]:
+    """Every dataset by name: genlab's own, then those registered. The loader modules are imported
+    on first use (scikit-image, scikit-learn); this order is the order ``genlab datasets`` lists."""
+    from . import celeba, digits, idx, photos
+
+    own = {info.name: info for module in (digits, idx, photos, celeba) for info in module.DATASETS}
+    return {**own, **_REGISTERED}
 
 
 def default_data_dir() -> Path:
@@ -44,16 +40,15 @@ def default_data_dir() -> Path:
 
 
 def list_datasets() -> list[DatasetInfo]:
-    _load_builtin_modules()
-    return list(_REGISTRY.values())
+    return list(_datasets().values())
 
 
 def get_info(name: str) -> DatasetInfo:
-    _load_builtin_modules()
-    if name not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY)) + ", folder:PATH, npz:PATH, volume:PATH"
+    datasets = _datasets()
+    if name not in datasets:
+        known = ", ".join(sorted(datasets)) + ", folder:PATH, npz:PATH, volume:PATH"
         raise GenlabError(f"unknown dataset '{name}'; choose one of: {known}")
-    return _REGISTRY[name]
+    return datasets[name]
 
 
 def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | None = None) -> ImageDataset:
@@ -88,8 +83,3 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     info = get_info(name)
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     return info.load(split, root)
-
-
-def _load_builtin_modules() -> None:
-    # Importing a loader module registers its datasets.
-    from . import digits, idx, photos, celeba  # noqa: F401  (this order is the order `genlab datasets` lists)

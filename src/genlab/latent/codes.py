@@ -11,14 +11,24 @@ from ..models.base import GenerativeModel, NotSupported
 def require_latent_space(model: GenerativeModel, encoder: bool = True, purpose: str = "latent-space tools") -> int:
     """The model's code width; a clear error for a model without a latent space, or (when
     ``encoder``) without an encoder. ``purpose`` names what needs it, for the message."""
-    try:
-        width = model.latent_dim
-    except NotSupported as err:
-        raise GenlabError(f"{err}; {purpose} need a model with a latent space (pca, ae, vae, gan, ...)") from None
-    if encoder and not model.capabilities.encoder:
+    able = model.capabilities
+    if not able.latent_space:
+        raise GenlabError(f"{_no_latent_space(model)}; {purpose} need a model with a latent space "
+                          "(pca, ae, vae, gan, ...)")
+    if encoder and not able.encoder:
         raise GenlabError(f"a {model.name} model has no encoder; {purpose} need one to compute the codes "
                           "of images (pca, ae, vae, ...)")
-    return width
+    return model.latent_dim
+
+
+def _no_latent_space(model: GenerativeModel) -> str:
+    """The model's own words for why it has no latent space (what its ``latent_dim`` raises),
+    for a model whose capabilities say it has none."""
+    try:
+        model.latent_dim
+    except NotSupported as err:
+        return str(err)
+    return f"a {model.name} model has no latent space"
 
 
 def labels_for(model: GenerativeModel, labels: torch.Tensor | None) -> torch.Tensor | None:

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GenlabError
-from ..models.base import read_config, save_weights_atomic, write_json_atomic
+from ..files import save_weights_atomic, write_json_atomic
+from ..runs import CONFIG_FILE, WEIGHTS_FILE, read_config
 
 ARCH = "genlab-classifier-v3"  # bump when the network or its training changes: old caches retrain
 INCEPTION_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID Inception weights
@@ -134,17 +135,17 @@ def feature_classifier(train_data, test_data) -> tuple[Classifier, float]:
     folder = _cache_folder(train_data.name)
     expected = {"arch": ARCH, "dataset": train_data.name, "image_shape": list(train_data.image_shape),
                 "num_classes": train_data.num_classes}
-    if folder is not None and (folder / "model.safetensors").exists():
+    if folder is not None and (folder / WEIGHTS_FILE).exists():
         saved = read_config(folder)
         if {k: saved.get(k) for k in expected} == expected:
             net = Classifier(train_data.image_shape, train_data.num_classes)
-            net.load_state_dict(load_file(str(folder / "model.safetensors")))
+            net.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
             return net.eval(), saved["test_accuracy"]
     net, acc = train_classifier(train_data, test_data)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        save_weights_atomic(net.state_dict(), folder / "model.safetensors")
-        write_json_atomic(folder / "config.json", {**expected, "test_accuracy": acc,
+        save_weights_atomic(net.state_dict(), folder / WEIGHTS_FILE)
+        write_json_atomic(folder / CONFIG_FILE, {**expected, "test_accuracy": acc,
                                                    "train_size": len(train_data), "test_size": len(test_data)})
     return net, acc
 

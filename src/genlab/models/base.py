@@ -21,31 +21,23 @@ minimises. The moving average of the weights is one mechanism for every family: 
 the networks to average (:meth:`~GenerativeModel.keep_average`), the trainer updates them after
 each step, and :meth:`~GenerativeModel.network` gives the averaged copy in eval mode.
 
-On disk a model is ``config.json`` (family, name and config) plus ``model.safetensors`` (weights).
+On disk a model is ``config.json`` (family, name and config) plus ``model.safetensors`` (weights),
+in the format of the run folder (:mod:`genlab.runs`).
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
-import json
-import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..data.batch import Batch, as_batch
-from ..config import from_dict
-from ..files import write_atomic
-from ..errors import GenlabError, first_line
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+from ..config import ModelConfig, require_planar  # noqa: F401  (part of the model surface)
+from ..errors import GenlabError
+from ..runs import write_model
 
 
 class NotSupported(GenlabError):
@@ -61,7 +53,11 @@ class Capabilities:
         decoder: ``decode(z)`` gives an image of a code.
         prior: ``sample(n)`` draws new images.
         labels: class-conditional: encode, decode and sample take class labels.
-        condition_image: image-conditional: the batch's condition image is an input.
+        condition_image: image-conditional: the batch's condition image is an input, and the
+            model maps images to images (``genlab translate``, ``/api/translate``): it offers
+            ``condition_from_image(image, name, direction)`` (a PIL image as its input, and a
+            note when the image was changed for it), ``translate(x)``, ``result_size(h, w)``
+            and ``result_suffix(direction)`` (what ends a translated file's name).
         closed_form: fitted by ``fit(images)`` in closed form, not by gradient steps.
         binary_likelihood: the likelihood expects binary pixels (the trainer binarizes by default).
         likelihood: bounds on log p(x) per image (``elbo_terms``, ``importance_weighted_terms``).
@@ -69,10 +65,18 @@ class Capabilities:
             eta, guidance and frames the tools offer.
         class_interpolation: ``interpolate_classes(z, a, b)`` decodes one code while the label
             input moves from class a to class b.
-        codec: a lossy codec: ``analyse``, ``quantize``, ``synthesise`` and ``bits`` (genlab
-            compress / decompress).
         domain_transfer: translates between two datasets (``translate(x, direction)``), whose
             second (``domain_b``) each batch brings as its condition images.
+        latent_space: codes of one fixed width exist: ``latent_dim`` is that width and
+            ``decode(z)`` makes images of codes (N, latent_dim), so the latent tools
+            (interpolation, maps, the explorer's map) apply; without it ``latent_dim`` raises
+            :class:`NotSupported` with the reason.
+        held_out_loss: ``loss(batch)`` is meaningful on data the model did not train on, so the
+            trainer logs it on the validation split every epoch (``val/...``, what
+            :func:`~genlab.train.evaluate_loss` computes); without it ``loss`` raises
+            :class:`NotSupported` (a GAN's losses are a game, not a measure).
+        preview: ``preview(batch, generator)`` gives rows of images to look at (input, output,
+            target, ...), which the training snapshots show instead of samples or reconstructions.
     """
 
     encoder: bool = False
@@ -86,58 +90,9 @@ class Capabilities:
     denoising_sampler: bool = False
     class_interpolation: bool = False
     domain_transfer: bool = False
-    codec: bool = False
-
-
-@dataclass
-class ModelConfig:
-    """Fields every model config has.
-
-    Attributes:
-        image_shape: (C, *spatial) of one image: (C, H, W), or (C, D, H, W) for a volume.
-        num_classes: classes of the labels, for a class-conditional model.
-        ema_decay: decay of the moving average of the weights that evaluation and sampling use,
-            reached after a warm-up (the decay after n updates is min(ema_decay, (1 + n) / (10 + n)));
-            0 turns it off.
-    """
-
-    image_shape: tuple[int, ...] = (1, 28, 28)
-    num_classes: int | None = None
-    ema_decay: float = 0.0
-
-    def __post_init__(self) -> None:
-        shape = tuple(self.image_shape)
-        if len(shape) < 2 or not all(isinstance(s, int) and s >= 1 for s in shape):
-            raise GenlabError(f"image_shape must be (C, *spatial) with positive integers, e.g. (1, 28, 28); "
-                              f"got {self.image_shape}")
-        self.image_shape = shape
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise GenlabError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        return from_dict(cls, values)
-
-    @property
-    def num_pixels(self) -> int:
-        """Numbers per image: C times the product of the spatial sides."""
-        return math.prod(self.image_shape)
-
-    @property
-    def spatial_dims(self) -> int:
-        """2 for images, 3 for volumes."""
-        return len(self.image_shape) - 1
-
-
-def require_planar(config: ModelConfig, what: str) -> tuple[int, int, int]:
-    """(C, H, W) of a config whose networks are 2-D; a clear error for volumes."""
-    if config.spatial_dims != 2:
-        raise GenlabError(f"{what} is built for 2-D images (C, H, W); this data has shape "
-                          f"{tuple(config.image_shape)}")
-    return config.image_shape  # type: ignore[return-value]
+    latent_space: bool = False
+    held_out_loss: bool = False
+    preview: bool = False
 
 
 @dataclass
@@ -323,12 +278,9 @@ class GenerativeModel(nn.Module):
         return {"family": self.family, "name": self.name, "model": self.config.to_dict()}
 
     def save(self, directory: str | os.PathLike, extra_config: dict[str, Any] | None = None) -> None:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        config = {**self.config_dict(), **(extra_config or {})}
-        write_json_atomic(directory / CONFIG_FILE, config)
-        save_weights_atomic(self.state_dict(), directory / WEIGHTS_FILE)
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically
+        (the format is :mod:`genlab.runs`'; :func:`genlab.load_model` reads it back)."""
+        write_model(directory, {**self.config_dict(), **(extra_config or {})}, self.state_dict())
 
     @classmethod
     def from_config(cls, config: ModelConfig | dict[str, Any], name: str | None = None) -> "GenerativeModel":
@@ -378,112 +330,3 @@ def moving_average_step(pairs, decay: float, updates: torch.Tensor) -> None:
         torch._foreach_add_(averaged, steps)
     if stale:
         torch._foreach_copy_(stale, fresh)
-
-
-# --------------------------------------------------------------------- files
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to a temporary file beside ``path``, then rename it over ``path``."""
-    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-def save_weights_atomic(tensors: dict[str, torch.Tensor], path: Path,
-                        metadata: dict[str, str] | None = None) -> None:
-    """safetensors needs contiguous, unshared tensors; write to a temp file, then rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, str(tmp),
-              metadata=metadata)
-    os.replace(tmp, path)
-
-
-DAMAGED = "the run folder is damaged: restore the file or train the run again"
-
-
-def read_config(directory: Path) -> dict[str, Any]:
-    """The JSON object in ``directory/config.json``, with one clear line if it is missing or is
-    not a JSON object."""
-    path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise GenlabError(f"no {CONFIG_FILE} in {directory}; is it a genlab model or run folder?")
-    try:
-        config = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise GenlabError(f"{path} is not valid JSON ({err}); {DAMAGED}") from None
-    if not isinstance(config, dict):
-        raise GenlabError(f"{path} holds a JSON {type(config).__name__}, not the object of a run's settings; {DAMAGED}")
-    for section in ("model", "train", "data"):
-        if not isinstance(config.get(section, {}), dict):
-            raise GenlabError(f"{path} has a '{section}' entry that is not a section of settings; {DAMAGED}")
-    return config
-
-
-def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """The name and shape of every tensor a safetensors file declares, read from its header
-    without loading a tensor; one clear line if the file is missing, truncated or not safetensors."""
-    if not path.is_file():
-        raise GenlabError(f"no weights at {path}; the run has not finished an epoch yet")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
-    except Exception as err:  # safetensors raises its own error types, and OSError
-        raise GenlabError(f"{path} is not a readable safetensors file ({first_line(err)}); "
-                          f"{DAMAGED}") from None
-
-
-def check_fits_in_memory(model: GenerativeModel, source: Path) -> None:
-    """Refuse a model (built on the meta device: no memory yet) whose parameters and buffers
-    would not fit in the memory the system has left, naming the sizes."""
-    from ..memory import available_bytes
-
-    needed = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    free = available_bytes()
-    if free is not None and needed > free:
-        raise GenlabError(f"the model that {source} describes has {needed / 2**30:.1f} GiB of weights, more than the "
-                          f"{free / 2**30:.1f} GiB of memory left; check its settings (widths, latent size)")
-
-
-def load_state(model: GenerativeModel, path: Path) -> None:
-    """Load safetensors weights into ``model``, with one clear line on any mismatch."""
-    check_weights(model, path)
-    try:
-        state = _renamed_legacy_keys(load_file(str(path), device=str(model.device)), model)
-    except Exception as err:
-        raise GenlabError(f"{path} could not be read ({first_line(err)}); {DAMAGED}") from None
-    model.load_state_dict(state)
-
-
-def check_weights(model: GenerativeModel, path: Path) -> None:
-    """The tensors the weights file ``path`` declares (read from its header, nothing loaded)
-    against those of ``model`` (which may live on the meta device): names, then shapes."""
-    own = model.state_dict()
-    declared = _renamed_legacy_keys(weight_shapes(path), model)
-    missing, unexpected = sorted(set(own) - set(declared)), sorted(set(declared) - set(own))
-    if missing or unexpected:
-        raise GenlabError(
-            f"the weights in {path} do not belong to this {model.family} model "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]}); check the run folder"
-        )
-    for key, shape in declared.items():
-        if tuple(own[key].shape) != shape:
-            raise GenlabError(
-                f"weight '{key}' in {path} has shape {shape} but the model "
-                f"expects {tuple(own[key].shape)}; the config and the weights disagree"
-            )
-
-
-def _renamed_legacy_keys(state: dict[str, Any], model: nn.Module) -> dict[str, Any]:
-    """Weights written before the moving average became one mechanism: ``generator_ema.*`` (GAN)
-    and ``net_ema.*`` (diffusion) are now ``ema.generator.*`` and ``ema.net.*``; a diffusion model
-    without an average used to save its counter anyway."""
-    renamed = {}
-    for key, tensor in state.items():
-        for old, new in (("generator_ema.", "ema.generator."), ("net_ema.", "ema.net.")):
-            if key.startswith(old):
-                key = new + key[len(old):]
-        renamed[key] = tensor
-    if "ema_updates" in renamed and "ema_updates" not in model.state_dict():
-        del renamed["ema_updates"]
-    return renamed

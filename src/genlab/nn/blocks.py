@@ -9,13 +9,13 @@ flattened image (dense) or to the flattened feature map (conv) and to the code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
 from ..errors import GenlabError
-from ..config import check_at_least
-from ..models.base import ModelConfig, require_planar
+from ..config import ModelConfig, check_at_least, require_planar
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "leaky_relu": lambda: nn.LeakyReLU(0.2),
                "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -44,14 +44,14 @@ class NetworkConfig(ModelConfig):
             ``pixel-shuffle`` (a 3x3 conv to 4x channels, then depth-to-space).
     """
 
-    arch: str = "conv"
+    arch: Literal["dense", "conv", "resnet"] = "conv"
     latent_dim: int = 16
     hidden: tuple[int, ...] = (1000, 500, 250)
     channels: tuple[int, ...] = (32, 64)
     blocks_per_stage: int = 0
     norm: str = "batch"
     activation: str = "relu"
-    upsample: str = "transposed"
+    upsample: Literal["transposed", "resize-conv", "pixel-shuffle"] = "transposed"
 
     def __post_init__(self) -> None:
         super().__post_init__()

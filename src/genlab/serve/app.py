@@ -22,6 +22,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import GenlabError
+from ..registry import family_of
 from ..latent.codes import decode_codes, encode_dataset, encode_images
 from ..latent.concept import attribute_masks, concept_vector
 from ..latent.interpolate import interpolation_path
@@ -71,10 +72,9 @@ class Explorer:
     def _map(self) -> dict[str, Any]:
         """2-D points of the test codes (or of draws from the prior), their classes, and the plane
         that lifts a point back to a code: z = mean + x * axes[0] + y * axes[1]."""
-        try:
-            width = self.model.latent_dim
-        except NotSupported:
+        if not self.able.latent_space:
             return {"points": [], "labels": None, "mean": [], "axes": [], "source": "none"}
+        width = self.model.latent_dim
         if self.able.encoder and self.data is not None:
             codes, labels = encode_dataset(self.model, self.data)
             source = "test codes"
@@ -95,10 +95,7 @@ class Explorer:
 
     def info(self) -> dict[str, Any]:
         model, cfg = self.model, self.model.config
-        try:
-            width = model.latent_dim
-        except NotSupported:
-            width = None
+        width = model.latent_dim if self.able.latent_space else None
         names = (self.data.class_names if self.data is not None else None) or \
             ([str(i) for i in range(cfg.num_classes)] if cfg.num_classes else None)
         return {"name": model.name, "family": model.family, "capabilities": dataclasses.asdict(self.able),
@@ -236,9 +233,10 @@ class Explorer:
         return _png(self.decode_many((code + strength * self._concepts[attribute])[None], labels))
 
     def translate(self, content: bytes) -> bytes:
-        """An uploaded condition image (noisy, small, or grey: colorize makes a colour upload grey
-        first) translated by the model, as a PNG of the output itself (no grid)."""
-        from ..commands.translate import (NotAnImage, check_size, condition_tensor, decode_image, png_of, translate_images)
+        """An uploaded image translated by the model, as a PNG of the output itself (no grid). The
+        model reads the upload as its input (``condition_from_image``: a model that takes grey
+        input makes a colour upload grey) and says how large the result is (``result_size``)."""
+        from ..image_files import NotAnImage, decode_image, png_of
 
         if len(content) > MAX_UPLOAD_BYTES:
             raise BadRequest(f"the upload is over the {MAX_UPLOAD_BYTES // 2 ** 20} MiB limit", 413)
@@ -246,13 +244,14 @@ class Explorer:
             picture = decode_image(content)
         except NotAnImage as err:
             raise BadRequest(str(err), 400) from None
-        out_pixels = picture.width * picture.height * self.model.scale ** 2
-        if out_pixels > MAX_TRANSLATE_PIXELS:
-            raise BadRequest(f"the result would have {out_pixels:,} pixels, over the limit of "
+        height, width = self.model.result_size(picture.height, picture.width)
+        if height * width > MAX_TRANSLATE_PIXELS:
+            raise BadRequest(f"the result would have {height * width:,} pixels, over the limit of "
                              f"{MAX_TRANSLATE_PIXELS:,}; send a smaller image", 413)
-        x, _ = condition_tensor(self.model, picture, "the upload")
-        check_size(self.model, x, "the upload")
-        return png_bytes(png_of(translate_images(self.model, x)[0]))
+        x, _ = self.model.condition_from_image(picture, "the upload")
+        with torch.no_grad():
+            result = self.model.translate(x.to(self.model.device))[0].cpu()
+        return png_bytes(png_of(result))
 
     def _needs(self, capability: str, what: str) -> None:
         if not getattr(self.able, capability):
@@ -425,14 +424,17 @@ def create_app(run: str | Path | Run, data_dir=None):
 
     @app.post("/api/translate", response_class=Response, responses={200: {"content": {"image/png": {}}}})
     async def translate(image: UploadFile = File(...)):
-        """An image-to-image task applied to an upload (runs of denoise, superres or colorize): the
-        noisy, small or grey image in, the denoised, enlarged or coloured one out (PNG, any size
-        the network takes)."""
+        """An image-to-image run applied to an upload: its input image in (a noisy, small or grey
+        one, or one of the source domain), the model's output out (PNG, any size the network
+        takes)."""
         if not explorer.able.condition_image:
             raise BadRequest(f"a {explorer.model.name} model is not an image-to-image task", 400)
         content = await image.read(MAX_UPLOAD_BYTES + 1)
         return png(await work(explorer.translate, content))
 
+    add_endpoints = family_of(run.model).endpoints
+    if add_endpoints is not None:  # what the run's family serves besides (its record's `endpoints`)
+        add_endpoints(app, explorer)
     return app
 
 

@@ -16,11 +16,12 @@ same in any number of processes (:class:`~genlab.data.batch.StepNoise`). So N pr
 same run as one, up to the order of floating-point sums, and a run can resume with another number
 of processes. Only rank 0 writes files.
 
-A run folder holds ``config.json`` (model, training and data settings, seeds, versions),
-``model.safetensors``, the optimizer and RNG state, ``trainer_state.json`` and ``metrics.jsonl``
-(one JSON line per epoch). A checkpoint is written at the end of every epoch, every
-``checkpoint_every`` steps if set, and when the run is interrupted (Ctrl-C), so ``resume=True``
-continues exactly where it stopped: same batches, same random draws, same losses.
+A run folder (:mod:`genlab.runs`, which owns its format) holds ``config.json`` (model, training
+and data settings, seeds, versions), ``model.safetensors``, the optimizer and RNG state,
+``trainer_state.json`` and ``metrics.jsonl`` (one JSON line per epoch). A checkpoint is written at
+the end of every epoch, every ``checkpoint_every`` steps if set, and when the run is interrupted
+(Ctrl-C), so ``resume=True`` continues exactly where it stopped: same batches, same random draws,
+same losses.
 """
 from __future__ import annotations
 
@@ -29,33 +30,29 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import signal
 import threading
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..config import check_at_least, from_dict
 from ..data.base import ImageDataset
 from ..data.batch import Batch, StepNoise
 from ..data.transforms import binarize
 from ..errors import GenlabError
-from ..models.base import (Diverged, GenerativeModel, NotSupported, check_finite, read_config, write_json_atomic, write_text_atomic)
+from ..models.base import Diverged, GenerativeModel, check_finite
 from ..viz import save_grid
 from . import distributed
-from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from ..registry import build_model, family_of, model_from_config, model_settings
-from ..runs import default_run_dir, run_name
+from ..runs import (CONFIG_FILE, SNAPSHOTS, append_metrics, default_run_dir, has_checkpoint, load_checkpoint, read_config,
+                    run_config, run_name, save_checkpoint, truncate_metrics, write_config)
 
-METRICS_FILE = "metrics.jsonl"
-SNAPSHOTS = "snapshots"
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
@@ -107,11 +104,11 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 128
     grad_accumulation: int = 1
-    precision: str = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     channels_last: bool = False
     fused_optimizer: bool = True
     lr: float = 1e-3
-    lr_schedule: str = "constant"
+    lr_schedule: Literal["constant", "cosine", "linear-decay"] = "constant"
     max_minutes: float = 0.0
     weight_decay: float = 0.0
     grad_clip: float = 0.0
@@ -149,13 +146,6 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise GenlabError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
-
-
-def versions() -> dict[str, str]:
-    import numpy
-
-    return {"genlab": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
 
 
 def _lr_at(config: TrainConfig, step: int, total: int, seconds: float = 0.0) -> float:
@@ -204,15 +194,6 @@ def interrupts_between_steps(enabled: bool = True):
         yield flag
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _record_step(line: str) -> float:
-    """The step of a metrics line; infinity for a line that is not a record."""
-    try:
-        record = json.loads(line)
-        return float(record["step"]) if isinstance(record, dict) else math.inf
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        return math.inf
 
 
 def _trained_s(state: dict[str, Any]) -> float:
@@ -435,27 +416,16 @@ class Trainer:
         return self.rank == 0
 
     def _run_config(self) -> dict[str, Any]:
-        d = self.train_data
-        return {
-            **self.model.config_dict(),
-            "train": dataclasses.asdict(self.config),
-            "data": {"name": d.name, "image_shape": list(d.image_shape), "class_names": d.class_names,
-                     "train_size": len(d), "val_size": len(self.val_data) if self.val_data else 0},
-            "versions": versions(),
-        }
+        return run_config(self.model, self.config, self.train_data, self.val_data)
 
     def _log(self, record: dict[str, Any]) -> None:
         if self._write():
-            with open(self.out / METRICS_FILE, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_metrics(self.out, record)
 
     def _truncate_metrics(self, step: int) -> None:
-        """Drop lines logged after the checkpoint we resume from (an interrupted epoch), and any line
-        that is not a record (the tail of a write cut short)."""
-        path = self.out / METRICS_FILE
-        if self._write() and path.exists():
-            kept = [ln for ln in path.read_text(errors="replace").splitlines() if _record_step(ln) <= step]
-            write_text_atomic(path, "".join(ln + "\n" for ln in kept))
+        """Drop the lines logged after the checkpoint we resume from (an interrupted epoch)."""
+        if self._write():
+            truncate_metrics(self.out, step)
 
     # ------------------------------------------------------------------ state
     def _rng_state(self, shuffle_epoch_start: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -515,7 +485,7 @@ class Trainer:
             shuffle.manual_seed(cfg.seed)
             state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "sums": {}, "seen": 0, "done": False}
         if self._write():  # on resume too: the run may have been given more epochs
-            write_json_atomic(self.out / "config.json", self._run_config())
+            write_config(self.out, self._run_config())
         return self._loop(optimizers, shuffle, state)
 
     def _check_same_model(self) -> None:
@@ -644,18 +614,17 @@ class Trainer:
 
     @torch.no_grad()
     def _snapshot(self, step: int) -> None:
-        """Samples from the same z (seeded) at every call, reconstructions of the same images, or
-        the translations of the same images (image-to-image: input, output, target rows)."""
+        """The model's preview rows of the same images (``preview``: input, output, target, ...),
+        samples from the same z (seeded) at every call, or reconstructions of the same images."""
         if self.rank != 0 or self.config.snapshot_every < 0:
             return
         self._check_finite()
         model, able = self.model, self.model.capabilities
-        rows_of = able.condition_image or able.codec   # models that show rows of inputs and outputs
-        if not (able.prior or (able.encoder and able.decoder) or rows_of):
+        if not (able.preview or able.prior or (able.encoder and able.decoder)):
             return  # nothing to show
         model.eval()
         try:
-            if rows_of:
+            if able.preview:
                 batch = (self.val_data or self.train_data).batch(slice(0, 8)).to(self.device)
                 rows = model.preview(batch, torch.Generator().manual_seed(self.config.seed))
                 images = torch.cat([r.cpu() for r in rows])
@@ -668,7 +637,7 @@ class Trainer:
                 images = torch.cat([torch.cat([x[i:i + 8], r[i:i + 8]]) for i in range(0, len(x), 8)])
         finally:
             model.train()
-        nrow = len(rows[0]) if rows_of else 8
+        nrow = len(rows[0]) if able.preview else 8
         save_grid(images.clamp(0, 1), self.out / SNAPSHOTS / f"step-{step:07d}.png", nrow=nrow)
 
     def _animate_snapshots(self) -> None:
@@ -688,12 +657,10 @@ class Trainer:
         sums = distributed.sum_over_processes({**state["sums"], "_seen": state["seen"]})  # every process's share
         seen = max(sums.pop("_seen"), 1)
         record.update({f"train/{k}": v / seen for k, v in sums.items()})
-        if self.val_data is not None and self.rank == 0:
-            try:
-                val = evaluate_loss(self.model, self.val_data, self.binary, seed=self.config.seed)
-                record.update({f"val/{k}": v for k, v in val.items()})
-            except NotSupported:
-                pass  # a model with no held-out loss (a GAN) is measured by its samples instead
+        # A model without a held-out loss (a GAN) is measured by its samples instead.
+        if self.val_data is not None and self.rank == 0 and self.model.capabilities.held_out_loss:
+            val = evaluate_loss(self.model, self.val_data, self.binary, seed=self.config.seed)
+            record.update({f"val/{k}": v for k, v in val.items()})
         self._log(record)
         state.update(epoch=state["epoch"] + 1, batch=0, sums={}, seen=0, elapsed_s=0.0,
                      trained_s=_trained_s(state))
@@ -708,7 +675,7 @@ class Trainer:
         if self.val_data is not None:
             record.update({f"val/{k}": v for k, v in evaluate_loss(model, self.val_data, False).items()})
         if self._write():
-            write_json_atomic(self.out / "config.json", self._run_config())
+            write_config(self.out, self._run_config())
             self._log(record)
             save_checkpoint(self.out, model, {}, {"torch_cpu": torch.get_rng_state()},
                             {"epoch": 1, "batch": 0, "step": 1, "elapsed_s": 0.0, "sums": {}, "seen": 0,
@@ -744,20 +711,20 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
     # A resumed run keeps its own settings; only what is given explicitly changes (e.g. epochs).
     base = saved.get("train", {}) if saved else {}
     if not isinstance(base, dict):
-        raise GenlabError(f"{Path(out_dir) / 'config.json'} has no 'train' section of settings; the run folder is damaged")
+        raise GenlabError(f"{Path(out_dir) / CONFIG_FILE} has no 'train' section of settings; the run folder is damaged")
     family_defaults = _family_train_defaults(model)
     config = TrainConfig.from_dict({**family_defaults, **base, **(dataclasses.asdict(config) if config else {}),
                                     **overrides})
     record = family_of(model)
     settings = _model_settings_of(model, model_settings, saved)
-    if record.prepare_data is not None:  # the data as this family takes it (CycleGAN: both domains)
+    if record.prepare_data is not None:  # the data as this family takes it (e.g. two domains)
         data = record.prepare_data(data, settings, data_dir, config.seed)
         val_data = None if val_data is None else record.prepare_data(val_data, settings, data_dir, config.seed)
     if isinstance(model, str):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # the seed gives the initial weights too
             if saved is not None:
-                model = _model_to_resume(model, saved, model_settings or {}, Path(out_dir) / "config.json")
+                model = _model_to_resume(model, saved, model_settings or {}, Path(out_dir) / CONFIG_FILE)
             else:
                 model = build_model(model, **data_description(model, data), **(model_settings or {}))
     if out_dir is None:
@@ -795,7 +762,7 @@ def _family_train_defaults(model: GenerativeModel | str) -> dict[str, Any]:
 
 def _saved_run_config(out_dir: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(out_dir)
-    return read_config(path) if (path / "config.json").exists() else None
+    return read_config(path) if (path / CONFIG_FILE).exists() else None
 
 
 def _model_to_resume(name: str, saved: dict[str, Any], settings: dict[str, Any], source: Path) -> GenerativeModel:

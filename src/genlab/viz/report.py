@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..files import write_text_atomic
 from .grid import png_bytes
 
 STYLE = """
@@ -65,9 +66,4 @@ def render(title: str, sections: list[Section], intro: str = "") -> str:
 
 
 def write_report(path: str | os.PathLike, title: str, sections: list[Section], intro: str = "") -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(title, sections, intro))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, render(title, sections, intro))

@@ -6,8 +6,8 @@ deviation ``noise_level`` or ``masking`` of a ``noise_level`` fraction of pixels
 output the clean image.
 
 With ``adv_weight`` > 0 the autoencoder also trains against a discriminator on its outputs
-(sharper reconstructions, as in Larsen et al. 2016): the discriminator (the GAN family's, see
-:mod:`genlab.models.gan`) learns to tell inputs from reconstructions with the non-saturating loss,
+(sharper reconstructions, as in Larsen et al. 2016): the discriminator (the DCGAN discriminator, see
+:mod:`genlab.nn.adversarial`) learns to tell inputs from reconstructions with the non-saturating loss,
 and the autoencoder minimises ``loss + adv_weight * adv``, where ``adv`` = softplus(-D(recon)) per
 image (the trainer's ``train/loss``; validation still reports the reconstruction objective). With
 ``adv_weight`` = 0 (the default) nothing of this is built or run.
@@ -15,6 +15,7 @@ image (the trainer's ``train/loss``; validation still reports the reconstruction
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +40,8 @@ class AutoencoderConfig(NetworkConfig):
     """
 
     latent_dim: int = 30
-    recon_loss: str = "mse"
-    noise: str = "none"
+    recon_loss: Literal["mse", "bce"] = "mse"
+    noise: Literal["none", "gaussian", "masking", "salt-pepper"] = "none"
     noise_level: float = 0.0
     adv_weight: float = 0.0
     adv_channels: int = 32
@@ -75,7 +76,7 @@ class Autoencoder(GenerativeModel):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(encoder=True, decoder=True)
+        return Capabilities(encoder=True, decoder=True, latent_space=True, held_out_loss=True)
 
     @property
     def latent_dim(self) -> int:

@@ -1,7 +1,7 @@
 """A learned lossy codec (after Ballé et al. 2017): analysis and synthesis transforms, a quantized
 code, an entropy model, and range-coded ``.glc`` files (``genlab compress`` / ``decompress``)."""
 from ...family import Command, Family
-from .model import Compressor, CompressConfig
+from .model import Codec, CodecConfig
 
 
 def _measures(model, data, seed: int = 0, data_dir=None) -> dict:
@@ -41,7 +41,7 @@ def _decompress(args):
 
 
 FAMILY = Family(
-    name="codec", model_class=Compressor,
+    name="codec", model_class=Codec,
     presets={"compress": {}},
     aliases={"codec": "compress", "compression": "compress"},
     former_names=("compress",),
@@ -52,4 +52,4 @@ FAMILY = Family(
                       _decompress_arguments, _decompress)),
 )
 
-__all__ = ["FAMILY", "Compressor", "CompressConfig"]
+__all__ = ["FAMILY", "Codec", "CodecConfig"]

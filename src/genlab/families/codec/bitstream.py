@@ -26,7 +26,8 @@ from ...errors import GenlabError
 from ...files import write_atomic
 from ...models.base import GenerativeModel
 from ...train import Run
-from ...commands.translate import decode_image, image_tensor, output_folder, png_of
+from ...image_files import decode_image, image_tensor, output_folder, png_of
+from .model import Codec
 
 MAGIC = b"GLC1"
 HEADER = struct.Struct("<4s8sHH")
@@ -34,7 +35,7 @@ SUFFIX = ".glc"
 
 
 def require_codec(model: GenerativeModel) -> None:
-    if not model.capabilities.codec:
+    if not isinstance(model, Codec):
         raise GenlabError(f"a {model.name} model is not a codec; compress takes a run of `genlab train compress`")
 
 

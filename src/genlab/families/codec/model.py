@@ -1,4 +1,5 @@
-"""A learned image codec: an autoencoder whose code is quantized and entropy-coded (the ``compress`` family).
+"""A learned image codec: an autoencoder whose code is quantized and entropy-coded (the ``codec``
+family, whose model is ``compress``).
 
 After Ballé et al. 2017 (end-to-end optimized image compression), in small:
 
@@ -16,7 +17,7 @@ After Ballé et al. 2017 (end-to-end optimized image compression), in small:
   plus the squared error on the 0-255 scale. ``lmbda`` sets the trade: a larger one spends more
   bits for a smaller error; a rate-distortion curve is several models with different ``lmbda``.
 
-Files (:mod:`genlab.commands.compress`) hold a small header and the range coder's words; decoding
+Files (:mod:`genlab.families.codec.bitstream`) hold a small header and the range coder's words; decoding
 needs the same model, which the header names by a checksum of its weights.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ MIN_PROBABILITY = 1e-9
 
 
 @dataclass
-class CompressConfig(ModelConfig):
+class CodecConfig(ModelConfig):
     """Attributes (beyond :class:`ModelConfig`):
         channels: widths of the stride-2 stages (each halves the image).
         code_channels: channels of the code.
@@ -114,14 +115,14 @@ class FactorizedDensity(nn.Module):
         return p / p.sum(1, keepdim=True)
 
 
-class Compressor(GenerativeModel):
+class Codec(GenerativeModel):
     """A learned lossy codec for images (C, H, W); see the module's description."""
 
     family = "codec"
-    config_class = CompressConfig
+    config_class = CodecConfig
     train_defaults = {"epochs": 20, "lr": 1e-3, "batch_size": 32}
 
-    def __init__(self, config: CompressConfig, name: str | None = None):
+    def __init__(self, config: CodecConfig, name: str | None = None):
         super().__init__(config, name)
         c = config.image_shape[0]
         widths = config.channels
@@ -141,7 +142,7 @@ class Compressor(GenerativeModel):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(codec=True)
+        return Capabilities(held_out_loss=True, preview=True)
 
     @property
     def latent_dim(self) -> int:

@@ -1,6 +1,6 @@
 """Rate and distortion of a learned codec, next to JPEG and WebP (Pillow) at the same file size.
 
-For each test image the codec writes its real file (:func:`genlab.commands.compress.encode_image`):
+For each test image the codec writes its real file (:func:`genlab.families.codec.bitstream.encode_image`):
 ``bytes`` is its size, ``bpp`` 8 x bytes / (H x W) and ``bpp_ideal`` the entropy model's own
 count (what the file would take without the range coder's rounding and the 16-byte header); the
 decoded file gives ``psnr`` and ``ssim`` (scikit-image, as for the other image-to-image tasks).

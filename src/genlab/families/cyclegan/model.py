@@ -2,7 +2,7 @@
 
 Two generators, G_ab from domain A (the training data) to domain B (``domain_b``, another dataset)
 and G_ba back, and two PatchGAN discriminators, D_a and D_b
-(:class:`~genlab.models.translation.PatchDiscriminator`), learn from batches of A and B images that
+(:class:`~genlab.nn.patchgan.PatchDiscriminator`), learn from batches of A and B images that
 are not pairs (:func:`genlab.data.unpaired` puts B's images in each batch's ``condition``). Each
 training step has two objectives:
 
@@ -39,7 +39,7 @@ from torch import nn
 from ...config import check_at_least
 from ...data.batch import Batch
 from ...errors import GenlabError
-from ...models.base import Capabilities, GenerativeModel, ModelConfig, NotSupported, OptimizerGroup, require_planar
+from ...models.base import Capabilities, GenerativeModel, ModelConfig, OptimizerGroup, require_planar
 from ...nn.adversarial import discriminator_loss, frozen, generator_loss
 from ...nn.unet import UNet, zero_last_layer, adapt_channels, on_padded
 from ...nn.patchgan import PatchDiscriminator, patch_layers
@@ -217,28 +217,17 @@ class CycleGAN(GenerativeModel):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(condition_image=True, domain_transfer=True)
+        return Capabilities(condition_image=True, domain_transfer=True, held_out_loss=True, preview=True)
 
     # ----------------------------------------------------------------- what the tools ask
-    task = "cyclegan"
-    scale = 1
-    paired = False
-
-    @property
-    def condition_channels(self) -> int:
-        """Channels of domain A's images, what :meth:`translate` takes."""
-        return self.config.image_shape[0]
-
     @property
     def min_condition_side(self) -> int:
+        """The smallest image side the generators take."""
         return 2 ** self.config.levels
 
     @property
     def baseline_name(self) -> str:
         return "the source image itself"
-
-    def degrade(self, images: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        raise NotSupported("a CycleGAN translates images of domain A; it makes no input from a target image")
 
     def check_condition(self, x: torch.Tensor, direction: str = "a-to-b") -> None:
         """A clear error for images the generator of ``direction`` cannot take."""
@@ -251,6 +240,37 @@ class CycleGAN(GenerativeModel):
         if min(x.shape[-2:]) < side:
             raise GenlabError(f"this CycleGAN's generators halve the image {self.config.levels} times, so image "
                               f"sides must be at least {side}; got {x.shape[-2]}x{x.shape[-1]}")
+
+    # ----------------------------------------------------------------- image files (genlab translate)
+    def _direction(self, direction: str | None) -> str:
+        direction = direction or "a-to-b"
+        if direction not in DIRECTIONS:
+            raise GenlabError(f"unknown direction '{direction}'; choose one of: {', '.join(DIRECTIONS)}")
+        return direction
+
+    def result_suffix(self, direction: str | None = None) -> str:
+        """What ends the name of a translated file: the direction (``a-to-b`` by default)."""
+        return self._direction(direction)
+
+    def result_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) of the output for an input of that size: the same."""
+        return height, width
+
+    def condition_from_image(self, image, name: str = "the image", direction: str | None = None
+                             ) -> tuple[torch.Tensor, None]:
+        """A PIL ``image`` (a file or upload called ``name``) as the input of ``direction`` (an
+        image of domain A for ``a-to-b``, the default; of B for ``b-to-a``), taken as it is; one
+        clear line naming ``name`` for an image the generator cannot take."""
+        from ...image_files import image_tensor
+
+        direction = self._direction(direction)
+        channels = self.config.image_shape[0] if direction == "a-to-b" else self.config.condition_shape[0]
+        x = image_tensor(image, channels, name)
+        side, (h, w) = self.min_condition_side, x.shape[-2:]
+        if min(h, w) < side:
+            raise GenlabError(f"{name} is {w}x{h}, too small for this {self.name} model: its network halves the image "
+                              f"{self.config.levels} times and needs sides of at least {side} pixels")
+        return x, None
 
     # ----------------------------------------------------------------- translation
     def _run(self, name: str, x: torch.Tensor, channels: int) -> torch.Tensor:

@@ -329,7 +329,8 @@ class Diffusion(GenerativeModel):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(decoder=True, prior=True, labels=self.config.conditional, denoising_sampler=True)
+        return Capabilities(decoder=True, prior=True, labels=self.config.conditional, denoising_sampler=True,
+                            latent_space=True, held_out_loss=True)
 
     # ----------------------------------------------------------------- the common surface
     @property

@@ -140,7 +140,8 @@ class GAN(GenerativeModel):
     @property
     def capabilities(self) -> Capabilities:
         conditional = self.config.conditional
-        return Capabilities(decoder=True, prior=True, labels=conditional, class_interpolation=conditional)
+        return Capabilities(decoder=True, prior=True, labels=conditional, class_interpolation=conditional,
+                            latent_space=True)  # no held-out loss: its losses are a game
 
     # ----------------------------------------------------------------- the common surface
     @property

@@ -1,8 +1,10 @@
-"""Image-to-image tasks: denoising, super-resolution, colorization (the condition image made from
-the clean one) and paired translation (pix2pix: the dataset's source image of each pair), each a
-U-Net or ESPCN predicting a residual over its trivial baseline, measured beside that baseline."""
+"""Image-to-image tasks, one class each: denoising, super-resolution, colorization (the condition
+image made from the clean one) and paired translation (pix2pix: the dataset's source image of
+each pair), each a U-Net or ESPCN predicting a residual over its trivial baseline, measured beside
+that baseline."""
 from ...family import Family
-from .model import Image2Image, Image2ImageConfig
+from .model import (Colorize, ColorizeConfig, Denoise, DenoiseConfig, ImageToImage, ImageToImageConfig, Pix2Pix,
+                    Pix2PixConfig, SuperResolution, SuperResolutionConfig)
 
 
 def _data_settings(data) -> dict:
@@ -11,25 +13,22 @@ def _data_settings(data) -> dict:
 
 
 def _measures(model, data, seed: int = 0, data_dir=None) -> dict:
-    """PSNR and SSIM beside the baseline's; for a paired task with labels, the translation's FID
-    and the content kept (scikit-image and the classifiers are imported only here)."""
+    """PSNR and SSIM beside the baseline's; for paired translation with labels, the translation's
+    FID and the content kept (scikit-image and the classifiers are imported only here)."""
     from .quality import image_quality, paired_transfer_quality
 
     results = image_quality(model, data, seed=seed)
-    if model.paired and data.labels is not None:
+    if isinstance(model, Pix2Pix) and data.labels is not None:
         results.update(paired_transfer_quality(model, data, data_dir))
     return results
 
 
 FAMILY = Family(
-    name="image-to-image", model_class=Image2Image,
-    presets={
-        "denoise": {"task": "denoise"},
-        "superres": {"task": "superres"},
-        "colorize": {"task": "colorize"},
-        # Paired translation: the dataset's condition images are the input (digits-m: grey digit -> blend).
-        "pix2pix": {"task": "pix2pix"},
-    },
+    name="image-to-image", model_class=ImageToImage,
+    presets={"denoise": {}, "superres": {}, "colorize": {},
+             # Paired translation: the dataset's condition images are the input (digits-m: grey digit -> blend).
+             "pix2pix": {}},
+    model_classes={"denoise": Denoise, "superres": SuperResolution, "colorize": Colorize, "pix2pix": Pix2Pix},
     aliases={"denoising": "denoise", "denoiser": "denoise", "unet-denoise": "denoise",
              "super-resolution": "superres", "superresolution": "superres", "super-res": "superres",
              "sr": "superres", "espcn": "superres",
@@ -41,4 +40,5 @@ FAMILY = Family(
     measures=_measures,
 )
 
-__all__ = ["FAMILY", "Image2Image", "Image2ImageConfig"]
+__all__ = ["FAMILY", "ImageToImage", "ImageToImageConfig", "Denoise", "DenoiseConfig", "SuperResolution",
+           "SuperResolutionConfig", "Colorize", "ColorizeConfig", "Pix2Pix", "Pix2PixConfig"]

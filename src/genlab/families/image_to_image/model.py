@@ -1,14 +1,24 @@
 """Image-to-image translation: denoising, super-resolution, colorization and paired translation
-(pix2pix) (the ``image2image`` family).
+(pix2pix) (the ``image-to-image`` family), one class per task.
 
 A model of this family maps a condition image (a noisy image, a small one, a grey one, or the
-paired source image) to an image of the training data. The first three tasks learn from clean
-images alone: :meth:`Image2Image.degrade` makes the condition on the fly with the batch's random
-draws, so every image gets the same corruption in one process or several, and in a resumed run.
-pix2pix learns from pairs: the batch's ``condition`` (a dataset's ``conditions``, such as the grey
-digit of each ``digits-m`` blend) is the input and the image the target.
+paired source image) to an image of the training data. :class:`ImageToImage` holds what every
+task shares (the networks, the residual over a trivial baseline, the loss, the adversarial term,
+the checks, the file protocol of ``genlab translate``) with :class:`ImageToImageConfig`, the
+settings every task shares; each task is a subclass with its own config, which validates its own
+settings: :class:`Denoise` (:class:`DenoiseConfig`), :class:`SuperResolution`
+(:class:`SuperResolutionConfig`), :class:`Colorize` (:class:`ColorizeConfig`) and
+:class:`Pix2Pix` (:class:`Pix2PixConfig`). Settings written before the tasks were classes carry
+``task`` and every task's settings: the task's config takes them (dropping the other tasks'),
+and ``ImageToImage.from_config`` builds the class their ``task`` names.
 
-Tasks (``task``):
+The first three tasks learn from clean images alone: :meth:`ImageToImage.degrade` makes the
+condition on the fly with the batch's random draws, so every image gets the same corruption in
+one process or several, and in a resumed run. pix2pix learns from pairs: the batch's
+``condition`` (a dataset's ``conditions``, such as the grey digit of each ``digits-m`` blend) is
+the input and the image the target.
+
+Tasks (the model names, each its class):
 
 - ``denoise``: the condition is the clean image with ``noise`` (``gaussian`` of standard deviation
   ``noise_level``, clipped to [0, 1]; ``salt-pepper``, a ``noise_level`` fraction of the pixels set
@@ -29,7 +39,7 @@ Tasks (``task``):
   U and V divided by their largest magnitude, so about [-1, 1]); the output is the colour of the
   given luminance and the predicted chrominance, back in sRGB, with each out-of-gamut pixel's
   chrominance shrunk until it fits (so the luminance is kept exactly, where clipping RGB would
-  change it). The loss is taken on the chrominance. Conversions: :mod:`genlab.data.colour`
+  change it). The loss is taken on the chrominance. Conversions: :mod:`genlab.families.image_to_image.colour`
   (scikit-image's matrices, in torch). Colour data only: a 1-channel dataset is refused.
 - ``pix2pix`` (Isola et al. 2017): the condition is the dataset's paired source image (any channel
   count, the image's size), the U-Net maps it to the target, and the loss is L1 plus
@@ -37,9 +47,9 @@ Tasks (``task``):
   itself, brought to the target's channels (grey repeated to RGB; RGB to its mean).
 
 The adversarial term (``adv_weight`` > 0; any task, pix2pix by default) adds a PatchGAN
-discriminator D (:class:`PatchDiscriminator`) that scores overlapping patches of the pair
-(condition, image), the condition enlarged to the image's size for superres: real pairs high,
-the model's outputs low, with the non-saturating loss; the model minimises ``loss`` +
+discriminator D (:class:`~genlab.nn.patchgan.PatchDiscriminator`) that scores overlapping patches
+of the pair (condition, image), the condition enlarged to the image's size for superres: real
+pairs high, the model's outputs low, with the non-saturating loss; the model minimises ``loss`` +
 ``adv_weight`` * softplus(-D(condition, output)), averaged over the patches.
 
 All predict a residual (``residual``, on by default): the output is the trivial baseline (the
@@ -59,45 +69,40 @@ first step, while MSE's charge starts at zero.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...config import check_at_least
-from . import colour
 from ...data.batch import Batch, as_batch
 from ...data.transforms import corrupt
 from ...errors import GenlabError
+from ...metrics.image_quality import batch_psnr
 from ...models.base import Capabilities, GenerativeModel, ModelConfig, NotSupported, OptimizerGroup, require_planar
-from ...nn.blocks import ACTIVATIONS, UPSAMPLERS, upsampler
 from ...nn.adversarial import discriminator_loss, frozen, generator_loss
+from ...nn.blocks import ACTIVATIONS, UPSAMPLERS, upsampler
 from ...nn.patchgan import PatchDiscriminator, patch_layers
-from ...metrics.image_quality import MAX_PSNR_DB, batch_psnr
-from ...nn.unet import UNet, adapt_channels, on_padded, pad_to_multiple, zero_last_layer
+from ...nn.unet import UNet, adapt_channels, on_padded, zero_last_layer
+from . import colour
 
-TASKS = ("denoise", "superres", "colorize", "pix2pix")
 DENOISE_NOISES = ("gaussian", "salt-pepper", "masking")
 ARCHS = ("unet", "espcn")
 DOWNSAMPLERS = ("area", "bicubic")
 LOSSES = ("l1", "mse")
-#: PSNR of an exact match: the squared error is floored at 1e-10, so the figure stays finite
+
+
+# --------------------------------------------------------------------- settings
 @dataclass
-class Image2ImageConfig(ModelConfig):
-    """Attributes (``None``: the task's default):
-        task: ``denoise``, ``superres``, ``colorize`` or ``pix2pix``.
-        condition_shape: (C', H, W) of the paired source images (pix2pix; from the data).
-        noise, noise_level: the denoise task's corruption: ``gaussian`` (level = standard
-            deviation), ``salt-pepper`` or ``masking`` (level = fraction of the pixels).
-        scale: the superres task's factor, 2 or 4; the image sides must be divisible by it.
-        downsample: how the superres input is made: ``area`` (the mean of each scale x scale
-            block) or ``bicubic`` (antialiased).
-        color_space: the colorize task's space: ``lab`` (default; L in, a and b predicted) or
-            ``yuv`` (Y in, U and V predicted).
-        arch: ``unet`` (default for denoise and colorize) or ``espcn`` (default for superres;
-            superres only).
+class ImageToImageConfig(ModelConfig):
+    """The settings every image-to-image task shares; each task's config adds its own.
+
+    Attributes (``None``: the default for ``arch``):
+        arch: the network: ``unet`` (every task) or ``espcn`` (superres only, its default).
         channels: widths: one per U-Net level (default (32, 64, 128)), or of the ESPCN's
             low-resolution convolutions (default (64, 32)).
         upsample: the layer that doubles the resolution: ``transposed``, ``resize-conv`` or
@@ -106,39 +111,36 @@ class Image2ImageConfig(ModelConfig):
         residual: predict a correction of the trivial baseline (default true).
         loss: ``mse`` (default: what PSNR measures) or ``l1`` (pix2pix's default), per pixel, mean
             per image.
+        condition_shape: (C', H, W) of the dataset's paired condition images, from the data:
+            pix2pix's input; the tasks that make their input from the image do not read it.
         adv_weight: weight of the adversarial term (default 0; pix2pix 0.01).
         d_channels: width of D's first layer; each stride-2 layer doubles it (at most 8 times).
         d_layers: D's stride-2 layers (default: 3, the 70x70 PatchGAN, or fewer on images under
             64 pixels a side, so that D scores patches, not the whole image).
     """
 
-    task: str = "denoise"
-    noise: str = "gaussian"
-    noise_level: float = 0.3
-    scale: int = 2
-    downsample: str = "area"
-    color_space: str = "lab"
-    arch: str | None = None
+    #: the task's name: its model name, in messages and beside its measures
+    task: ClassVar[str] = "image-to-image"
+    #: the networks this task takes
+    archs: ClassVar[tuple[str, ...]] = ("unet",)
+
+    arch: Literal["unet", "espcn"] = "unet"
     channels: tuple[int, ...] | None = None
-    upsample: str | None = None
+    upsample: Literal["transposed", "resize-conv", "pixel-shuffle"] | None = None
     activation: str = "relu"
     residual: bool = True
-    loss: str | None = None
+    loss: Literal["mse", "l1"] = "mse"
     condition_shape: tuple[int, ...] | None = None
-    adv_weight: float | None = None
+    adv_weight: float = 0.0
     d_channels: int = 64
     d_layers: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.task not in TASKS:
-            raise GenlabError(f"unknown task '{self.task}'; choose one of: {', '.join(TASKS)}")
         c, h, w = require_planar(self, f"the {self.task} task")
-        self._check_pairs(h, w)
-        if self.loss is None:
-            self.loss = "l1" if self.task == "pix2pix" else "mse"
-        if self.adv_weight is None:
-            self.adv_weight = 0.01 if self.task == "pix2pix" else 0.0
+        if self.condition_shape is not None:
+            self.condition_shape = tuple(self.condition_shape)
+        self._check_data(c, h, w)
         check_at_least(self, 0, "adv_weight")
         check_at_least(self, 1, "d_channels")
         if self.adv_weight > 0:
@@ -148,15 +150,12 @@ class Image2ImageConfig(ModelConfig):
             if self.d_layers is not None:
                 check_at_least(self, 1, "d_layers")
             self.d_layers = patch_layers(h, w, self.d_layers)
-        if self.task == "colorize" and c != 3:
-            raise GenlabError(f"colorize needs colour images; digits-m or photos, not a {c}-channel dataset")
-        if self.arch is None:
-            self.arch = "espcn" if self.task == "superres" else "unet"
         if self.arch not in ARCHS:
             raise GenlabError(f"unknown arch '{self.arch}' for the {self.task} task; choose one of: "
-                              f"{', '.join(ARCHS if self.task == 'superres' else ARCHS[:1])}")
-        if self.arch == "espcn" and self.task != "superres":
-            raise GenlabError(f"`arch` espcn upsamples, so it serves the superres task; {self.task} takes `arch=unet`")
+                              f"{', '.join(self.archs)}")
+        if self.arch not in self.archs:
+            raise GenlabError(f"`arch` {self.arch} upsamples, so it serves the superres task; {self.task} takes "
+                              "`arch=unet`")
         if self.channels is None:
             self.channels = (32, 64, 128) if self.arch == "unet" else (64, 32)
         self.channels = tuple(self.channels)
@@ -171,49 +170,151 @@ class Image2ImageConfig(ModelConfig):
             raise GenlabError(f"unknown activation '{self.activation}'; choose one of: {', '.join(ACTIVATIONS)}")
         if self.loss not in LOSSES:
             raise GenlabError(f"unknown loss '{self.loss}'; choose one of: {', '.join(LOSSES)}")
-        if self.task == "colorize":
-            if self.color_space not in colour.SPACES:
-                raise GenlabError(f"unknown color_space '{self.color_space}'; choose one of: "
-                                  f"{', '.join(colour.SPACES)}")
-        elif self.task == "denoise":
-            if self.noise not in DENOISE_NOISES:
-                raise GenlabError(f"the denoise task needs `noise` to be one of: {', '.join(DENOISE_NOISES)}; "
-                                  f"got '{self.noise}'")
-            if not self.noise_level > 0:
-                raise GenlabError(f"`noise_level` must be above 0 for the denoise task, got {self.noise_level}")
-            if self.noise != "gaussian" and self.noise_level > 1:
-                raise GenlabError(f"{self.noise} noise replaces a fraction of the pixels: `noise_level` must lie in "
-                                  f"(0, 1], got {self.noise_level}")
-        else:
-            if self.scale not in (2, 4):
-                raise GenlabError(f"`scale` must be 2 or 4, got {self.scale}")
-            if h % self.scale or w % self.scale:
-                raise GenlabError(f"`scale` {self.scale} needs image sides divisible by {self.scale}; this data is "
-                                  f"{h}x{w}")
-            if self.downsample not in DOWNSAMPLERS:
-                raise GenlabError(f"unknown downsample '{self.downsample}'; choose one of: {', '.join(DOWNSAMPLERS)}")
+        self._check_task(h, w)
         if self.arch == "unet" and min(h, w) < 2 ** self.levels:
             raise GenlabError(f"`channels` {list(self.channels)} make a U-Net that halves the image {self.levels} "
                               f"times, which needs sides of at least {2 ** self.levels}; this data is {h}x{w}")
 
-    def _check_pairs(self, h: int, w: int) -> None:
-        """pix2pix needs paired source images of the target's size."""
-        if self.task != "pix2pix":
-            return
-        if self.condition_shape is None:
-            raise GenlabError("pix2pix learns from pairs: train it on a dataset with paired condition images "
-                              "(digits-m, mnist-m: the grey digit of each blend)")
-        self.condition_shape = tuple(self.condition_shape)
-        if len(self.condition_shape) != 3 or tuple(self.condition_shape[1:]) != (h, w):
-            raise GenlabError(f"pix2pix maps a source image to a target of the same size; the pairs are "
-                              f"{tuple(self.condition_shape)} and {(self.image_shape[0], h, w)}")
+    def _check_data(self, c: int, h: int, w: int) -> None:
+        """The task's demands on the data (C, H, W), checked first."""
+
+    def _check_task(self, h: int, w: int) -> None:
+        """The task's own settings."""
 
     @property
     def levels(self) -> int:
         """How many times the U-Net halves the image (0 for ESPCN)."""
         return len(self.channels) - 1 if self.arch == "unet" else 0
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ImageToImageConfig:
+        """The settings ``values``, a setting of another task refused in one line naming it. Those
+        written before one class per task name their ``task`` and hold every task's settings:
+        the task's config takes them, without the other tasks' (this class's own config must be
+        that task's; the shared config becomes it)."""
+        if not isinstance(values, dict):
+            return super().from_dict(values)
+        own = _fields(cls)
+        if "task" not in values:
+            for key in values:
+                task = next((t for t, config in CONFIGS.items() if key not in own and key in _fields(config)), None)
+                if task is not None:
+                    raise GenlabError(f"`{key}` is a setting of the {task} task; a {cls.task} model does not take it")
+            return super().from_dict(values)
+        task = values["task"]
+        if task not in CONFIGS:
+            raise GenlabError(f"unknown task '{task}'; choose one of: {', '.join(CONFIGS)}")
+        if cls is ImageToImageConfig:
+            return CONFIGS[task].from_dict(values)
+        if task != cls.task:
+            raise GenlabError(f"settings of the {task} task given to a {cls.task} model; build a {task} model")
+        others = {name for config in CONFIGS.values() for name in _fields(config)} - own
+        return super().from_dict({k: v for k, v in values.items() if k != "task" and k not in others})
 
+
+def _fields(config: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(config)}
+
+
+@dataclass
+class DenoiseConfig(ImageToImageConfig):
+    """The denoise task's settings.
+
+    Attributes (beyond :class:`ImageToImageConfig`'s):
+        noise, noise_level: the corruption: ``gaussian`` (level = standard deviation),
+            ``salt-pepper`` or ``masking`` (level = fraction of the pixels).
+    """
+
+    task: ClassVar[str] = "denoise"
+
+    noise: Literal["gaussian", "salt-pepper", "masking"] = "gaussian"
+    noise_level: float = 0.3
+
+    def _check_task(self, h: int, w: int) -> None:
+        if self.noise not in DENOISE_NOISES:
+            raise GenlabError(f"the denoise task needs `noise` to be one of: {', '.join(DENOISE_NOISES)}; "
+                              f"got '{self.noise}'")
+        if not self.noise_level > 0:
+            raise GenlabError(f"`noise_level` must be above 0 for the denoise task, got {self.noise_level}")
+        if self.noise != "gaussian" and self.noise_level > 1:
+            raise GenlabError(f"{self.noise} noise replaces a fraction of the pixels: `noise_level` must lie in "
+                              f"(0, 1], got {self.noise_level}")
+
+
+@dataclass
+class SuperResolutionConfig(ImageToImageConfig):
+    """The superres task's settings (``arch`` ``espcn`` by default).
+
+    Attributes (beyond :class:`ImageToImageConfig`'s):
+        scale: the factor, 2 or 4; the image sides must be divisible by it.
+        downsample: how the input is made: ``area`` (the mean of each scale x scale block) or
+            ``bicubic`` (antialiased).
+    """
+
+    task: ClassVar[str] = "superres"
+    archs: ClassVar[tuple[str, ...]] = ARCHS
+
+    arch: Literal["unet", "espcn"] = "espcn"
+    scale: int = 2
+    downsample: Literal["area", "bicubic"] = "area"
+
+    def _check_task(self, h: int, w: int) -> None:
+        if self.scale not in (2, 4):
+            raise GenlabError(f"`scale` must be 2 or 4, got {self.scale}")
+        if h % self.scale or w % self.scale:
+            raise GenlabError(f"`scale` {self.scale} needs image sides divisible by {self.scale}; this data is "
+                              f"{h}x{w}")
+        if self.downsample not in DOWNSAMPLERS:
+            raise GenlabError(f"unknown downsample '{self.downsample}'; choose one of: {', '.join(DOWNSAMPLERS)}")
+
+
+@dataclass
+class ColorizeConfig(ImageToImageConfig):
+    """The colorize task's settings.
+
+    Attributes (beyond :class:`ImageToImageConfig`'s):
+        color_space: ``lab`` (default; L in, a and b predicted) or ``yuv`` (Y in, U and V predicted).
+    """
+
+    task: ClassVar[str] = "colorize"
+
+    color_space: Literal["lab", "yuv"] = "lab"
+
+    def _check_data(self, c: int, h: int, w: int) -> None:
+        if c != 3:
+            raise GenlabError(f"colorize needs colour images; digits-m or photos, not a {c}-channel dataset")
+
+    def _check_task(self, h: int, w: int) -> None:
+        if self.color_space not in colour.SPACES:
+            raise GenlabError(f"unknown color_space '{self.color_space}'; choose one of: {', '.join(colour.SPACES)}")
+
+
+@dataclass
+class Pix2PixConfig(ImageToImageConfig):
+    """The pix2pix task's settings: :class:`ImageToImageConfig`'s, with L1 and the adversarial
+    term (0.01) by default, and ``condition_shape`` required (the paired sources, from the data)."""
+
+    task: ClassVar[str] = "pix2pix"
+
+    loss: Literal["mse", "l1"] = "l1"
+    adv_weight: float = 0.01
+
+    def _check_data(self, c: int, h: int, w: int) -> None:
+        """pix2pix needs paired source images of the target's size."""
+        if self.condition_shape is None:
+            raise GenlabError("pix2pix learns from pairs: train it on a dataset with paired condition images "
+                              "(digits-m, mnist-m: the grey digit of each blend)")
+        if len(self.condition_shape) != 3 or tuple(self.condition_shape[1:]) != (h, w):
+            raise GenlabError(f"pix2pix maps a source image to a target of the same size; the pairs are "
+                              f"{tuple(self.condition_shape)} and {(c, h, w)}")
+
+
+#: each task's config, by task name
+CONFIGS: dict[str, type[ImageToImageConfig]] = {
+    config.task: config for config in (DenoiseConfig, SuperResolutionConfig, ColorizeConfig, Pix2PixConfig)}
+
+
+# --------------------------------------------------------------------- networks
 class ESPCN(nn.Module):
     """(N, C, h, w) -> (N, C, scale h, scale w): convolutions at the low resolution (5x5, then
     3x3), then ``log2(scale)`` upsampling layers, the last one to C channels."""
@@ -233,35 +334,49 @@ class ESPCN(nn.Module):
         return self.body(x)
 
 
-class Image2Image(GenerativeModel):
-    """Denoising, super-resolution, colorization or paired translation of images (C, H, W); see
-    the module's description."""
+# --------------------------------------------------------------------- the tasks
+class ImageToImage(GenerativeModel):
+    """What every image-to-image task shares; each task is a subclass (see the module's
+    description). Building this class from settings that name their ``task`` builds that task's
+    class."""
 
     family = "image-to-image"
-    config_class = Image2ImageConfig
+    config_class = ImageToImageConfig
     train_defaults = {"epochs": 20}
+    #: what ends the name of a translated file (``NAME-SUFFIX.png``)
+    suffix: ClassVar[str] = "translated"
 
-    def __init__(self, config: Image2ImageConfig, name: str | None = None):
+    def __init__(self, config: ImageToImageConfig, name: str | None = None):
         super().__init__(config, name)
-        c = config.image_shape[0]
-        if config.task == "colorize":  # grey in, two chrominance channels out
-            self.net = UNet(1, 2, config.channels, config.upsample, config.activation)
-        elif config.task == "pix2pix":
-            self.net = UNet(config.condition_shape[0], c, config.channels, config.upsample, config.activation)
-        elif config.arch == "unet":
-            self.net = UNet(c, c, config.channels, config.upsample, config.activation)
-        else:
-            self.net = ESPCN(c, config.channels, config.scale, config.upsample, config.activation)
+        self.net = self._network()
         if config.residual:
             zero_last_layer(self.net)
         # Built only when used, so a model without the term has the same weights and draws.
+        c = config.image_shape[0]
         self.discriminator = (PatchDiscriminator(self.condition_channels + c, config.d_channels, config.d_layers)
                               if config.adv_weight > 0 else None)
         self.keep_average("net")
 
+    @classmethod
+    def from_config(cls, config: ImageToImageConfig | dict[str, Any], name: str | None = None) -> ImageToImage:
+        if isinstance(config, dict):
+            config = cls.config_class.from_dict(config)
+        if not isinstance(config, cls.config_class):
+            raise GenlabError(f"{type(config).__name__} given to {cls.__name__}, which takes {cls.config_class.__name__}")
+        if cls is ImageToImage:  # the task's own class builds it
+            if type(config).task not in TASK_MODELS:
+                raise GenlabError(f"image-to-image settings name their task; choose one of: {', '.join(TASK_MODELS)}")
+            cls = TASK_MODELS[type(config).task]
+        return cls(config, name=name)
+
+    def _network(self) -> nn.Module:
+        """The network: a U-Net from the condition's channels to the image's."""
+        cfg = self.config
+        return UNet(self.condition_channels, cfg.image_shape[0], cfg.channels, cfg.upsample, cfg.activation)
+
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(condition_image=True)
+        return Capabilities(condition_image=True, held_out_loss=True, preview=True)
 
     @property
     def latent_dim(self) -> int:
@@ -274,38 +389,23 @@ class Image2Image(GenerativeModel):
 
     @property
     def task(self) -> str:
+        """The task's name (its model name)."""
         return self.config.task
 
     @property
-    def scale(self) -> int:
-        """How many times larger the output is than the condition image (1 for denoise and colorize)."""
-        return self.config.scale if self.config.task == "superres" else 1
-
-    @property
-    def paired(self) -> bool:
-        """True when the condition images come from the data (pix2pix), not from :meth:`degrade`."""
-        return self.task == "pix2pix"
-
-    @property
     def condition_channels(self) -> int:
-        """Channels of a condition image: 1 (grey) for colorize, the sources' for pix2pix, else the data's."""
-        if self.paired:
-            return self.config.condition_shape[0]
-        return 1 if self.task == "colorize" else self.config.image_shape[0]
+        """Channels of a condition image (the data's, unless the task says otherwise)."""
+        return self.config.image_shape[0]
 
     @property
     def baseline_name(self) -> str:
         """What the trivial baseline is, in words."""
-        if self.task == "colorize":
-            return f"the grey image (chrominance 0, {self.config.color_space})"
-        if self.paired:
-            return "the source image"
-        return "the noisy input" if self.task == "denoise" else f"bicubic upscaling x{self.scale}"
+        raise NotImplementedError
 
     @property
     def min_condition_side(self) -> int:
         """The smallest side of a condition image the network takes."""
-        return max(1, -(-2 ** self.config.levels // self.scale))
+        return 2 ** self.config.levels
 
     def check_images(self, x: torch.Tensor) -> None:
         """Clean images the networks take: the data's channels, any size the network can take
@@ -316,55 +416,31 @@ class Image2Image(GenerativeModel):
             raise GenlabError(f"images of shape {tuple(x.shape[1:])} given to a {self.task} model built for "
                               f"{c}-channel images {tuple(self.config.image_shape)}; train a model on this dataset")
         h, w = x.shape[-2:]
-        if self.scale > 1 and (h % self.scale or w % self.scale):
-            raise GenlabError(f"`scale` {self.scale} needs image sides divisible by {self.scale}, got {h}x{w}")
+        self._check_sides(h, w)
         if min(h, w) < 2 ** self.config.levels:
             raise GenlabError(f"{h}x{w} images are too small for this {self.task} model: its U-Net halves the image "
                               f"{self.config.levels} times, so it needs sides of at least {2 ** self.config.levels}")
 
+    def _check_sides(self, h: int, w: int) -> None:
+        """What the task asks of the sides of a clean image (beyond the network's minimum)."""
+
     # ----------------------------------------------------------------- the task
     def degrade(self, images: torch.Tensor, generator: torch.Generator | None = None, draws=None) -> torch.Tensor:
-        """The condition images of clean ``images`` (N, C, H, W): noisy ones (random draws from
-        ``draws``, a :class:`~genlab.data.Batch`, or ``generator``), ``scale`` times smaller ones,
-        or grey ones (N, 1, H, W; no draws). pix2pix has no such input: its pairs come from the data."""
-        cfg = self.config
-        if self.paired:
-            raise NotSupported("pix2pix takes its input from paired data (the batch's condition images), "
-                               "not from the target image")
-        if cfg.task == "colorize":
-            if images.shape[1] != 3:
-                raise GenlabError(f"colorize makes its grey input from colour images (3 channels), got "
-                                  f"{images.shape[1]} channel(s)")
-            return colour.grey(images, cfg.color_space)
-        if cfg.task == "denoise":
-            return corrupt(images, cfg.noise, cfg.noise_level, generator=generator, draws=draws)
-        h, w = images.shape[-2:]
-        if h % cfg.scale or w % cfg.scale:
-            raise GenlabError(f"`scale` {cfg.scale} needs image sides divisible by {cfg.scale}, got {h}x{w}")
-        if cfg.downsample == "area":
-            return F.avg_pool2d(images, cfg.scale)
-        small = F.interpolate(images, size=(h // cfg.scale, w // cfg.scale), mode="bicubic", align_corners=False,
-                              antialias=True)
-        return small.clamp(0, 1)
+        """The condition images of clean ``images`` (N, C, H, W): random draws from ``draws`` (a
+        :class:`~genlab.data.Batch` or seeded draws) or ``generator``."""
+        raise NotSupported(f"a {self.task} model makes no input from a target image")
+
+    def condition_of(self, batch: Batch, draws=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The condition images of ``batch``: made from its clean images with ``draws`` (in
+        training the batch itself; seeded per image in evaluation) or ``generator``."""
+        return self.degrade(batch.images, generator=generator, draws=draws)
 
     def upscale(self, condition: torch.Tensor) -> torch.Tensor:
-        """Bicubic enlargement of ``condition`` by ``scale`` (not clamped); the condition itself
-        for denoise and colorize."""
-        if self.scale == 1:
-            return condition
-        return F.interpolate(condition, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        """``condition`` brought to the output's size (not clamped): itself, unless the task enlarges."""
+        return condition
 
     def baseline(self, condition: torch.Tensor) -> torch.Tensor:
-        """The trivial baseline in [0, 1]: the noisy input itself, its bicubic enlargement, or the
-        grey image as colour (its luminance with chrominance 0: R = G = B in YUV; in Lab, grey to
-        3e-5, the gap between scikit-image's sRGB matrix and its D65 white)."""
-        if self.task == "colorize":
-            space = self.config.color_space
-            luminance = colour.luminance_of_grey(condition.float(), space)
-            zero = luminance.new_zeros(len(luminance), 2, *luminance.shape[2:])
-            return colour.join(luminance, zero, space).clamp(0, 1)   # grey is in the gamut: nothing to shrink
-        if self.paired:
-            return adapt_channels(condition, self.config.image_shape[0]).clamp(0, 1)
+        """The trivial baseline in [0, 1]: the input itself (enlarged, for a task that enlarges)."""
         return self.upscale(condition).clamp(0, 1)
 
     def check_condition(self, condition: torch.Tensor) -> None:
@@ -373,9 +449,6 @@ class Image2Image(GenerativeModel):
         if condition.ndim != 4:
             raise GenlabError(f"the {self.task} task takes images (N, C, H, W), got shape {tuple(condition.shape)}")
         if condition.shape[1] != c:
-            if self.task == "colorize":
-                raise GenlabError(f"colorize takes grey images (1 channel), got {condition.shape[1]} channel(s); "
-                                  "make them with degrade(x)")
             raise GenlabError(f"images with {condition.shape[1]} channel(s) given to a {self.task} model that takes "
                               f"{c}-channel images")
         h, w = condition.shape[-2:]
@@ -388,52 +461,24 @@ class Image2Image(GenerativeModel):
         """The U-Net on ``x``, padded to a multiple of 2^levels (replicating the border), cropped back."""
         return on_padded(self.network("net"), x, self.config.levels)
 
-    def chrominance(self, condition: torch.Tensor) -> torch.Tensor:
-        """colorize: the predicted chrominance (N, 2, H, W) of grey images (N, 1, H, W), in the
-        network's units (a, b / 100; U, V / their largest magnitude)."""
-        if self.task != "colorize":
-            raise NotSupported(f"a {self.task} model predicts no chrominance; colorize does")
-        self.check_condition(condition)
-        return self._unet(condition)
+    def _start(self, condition: torch.Tensor) -> torch.Tensor:
+        """What the network's correction is added to (with ``residual``)."""
+        return self.upscale(condition)
 
-    def _chroma_scale(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(colour.chroma_scale(self.config.color_space), dtype=like.dtype,
-                            device=like.device).view(1, 2, 1, 1)
-
-    def target_chrominance(self, images: torch.Tensor) -> torch.Tensor:
-        """colorize: the chrominance (N, 2, H, W) of colour ``images``, in the network's units."""
-        return colour.split(images, self.config.color_space)[1] / self._chroma_scale(images)
-
-    def colorize(self, condition: torch.Tensor, chrominance: torch.Tensor) -> torch.Tensor:
-        """sRGB (N, 3, H, W) in [0, 1] of the luminance of grey images ``condition`` (N, 1, H, W)
-        and ``chrominance`` (N, 2, H, W, the network's units); a pixel outside the gamut has its
-        chrominance shrunk until it fits, so the luminance is kept."""
-        space = self.config.color_space
-        luminance = colour.luminance_of_grey(condition, space)
-        return colour.fit_in_gamut(luminance, chrominance * self._chroma_scale(chrominance), space)
+    def _correction(self, condition: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """The network's output: the U-Net on ``start``."""
+        return self._unet(start)
 
     def predict(self, condition: torch.Tensor) -> torch.Tensor:
-        """The output for ``condition`` (N, C, h, w), not clamped: (N, C, scale h, scale w);
-        colorize: (N, 1, h, w) grey in, (N, 3, h, w) colour out (in [0, 1], by construction)."""
-        if self.task == "colorize":
-            chrominance = self.chrominance(condition)
-            with torch.autocast(condition.device.type, enabled=False):   # colour conversions in full precision
-                return self.colorize(condition.float(), chrominance.float())
+        """The output for ``condition`` (N, C', h, w), not clamped (N, C, H, W): the start (the
+        input, or its enlargement) plus the network's correction, with ``residual``."""
         self.check_condition(condition)
-        cfg, net = self.config, self.network("net")
-        if self.paired:
-            correction = self._unet(condition)
-            return self.baseline(condition) + correction if cfg.residual else correction
-        base = self.upscale(condition)
-        if cfg.arch == "espcn":
-            correction = net(condition)
-        else:  # the U-Net, on the (enlarged) input, padded to a multiple of 2^levels
-            correction = self._unet(base)
-        return base + correction if cfg.residual else correction
+        start = self._start(condition)
+        correction = self._correction(condition, start)
+        return start + correction if self.config.residual else correction
 
     def translate(self, condition: torch.Tensor) -> torch.Tensor:
-        """Condition images (N, C, h, w) in [0, 1] (noisy, small, or grey) to outputs in [0, 1]
-        (N, C, scale h, scale w; colour for colorize)."""
+        """Condition images (N, C', h, w) in [0, 1] (noisy, small, grey, or sources) to outputs in [0, 1]."""
         return self.predict(condition).clamp(0, 1)
 
     @torch.no_grad()
@@ -442,25 +487,58 @@ class Image2Image(GenerativeModel):
         enlarged, nearest neighbour; grey ones repeated), the outputs and the targets of
         ``batch``; noise drawn from ``generator``."""
         x = batch.images
-        condition = batch.condition if self.paired else self.degrade(x, generator=generator)
-        shown = F.interpolate(condition, size=x.shape[-2:], mode="nearest") if self.scale > 1 else condition
+        condition = self.condition_of(batch, generator=generator)
+        shown = condition
+        if condition.shape[-2:] != x.shape[-2:]:
+            shown = F.interpolate(condition, size=x.shape[-2:], mode="nearest")
         return [adapt_channels(shown, x.shape[1]), self.translate(condition), x]
 
-    # ----------------------------------------------------------------- training
-    def condition_of(self, batch: Batch) -> torch.Tensor:
-        """The condition images of a training batch: its paired ones (pix2pix), else made from
-        its clean images with its draws."""
-        if not self.paired:
-            return self.degrade(batch.images, draws=batch)
-        if batch.condition is None:
-            raise GenlabError("pix2pix learns from pairs, and this batch has no condition images; train it on a "
-                              "dataset with paired condition images (digits-m, mnist-m)")
-        self.check_condition(batch.condition)
-        if batch.condition.shape[-2:] != batch.images.shape[-2:]:
-            raise GenlabError(f"pix2pix pairs must have the same size; got sources of "
-                              f"{tuple(batch.condition.shape[-2:])} for targets of {tuple(batch.images.shape[-2:])}")
-        return batch.condition
+    # ----------------------------------------------------------------- image files (genlab translate)
+    def _one_way(self, direction: str | None) -> None:
+        if direction is not None:
+            raise GenlabError(f"`direction` is for a CycleGAN run, which translates both ways; a {self.task} run "
+                              "has one direction")
 
+    def result_suffix(self, direction: str | None = None) -> str:
+        """What ends the name of a translated file (``NAME-SUFFIX.png``); a task translates one way,
+        so ``direction`` is refused."""
+        self._one_way(direction)
+        return self.suffix
+
+    def result_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) of the output for an input of that size."""
+        return height, width
+
+    def condition_from_image(self, image, name: str = "the image", direction: str | None = None
+                             ) -> tuple[torch.Tensor, str | None]:
+        """The condition image (1, C', H, W) of a PIL ``image`` (a file or upload called ``name``),
+        and a line saying how the image was changed to make it (None: taken as it is); one
+        clear line naming ``name`` for an image the network cannot take."""
+        from ...image_files import image_tensor
+
+        self._one_way(direction)
+        x = image_tensor(image, self.condition_channels, name)
+        self._check_file_size(x, name)
+        return x, None
+
+    def _check_file_size(self, x: torch.Tensor, name: str) -> None:
+        side = self.min_condition_side
+        h, w = x.shape[-2:]
+        if min(h, w) < side:
+            raise GenlabError(f"{name} is {w}x{h}, too small for this {self.task} model: its network halves the image "
+                              f"{self.config.levels} times and needs sides of at least {side} pixels")
+
+    # ----------------------------------------------------------------- measures
+    def task_settings(self) -> dict[str, Any]:
+        """The settings that make this task's input, reported beside its measures."""
+        return {}
+
+    @property
+    def luminance_crop(self) -> int | None:
+        """The border (pixels) cropped for the luminance PSNR, for a task that reports one (None)."""
+        return None
+
+    # ----------------------------------------------------------------- training
     def loss(self, batch: Batch | torch.Tensor, labels: torch.Tensor | None = None,
              step: int | None = None) -> dict[str, torch.Tensor]:
         """``loss`` (L1 or squared error per pixel, mean per image; for colorize on the two
@@ -469,23 +547,17 @@ class Image2Image(GenerativeModel):
         clean images with its draws, or, for pix2pix, is the batch's own."""
         return self._terms(as_batch(batch, labels))[0]
 
+    def _output_and_error(self, condition: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the output with its graph, the error the loss is taken on)."""
+        out = self.predict(condition)
+        return out, out - x
+
     def _terms(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """(the loss terms, the output with its graph (colour for colorize), the condition)."""
         x = batch.images
         self.check_images(x)
-        condition = self.condition_of(batch)
-        if self.task == "colorize":
-            predicted = self.chrominance(condition)
-            with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-                target = self.target_chrominance(x.float())
-            diff = predicted - target
-            # With a discriminator, it judges the colour image, so the colour keeps its graph.
-            with torch.set_grad_enabled(self.discriminator is not None and torch.is_grad_enabled()), \
-                    torch.autocast(x.device.type, enabled=False):
-                out = self.colorize(condition.float(), predicted.float())
-        else:
-            out = self.predict(condition)
-            diff = out - x
+        condition = self.condition_of(batch, draws=batch)
+        out, diff = self._output_and_error(condition, x)
         error = diff.abs() if self.config.loss == "l1" else diff.pow(2)
         with torch.no_grad():
             psnr = batch_psnr(out.detach().clamp(0, 1), x).mean()
@@ -527,3 +599,227 @@ class Image2Image(GenerativeModel):
         loss = terms["loss"] + self.config.adv_weight * adv
         terms = {**terms, "pixel_loss": terms["loss"], "adv": adv, "loss": loss}
         return loss, {k: v.detach() for k, v in terms.items()}
+
+
+class Denoise(ImageToImage):
+    """Denoising: the noisy image in, the clean one out."""
+
+    config_class = DenoiseConfig
+    suffix = "denoise"
+
+    @property
+    def baseline_name(self) -> str:
+        return "the noisy input"
+
+    def degrade(self, images: torch.Tensor, generator: torch.Generator | None = None, draws=None) -> torch.Tensor:
+        """Noisy ``images``: ``noise`` at ``noise_level``, drawn from ``draws`` or ``generator``."""
+        cfg = self.config
+        return corrupt(images, cfg.noise, cfg.noise_level, generator=generator, draws=draws)
+
+    def task_settings(self) -> dict[str, Any]:
+        return {"noise": self.config.noise, "noise_level": self.config.noise_level}
+
+
+class SuperResolution(ImageToImage):
+    """Super-resolution: an image ``scale`` times smaller in, the image out."""
+
+    config_class = SuperResolutionConfig
+
+    def _network(self) -> nn.Module:
+        cfg = self.config
+        if cfg.arch == "espcn":
+            return ESPCN(cfg.image_shape[0], cfg.channels, cfg.scale, cfg.upsample, cfg.activation)
+        return super()._network()
+
+    @property
+    def suffix(self) -> str:
+        return f"x{self.config.scale}"
+
+    @property
+    def baseline_name(self) -> str:
+        return f"bicubic upscaling x{self.config.scale}"
+
+    @property
+    def min_condition_side(self) -> int:
+        return max(1, -(-2 ** self.config.levels // self.config.scale))
+
+    def _check_sides(self, h: int, w: int) -> None:
+        scale = self.config.scale
+        if h % scale or w % scale:
+            raise GenlabError(f"`scale` {scale} needs image sides divisible by {scale}, got {h}x{w}")
+
+    def degrade(self, images: torch.Tensor, generator: torch.Generator | None = None, draws=None) -> torch.Tensor:
+        """``images`` made ``scale`` times smaller (``downsample``; no draws)."""
+        cfg = self.config
+        h, w = images.shape[-2:]
+        self._check_sides(h, w)
+        if cfg.downsample == "area":
+            return F.avg_pool2d(images, cfg.scale)
+        small = F.interpolate(images, size=(h // cfg.scale, w // cfg.scale), mode="bicubic", align_corners=False,
+                              antialias=True)
+        return small.clamp(0, 1)
+
+    def upscale(self, condition: torch.Tensor) -> torch.Tensor:
+        """Bicubic enlargement of ``condition`` by ``scale`` (not clamped)."""
+        return F.interpolate(condition, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+
+    def _correction(self, condition: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """ESPCN on the small input, or the U-Net on its enlargement."""
+        if self.config.arch == "espcn":
+            return self.network("net")(condition)
+        return self._unet(start)
+
+    def result_size(self, height: int, width: int) -> tuple[int, int]:
+        return height * self.config.scale, width * self.config.scale
+
+    def task_settings(self) -> dict[str, Any]:
+        return {"scale": self.config.scale, "downsample": self.config.downsample}
+
+    @property
+    def luminance_crop(self) -> int:
+        """``scale`` pixels, the convention of the super-resolution literature."""
+        return self.config.scale
+
+
+class Colorize(ImageToImage):
+    """Colorization: a grey image in, colour out (the luminance kept, the chrominance predicted)."""
+
+    config_class = ColorizeConfig
+    suffix = "color"
+
+    def _network(self) -> nn.Module:
+        cfg = self.config   # grey in, two chrominance channels out
+        return UNet(1, 2, cfg.channels, cfg.upsample, cfg.activation)
+
+    @property
+    def condition_channels(self) -> int:
+        return 1
+
+    @property
+    def baseline_name(self) -> str:
+        return f"the grey image (chrominance 0, {self.config.color_space})"
+
+    def degrade(self, images: torch.Tensor, generator: torch.Generator | None = None, draws=None) -> torch.Tensor:
+        """The grey images (N, 1, H, W) of colour ``images`` (no draws)."""
+        if images.shape[1] != 3:
+            raise GenlabError(f"colorize makes its grey input from colour images (3 channels), got "
+                              f"{images.shape[1]} channel(s)")
+        return colour.grey(images, self.config.color_space)
+
+    def baseline(self, condition: torch.Tensor) -> torch.Tensor:
+        """The grey image as colour (its luminance with chrominance 0: R = G = B in YUV; in Lab,
+        grey to 3e-5, the gap between scikit-image's sRGB matrix and its D65 white)."""
+        space = self.config.color_space
+        luminance = colour.luminance_of_grey(condition.float(), space)
+        zero = luminance.new_zeros(len(luminance), 2, *luminance.shape[2:])
+        return colour.join(luminance, zero, space).clamp(0, 1)   # grey is in the gamut: nothing to shrink
+
+    def check_condition(self, condition: torch.Tensor) -> None:
+        if condition.ndim == 4 and condition.shape[1] != 1:
+            raise GenlabError(f"colorize takes grey images (1 channel), got {condition.shape[1]} channel(s); "
+                              "make them with degrade(x)")
+        super().check_condition(condition)
+
+    def chrominance(self, condition: torch.Tensor) -> torch.Tensor:
+        """The predicted chrominance (N, 2, H, W) of grey images (N, 1, H, W), in the network's
+        units (a, b / 100; U, V / their largest magnitude)."""
+        self.check_condition(condition)
+        return self._unet(condition)
+
+    def _chroma_scale(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(colour.chroma_scale(self.config.color_space), dtype=like.dtype,
+                            device=like.device).view(1, 2, 1, 1)
+
+    def target_chrominance(self, images: torch.Tensor) -> torch.Tensor:
+        """The chrominance (N, 2, H, W) of colour ``images``, in the network's units."""
+        return colour.split(images, self.config.color_space)[1] / self._chroma_scale(images)
+
+    def colorize(self, condition: torch.Tensor, chrominance: torch.Tensor) -> torch.Tensor:
+        """sRGB (N, 3, H, W) in [0, 1] of the luminance of grey images ``condition`` (N, 1, H, W)
+        and ``chrominance`` (N, 2, H, W, the network's units); a pixel outside the gamut has its
+        chrominance shrunk until it fits, so the luminance is kept."""
+        space = self.config.color_space
+        luminance = colour.luminance_of_grey(condition, space)
+        return colour.fit_in_gamut(luminance, chrominance * self._chroma_scale(chrominance), space)
+
+    def predict(self, condition: torch.Tensor) -> torch.Tensor:
+        """(N, 1, h, w) grey in, (N, 3, h, w) colour out (in [0, 1], by construction)."""
+        chrominance = self.chrominance(condition)
+        with torch.autocast(condition.device.type, enabled=False):   # colour conversions in full precision
+            return self.colorize(condition.float(), chrominance.float())
+
+    def _output_and_error(self, condition: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss is on the chrominance; the colour output keeps its graph only for a discriminator."""
+        predicted = self.chrominance(condition)
+        with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+            target = self.target_chrominance(x.float())
+        # With a discriminator, it judges the colour image, so the colour keeps its graph.
+        with torch.set_grad_enabled(self.discriminator is not None and torch.is_grad_enabled()), \
+                torch.autocast(x.device.type, enabled=False):
+            out = self.colorize(condition.float(), predicted.float())
+        return out, predicted - target
+
+    def condition_from_image(self, image, name: str = "the image", direction: str | None = None
+                             ) -> tuple[torch.Tensor, str | None]:
+        """The grey image of a file: a grey file as it is; a colour one made grey (the grey of its
+        luminance in the model's colour space, the input it was trained on), which the line says."""
+        from ...image_files import image_tensor
+
+        self._one_way(direction)
+        x = image_tensor(image, 3, name)
+        if torch.equal(x[:, :1].expand_as(x), x):   # a grey file (as read, all three channels equal)
+            grey, note = x[:, :1].contiguous(), None
+        else:
+            luminance = "L of Lab" if self.config.color_space == "lab" else "Y of YUV"
+            grey, note = self.degrade(x), (f"{name} is a colour image; colorize takes its grey version (the "
+                                           f"luminance, {luminance}) as the input")
+        self._check_file_size(grey, name)
+        return grey, note
+
+    def task_settings(self) -> dict[str, Any]:
+        return {"color_space": self.config.color_space}
+
+
+class Pix2Pix(ImageToImage):
+    """Paired translation: the dataset's source image in, its target out."""
+
+    config_class = Pix2PixConfig
+    suffix = "pix2pix"
+
+    @property
+    def condition_channels(self) -> int:
+        return self.config.condition_shape[0]
+
+    @property
+    def baseline_name(self) -> str:
+        return "the source image"
+
+    def degrade(self, images: torch.Tensor, generator: torch.Generator | None = None, draws=None) -> torch.Tensor:
+        raise NotSupported("pix2pix takes its input from paired data (the batch's condition images), "
+                           "not from the target image")
+
+    def condition_of(self, batch: Batch, draws=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The batch's paired condition images (no draws)."""
+        if batch.condition is None:
+            raise GenlabError("pix2pix learns from pairs, and this batch has no condition images; train it on a "
+                              "dataset with paired condition images (digits-m, mnist-m)")
+        self.check_condition(batch.condition)
+        if batch.condition.shape[-2:] != batch.images.shape[-2:]:
+            raise GenlabError(f"pix2pix pairs must have the same size; got sources of "
+                              f"{tuple(batch.condition.shape[-2:])} for targets of {tuple(batch.images.shape[-2:])}")
+        return batch.condition
+
+    def baseline(self, condition: torch.Tensor) -> torch.Tensor:
+        """The source itself, brought to the target's channels."""
+        return adapt_channels(condition, self.config.image_shape[0]).clamp(0, 1)
+
+    def _start(self, condition: torch.Tensor) -> torch.Tensor:
+        return self.baseline(condition)
+
+    def _correction(self, condition: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        return self._unet(condition)
+
+
+#: each task's class, by task name
+TASK_MODELS: dict[str, type[ImageToImage]] = {cls.config_class.task: cls
+                                              for cls in (Denoise, SuperResolution, Colorize, Pix2Pix)}

@@ -36,6 +36,7 @@ from ...data.registry import load_dataset
 from ...metrics.domain_transfer import direction_quality
 from ...metrics.image_quality import MAX_PSNR_DB, _summary, luminance, psnr, psnr_y, ssim
 from . import colour
+from .model import Colorize
 
 
 SEED_STRIDE = 1_000_003
@@ -72,68 +73,75 @@ def seeded_conditions(model, images: torch.Tensor, start: int = 0, seed: int = 0
 @torch.no_grad()
 def image_quality(model, data: ImageDataset, seed: int = 0, batch_size: int = 250) -> dict:
     """PSNR and SSIM of ``model``'s output (and of the trivial baseline) against the clean
-    images of ``data``, whose condition images are made with seeded draws (``seed``); the gains in
-    dB and SSIM; for superres also the luminance PSNR with a ``scale``-pixel border crop."""
+    images of ``data``, whose condition images are made with seeded draws (``seed``; pix2pix's
+    are the data's own); the gains in dB and SSIM; for a task with a ``luminance_crop``
+    (superres) also the luminance PSNR with that border crop; for colorize the colour figures."""
     model.eval()
-    superres, colorize = model.task == "superres", model.task == "colorize"
-    crop = model.scale if superres else 0
+    crop, colours = model.luminance_crop, isinstance(model, Colorize)
     rows: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "baseline_psnr", "baseline_ssim",
                                                      "psnr_y", "baseline_psnr_y", "chroma", "true_chroma")}
     sums = {"error": 0.0, "baseline_error": 0.0, "chroma_error": 0.0, "true_chroma_square": 0.0, "pixels": 0}
     start = 0
     for batch in data.batches(batch_size, model.device):
         x = batch.images
-        condition = batch.condition if model.paired else seeded_conditions(model, x, start, seed)
+        condition = model.condition_of(batch, draws=SeededDraws(seed, range(start, start + len(x)), x.device, x.dtype))
         start += len(x)
         output, base = model.translate(condition), model.baseline(condition)
         pairs = (("", output), ("baseline_", base))
         clean = x.double().cpu().numpy()
-        if colorize:
-            space = model.config.color_space
-            chroma_out, true = colour.split(output.double(), space)[1], colour.split(x.double(), space)[1]
-            for key, chroma in (("chroma", chroma_out), ("true_chroma", true)):
-                rows[key] += chroma.pow(2).sum(1).sqrt().flatten(1).mean(1).tolist()
-            sums["error"] += float((output.double() - x.double()).pow(2).sum())
-            sums["baseline_error"] += float((base.double() - x.double()).pow(2).sum())
-            sums["chroma_error"] += float((chroma_out - true).pow(2).sum())
-            sums["true_chroma_square"] += float(true.pow(2).sum())
-            sums["pixels"] += x[:, 0].numel()
+        if colours:
+            _add_colour_sums(model, x, output, base, rows, sums)
         for prefix, images in pairs:
             got = images.double().cpu().numpy()
             for a, b in zip(got, clean):
                 rows[prefix + "psnr"].append(psnr(a, b))
                 rows[prefix + "ssim"].append(ssim(a, b))
-                if superres:
+                if crop is not None:
                     rows[prefix + "psnr_y"].append(psnr_y(a, b, crop))
-    results: dict = {"task": model.task, "baseline": model.baseline_name}
-    if superres:
-        results.update(scale=model.scale, downsample=model.config.downsample)
-    elif colorize:
-        results.update(color_space=model.config.color_space)
-    elif model.task == "denoise":
-        results.update(noise=model.config.noise, noise_level=model.config.noise_level)
-    for key in ("psnr", "baseline_psnr", "ssim", "baseline_ssim") + (("psnr_y", "baseline_psnr_y") if superres else ()):
+    results: dict = {"task": model.task, "baseline": model.baseline_name, **model.task_settings()}
+    luminance = ("psnr_y", "baseline_psnr_y") if crop is not None else ()
+    for key in ("psnr", "baseline_psnr", "ssim", "baseline_ssim") + luminance:
         mean, stderr = _summary(rows[key])
         results[key] = mean
         if key in ("psnr", "baseline_psnr"):
             results[key + "_stderr"] = stderr
     results["psnr_gain_db"] = results["psnr"] - results["baseline_psnr"]
     results["ssim_gain"] = results["ssim"] - results["baseline_ssim"]
-    if colorize:
-        n = max(sums["pixels"], 1)
-        for key, error in (("psnr_pooled", sums["error"]), ("baseline_psnr_pooled", sums["baseline_error"])):
-            results[key] = min(-10 * math.log10(max(error / (3 * n), 10 ** (-MAX_PSNR_DB / 10))), MAX_PSNR_DB)
-        results["psnr_pooled_gain_db"] = results["psnr_pooled"] - results["baseline_psnr_pooled"]
-        results["images_improved"] = float(np.mean(np.asarray(rows["psnr"]) > np.asarray(rows["baseline_psnr"])))
-        results["chroma_rmse"] = math.sqrt(sums["chroma_error"] / (2 * n))
-        results["baseline_chroma_rmse"] = math.sqrt(sums["true_chroma_square"] / (2 * n))
-        results["mean_chroma"], _ = _summary(rows["chroma"])
-        results["true_mean_chroma"], _ = _summary(rows["true_chroma"])
-        results["chroma_ratio"] = results["mean_chroma"] / results["true_mean_chroma"]
-    if superres:
+    if colours:
+        results.update(_colour_figures(rows, sums))
+    if crop is not None:
         results["psnr_y_gain_db"] = results["psnr_y"] - results["baseline_psnr_y"]
         results["psnr_y_border_crop"] = crop
     results["corruption_seed"] = seed
+    return results
+
+
+def _add_colour_sums(model, x, output, base, rows: dict, sums: dict) -> None:
+    """Add a batch's chrominance lengths (per image) and squared errors (over the split)."""
+    space = model.config.color_space
+    chroma_out, true = colour.split(output.double(), space)[1], colour.split(x.double(), space)[1]
+    for key, chroma in (("chroma", chroma_out), ("true_chroma", true)):
+        rows[key] += chroma.pow(2).sum(1).sqrt().flatten(1).mean(1).tolist()
+    sums["error"] += float((output.double() - x.double()).pow(2).sum())
+    sums["baseline_error"] += float((base.double() - x.double()).pow(2).sum())
+    sums["chroma_error"] += float((chroma_out - true).pow(2).sum())
+    sums["true_chroma_square"] += float(true.pow(2).sum())
+    sums["pixels"] += x[:, 0].numel()
+
+
+def _colour_figures(rows: dict, sums: dict) -> dict:
+    """The pooled PSNR, the share of images improved, the chrominance error and saturation."""
+    results: dict = {}
+    n = max(sums["pixels"], 1)
+    for key, error in (("psnr_pooled", sums["error"]), ("baseline_psnr_pooled", sums["baseline_error"])):
+        results[key] = min(-10 * math.log10(max(error / (3 * n), 10 ** (-MAX_PSNR_DB / 10))), MAX_PSNR_DB)
+    results["psnr_pooled_gain_db"] = results["psnr_pooled"] - results["baseline_psnr_pooled"]
+    results["images_improved"] = float(np.mean(np.asarray(rows["psnr"]) > np.asarray(rows["baseline_psnr"])))
+    results["chroma_rmse"] = math.sqrt(sums["chroma_error"] / (2 * n))
+    results["baseline_chroma_rmse"] = math.sqrt(sums["true_chroma_square"] / (2 * n))
+    results["mean_chroma"], _ = _summary(rows["chroma"])
+    results["true_mean_chroma"], _ = _summary(rows["true_chroma"])
+    results["chroma_ratio"] = results["mean_chroma"] / results["true_mean_chroma"]
     return results
 
 

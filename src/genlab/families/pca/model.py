@@ -43,7 +43,8 @@ class PCA(GenerativeModel):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(encoder=True, decoder=True, prior=True, closed_form=True)
+        return Capabilities(encoder=True, decoder=True, prior=True, closed_form=True, latent_space=True,
+                            held_out_loss=True)
 
     @property
     def latent_dim(self) -> int:

@@ -1,7 +1,7 @@
 """The commands for volumes (porous media): make a synthetic medium, sample volumes of any size
 from a 3-D GAN, walk between two latent grids, and judge generated volumes by the rock's
 statistics against the training volume's. Each writes files and returns their paths (or the
-figures with them); the computing is in :mod:`genlab.metrics.porous`, :mod:`genlab.data.media`
+figures with them); the computing is in :mod:`genlab.families.porous.statistics`, :mod:`genlab.families.porous.media`
 and the model."""
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import torch
 
 from .volumes import read_volume_spec, subvolumes, write_volume
 from ...errors import GenlabError
-from ...files import write_atomic
+from ...files import write_atomic, write_json_atomic
 from .statistics import METRICS
-from ...models.base import write_json_atomic
 from ...train import Run
 
 #: the statistics of ``genlab evaluate RUN --metrics ...`` for volumes

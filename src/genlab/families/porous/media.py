@@ -1,7 +1,7 @@
 """Synthetic two-phase media whose statistics are known in closed form.
 
 Each generator returns a bool volume of shape (D, H, W), True for pore, False for grain, the
-convention of :mod:`genlab.metrics.porous`. Voxel (i, j, k) is the point (i, j, k) of space:
+convention of :mod:`genlab.families.porous.statistics`. Voxel (i, j, k) is the point (i, j, k) of space:
 the medium is sampled at voxel centres, so the two-point probability of the volume at integer
 lags is exactly the model's S2 and its measured statistics can be checked against the formulas.
 
@@ -231,9 +231,9 @@ def closed_form(kind: str, porosity: float, max_lag: int = 30, **options: float)
     """The statistics of a medium in closed form, as a JSON-ready dict.
 
     ``porosity``; ``specific_surface``, the exact S_v = -4 S2'(0) per voxel; ``specific_surface_s2``,
-    the value that the S2-based estimate (:func:`genlab.metrics.porous.specific_surface_from_s2`)
+    the value that the S2-based estimate (:func:`genlab.families.porous.statistics.specific_surface_from_s2`)
     tends to: -4 times the slope of the closed-form S2 fitted over lags 0..4 exactly as
-    :func:`~genlab.metrics.porous.s2_slope` does (the fit over a curved S2 is less steep than
+    :func:`~genlab.families.porous.statistics.s2_slope` does (the fit over a curved S2 is less steep than
     the tangent); ``chord_pore`` and ``chord_grain``, the mean chord lengths 4 phi / S_v and
     4 (1 - phi) / S_v; ``chord_pore_s2`` and ``chord_grain_s2``, the same with the fitted S_v,
     which the S2-based chord estimates tend to (the grain S2, 1 - 2 phi + S2(r), has the pore

@@ -5,7 +5,7 @@ G maps a grid of latent vectors z (latent_dim, m, m, m), each N(0, I), to a volu
 transposed 3-D convolutions (batch norm and ReLU between them), each doubling the side and
 halving the width, the last one to the volume's channel, and a sigmoid. D mirrors it with
 stride-2 3-D convolutions and LeakyReLU(0.2) down to a 4^3 map, then a linear score. Losses, spectral norm, moving average and the trainer's
-step are the 2-D GAN's (:mod:`genlab.models.gan`).
+step are the 2-D GAN's (:mod:`genlab.families.gan.model`).
 
 G is fully convolutional, so a larger latent grid generates a larger volume than the training
 cubes: ``generate_volume(size=192)`` on a model trained on 64^3 cubes (a 4^3 grid) uses a 12^3
@@ -54,7 +54,7 @@ def volume_stages(edge: int) -> tuple[int, int]:
 
 @dataclass
 class PorousGANConfig(GANConfig):
-    """Attributes (beyond :class:`~genlab.models.gan.GANConfig`):
+    """Attributes (beyond :class:`~genlab.families.gan.model.GANConfig`):
         latent_dim: width of each latent vector of the grid.
         channels: width of G's stage nearest the volume, and of D's first stage; each stage
             further from the volume doubles it (the paper: 64 on a GPU). On one CPU thread, in
@@ -146,7 +146,7 @@ class PorousGAN(GAN):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(decoder=True, prior=True)
+        return Capabilities(decoder=True, prior=True, latent_space=True)  # no held-out loss, as the GAN's
 
     # ----------------------------------------------------------------- latent grids
     @property

@@ -20,9 +20,9 @@ import torch
 
 from ...data import load_dataset
 from ...registry import build_model
-from ...models.base import write_json_atomic
+from ...files import write_json_atomic
 from ...train import load_run, train
-from ...train.checkpoint import has_checkpoint
+from ...runs import has_checkpoint
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ average of the weights is kept in the state dict; a model in eval mode (evaluati
 encoding) uses the averaged weights, a model in train mode the live ones.
 
 With ``autoregressive`` the Bernoulli decoder becomes p(x|z) = prod_i p(x_i | z, x_<i): a masked
-network over the earlier pixels adds to each pixel's logit (:mod:`genlab.models.autoregressive`).
+network over the earlier pixels adds to each pixel's logit (:mod:`genlab.families.vae.autoregressive`).
 Every bound above keeps its form; ``decode`` then gives the probabilities of a deterministic
 pixel-by-pixel pass and ``sample`` draws binary images pixel by pixel.
 """
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -76,7 +77,7 @@ class VAEConfig(NetworkConfig):
     """
 
     latent_dim: int = 16
-    likelihood: str = "bernoulli"
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
     sigma: float = 0.1
     learn_sigma: bool = False
     beta: float = 1.0
@@ -139,7 +140,8 @@ class VAE(GenerativeModel):
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(encoder=True, decoder=True, prior=True, labels=self.config.conditional,
-                            binary_likelihood=self.config.likelihood == "bernoulli", likelihood=True)
+                            binary_likelihood=self.config.likelihood == "bernoulli", likelihood=True,
+                            latent_space=True, held_out_loss=True)
 
     @property
     def latent_dim(self) -> int:
