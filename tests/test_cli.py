@@ -222,7 +222,8 @@ def test_a_new_setting_is_a_flag_with_its_choices_and_help(toy_family, capsys, m
     assert "--toy-shape {round,square} the shape of every toy, round or square. [toy-model]" in help_text
     assert "--toy-size TOY_SIZE undocumented elsewhere. [toy-model]" in help_text
     # Each existing flag is still there, from the settings, with the choices of their Literal types.
-    assert "--precision {fp32,bf16,fp16,auto}" in help_text and "--lr-schedule {constant,cosine,linear-decay}" in help_text
+    assert "--precision {fp32,bf16,fp16,auto}" in help_text
+    assert "--lr-schedule {constant,cosine,linear-decay}" in help_text
     assert "--arch {dense,conv,resnet,unet,espcn}" in help_text and "--likelihood {bernoulli,gaussian}" in help_text
     assert "--binarize, --no-binarize" in help_text and "--channels-last, --no-channels-last" in help_text
     args = build_parser().parse_args(["train", "toy-model", "--toy-shape", "square", "--toy-size", "5",

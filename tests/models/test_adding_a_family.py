@@ -92,7 +92,7 @@ def test_its_data_hook_measure_command_and_endpoint_work(registered, tmp_path, c
     client = TestClient(create_app(out))
     sigma = client.get("/api/pixel-sigma")
     assert sigma.status_code == 200
-    assert sigma.json()["mean"] == pytest.approx(float(runs["--mirror"].model.network("log_sigma").exp().mean()))
+    assert sigma.json()["mean"] == pytest.approx(float(runs["--mirror"].model.network("log_sigma").detach().exp().mean()))
     assert client.post("/api/sample", json={"n": 4, "seed": 0}).status_code == 200
 
 

@@ -47,8 +47,8 @@ def weights(path):
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_the_same_seed_gives_the_same_run(tiny, tiny_cubes, tiny_colour, tmp_path, name):
-    family, defaults = MODELS[name]
-    colour = defaults.get("task") in ("colorize", "pix2pix")   # pix2pix: digits-m's (grey digit, blend) pairs
+    family, _ = MODELS[name]
+    colour = name in ("colorize", "pix2pix")   # pix2pix: digits-m's (grey digit, blend) pairs
     data = tiny_cubes if family == "porous" else tiny_colour if colour else tiny
     if family == "cyclegan":   # digits28 <-> digits-m: two domains of one image size
         from genlab.data import load_dataset

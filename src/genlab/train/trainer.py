@@ -490,7 +490,7 @@ class Trainer:
 
     def _check_same_model(self) -> None:
         saved = read_config(self.out)
-        if saved.get("family") != self.model.family:
+        if saved.get("family") not in (family_of(self.model).name, *family_of(self.model).former_names):
             raise GenlabError(f"{self.out} holds a {saved.get('family')} model, not a {self.model.family}; "
                               "resume it with the model it was trained with")
         # Both sides through the config class, so that settings added to genlab since the run was

@@ -11,6 +11,11 @@ def _prepare_data(data, settings, data_dir=None, seed: int = 0):
     return second_domain(data, settings.get("domain_b"), data_dir, seed)
 
 
+def _data_settings(data) -> dict:
+    """Domain B's image shape (the joined data's condition images) tells the model its channels."""
+    return {} if data.conditions is None else {"condition_shape": data.condition_shape}
+
+
 def _run_name(model_name: str, data_name: str, settings) -> str:
     domain_b = settings.get("domain_b")
     return f"{model_name}-{data_name}-{domain_b}" if domain_b else f"{model_name}-{data_name}"
@@ -32,6 +37,7 @@ FAMILY = Family(
     presets={"cyclegan": {}},
     aliases={"cycle-gan": "cyclegan", "unpaired-translation": "cyclegan"},
     prepare_data=_prepare_data,
+    data_settings=_data_settings,
     run_name=_run_name,
     measures=_measures,
     tool_arguments={"translate": _direction_argument},
