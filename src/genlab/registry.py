@@ -11,15 +11,15 @@ A name selects a family and default settings: ``conv-vae`` is the VAE family wit
 from __future__ import annotations
 
 import contextlib
-import difflib
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .errors import GenlabError
+from .names import resolve
 from .family import Family
-from .families import autoencoder, codec, cyclegan, diffusion, gan, image_to_image, pca, porous, vae
+from .families import autoencoder, codec, cyclegan, diffusion, gan, image_to_image, pca, porous, progan, vae
 from .models.base import GenerativeModel
 from .runs import CONFIG_FILE, WEIGHTS_FILE, check_fits_in_memory, check_weights, load_state, read_config
 
@@ -33,6 +33,7 @@ FAMILIES: list[Family] = [
     image_to_image.FAMILY,
     cyclegan.FAMILY,
     codec.FAMILY,
+    progan.FAMILY,
 ]
 
 
@@ -80,18 +81,8 @@ def model_names() -> list[str]:
 def resolve_model_name(name: str) -> str:
     """genlab's name for a model: ``name`` itself, or what another name for it stands for; an
     unknown name gets one line naming the closest known one."""
-    known = model_names()
     aliases = {alias: target for f in FAMILIES for alias, target in f.aliases.items()}
-    if name in known:
-        return name
-    key = name.lower().replace("_", "-")
-    if key in known:
-        return key
-    if key in aliases:
-        return aliases[key]
-    close = difflib.get_close_matches(key, known + list(aliases), n=1, cutoff=0.6)
-    hint = f"; did you mean '{aliases.get(close[0], close[0])}'?" if close else ""
-    raise GenlabError(f"unknown model '{name}'{hint} Choose one of: {', '.join(known)}")
+    return resolve(name, model_names(), aliases, "model")
 
 
 def model_settings(name: str, **overrides: Any) -> tuple[type[GenerativeModel], dict[str, Any]]:

@@ -20,7 +20,8 @@ SMALL = {"autoencoder": {"hidden": (16,), "channels": (4, 8)}, "vae": {"hidden":
          "pca": {"latent_dim": 4}, "porous": {"channels": 4, "latent_dim": 4},
          "image-to-image": {"channels": (4, 8)},
          "cyclegan": {"domain_b": "digits-m", "channels": (4, 8), "d_channels": 4, "pool_size": 8},
-         "codec": {"channels": (4, 8), "code_channels": 2}}
+         "codec": {"channels": (4, 8), "code_channels": 2},
+         "progan": {"channels": 4, "max_channels": 8, "latent_dim": 8}}
 N = 4
 
 

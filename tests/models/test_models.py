@@ -27,9 +27,10 @@ def small_model(name, data, **kw):
 
 
 def test_every_registered_model_is_covered():
-    # GANs and diffusion models have no encoder: tests/gan, tests/diffusion and tests/porous cover them;
+    # GANs and diffusion models have no encoder: tests/gan, tests/diffusion, tests/porous and
+    # tests/families/progan cover them;
     # tests/translation covers the image-to-image tasks, CycleGAN and the codec.
-    others = ("gan", "diffusion", "porous", "image-to-image", "cyclegan", "codec")
+    others = ("gan", "diffusion", "porous", "image-to-image", "cyclegan", "codec", "progan")
     assert {name for name, (family, _) in presets().items() if family not in others} == set(SMALL)
 
 

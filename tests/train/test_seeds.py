@@ -8,15 +8,16 @@ from safetensors.torch import load_file
 
 from genlab.cli import main
 from genlab.registry import presets
+from genlab.train import train
 
 MODELS = presets()
-from genlab.train import train
 
 SMALL = {"autoencoder": {"hidden": (16,), "channels": (4, 8)}, "vae": {"hidden": (16,), "channels": (4, 8)},
          "gan": {"channels": 4}, "diffusion": {"channels": 8, "timesteps": 20, "sample_steps": 5}, "pca": {"latent_dim": 4},
          "porous": {"channels": 4, "latent_dim": 4}, "image-to-image": {"channels": (4, 8)},
          "cyclegan": {"domain_b": "digits-m", "channels": (4, 8), "d_channels": 4, "pool_size": 8},
-         "codec": {"channels": (4, 8), "code_channels": 2}}
+         "codec": {"channels": (4, 8), "code_channels": 2},
+         "progan": {"channels": 4, "max_channels": 8, "latent_dim": 8}}
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from ..errors import GenlabError
 from ..files import write_json_atomic
 from ..train import Run
 from ..viz import auto_scale, save_gif, save_grid
-from ..latent.codes import decode_codes, encode_dataset, encode_images, require_latent_space
+from ..latent.codes import encode_dataset, encode_images, require_latent_space
 from ..latent.concept import apply_concept, attribute_masks, concept_vector, with_attribute_file
 from ..latent.interpolate import interpolation_path
 from ..latent.maps import latent_scatter, manifold_grid

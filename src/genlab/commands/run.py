@@ -5,7 +5,6 @@ path, so the CLI stays a thin layer over these.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 

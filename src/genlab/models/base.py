@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..data.batch import Batch, as_batch
+from ..data.batch import Batch
 from ..config import ModelConfig, require_planar  # noqa: F401  (part of the model surface)
 from ..errors import GenlabError
 from ..runs import write_model

@@ -8,7 +8,7 @@ from ...metrics.domain_transfer import direction_quality
 
 def domain_transfer_quality(model, data: ImageDataset, data_dir=None) -> dict:
     """Both directions of a two-domain model (a CycleGAN) on ``data``: a test split of domain A
-    with domain B's test images as its condition images (:func:`genlab.data.second_domain`).
+    with domain B's test images as its condition images (:func:`genlab.families.cyclegan.data.second_domain`).
     The classifiers train on both domains' training splits (loaded by name, cached)."""
     model.eval()
     domain_b = model.config.domain_b

@@ -34,7 +34,7 @@ import torch
 from ...data.base import ImageDataset
 from ...data.registry import load_dataset
 from ...metrics.domain_transfer import direction_quality
-from ...metrics.image_quality import MAX_PSNR_DB, _summary, luminance, psnr, psnr_y, ssim
+from ...metrics.image_quality import MAX_PSNR_DB, _summary, psnr, psnr_y, ssim
 from . import colour
 from .model import Colorize
 

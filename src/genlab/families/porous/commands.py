@@ -113,7 +113,7 @@ def sample_volumes(run: Run, n: int = 1, size: int | None = None, seed: int = 0,
             shown = {f"generated {edge}^3": v} if real is None else {"training volume": real, f"generated {edge}^3": v}
             paths.append(orthogonal_slices(shown, out / f"slices-{seed}-{i:03d}.png"))
             paths.append(pore_isosurface(v, out / f"pores-{seed}-{i:03d}.png",
-                                         title=f"pore space of a generated volume (first 96^3)"))
+                                         title="pore space of a generated volume (first 96^3)"))
     write_json_atomic(out / f"sample-{seed}.json", {"volumes": n, "edge": edge, "seed": seed,
                                                     "seconds": round(seconds, 3),
                                                     "porosity": [float(v.mean()) for v in volumes]})
