@@ -239,8 +239,8 @@ class SelfAttention(nn.Module):
         return x + self.out(a.transpose(-1, -2).reshape(n, c, h, w))
 
 
-class UNet(nn.Module):
-    """(x_t (N, C, H, W), t (N,) int [, class index (N,)]) -> prediction (N, C, H, W).
+class DenoisingUNet(nn.Module):
+    """The U-Net of diffusion: (x_t (N, C, H, W), t (N,) int [, class index (N,)]) -> prediction (N, C, H, W).
 
     The class index ``num_classes`` is the "no class" token of classifier-free guidance."""
 
@@ -321,7 +321,7 @@ class Diffusion(GenerativeModel):
 
     def __init__(self, config: DiffusionConfig, name: str | None = None):
         super().__init__(config, name)
-        self.net = UNet(config)
+        self.net = DenoisingUNet(config)
         self.keep_average("net")
         abar = torch.cumprod(1 - noise_schedule(config.schedule, config.timesteps), 0)
         # Derived from the config, so not saved (persistent=False).
