@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import GenlabError, first_line
+from .errors import GenlabError, first_line, os_error_line
 from .settings import DATA_FIELDS, flag_kind, merged_kind, setting_fields
 
 #: config fields that describe the training data: a run reads them from its dataset, not from flags
@@ -124,10 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train", _train, help="train a model into a run folder",
                 usage="%(prog)s MODEL [--data DATA] [--data-dir DIR] [--out OUT] [--config FILE] [--resume] "
                 "[--nproc N] [--set KEY=VALUE] [--quiet] [--SETTING VALUE ...]")
-    p.add_argument("model", metavar="MODEL", help=f"one of: {', '.join(model_names())}")
+    p.add_argument("model", metavar="MODEL", nargs="?",
+                   help=f"one of: {', '.join(model_names())}; with --resume --out RUN, the run's (may be left out)")
     kinds = "".join(f", {kind}:SPEC" for kind in dataset_kinds())
-    p.add_argument("--data", default="digits", help=f"dataset name (genlab datasets), folder:PATH, npz:PATH{kinds} "
-                   "(default digits)")
+    p.add_argument("--data", help=f"dataset name (genlab datasets), folder:PATH, npz:PATH{kinds} "
+                   "(default digits; with --resume, the run's)")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")
     p.add_argument("--config", help="JSON or TOML file of model and training settings")
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, the inputs the run takes (noisy, "
                    "small or grey images: a colour file is made grey first), any size the network takes")
     p.add_argument("--out", help="folder for the results (default: beside each input, as NAME-TASK.png)")
+    p.add_argument("--overwrite", action="store_true", help="replace results that already exist (default: refuse)")
 
     p = command("explain", _explain, help="figures that explain a building block")
     p.add_argument("topic", choices=["transposed-conv", "checkerboard"])
@@ -300,17 +302,28 @@ def _train(args: argparse.Namespace) -> list[str]:
     from .runs import default_run_dir, run_name
     from .train import TrainConfig
 
+    if args.model is None:
+        if not (args.resume and args.out):
+            raise GenlabError("name the MODEL to train, or the run to continue with --resume --out RUN")
+        args.model = _saved_model_name(args.out)
     args.model = resolve_model_name(args.model)
     settings = _read_config_file(args.config) if args.config else {}
     settings.update(dict(args.set))
     settings.update({name: getattr(args, name) for name in args._settings if getattr(args, name) is not None})
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     train_settings = {k: settings.pop(k) for k in list(settings) if k in train_fields}
-    data = settings.pop("data", None) or args.data
+    data = settings.pop("data", None) or args.data   # None: the run's with --resume, else digits
     # The one place the CLI names a run folder, as the library does: the model's settings over its preset.
-    out = args.out or str(default_run_dir(run_name(args.model, data, model_settings(args.model, **settings)[1]),
-                                          args.resume))
+    out = args.out or str(default_run_dir(run_name(args.model, data or "digits",
+                                                   model_settings(args.model, **settings)[1]), args.resume))
+    if args.resume and int(os.environ.get("RANK", "0")) == 0:
+        finished = _resumed_run_notes(out, data, train_settings)
+        if finished:
+            return [finished]
     if args.nproc is not None and "WORLD_SIZE" not in os.environ:
+        from .train.trainer import check_before_launch
+
+        check_before_launch(args.model, args.nproc, out, args.resume, **train_settings)
         return _launch(args, out)
     from .train import distributed, train
 
@@ -318,6 +331,35 @@ def _train(args: argparse.Namespace) -> list[str]:
           progress=not args.quiet, model_settings=settings, **train_settings)
     distributed.shutdown()  # after a run that ended well; on an error torchrun stops the others
     return [f"trained {args.model}; run folder: {out}"] if int(os.environ.get("RANK", "0")) == 0 else []
+
+
+def _saved_model_name(out: str) -> str:
+    """The model of the run in ``out`` (``genlab train --resume --out RUN`` without a MODEL)."""
+    from .runs import read_config
+
+    name = read_config(out).get("name")
+    if not isinstance(name, str):
+        raise GenlabError(f"{Path(out) / 'config.json'} names no model; name the MODEL to resume it with")
+    return name
+
+
+def _resumed_run_notes(out: str, data: str | None, train_settings: dict[str, Any]) -> str | None:
+    """Before resuming the run in ``out``: a note on stderr for data other than the run's, and the
+    line to print instead of training when the run has finished the epochs it is given already."""
+    from .runs import CONFIG_FILE, has_checkpoint, read_config, read_state
+
+    if not (Path(out) / CONFIG_FILE).is_file() or not has_checkpoint(Path(out)):
+        return None   # the library says what is missing
+    saved = read_config(out)
+    trained_on = saved.get("data", {}).get("name")
+    if data is not None and isinstance(trained_on, str) and data != trained_on:
+        print(f"genlab: note: the run was trained on {trained_on}; it continues on {data}", file=sys.stderr)
+    state = read_state(Path(out))
+    epochs = train_settings.get("epochs", saved.get("train", {}).get("epochs"))
+    if state["done"] and state["epoch"] == epochs:
+        return (f"the run in {out} has finished its {epochs} epochs already; nothing to do "
+                f"(give --epochs more than {epochs} to train it further)")
+    return None
 
 
 def _launch(args: argparse.Namespace, out: str) -> list[str]:
@@ -345,8 +387,11 @@ def _on_run(args: argparse.Namespace) -> Iterable[Any]:
     """A command on a trained run: the run's family's own version of it (``run_tools``) where the
     family declares one, otherwise the core's, given the flags the family added to it."""
     from .registry import FAMILIES, family_of
+    from .runs import check_not_run_file
     from .train import load_run
 
+    if getattr(args, "out", None):
+        check_not_run_file(args.out)
     run = load_run(args.run)
     record = family_of(run.model)
     options = {}
@@ -431,7 +476,7 @@ def _translate(run, args: argparse.Namespace, **options: Any) -> list[Path]:
     def note(message: str) -> None:
         print(f"genlab: note: {message}", file=sys.stderr)
 
-    return translate_files(run, args.images, args.out, note=note, **options)
+    return translate_files(run, args.images, args.out, note=note, overwrite=args.overwrite, **options)
 
 
 #: the core's version of each command on a trained run: ``(run, args, **family flags) -> lines``
@@ -521,6 +566,10 @@ def main(argv: list[str] | None = None) -> int:
         print("genlab: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # a bug: one line for the user, the traceback with GENLAB_DEBUG=1
+        line = os_error_line(err) if isinstance(err, OSError) else None
+        if line is not None:   # a path the user gave, or the machine: the path and the problem
+            print(f"genlab: error: {line}", file=sys.stderr)
+            return 2
         if os.environ.get("GENLAB_DEBUG"):
             raise
         print(f"genlab: internal error: {type(err).__name__}: {first_line(err, 300)} "

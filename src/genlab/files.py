@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable
 
@@ -14,12 +15,23 @@ if TYPE_CHECKING:
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path`` (in the same folder, so the move
     is atomic), then move it into place; on any error the temporary file is removed and ``path``
-    is left as it was. Creates the parent folders; returns the path."""
+    is left as it was. Creates the parent folders; returns the path.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give it: those of the file it
+    replaces, or for a new file ``0o666`` less the umask (``open`` creates the temporary file so;
+    reading the umask with ``os.umask`` would change it for a moment, for every thread), so weights
+    are as readable as the config beside them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
-        with open(tmp, "xb") as f:
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)   # a file replaced keeps its permissions
+        except FileNotFoundError:
+            mode = None
+        with open(tmp, "xb") as f:   # created 0o666 less the umask, as open() does; its name is a path
+            if mode is not None:
+                os.chmod(f.fileno() if os.chmod in os.supports_fd else tmp, mode)
             write(f)
         os.replace(tmp, path)
     except BaseException:

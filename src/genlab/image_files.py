@@ -17,6 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from .errors import GenlabError
+from .files import write_atomic
 
 _GREY_MODES = {"1", "L", "LA", "F", "I", "I;16", "I;16B", "I;16L", "I;16N"}
 
@@ -82,3 +83,35 @@ def output_folder(out_dir: str | os.PathLike | None) -> Path | None:
             raise GenlabError(f"`out_dir={folder}` is a file, not a folder")
         folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def check_outputs(pairs: list[tuple[Path, Path]], overwrite: bool = False) -> None:
+    """Refuse, before anything is written, each (input, result path) pair whose result would
+    replace something: another input's result (two inputs of the same name into one folder), an
+    input itself, a folder, or, unless ``overwrite``, any existing file, since a file genlab was
+    not told to write is the user's. One line naming the files and the way out."""
+    inputs = {Path(os.path.abspath(source)) for source, _ in pairs}
+    seen: dict[Path, Path] = {}
+    for source, target in pairs:
+        key = Path(os.path.abspath(target))
+        if key in seen:
+            first = seen[key]
+            if Path(os.path.abspath(first)) == Path(os.path.abspath(source)):
+                raise GenlabError(f"{source} is given twice")
+            raise GenlabError(f"{first} and {source} would both be written to {target}; rename one of them, "
+                              "or give them separate runs with different `out_dir`")
+        seen[key] = source
+        if key in inputs:
+            raise GenlabError(f"the result of {source} would replace the input {target}; give another `out_dir`")
+        if target.is_dir():
+            raise GenlabError(f"{target} is a folder, where the result of {source} would be written; "
+                              "give another `out_dir`")
+        if target.exists() and not overwrite:
+            raise GenlabError(f"{target} already exists and is not replaced; give another `out_dir`, "
+                              "or `overwrite=True` to replace it")
+
+
+def save_png(image: torch.Tensor, path: str | os.PathLike) -> Path:
+    """(C, H, W) in [0, 1] as an 8-bit PNG at ``path``, atomically."""
+    picture = png_of(image)
+    return write_atomic(path, lambda f: picture.save(f, format="PNG"))

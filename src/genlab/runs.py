@@ -11,20 +11,28 @@ holds::
     trainer_state.json       epoch, step, sums...     } (written last: the commit point)
     metrics.jsonl            one JSON line per epoch
     snapshots/               pictures taken while training
+    .lock                    held by the process that trains into the folder (its pid and host)
 
 Every file is replaced atomically through :func:`genlab.files.write_atomic` (metrics.jsonl is
 appended to, a line at a time). Each safetensors file of a checkpoint records the step it belongs
 to, so a resume can tell a consistent checkpoint from one interrupted between two renames. Reading
 a damaged or foreign folder gives one clear line naming the file, never a traceback.
+
+One process at a time trains into a folder (:func:`locked`), and a run goes only where nothing but a
+run's own files lie (:func:`check_out_dir`): an empty or new folder, a run to resume, or what a run
+left before its first checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import platform
-from collections.abc import Mapping
+import re
+import socket
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +56,9 @@ RNG_FILE = "rng.safetensors"
 STATE_FILE = "trainer_state.json"
 METRICS_FILE = "metrics.jsonl"
 SNAPSHOTS = "snapshots"
+LOCK_FILE = ".lock"
+#: the files of a run folder that a tool's `--out` must never name
+RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE, METRICS_FILE, LOCK_FILE)
 
 DAMAGED = "the run folder is damaged: restore the file or train the run again"
 
@@ -68,13 +79,104 @@ def run_name(model_name: str, data_name: str, settings: Mapping[str, Any] | None
 
 def default_run_dir(name: str, resume: bool = False, root: str = "runs") -> Path:
     """``runs/NAME`` (a :func:`run_name`), or with a suffix ``-2``, ``-3``... when taken. With
-    ``resume``, the latest existing one."""
+    ``resume``, the latest one that holds a checkpoint."""
     stem = Path(root) / name
     candidates = [stem] + [stem.with_name(f"{stem.name}-{i}") for i in range(2, 1000)]
     taken = [p for p in candidates if p.exists()]
-    if resume:
-        return taken[-1] if taken else stem
+    if resume:  # the latest that holds a checkpoint (not one that failed before its first)
+        runs = [p for p in taken if has_checkpoint(p)]
+        return runs[-1] if runs else taken[-1] if taken else stem
     return next(p for p in candidates if not p.exists())
+
+
+# --------------------------------------------------------------------- the folder
+#: a temporary file of :func:`genlab.files.write_atomic`, left by a process that was killed
+_TEMPORARY = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$")
+
+
+def check_out_dir(directory: str | os.PathLike, resume: bool | None = False) -> None:
+    """Refuse a run folder that cannot take this run, in one line: a file; with ``resume``, a
+    folder without a checkpoint; without it, a folder that holds a run, or anything that is not a
+    run's own (someone else's config.json, any other file). A new or empty folder, or what a run
+    left before its first checkpoint (its config.json, metrics, snapshots), takes a new run.
+    ``resume=None``: only whether the folder holds a run or nothing of anyone else's."""
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise GenlabError(f"{path} is a file, not a folder; choose another `out_dir`")
+    if has_checkpoint(path):
+        if resume is False:
+            raise GenlabError(f"{path} already holds a run; continue it with `resume=True` or choose another "
+                              "`out_dir`")
+        return
+    if resume:
+        raise GenlabError(f"nothing to resume in {path}: it holds no checkpoint")
+    if not path.exists():
+        return
+    names = sorted(p.name for p in path.iterdir() if p.name != LOCK_FILE and not _TEMPORARY.match(p.name))
+    ours = is_run_config(path / CONFIG_FILE)
+    foreign = [n for n in names if not (ours and n in (CONFIG_FILE, METRICS_FILE, SNAPSHOTS))]
+    if foreign:
+        what = (f"a {CONFIG_FILE} that is not a genlab run's" if foreign == [CONFIG_FILE] else
+                f"files that are not a genlab run's ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''})")
+        raise GenlabError(f"{path} holds {what}; train into a new or empty folder (`out_dir`)")
+
+
+def is_run_config(path: Path) -> bool:
+    """Whether ``path`` is the config.json of a genlab run (a JSON object naming a family and
+    holding model and training settings)."""
+    try:
+        config = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and isinstance(config.get("family"), str) and \
+        isinstance(config.get("model"), dict) and isinstance(config.get("train"), dict)
+
+
+@contextlib.contextmanager
+def locked(directory: str | os.PathLike, remove_if_alone: bool = False) -> Iterator[None]:
+    """Hold the lock of the run folder ``directory`` (created if need be), which names this
+    process (pid and host); another process that holds it gets one line naming it. The lock goes
+    with the process, however it ends. ``remove_if_alone``: remove the folder at the end if it
+    holds nothing but the lock file (a new run that failed before writing anything)."""
+    from filelock import FileLock, Timeout
+
+    path = Path(directory) / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def name_holder(fd: int) -> None:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+
+    lock = FileLock(str(path), timeout=0, on_acquired=name_holder)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            holder = path.read_text(errors="replace").strip() or "a process"
+        except OSError:
+            holder = "a process"
+        raise GenlabError(f"{directory} is being written by another genlab run ({holder}); wait for it to end, "
+                          "or choose another `out_dir`") from None
+    try:
+        yield
+    finally:
+        try:
+            if remove_if_alone and [p.name for p in path.parent.iterdir()] == [LOCK_FILE]:
+                path.unlink()
+                path.parent.rmdir()
+        except OSError:
+            pass
+        finally:
+            lock.release()
+
+
+def check_not_run_file(path: str | os.PathLike) -> None:
+    """Refuse an output path that is one of a run folder's own files (``evaluate RUN --out
+    RUN/config.json``): writing it would destroy the run."""
+    target = Path(path).resolve()
+    if target.name in RUN_FILES and (target.parent / CONFIG_FILE).is_file():
+        raise GenlabError(f"{path} is a file of the run in {target.parent}; writing it would destroy the run, "
+                          "choose another path for `out`")
 
 
 # --------------------------------------------------------------------- config.json

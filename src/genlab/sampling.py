@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import GenlabError
+from .errors import GenlabError, check_finite, check_seed
 from .models.base import GenerativeModel, NotSupported
 
 
@@ -18,6 +18,9 @@ def draw_samples(model: GenerativeModel, n: int = 64, seed: int = 0, label: int 
     model's defaults otherwise). Other models refuse those settings and return no frames."""
     if n < 1:
         raise GenlabError(f"`num` (the number of samples) must be at least 1, got {n}")
+    check_seed(seed)
+    check_finite(guidance, "guidance")
+    check_finite(eta, "eta")
     labels = None
     if label is not None:
         if not model.conditional:

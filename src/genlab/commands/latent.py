@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import GenlabError
+from ..errors import GenlabError, check_finite, check_seed
 from ..files import write_json_atomic
 from ..train import Run
 from ..viz import auto_scale, save_gif, save_grid
@@ -49,6 +49,9 @@ def read_latent_file(path: Path, width: int) -> torch.Tensor:
     z = np.asarray(z, dtype=np.float32).reshape(-1)
     if z.size != width:
         raise GenlabError(f"{path} holds {z.size} numbers but the model's code is {width}-d")
+    if not np.isfinite(z).all():
+        raise GenlabError(f"{path} holds numbers that are not finite (NaN or infinity); a latent vector "
+                          "is finite")
     return torch.from_numpy(z)
 
 
@@ -143,6 +146,10 @@ def prior_path(model, start: str, end: str | None = None, steps: int = 10, spher
     return z, images, tail
 
 
+#: the most images an interpolation decodes (a strip and a GIF of them)
+MAX_STEPS = 1000
+
+
 def interpolate_run(run: Run, start: str, end: str | None = None, steps: int = 10, spherical: bool = False,
                     data_dir=None, out_dir: str | os.PathLike | None = None, label: int | None = None,
                     to_label: int | None = None) -> list[Path]:
@@ -152,6 +159,9 @@ def interpolate_run(run: Run, start: str, end: str | None = None, steps: int = 1
     (GANs, diffusion), they are seeds or latent files; a conditional model decodes the path with
     class ``label``, or, given ``to_label``, keeps A's z while the class moves from ``label`` to
     ``to_label`` (``end`` then omitted)."""
+    if not 2 <= steps <= MAX_STEPS:
+        raise GenlabError(f"`steps` must lie in 2..{MAX_STEPS} (the images of the path, its two ends "
+                          f"included), got {steps}")
     model = run.model
     require_latent_space(model, encoder=False, purpose="interpolations")
     if model.capabilities.encoder:
@@ -184,6 +194,11 @@ def latent_map_run(run: Run, method: str = "pca", limit: int | None = 5000, grid
     (projected to 2-D when wider); for 2-D codes also ``manifold-grid.png``. A model without an
     encoder maps ``limit`` draws from its prior instead, coloured by the class the dataset's cached
     classifier predicts for each generated image (see :func:`genlab.latent.prior.prior_map`)."""
+    if limit is not None and limit < 1:
+        raise GenlabError(f"`limit` must be at least 1 (images to encode or codes to draw), got {limit}")
+    if grid < 1:
+        raise GenlabError(f"`grid` must be at least 1, got {grid}")
+    check_seed(seed)
     model = run.model
     require_latent_space(model, encoder=False, purpose="latent maps")
     out = _out(run, out_dir)
@@ -216,6 +231,12 @@ def concept_run(run: Run, attribute: str, attributes_file=None, split: str = "te
     from the first ``limit`` images of ``split``; written as ``concept-NAME.npy`` (d,) and a
     grid ``concept-NAME.png``: one row per chosen image (default: the first 8 without the
     attribute), the image itself, then its code plus s * vector decoded for each strength s."""
+    for strength in strengths:
+        check_finite(strength, "strengths")
+    if not strengths:
+        raise GenlabError("give at least one of `strengths`")
+    if limit is not None and limit < 1:
+        raise GenlabError(f"`limit` must be at least 1 (images used to compute the vector), got {limit}")
     require_latent_space(run.model, purpose="concept vectors")
     data = run.dataset(split, data_dir).subset(slice(0, limit))
     if attributes_file is not None:

@@ -11,13 +11,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import GenlabError
+from ..errors import GenlabError, check_finite, check_seed
 from ..latent.codes import encode_dataset
 from ..metrics import evaluate
-from ..files import write_json_atomic
+from ..files import write_atomic, write_json_atomic
 from ..sampling import draw_samples
 from ..train import Run
 from ..viz import save_gif, save_grid
+
+
+
+def _image_suffixes() -> tuple[str, ...]:
+    from PIL import Image
+
+    known = {ext for ext, kind in Image.registered_extensions().items() if kind in Image.SAVE and ext != ".gif"}
+    first = tuple(ext for ext in (".png", ".jpg", ".jpeg", ".webp") if ext in known)
+    return first + tuple(sorted(known - set(first)))
+
+
+def output_file(out: str | os.PathLike | None, default: Path, suffixes: tuple[str, ...] | None = None,
+                kind: str = "") -> Path:
+    """The file a command writes: ``out``, or ``default`` in the run folder. Checked before any
+    work, in one line each: a folder, a name without one of ``suffixes`` (what the file is:
+    ``kind``). (A run folder's own files are refused by :func:`genlab.runs.check_not_run_file`.)"""
+    path = Path(out) if out is not None else default
+    if path.is_dir():
+        raise GenlabError(f"`out={path}` is a folder; give a file name, e.g. `out={path / default.name}`")
+    if suffixes and path.suffix.lower() not in suffixes:
+        shown = ", ".join(suffixes[:4]) + (", ..." if len(suffixes) > 4 else "")
+        raise GenlabError(f"`out` must name {kind or 'a file'} ending in {shown}, got '{path.name}'")
+    return path
 
 
 def sample(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
@@ -33,8 +56,8 @@ def sample_files(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
     """The grid of :func:`sample` and, for a model that samples by denoising (diffusion), a GIF
     of the batch being denoised beside it (same name, ``.gif``). ``steps``, ``guidance`` and
     ``eta`` set the denoising sampler (default: the model's); other models refuse them."""
+    path = output_file(out, run.path / "samples.png", _image_suffixes(), "an image file")
     images, shown = draw_samples(run.model, n, seed, label, steps, guidance, eta, frames)
-    path = Path(out or run.path / "samples.png")
     if not shown:
         return [save_grid(images, path)]
     gif = save_gif(shown + [images] * 12, path.with_suffix(".gif"), duration_ms=80)  # rest on the result
@@ -45,6 +68,9 @@ def sample_files(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
 def reconstruct(run: Run, n: int = 32, split: str = "test", data_dir=None,
                 out: str | os.PathLike | None = None) -> Path:
     """The first ``n`` images of ``split`` (odd rows) above their reconstructions (even rows)."""
+    if n < 1:
+        raise GenlabError(f"`n` (the number of images) must be at least 1, got {n}")
+    path = output_file(out, run.path / "reconstructions.png", _image_suffixes(), "an image file")
     data = run.dataset(split, data_dir)
     x, y = data.tensors(slice(0, n))
     model = run.model
@@ -53,21 +79,26 @@ def reconstruct(run: Run, n: int = 32, split: str = "test", data_dir=None,
     rows = []
     for start in range(0, len(x), per_row):
         rows += [x[start:start + per_row], r[start:start + per_row]]
-    return save_grid(torch.cat(rows), out or run.path / "reconstructions.png", nrow=per_row)
+    return save_grid(torch.cat(rows), path, nrow=per_row)
 
 
 @torch.no_grad()
 def encode(run: Run, split: str = "test", data_dir=None, batch_size: int = 500,
            out: str | os.PathLike | None = None) -> Path:
-    """Codes of every image of ``split`` into an .npz with arrays ``z`` (N, d) and ``labels``."""
+    """Codes of every image of ``split`` into an .npz with arrays ``z`` (N, d) and ``labels``,
+    written atomically at exactly ``out`` (which must end in ``.npz``)."""
+    path = output_file(out, run.path / f"latents-{split}.npz", (".npz",), "an .npz file")
     data = run.dataset(split, data_dir)
     codes, _ = encode_dataset(run.model, data, batch_size=batch_size)
-    path = Path(out or run.path / f"latents-{split}.npz")
     arrays = {"z": codes.numpy()}
     if data.labels is not None:
         arrays["labels"] = data.labels.numpy()
-    np.savez(path, **arrays)
-    return path
+    return write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+#: bounds of ``evaluate``'s counts, checked before any work
+MAX_MC_SAMPLES = 10_000
+MIN_QUALITY_SAMPLES, MAX_QUALITY_SAMPLES = 10, 1_000_000
 
 
 def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int = 0, data_dir=None,
@@ -81,19 +112,25 @@ def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int 
     ``dc`` (density/coverage) compare ``num_samples`` samples with ``split`` in the space of
     ``features`` (``classifier`` or ``inception``)."""
     metrics = None if metrics is None else _metric_names(metrics)
+    if not 1 <= mc_samples <= MAX_MC_SAMPLES:
+        raise GenlabError(f"`mc_samples` must lie in 1..{MAX_MC_SAMPLES}, got {mc_samples}")
+    check_seed(seed)
+    quality = [m for m in metrics or [] if m not in ("default", "nll")]
+    if num_samples is not None and not MIN_QUALITY_SAMPLES <= num_samples <= MAX_QUALITY_SAMPLES:
+        raise GenlabError(f"`num_samples` must lie in {MIN_QUALITY_SAMPLES}..{MAX_QUALITY_SAMPLES} (fewer "
+                          f"samples make FID, KID and precision/recall meaningless), got {num_samples}")
+    path = output_file(out, run.path / f"evaluation-{split}.json", (".json",), "a .json file")
     data = run.dataset(split, data_dir)
     results = {"split": split, "dataset": run.dataset_name}
     if not metrics or "default" in metrics:
         results.update(evaluate(run.model, data, mc_samples=mc_samples, seed=seed, data_dir=data_dir))
     if metrics and "nll" in metrics:
         results.update(_importance_weighted_nll(run.model, data, importance_samples, seed, progress))
-    quality = [m for m in metrics or [] if m not in ("default", "nll")]
     if quality:
         from ..metrics.sample_quality import evaluate_samples
 
         results.update(evaluate_samples(run.model, data, run.dataset("train", data_dir), quality,
                                         num_samples, features, seed))
-    path = Path(out or run.path / f"evaluation-{split}.json")
     write_json_atomic(path, results)
     return results, path
 

@@ -8,7 +8,7 @@ model that takes grey input; a clear line naming the file when the network canno
 ``translate`` and ``result_suffix(direction)`` (what ends each result's name:
 ``NAME-SUFFIX.png``). Results are PNG files beside their inputs or in ``out_dir``. Every input is
 read and checked before any result is written, so a bad file stops the command with one line and
-nothing half done.
+nothing half done; an existing file is never replaced unless asked (``overwrite``, ``--overwrite``).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GenlabError
-from ..image_files import decode_image, output_folder, png_of
+from ..image_files import check_outputs, decode_image, output_folder, save_png
 from ..models.base import GenerativeModel, NotSupported
 from ..train import Run
 
@@ -44,9 +44,12 @@ def translate_images(model: GenerativeModel, x: torch.Tensor, direction: str | N
 
 def translate_files(run: Run | GenerativeModel, images: list[str | os.PathLike],
                     out_dir: str | os.PathLike | None = None,
-                    note: Callable[[str], None] | None = None, direction: str | None = None) -> list[Path]:
+                    note: Callable[[str], None] | None = None, direction: str | None = None,
+                    overwrite: bool = False) -> list[Path]:
     """Apply ``run`` (or a model) to each image file; write each result beside its input or into
-    ``out_dir``; return the paths written. Every input is checked before anything is written.
+    ``out_dir``; return the paths written. Every input, and every result's path, is checked before
+    anything is written: an existing file is not replaced unless ``overwrite``, and two inputs
+    whose results would share a name are refused (:func:`~genlab.image_files.check_outputs`).
     ``note`` is told, in one line each, of the files the model changed to take them (a colour
     file made grey). ``direction``: which way, for a run that translates both ways."""
     model = run.model if isinstance(run, Run) else run
@@ -60,9 +63,11 @@ def translate_files(run: Run | GenerativeModel, images: list[str | os.PathLike],
         if told and note is not None:
             note(told)
         inputs.append((path, x))
-    folder, written = output_folder(out_dir), []
-    for path, x in inputs:
-        target = (folder or path.parent) / f"{path.stem}-{suffix}.png"
-        png_of(translate_images(model, x, direction)[0]).save(target)
-        written.append(target)
+    into = Path(out_dir) if out_dir is not None else None
+    targets = [(path, (into or path.parent) / f"{path.stem}-{suffix}.png") for path, _ in inputs]
+    check_outputs(targets, overwrite)
+    output_folder(out_dir)
+    written = []
+    for (path, x), (_, target) in zip(inputs, targets):
+        written.append(save_png(translate_images(model, x, direction)[0], target))
     return written

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import GenlabError
+from ..errors import GenlabError, check_seed
 from ..models.base import GenerativeModel
 from .codes import decode_codes, require_latent_space
 from .maps import latent_scatter
@@ -19,8 +19,7 @@ from .maps import latent_scatter
 
 def seed_code(model: GenerativeModel, seed: int) -> torch.Tensor:
     """The code (latent_dim,) on the CPU that ``model.prior_noise(1, Generator().manual_seed(seed))`` draws."""
-    if seed < 0:
-        raise GenlabError(f"a seed is a non-negative integer, got {seed}")
+    check_seed(seed)
     return model.prior_noise(1, torch.Generator().manual_seed(seed))[0].float().cpu()
 
 
@@ -30,6 +29,7 @@ def draw_codes(model: GenerativeModel, n: int, seed: int = 0) -> tuple[torch.Ten
     require_latent_space(model, encoder=False)
     if n < 1:
         raise GenlabError(f"draw at least one code from the prior, got {n}")
+    check_seed(seed)
     z = model.prior_noise(n, torch.Generator().manual_seed(seed)).float().cpu()
     labels = torch.arange(n) % model.config.num_classes if model.conditional else None
     return z, labels

@@ -146,6 +146,10 @@ def generate(model, n: int, seed: int = 0, batch_size: int = 500) -> torch.Tenso
     return torch.cat(out)
 
 
+#: the fewest generated images a sample-quality measure is computed from
+MIN_SAMPLES = 10
+
+
 def evaluate_samples(model, test_data, train_data, metrics=("fid", "kid", "pr"), num_samples: int | None = None,
                      features: str = "classifier", seed: int = 0) -> dict:
     """Sample-quality ``metrics`` of ``num_samples`` images from ``model`` (default: as many as the
@@ -153,8 +157,11 @@ def evaluate_samples(model, test_data, train_data, metrics=("fid", "kid", "pr"),
     ``inception``). The result names the feature network and, for the classifier, its test accuracy."""
     from .features import feature_extractor
 
+    if num_samples is not None and num_samples < MIN_SAMPLES:
+        raise GenlabError(f"`num_samples` must be at least {MIN_SAMPLES} (fewer samples make FID, KID and "
+                          f"precision/recall meaningless), got {num_samples}")
     extractor = feature_extractor(features, train_data, test_data)
-    n = num_samples or len(test_data)
+    n = len(test_data) if num_samples is None else num_samples
     real = extractor(test_data.tensors()[0])
     fake = extractor(generate(model, n, seed))
     return {**extractor.describe(), "num_samples": n, "num_real": len(test_data),

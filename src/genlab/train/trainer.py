@@ -20,8 +20,9 @@ A run folder (:mod:`genlab.runs`, which owns its format) holds ``config.json`` (
 and data settings, seeds, versions), ``model.safetensors``, the optimizer and RNG state,
 ``trainer_state.json`` and ``metrics.jsonl`` (one JSON line per epoch). A checkpoint is written at
 the end of every epoch, every ``checkpoint_every`` steps if set, and when the run is interrupted
-(Ctrl-C), so ``resume=True`` continues exactly where it stopped: same batches, same random draws,
-same losses.
+(Ctrl-C, or SIGTERM and SIGHUP, as a scheduler preempts a job), so ``resume=True`` continues
+exactly where it stopped: same batches, same random draws, same losses. Rank 0 holds the run
+folder's lock while it trains (:func:`genlab.runs.locked`).
 """
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ from ..models.base import Diverged, GenerativeModel, check_finite
 from ..viz import save_grid
 from . import distributed
 from ..registry import build_model, family_of, model_from_config, model_settings
-from ..runs import (CONFIG_FILE, SNAPSHOTS, append_metrics, default_run_dir, has_checkpoint, load_checkpoint, read_config,
-                    run_config, run_name, save_checkpoint, truncate_metrics, write_config)
+from ..runs import (CONFIG_FILE, SNAPSHOTS, append_metrics, check_out_dir, default_run_dir, has_checkpoint,
+                    load_checkpoint, locked, read_config, run_config, run_name, save_checkpoint, truncate_metrics,
+                    write_config)
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
@@ -137,6 +139,30 @@ class TrainConfig:
         return from_dict(cls, values, "training")
 
 
+def check_processes(config: TrainConfig, world: int) -> None:
+    """Refuse settings that a run in ``world`` data-parallel processes cannot take."""
+    if world < 1:
+        raise GenlabError(f"`nproc` must be at least 1, got {world}")
+    if config.batch_size % world:
+        raise GenlabError(f"`batch_size` {config.batch_size} does not split evenly over {world} processes; "
+                          "choose a multiple of the number of processes")
+    if config.max_minutes and world > 1:
+        raise GenlabError("`max_minutes` stops each process on its own clock, which data-parallel training "
+                          "cannot allow; set `epochs` instead")
+
+
+def check_before_launch(model: str, nproc: int, out_dir: str | os.PathLike, resume: bool = False,
+                        **overrides: Any) -> None:
+    """The training settings of a run of ``model`` in ``nproc`` processes (its family's defaults,
+    a resumed run's own, ``overrides``), checked once before the processes start: each would
+    otherwise say the same thing."""
+    saved = _saved_run_config(out_dir) if resume else None
+    base = saved.get("train", {}) if saved else {}
+    config = TrainConfig.from_dict({**_family_train_defaults(model), **(base if isinstance(base, dict) else {}),
+                                    **overrides})
+    check_processes(config, nproc)
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -161,39 +187,57 @@ def _lr_at(config: TrainConfig, step: int, total: int, seconds: float = 0.0) -> 
     return config.lr * min(1.0, 2.0 * (1.0 - progress))   # linear-decay
 
 
+#: the signals that stop a run as Ctrl-C does: a scheduler's preemption (SLURM, Kubernetes send
+#: SIGTERM) and a closed terminal (SIGHUP)
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
 class _Interrupts:
-    """Whether Ctrl-C was pressed (call it), and whether a second press forced its way in."""
+    """Whether Ctrl-C was pressed or a stop signal came (call it), which one (``name``), and
+    whether a second one forced its way in."""
 
     def __init__(self) -> None:
         self.pressed = 0
         self.forced = False
+        self.name = "SIGINT"
 
     def __call__(self) -> bool:
         return self.pressed > 0
 
     def press(self, signum, frame) -> None:
         self.pressed += 1
-        if self.pressed > 1:
+        if self.pressed == 1:
+            self.name = signal.Signals(signum).name
+        else:
             self.forced = True
             raise KeyboardInterrupt
+
+    def stopped(self, step: int) -> str:
+        """How the run stopped at ``step``: ``interrupted at step N`` (Ctrl-C) or ``stopped by SIGTERM
+        at step N``."""
+        return f"interrupted at step {step}" if self.name == "SIGINT" else f"stopped by {self.name} at step {step}"
 
 
 @contextlib.contextmanager
 def interrupts_between_steps(enabled: bool = True):
-    """Ctrl-C waits for the training step under way to finish, so that a checkpoint never holds
-    half a step (batch-norm statistics of a batch that is then trained again, say); a second
-    Ctrl-C stops at once. Only in the main thread of a single process (else Ctrl-C acts at once),
-    and not where interrupts are ignored (under nohup, say)."""
+    """Ctrl-C, SIGTERM and SIGHUP wait for the training step under way to finish, so that a
+    checkpoint never holds half a step (batch-norm statistics of a batch that is then trained
+    again, say); a second one stops at once. Only in the main thread of a single process (else
+    they act at once), and not for a signal that is ignored (SIGHUP under nohup, say)."""
     flag = _Interrupts()
-    if not enabled or threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield flag
         return
-    previous = signal.signal(signal.SIGINT, flag.press)
+    previous = {}
+    for name in STOP_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, flag.press)
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def _trained_s(state: dict[str, Any]) -> float:
@@ -401,9 +445,7 @@ class Trainer:
         model.check_images(train_data.images[:1].float())
         if able.labels and train_data.labels is None:
             raise GenlabError(f"a conditional model needs labels, and {train_data.name} has none")
-        if config.batch_size % self.world:
-            raise GenlabError(f"`batch_size` {config.batch_size} does not split evenly over {self.world} processes; "
-                              "choose a multiple of the number of processes")
+        check_processes(config, self.world)
         smallest = min(config.batch_size, len(train_data)) // self.world // config.grad_accumulation
         if smallest < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
             raise GenlabError(f"batch norm needs at least 2 images in each (micro-)batch, and this run has {smallest}; "
@@ -443,14 +485,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def run(self, resume: bool = False) -> GenerativeModel:
+        """Train into the run folder (a new run, or with ``resume`` the one there), holding its
+        lock (rank 0, the process that writes) throughout."""
+        if not self._write():
+            check_out_dir(self.out, resume)
+            return self._run(resume)
+        # Nothing of someone else's, before the lock file goes in; then, if no other process trains
+        # into it, whether it takes this run.
+        check_out_dir(self.out, resume=True if resume else None)
+        with locked(self.out, remove_if_alone=not self.out.exists()):
+            check_out_dir(self.out, resume)
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> GenerativeModel:
         model, cfg = self.model.to(self.device), self.config
-        if has_checkpoint(self.out) and not resume:
-            raise GenlabError(f"{self.out} already holds a run; continue it with `resume=True` or choose another "
-                              "`out_dir`")
-        if resume and not has_checkpoint(self.out):
-            raise GenlabError(f"nothing to resume in {self.out}: it holds no checkpoint")
-        if self._write():
-            self.out.mkdir(parents=True, exist_ok=True)
         if model.capabilities.closed_form:
             return self._fit_closed_form()
         if self.world > 1:
@@ -479,14 +527,33 @@ class Trainer:
             shuffle.set_state(rng["shuffle_epoch_start"])
             if self.scaler is not None and "grad_scaler" in state:
                 self.scaler.load_state_dict(state["grad_scaler"])
+            if self._already_trained(state):
+                model.eval()
+                return model
             self._truncate_metrics(state["step"])
         else:
+            self._truncate_metrics(0)  # what a run that failed before its first checkpoint logged
             torch.manual_seed(cfg.seed)
             shuffle.manual_seed(cfg.seed)
             state = {"epoch": 0, "batch": 0, "step": 0, "elapsed_s": 0.0, "sums": {}, "seen": 0, "done": False}
         if self._write():  # on resume too: the run may have been given more epochs
             write_config(self.out, self._run_config())
         return self._loop(optimizers, shuffle, state)
+
+    def _already_trained(self, state: dict[str, Any]) -> bool:
+        """Whether the checkpoint ``state`` finished this run already (nothing to do); refuse one
+        past the run's end (fewer `epochs` than it has trained) or stopped mid-epoch, resumed with
+        another batch size (the rest of that epoch would be dropped)."""
+        epochs = self.config.epochs
+        if state["epoch"] > epochs or (state["epoch"] == epochs and state["batch"] > 0):
+            raise GenlabError(f"the run in {self.out} has trained {state['epoch']} epochs already "
+                              f"(step {state['step']}), past `epochs={epochs}`; give it more epochs to continue it")
+        saved = read_config(self.out).get("train", {}).get("batch_size")
+        if state["batch"] > 0 and isinstance(saved, int) and saved != self.config.batch_size:
+            raise GenlabError(f"the run in {self.out} stopped in the middle of an epoch of batches of {saved}; "
+                              f"resume it with `batch_size={saved}` (another batch size would drop the rest of "
+                              "that epoch)")
+        return state["done"] and state["epoch"] == epochs
 
     def _check_same_model(self) -> None:
         saved = read_config(self.out)
@@ -508,61 +575,69 @@ class Trainer:
         model, cfg, data = self.model, self.config, self.train_data
         per_epoch = _batches_per_epoch(len(data), cfg.batch_size)
         total = self.total_steps = per_epoch * cfg.epochs
-        if cfg.max_minutes and self.world > 1:
-            raise GenlabError("max_minutes stops each process on its own clock, which data-parallel training "
-                              "cannot allow; set epochs instead")
         model.train()
         state.setdefault("trained_s", 0.0)  # the finished epochs' time (absent from older checkpoints)
         limit_s = 60 * cfg.max_minutes or math.inf
-        while state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:
-            epoch_start = shuffle.get_state()
-            order = torch.randperm(len(data), generator=shuffle)
-            started = time.perf_counter() - state["elapsed_s"]
-            bar = tqdm(total=per_epoch, initial=state["batch"], desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}",
-                       disable=True if not self.progress or self.rank != 0 else None,  # None: off when not a terminal
-                       leave=False, dynamic_ncols=True)
-            try:
-                with interrupts_between_steps(self.world == 1) as interrupted:
-                    while state["batch"] < per_epoch and _trained_s(state) < limit_s:
-                        index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
-                        terms = self._step(optimizers, index, state["step"], total, _trained_s(state))
-                        n = len(index) // self.world
-                        for k, v in terms.items():  # deferred: on the device, in float64 as on the host
-                            v = v.double() if self.defer_reads else float(v)
-                            state["sums"][k] = state["sums"].get(k, 0.0) + v * n
-                        state["seen"] += n
-                        state["batch"] += 1
-                        state["step"] += 1
-                        state["elapsed_s"] = time.perf_counter() - started
-                        if state["step"] % HOST_READS == 0:
-                            self._check_finite()
-                        if bar.update():  # the loss is read only when the bar is drawn
-                            bar.set_postfix(loss=f"{float(terms['loss']):.4g}")
-                        if cfg.snapshot_every > 0 and state["step"] % cfg.snapshot_every == 0:
-                            self._snapshot(state["step"])
-                        if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and \
-                                state["batch"] < per_epoch:
-                            self._checkpoint(optimizers, state, epoch_start)
-                        if interrupted():
-                            raise KeyboardInterrupt
-            except KeyboardInterrupt:
-                bar.close()
-                if interrupted.forced:  # a second Ctrl-C, inside a step: its changes are half made
-                    raise GenlabError(f"interrupted during step {state['step'] + 1}; {self._kept()}") from None
-                self._checkpoint(optimizers, state, epoch_start)
-                raise GenlabError(f"interrupted at step {state['step']}; continue it with `resume=True` "
-                                  f"`out_dir={self.out}`") from None
-            bar.close()
-            if cfg.snapshot_every == 0:
-                self._snapshot(state["step"])
-            self._end_epoch(state)  # also an epoch cut short by max_minutes: it logs the steps taken
-            self._checkpoint(optimizers, state, shuffle.get_state())
+        # Ctrl-C, SIGTERM or SIGHUP: the step under way finishes, then a checkpoint (also when one
+        # comes between two epochs, while the epoch's record and checkpoint are written).
+        with interrupts_between_steps(self.world == 1) as interrupted:
+            while state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:
+                self._epoch(optimizers, shuffle, state, per_epoch, total, limit_s, interrupted)
+                if interrupted() and state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:
+                    raise GenlabError(f"{interrupted.stopped(state['step'])}; continue it with `resume=True` "
+                                      f"`out_dir={self.out}`")
         state["done"] = True
         self._checkpoint(optimizers, state, shuffle.get_state())
         self._animate_snapshots()
         distributed.barrier()
         model.eval()
         return model
+
+    def _epoch(self, optimizers, shuffle: torch.Generator, state: dict[str, Any], per_epoch: int, total: int,
+               limit_s: float, interrupted: _Interrupts) -> None:
+        """The rest of the epoch under way (from ``state``): its steps, record and checkpoint."""
+        cfg, data = self.config, self.train_data
+        epoch_start = shuffle.get_state()
+        order = torch.randperm(len(data), generator=shuffle)
+        started = time.perf_counter() - state["elapsed_s"]
+        bar = tqdm(total=per_epoch, initial=state["batch"], desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}",
+                   disable=True if not self.progress or self.rank != 0 else None,  # None: off when not a terminal
+                   leave=False, dynamic_ncols=True)
+        try:
+            while state["batch"] < per_epoch and _trained_s(state) < limit_s:
+                index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
+                terms = self._step(optimizers, index, state["step"], total, _trained_s(state))
+                n = len(index) // self.world
+                for k, v in terms.items():  # deferred: on the device, in float64 as on the host
+                    v = v.double() if self.defer_reads else float(v)
+                    state["sums"][k] = state["sums"].get(k, 0.0) + v * n
+                state["seen"] += n
+                state["batch"] += 1
+                state["step"] += 1
+                state["elapsed_s"] = time.perf_counter() - started
+                if state["step"] % HOST_READS == 0:
+                    self._check_finite()
+                if bar.update():  # the loss is read only when the bar is drawn
+                    bar.set_postfix(loss=f"{float(terms['loss']):.4g}")
+                if cfg.snapshot_every > 0 and state["step"] % cfg.snapshot_every == 0:
+                    self._snapshot(state["step"])
+                if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and \
+                        state["batch"] < per_epoch:
+                    self._checkpoint(optimizers, state, epoch_start)
+                if interrupted():
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            bar.close()
+            if interrupted.forced:  # a second signal, inside a step: its changes are half made
+                raise GenlabError(f"interrupted during step {state['step'] + 1}; {self._kept()}") from None
+            self._checkpoint(optimizers, state, epoch_start)
+            raise GenlabError(f"{interrupted.stopped(state['step'])}; continue it with `resume=True` "
+                              f"`out_dir={self.out}`") from None
+        bar.close()
+        if cfg.snapshot_every == 0:
+            self._snapshot(state["step"])
+        self._end_epoch(state)  # also an epoch cut short by max_minutes: it logs the steps taken
+        self._checkpoint(optimizers, state, shuffle.get_state())
 
     def _step(self, optimizers, index: torch.Tensor, step: int, total: int,
               seconds: float) -> dict[str, torch.Tensor]:
@@ -684,7 +759,7 @@ class Trainer:
         return model
 
 
-def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
+def train(model: GenerativeModel | str | None, data: ImageDataset | str | None = None,
           val_data: ImageDataset | None = None, config: TrainConfig | None = None,
           out_dir: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
           data_dir: str | os.PathLike | None = None, model_settings: dict[str, Any] | None = None,
@@ -693,16 +768,24 @@ def train(model: GenerativeModel | str, data: ImageDataset | str = "digits",
 
     Args:
         model: a model, or a model name (``"conv-vae"``) built for the data's image shape with
-            ``model_settings`` (e.g. ``{"latent_dim": 2}``).
+            ``model_settings`` (e.g. ``{"latent_dim": 2}``); ``None`` with ``resume``: the run's.
         data: a dataset, or a dataset name; a name also provides its test split for validation.
+            Default: with ``resume``, the dataset the run records; otherwise ``"digits"``.
         val_data: validation split, evaluated at the end of every epoch.
         config: a :class:`TrainConfig`; ``overrides`` set its fields (``epochs=5, lr=3e-4``).
         out_dir: the run folder; default ``runs/<model>-<data>`` (a fresh suffix if taken).
-        resume: continue the run in ``out_dir`` from its last checkpoint.
+        resume: continue the run in ``out_dir`` from its last checkpoint, with its model, data
+            and settings unless given here.
     """
     from ..data import load_dataset
 
     saved = _saved_run_config(out_dir) if resume and out_dir is not None else None
+    if model is None:
+        if saved is None or not isinstance(saved.get("name"), str):
+            raise GenlabError("name the model to train, or the run to continue (`resume=True` with `out_dir`)")
+        model = saved["name"]
+    if data is None:
+        data = _saved_data_name(saved, out_dir) if saved is not None else "digits"
     if isinstance(data, str):
         name = data
         data = load_dataset(name, "train", data_dir)
@@ -758,6 +841,14 @@ def _family_train_defaults(model: GenerativeModel | str) -> dict[str, Any]:
     if isinstance(model, str):
         model = model_settings(model)[0]
     return dict(model.train_defaults)
+
+
+def _saved_data_name(saved: dict[str, Any], out_dir: str | os.PathLike) -> str:
+    """The dataset a run to resume was trained on, as its config.json records it."""
+    name = saved.get("data", {}).get("name")
+    if not isinstance(name, str) or not name or name == "arrays":
+        raise GenlabError(f"the run in {out_dir} does not record a dataset it can be loaded from; pass `data`")
+    return name
 
 
 def _saved_run_config(out_dir: str | os.PathLike) -> dict[str, Any] | None:

@@ -14,13 +14,16 @@ def _compress_arguments(p) -> None:
     p.add_argument("run")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size the codec takes")
     p.add_argument("--out", help="folder for the .glc files (default: beside each input, as NAME.glc)")
+    p.add_argument("--overwrite", action="store_true", help="replace files that already exist (default: refuse)")
 
 
 def _decompress_arguments(p) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help=".glc files written by `genlab compress`")
     p.add_argument("--run", required=True, help="the codec run that compressed them (a file names it by its "
                    "weights, and another run's files are refused)")
-    p.add_argument("--out", help="folder for the images (default: beside each file, as NAME.png)")
+    p.add_argument("--out", help="folder for the images (default: beside each file, as NAME.png; an existing "
+                   "file, such as the original image, is not replaced without --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace files that already exist (default: refuse)")
 
 
 def _compress(args):
@@ -30,14 +33,14 @@ def _compress(args):
     from .bitstream import compress_files
 
     return compress_files(load_run(args.run), args.images, args.out,
-                          note=lambda m: print(f"genlab: {m}", file=sys.stderr))
+                          note=lambda m: print(f"genlab: {m}", file=sys.stderr), overwrite=args.overwrite)
 
 
 def _decompress(args):
     from ...train import load_run
     from .bitstream import decompress_files
 
-    return decompress_files(load_run(args.run), args.files, args.out)
+    return decompress_files(load_run(args.run), args.files, args.out, overwrite=args.overwrite)
 
 
 FAMILY = Family(

@@ -26,7 +26,7 @@ from ...errors import GenlabError
 from ...files import write_atomic
 from ...models.base import GenerativeModel
 from ...train import Run
-from ...image_files import decode_image, image_tensor, output_folder, png_of
+from ...image_files import check_outputs, decode_image, image_tensor, output_folder, save_png
 from .model import Codec
 
 MAGIC = b"GLC1"
@@ -117,9 +117,11 @@ def decode_file(model: GenerativeModel, data: bytes, name: str = "the file", pri
 
 
 def compress_files(run: Run | GenerativeModel, images: list[str | os.PathLike], out_dir: str | os.PathLike | None = None,
-                   note: Callable[[str], None] | None = None) -> list[Path]:
+                   note: Callable[[str], None] | None = None, overwrite: bool = False) -> list[Path]:
     """Each image file to ``NAME.glc`` beside it (or in ``out_dir``); the paths written. Every
-    input is read and checked first. ``note`` is told each file's size and bits per pixel."""
+    input, and every file's path, is checked first: an existing file is not replaced unless
+    ``overwrite``, and two inputs that would give the same file are refused. ``note`` is told each
+    file's size and bits per pixel."""
     model = run.model if isinstance(run, Run) else run
     require_codec(model)
     if not images:
@@ -132,10 +134,13 @@ def compress_files(run: Run | GenerativeModel, images: list[str | os.PathLike], 
         except GenlabError as err:
             raise GenlabError(f"{path}: {err}") from None
         inputs.append((path, x))
-    folder, mark, written = output_folder(out_dir), fingerprint(model), []
-    for path, x in inputs:
+    into = Path(out_dir) if out_dir is not None else None
+    targets = [(path, (into or path.parent) / (path.stem + SUFFIX)) for path, _ in inputs]
+    check_outputs(targets, overwrite)
+    output_folder(out_dir)
+    mark, written = fingerprint(model), []
+    for (path, x), (_, target) in zip(inputs, targets):
         data = encode_image(model, x, mark)
-        target = (folder or path.parent) / (path.stem + SUFFIX)
         write_atomic(target, lambda f: f.write(data))
         if note is not None:
             h, w = x.shape[-2:]
@@ -145,20 +150,22 @@ def compress_files(run: Run | GenerativeModel, images: list[str | os.PathLike], 
 
 
 def decompress_files(run: Run | GenerativeModel, files: list[str | os.PathLike],
-                     out_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Each ``NAME.glc`` to ``NAME.png`` beside it (or in ``out_dir``); the paths written."""
+                     out_dir: str | os.PathLike | None = None, overwrite: bool = False) -> list[Path]:
+    """Each ``NAME.glc`` to ``NAME.png`` beside it (or in ``out_dir``); the paths written. Like
+    ``gzip -d``, an existing ``NAME.png`` (often the original that was compressed) is not replaced
+    unless ``overwrite``: the command refuses, naming it, before anything is written."""
     model = run.model if isinstance(run, Run) else run
     require_codec(model)
     if not files:
         raise GenlabError("give at least one .glc file to decompress")
-    mark, decoded = fingerprint(model), []
-    for path in map(Path, files):
+    into = Path(out_dir) if out_dir is not None else None
+    targets = [(path, (into or path.parent) / (path.stem + ".png")) for path in map(Path, files)]
+    for path, _ in targets:
         if not path.is_file():
             raise GenlabError(f"no file at {path}")
-        decoded.append((path, decode_file(model, path.read_bytes(), str(path), mark)))
-    folder, written = output_folder(out_dir), []
-    for path, image in decoded:
-        target = (folder or path.parent) / (path.stem + ".png")
-        png_of(image[0]).save(target)
-        written.append(target)
-    return written
+    mark, decoded = fingerprint(model), []
+    for path, _ in targets:
+        decoded.append(decode_file(model, path.read_bytes(), str(path), mark))
+    check_outputs(targets, overwrite)
+    output_folder(out_dir)
+    return [save_png(image[0], target) for image, (_, target) in zip(decoded, targets)]

@@ -1,0 +1,181 @@
+"""Files that belong to the user are never replaced unasked; paths the OS refuses and inputs out of
+bounds end in one line and exit 2, checked before any work. On the committed fixture run folders,
+so nothing is trained."""
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genlab.cli import main
+from genlab.files import save_weights_atomic, write_text_atomic
+
+FIXTURES = Path(__file__).parent / "fixtures" / "runs-4f1b47e"
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """A copy of a fixture run folder in tmp_path, by name."""
+    def copy(name):
+        target = tmp_path / "runs" / name
+        if not target.exists():
+            shutil.copytree(FIXTURES / name, target)
+        return target
+    return copy
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err, *parts):
+    assert err.startswith("genlab: error: ") and err.count("\n") == 1, err
+    for part in parts:
+        assert str(part) in err, err
+
+
+def png(path, value=90):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((8, 8), value, np.uint8)).save(path)
+    return path
+
+
+# ------------------------------------------------------------------ files that belong to the user
+def test_write_atomic_gives_the_permissions_of_a_plain_open(tmp_path):
+    old = os.umask(0o027)
+    try:
+        path = save_weights_atomic({"w": __import__("torch").zeros(2)}, tmp_path / "w.safetensors")
+        assert path.stat().st_mode & 0o777 == 0o640
+        os.umask(0o002)
+        assert write_text_atomic(tmp_path / "c.json", "{}").stat().st_mode & 0o777 == 0o664
+        (tmp_path / "mine.txt").write_text("x")
+        os.chmod(tmp_path / "mine.txt", 0o600)
+        assert write_text_atomic(tmp_path / "mine.txt", "y").stat().st_mode & 0o777 == 0o600  # kept, as open() does
+    finally:
+        os.umask(old)
+
+
+def test_decompress_never_replaces_the_original_image(runs, tmp_path, capsys):
+    codec = runs("compress")
+    original = png(tmp_path / "a.png")
+    before = original.read_bytes()
+    assert run(capsys, "compress", codec, original)[0] == 0
+    code, _, err = run(capsys, "decompress", tmp_path / "a.glc", "--run", codec)
+    assert code == 2 and original.read_bytes() == before
+    one_line(err, original, "already exists", "--out", "--overwrite")
+    code, out, _ = run(capsys, "decompress", tmp_path / "a.glc", "--run", codec, "--out", tmp_path / "back")
+    assert code == 0 and out.split() == [str(tmp_path / "back" / "a.png")]
+    code, _, err = run(capsys, "compress", codec, original)   # a.glc is there now
+    one_line(err, tmp_path / "a.glc", "--overwrite")
+    assert run(capsys, "compress", codec, original, "--overwrite")[0] == 0
+    assert run(capsys, "decompress", tmp_path / "a.glc", "--run", codec, "--overwrite")[0] == 0
+    assert original.read_bytes() != before or Image.open(original).size == (8, 8)
+
+
+def test_translate_never_replaces_a_file(runs, tmp_path, capsys):
+    denoise = runs("denoise")
+    image = png(tmp_path / "a.png")
+    (tmp_path / "a-denoise.png").write_bytes(b"mine")
+    code, _, err = run(capsys, "translate", denoise, image)
+    one_line(err, tmp_path / "a-denoise.png", "already exists", "--overwrite")
+    assert code == 2 and (tmp_path / "a-denoise.png").read_bytes() == b"mine"
+    assert run(capsys, "translate", denoise, image, "--overwrite")[0] == 0
+    assert Image.open(tmp_path / "a-denoise.png").size == (8, 8)
+
+
+@pytest.mark.parametrize("command", ["compress", "translate", "decompress"])
+def test_two_inputs_of_one_name_into_one_folder_are_refused_before_writing(command, runs, tmp_path, capsys):
+    run_dir = runs("denoise" if command == "translate" else "compress")
+    first, second = png(tmp_path / "x" / "a.png"), png(tmp_path / "y" / "a.png", 200)
+    inputs = [first, second]
+    if command == "decompress":
+        assert run(capsys, "compress", run_dir, first, second)[0] == 0
+        inputs = [first.with_suffix(".glc"), second.with_suffix(".glc")]
+    def argv(files):
+        return [command, run_dir, *files] if command != "decompress" else [command, *files, "--run", run_dir]
+    code, _, err = run(capsys, *argv(inputs), "--out", tmp_path / "out")
+    assert code == 2 and not (tmp_path / "out").exists()
+    one_line(err, inputs[0], inputs[1], "would both be written to")
+    code, _, err = run(capsys, *argv([inputs[0], inputs[0]]), "--out", tmp_path / "out")   # one file twice
+    assert code == 2 and not (tmp_path / "out").exists()
+    one_line(err, inputs[0], "given twice")
+
+
+def test_encode_writes_exactly_the_path_given(runs, tmp_path, capsys):
+    vae = runs("conv-vae")
+    code, _, err = run(capsys, "encode", vae, "--out", tmp_path / "w.safetensors")
+    one_line(err, "--out", ".npz", "w.safetensors")
+    assert code == 2 and not list(tmp_path.glob("w.*"))
+    code, out, _ = run(capsys, "encode", vae, "--out", tmp_path / "w.npz")
+    assert code == 0 and out.strip() == str(tmp_path / "w.npz")
+    assert np.load(tmp_path / "w.npz")["z"].shape[0] > 0 and not list(tmp_path.glob(".*tmp"))
+
+
+# ------------------------------------------------------------------ paths the OS refuses
+@pytest.mark.parametrize("argv, parts", [
+    (["sample", "{dcgan}", "--out", "{tmp}"], ["is a folder", "--out"]),
+    (["sample", "{dcgan}", "--out", "{tmp}/samples.txt"], ["--out", "samples.txt", ".png"]),
+    (["reconstruct", "{vae}", "--out", "{tmp}/r.txt"], ["--out", "r.txt"]),
+    (["evaluate", "{vae}", "--out", "{vae}/config.json"], ["--out", "config.json"]),
+    (["train", "vae", "--config", "{tmp}"], ["is a folder"]),
+    (["sample", "{dcgan}", "--out", "{tmp}/" + "x" * 300 + ".png"], ["too long"]),
+    (["sample", "{dcgan}", "--out", "{tmp}/afile/s.png"], ["afile", "a folder is needed"]),
+    (["sample", "{dcgan}", "--out", "/proc/genlab-test/s.png"], ["/proc/genlab-test"]),
+    (["interpolate", "{dcgan}", "--from", "1", "--to", "2", "--out", "{tmp}/afile"], ["afile"]),
+])
+def test_paths_the_system_refuses_are_one_line(argv, parts, runs, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    where = {"{tmp}": str(tmp_path), "{dcgan}": str(runs("dcgan")), "{vae}": str(runs("conv-vae"))}
+
+    def fill(text):
+        for key, value in where.items():
+            text = text.replace(key, value)
+        return text
+    code, _, err = run(capsys, *map(fill, argv))
+    assert code == 2, err
+    one_line(err, *map(fill, parts))
+    assert (runs("conv-vae") / "config.json").read_bytes() == (FIXTURES / "conv-vae" / "config.json").read_bytes()
+
+
+# ------------------------------------------------------------------ bounded inputs
+@pytest.mark.parametrize("argv, parts", [
+    (["reconstruct", "{vae}", "-n", "0"], ["--num", "at least 1"]),
+    (["latent-map", "{vae}", "--limit", "0"], ["--limit", "at least 1"]),
+    (["evaluate", "{vae}", "--mc-samples", "-1"], ["--mc-samples", "-1"]),
+    (["evaluate", "{vae}", "--mc-samples", "0"], ["--mc-samples", "got 0"]),
+    (["evaluate", "{vae}", "--metrics", "fid", "--num-samples", "2"], ["--num-samples", "got 2"]),
+    (["evaluate", "{vae}", "--num-samples", "0"], ["--num-samples", "got 0"]),
+    (["evaluate", "{vae}", "--seed", str(2 ** 64)], ["--seed", "below 2**64"]),
+    (["interpolate", "{vae}", "--from", "0", "--to", "1", "--steps", "100000000"], ["--steps", "2..1000"]),
+    (["interpolate", "{vae}", "--from", "0", "--to", "{tmp}/nan.npy"], ["nan.npy", "not finite"]),
+    (["interpolate", "{dcgan}", "--from", "1", "--to", "{tmp}/nan.npy"], ["nan.npy", "not finite"]),
+    (["interpolate", "{dcgan}", "--from", str(2 ** 64), "--to", "1"], ["seed", "below 2**64"]),
+    (["sample", "{dcgan}", "--seed", str(2 ** 64)], ["--seed", str(2 ** 64)]),
+    (["sample", "{dcgan}", "--seed", "-1"], ["--seed", "-1"]),
+    (["sample", "{cdiffusion}", "--guidance", "nan"], ["--guidance", "finite"]),
+    (["sample", "{cdiffusion}", "--eta", "inf"], ["--eta", "finite"]),
+    (["concept", "{vae}", "--attribute", "label=8", "--strengths", "1,nan"], ["--strengths", "finite"]),
+    (["latent-map", "{dcgan}", "--seed", "-5"], ["--seed", "-5"]),
+])
+def test_out_of_bounds_inputs_are_one_line(argv, parts, runs, tmp_path, capsys):
+    width = {"{vae}": "conv-vae", "{dcgan}": "dcgan"}
+    where = {"{tmp}": str(tmp_path), "{dcgan}": str(runs("dcgan")), "{vae}": str(runs("conv-vae")),
+             "{cdiffusion}": str(runs("cdiffusion"))}
+    if any("nan.npy" in a for a in argv):
+        from genlab.registry import load_model
+
+        d = load_model(runs(width[argv[1]])).config.latent_dim
+        np.save(tmp_path / "nan.npy", np.full(d, np.nan, np.float32))
+
+    def fill(text):
+        for key, value in where.items():
+            text = text.replace(key, value)
+        return text
+    code, _, err = run(capsys, *map(fill, argv))
+    assert code == 2, err
+    one_line(err, *parts)
+    assert not (tmp_path / "runs" / "conv-vae" / "evaluation-test.json").exists()
