@@ -179,3 +179,25 @@ def test_out_of_bounds_inputs_are_one_line(argv, parts, runs, tmp_path, capsys):
     assert code == 2, err
     one_line(err, *parts)
     assert not (tmp_path / "runs" / "conv-vae" / "evaluation-test.json").exists()
+
+
+def test_a_run_records_its_data_file_absolutely_and_finds_it_from_any_folder(tmp_path, monkeypatch):
+    from genlab.data.files import split_index
+    from genlab.train import load_run
+
+    data = tmp_path / "data"
+    data.mkdir()
+    images = (np.random.default_rng(0).random((40, 8, 8)) * 255).astype(np.uint8)
+    np.savez(data / "d.npz", x=images)
+    monkeypatch.chdir(data)
+    assert main(["train", "vae", "--data", "npz:d.npz", "--epochs", "1", "--hidden", "16", "--latent-dim", "2",
+                 "--batch-size", "36", "--snapshot-every", "-1", "--quiet"]) == 0
+    run_dir = data / "runs" / "vae-d"  # the default name still comes from the file's stem
+    assert load_run(run_dir).dataset_name == f"npz:{data / 'd.npz'}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    np.savez(elsewhere / "d.npz", x=255 - images)  # a file of the same name where evaluate runs
+    monkeypatch.chdir(elsewhere)
+    test = load_run(run_dir).dataset("test")
+    assert test.name == f"npz:{data / 'd.npz'}"
+    assert np.array_equal(test.images.numpy().reshape(-1, 8, 8), images[split_index(40, "test")])

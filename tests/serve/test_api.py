@@ -189,3 +189,97 @@ def test_decodes_from_several_clients_are_batched(small_runs):
     pictures = asyncio.run(many())
     assert len(pictures) == 12 and len(set(pictures)) > 1
     assert batcher.requests == 12 and batcher.batches < 12   # decoded together, not one by one
+
+
+def png_header(width, height):
+    """A small PNG file whose header declares a ``width`` x ``height`` grey image (its data is a stub)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_seeds_beyond_torch_and_mixed_path_ends_get_a_4xx(vae):
+    for seed in (2 ** 64, 2 ** 70, -1):
+        refused(vae.post("/api/sample", json={"n": 1, "seed": seed}), 422, "seed")
+    image(vae.post("/api/sample", json={"n": 1, "seed": 2 ** 64 - 1}))
+    strip = image(vae.post("/api/interpolate", json={"a": 3, "b": [0.5, -0.5], "steps": 3}))
+    assert strip.shape[1] > 2 * strip.shape[0]
+    image(vae.post("/api/interpolate", json={"a": [0.5, -0.5], "b": 3, "steps": 3}))
+
+
+def test_huge_images_in_small_files_are_refused_from_their_header(vae, small_runs):
+    def upload(path, content):
+        return c.post(path, files={"image": ("x.png", content, "image/png")})
+
+    c = vae
+    for size in ((20000, 20000), (5000, 5000)):   # over PIL's own bomb limit, and over ours only
+        refused(upload("/api/encode", png_header(*size)), 413, "pixels")
+        refused(upload("/api/reconstruct", png_header(*size)), 413, "pixels")
+    c = client(small_runs / "denoise")
+    refused(upload("/api/translate", png_header(20000, 20000)), 413, "pixels")
+    assert len(vae.post("/api/encode", files={"image": ("x.png", png_of(np.zeros((8, 8), np.uint8)),
+                                                         "image/png")}).json()["z"]) == 2   # still serving
+
+
+def test_bodies_over_the_limit_are_refused_before_they_are_read(vae):
+    import asyncio
+
+    from genlab.serve.app import MAX_BODY_BYTES
+
+    refused(vae.post("/api/decode", content=b"0" * (MAX_BODY_BYTES + 1),
+                     headers={"content-type": "application/json"}), 413, "over the limit")
+    refused(vae.post("/api/decode", content=iter([b"0" * 2 ** 20] * 3),   # chunked: no Content-Length
+                     headers={"content-type": "application/json"}), 413, "over the limit")
+    sent, reads = [], []
+
+    async def receive():   # a 600 MiB body announced: not one chunk of it may be read
+        reads.append(1)
+        return {"type": "http.request", "body": b"0" * 1024, "more_body": True}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/encode", "raw_path": b"/api/encode", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"localhost"), (b"content-type", b"multipart/form-data; boundary=x"),
+                         (b"content-length", str(600 * 2 ** 20).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000)}
+    asyncio.run(vae.app(scope, receive, send))
+    assert sent[0]["status"] == 413 and not reads
+
+
+def test_only_the_hosts_the_server_is_bound_for_are_answered(vae, small_runs):
+    from genlab.serve.app import hosts_for
+
+    assert vae.get("/api/info", headers={"host": "evil.example"}).status_code == 400   # DNS rebinding
+    assert vae.get("/api/info", headers={"host": "evil.example:8000"}).status_code == 400
+    for host in ("localhost:8000", "127.0.0.1", "[::1]:8000"):
+        assert vae.get("/api/info", headers={"host": host}).status_code == 200, host
+    assert hosts_for("0.0.0.0") == ["*"] and "evil.example" not in hosts_for("127.0.0.1")
+    assert set(hosts_for("127.0.0.1")) == {"localhost", "127.0.0.1", "[::1]"} and "[::1]" in hosts_for("::1")
+    anywhere = TestClient(create_app(small_runs / "pca", allowed_hosts=["*"]))
+    assert anywhere.get("/api/info", headers={"host": "lab.example"}).status_code == 200
+
+
+def test_serve_refuses_a_bad_port_in_one_line(small_runs, capsys):
+    import socket
+
+    from genlab.cli import main
+
+    def serve(*argv):
+        code = main(["serve", str(small_runs / "vae"), *argv])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err and "Traceback" not in err, err
+        return err
+
+    assert "1..65535" in serve("--port", "99999")
+    assert "1..65535" in serve("--port", "-1")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert "in use" in serve("--host", "127.0.0.1", "--port", str(busy.getsockname()[1]))

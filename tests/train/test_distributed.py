@@ -3,6 +3,12 @@ the same global batch, up to the order of floating-point sums, and a 2-process r
 Each 2-process run starts three Python processes (the launcher's torchrun and its two workers),
 so the tests start as few as they can."""
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -81,3 +87,59 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path, cap
     assert main(["train", "vae", "--data", "digits", "--batch-size", "63", "--epochs", "1", "--quiet",
                  "--out", str(tmp_path / "odd"), "--nproc", "2", *SETTINGS["vae"]]) == 2
     assert "does not split evenly over 2 processes" in capfd.readouterr().err
+
+
+def _processes_naming(text):
+    """The pids of the processes whose command line holds ``text`` (Linux's /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if text.encode() in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="finds the run's processes in /proc")
+def test_sigterm_to_the_launcher_stops_torchrun_and_its_workers(tmp_path):
+    """A scheduler's SIGTERM to `genlab train --nproc 2` reaches torchrun and both workers: they stop
+    at the same step, write one checkpoint, and nothing of the run is left to race a resume."""
+    from filelock import FileLock
+
+    from genlab.runs import LOCK_FILE, read_state
+
+    out = tmp_path / "preempted"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "genlab", "train", "vae", "--data", "digits", "--batch-size", "64", "--quiet",
+         "--epochs", "1000", "--out", str(out), "--nproc", "2", "--set", "snapshot_every=-1", *SETTINGS["vae"]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().strip()):
+            assert launcher.poll() is None, launcher.communicate()
+            assert time.monotonic() < deadline, "the run did not finish an epoch"
+            time.sleep(0.1)
+        run = [pid for pid in _processes_naming(str(out)) if pid != launcher.pid]
+        assert len(run) >= 3  # torchrun and its two workers
+        launcher.send_signal(signal.SIGTERM)
+        _, err = launcher.communicate(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode != 0
+    assert "stopped by SIGTERM at step" in err, err
+    assert not [pid for pid in run if _alive(pid)]
+    FileLock(str(out / LOCK_FILE), timeout=0).acquire()  # no process holds the run folder
+    step = int(re.search(r"stopped by SIGTERM at step (\d+)", err).group(1))
+    assert read_state(out)["step"] == step and not read_state(out)["done"]  # the step both stopped at

@@ -250,3 +250,23 @@ def test_settings_a_data_parallel_run_refuses_are_checked_before_torchrun_starts
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0], err
     assert not out.exists()
+
+
+def test_a_sigterm_echoed_at_once_is_one_request_but_a_second_ctrl_c_is_not():
+    """A scheduler that signals every process of a job reaches a data-parallel worker twice (directly
+    and through torchrun): the echo within a second still lets the step finish; a second Ctrl-C
+    (a person) stops at once."""
+    from genlab.train.trainer import _Interrupts
+
+    flag = _Interrupts()
+    flag.press(signal.SIGTERM, None)
+    flag.press(signal.SIGTERM, None)
+    assert flag() and not flag.forced and flag.stopped(7) == "stopped by SIGTERM at step 7"
+    flag.first_at -= 2 * flag.ECHO_S   # a SIGTERM seconds later is a second request
+    with pytest.raises(KeyboardInterrupt):
+        flag.press(signal.SIGTERM, None)
+    assert flag.forced
+    flag = _Interrupts()
+    flag.press(signal.SIGINT, None)
+    with pytest.raises(KeyboardInterrupt):
+        flag.press(signal.SIGINT, None)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import GenlabError, check_finite, check_seed
+from ..errors import GenlabError, check_seed
 from ..latent.codes import encode_dataset
 from ..metrics import evaluate
 from ..files import write_atomic, write_json_atomic

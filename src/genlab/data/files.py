@@ -7,6 +7,7 @@ so every run and every machine sees the same split.
 """
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def load_folder(path: Path, split: str) -> ImageDataset:
     return ImageDataset(
         images=_stack(paths),
         labels=None if labels is None else torch.tensor(labels, dtype=torch.int64),
-        name=f"folder:{path}",
+        name=f"folder:{os.path.abspath(path)}",  # absolute: a run reloads it from any folder
         split=split,
         class_names=names,
     )
@@ -232,5 +233,5 @@ def load_npz(path: Path, split: str) -> ImageDataset:
     if labels is not None and class_names is None:
         # From every split's labels, so that both splits agree on the number of classes.
         class_names = [str(i) for i in range(max(int(a.max(initial=0)) for a in all_y) + 1)]
-    return ImageDataset(images=images, labels=labels, name=f"npz:{path}", split=split,
+    return ImageDataset(images=images, labels=labels, name=f"npz:{os.path.abspath(path)}", split=split,
                         class_names=class_names)

@@ -11,8 +11,11 @@ is busy are decoded together in one call (:class:`DecodeBatcher`).
 
 import asyncio
 import dataclasses
+import errno
 import io
+import socket
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,10 @@ MAX_SAMPLES = 256
 MAX_STEPS = 64          # points on an interpolation path
 MAP_POINTS = 2000       # test codes (or prior draws) on the map
 MAX_TRANSLATE_PIXELS = 2 ** 22   # pixels of a translated image (4 Mpixel)
+MAX_UPLOAD_PIXELS = 2 ** 24      # pixels of an uploaded image, read from its header before it is decoded
+MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 2 ** 16   # a request body: an upload and its multipart framing
+MAX_SEED = 2 ** 64               # seeds lie in 0..2**64 - 1 (what torch takes)
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
 class BadRequest(Exception):
@@ -47,6 +54,39 @@ class BadRequest(Exception):
     def __init__(self, reason: str, status: int = 422):
         super().__init__(reason)
         self.status = status
+
+
+def open_upload(content: bytes) -> Image.Image:
+    """An uploaded image, its header read but its pixels not yet decoded: 413 if it is over
+    :data:`MAX_UPLOAD_BYTES` or its header says it has over :data:`MAX_UPLOAD_PIXELS` pixels (a
+    small file can hold a huge image), 400 if it is not an image."""
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise BadRequest(f"the upload is over the {MAX_UPLOAD_BYTES // 2 ** 20} MiB limit", 413)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below is stricter
+            image = Image.open(io.BytesIO(content))
+        width, height = image.size
+    except Image.DecompressionBombError:
+        raise BadRequest(f"the upload holds an image of over {MAX_UPLOAD_PIXELS:,} pixels; send a smaller one",
+                         413) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise BadRequest("the upload is not an image genlab can read (PNG, JPEG, ...)", 400) from None
+    if width * height > MAX_UPLOAD_PIXELS:
+        raise BadRequest(f"the upload holds a {width}x{height} image, over the limit of {MAX_UPLOAD_PIXELS:,} "
+                         "pixels; send a smaller one", 413)
+    return image
+
+
+def load_pixels(image: Image.Image) -> Image.Image:
+    """``image`` decoded (after :func:`open_upload` checked its size); 400 if its data is broken."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise BadRequest("the upload is not an image genlab can read (PNG, JPEG, ...)", 400) from None
+    return image
 
 
 def _png(images: torch.Tensor, nrow: int | None = None) -> bytes:
@@ -145,16 +185,11 @@ class Explorer:
 
     def upload(self, content: bytes) -> torch.Tensor:
         """An uploaded image as (1, C, H, W) in [0, 1], of the model's shape."""
-        if len(content) > MAX_UPLOAD_BYTES:
-            raise BadRequest(f"the upload is over the {MAX_UPLOAD_BYTES // 2 ** 20} MiB limit", 413)
-        try:
-            image = Image.open(io.BytesIO(content))
-            image.load()
-        except (UnidentifiedImageError, OSError, ValueError):
-            raise BadRequest("the upload is not an image genlab can read (PNG, JPEG, ...)", 400) from None
+        image = open_upload(content)   # the header only: the size is checked before the pixels are decoded
         c, h, w = self.model.config.image_shape
         if (image.width, image.height) != (w, h):
             raise BadRequest(f"this model takes {w}x{h} images, got {image.width}x{image.height}")
+        load_pixels(image)
         wide = image.mode == "I" or image.mode.startswith("I;16")  # 16-bit grey
         grey = wide or image.mode in ("1", "L", "LA", "F")
         if c == 1 and not grey:
@@ -207,7 +242,8 @@ class Explorer:
         if isinstance(end, int):
             self._needs("encoder", "paths between test images")
             x, y = self.test_image(end)
-            return encode_images(self.model, x, y)[0], None if y is None else int(y[0])
+            # the test image's class matters only to a class-conditional model
+            return encode_images(self.model, x, y)[0], None if y is None or not self.able.labels else int(y[0])
         z = self.code(end)
         y = self.label(label)
         return z, None if y is None else int(y[0])
@@ -236,18 +272,14 @@ class Explorer:
         """An uploaded image translated by the model, as a PNG of the output itself (no grid). The
         model reads the upload as its input (``condition_from_image``: a model that takes grey
         input makes a colour upload grey) and says how large the result is (``result_size``)."""
-        from ..image_files import NotAnImage, decode_image, png_of
+        from ..image_files import png_of
 
-        if len(content) > MAX_UPLOAD_BYTES:
-            raise BadRequest(f"the upload is over the {MAX_UPLOAD_BYTES // 2 ** 20} MiB limit", 413)
-        try:
-            picture = decode_image(content)
-        except NotAnImage as err:
-            raise BadRequest(str(err), 400) from None
+        picture = open_upload(content)   # the header only: sizes are checked before the pixels are decoded
         height, width = self.model.result_size(picture.height, picture.width)
         if height * width > MAX_TRANSLATE_PIXELS:
             raise BadRequest(f"the result would have {height * width:,} pixels, over the limit of "
                              f"{MAX_TRANSLATE_PIXELS:,}; send a smaller image", 413)
+        load_pixels(picture)
         x, _ = self.model.condition_from_image(picture, "the upload")
         with torch.no_grad():
             result = self.model.translate(x.to(self.model.device))[0].cpu()
@@ -300,13 +332,66 @@ class DecodeBatcher:
                     future.set_result(_png(image[None]))
 
 
-def create_app(run: str | Path | Run, data_dir=None):
-    """The FastAPI app serving ``run`` (a run folder or a loaded :class:`~genlab.train.Run`)."""
+TOO_LARGE = f"the request body is over the limit of {MAX_BODY_BYTES:,} bytes (uploads: {MAX_UPLOAD_BYTES // 2 ** 20} MiB)"
+
+
+class BodyLimit:
+    """ASGI middleware: a request whose ``Content-Length`` is over ``limit`` gets 413 before its
+    body is read; one that streams more than ``limit`` bytes (chunked) gets 413 once it has."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        from fastapi.responses import JSONResponse
+        from starlette.datastructures import Headers
+        from starlette.exceptions import HTTPException
+
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        refusal = JSONResponse({"detail": TOO_LARGE}, status_code=413, headers={"connection": "close"})
+        length = Headers(scope=scope).get("content-length", "").strip()
+        if length.isdigit() and int(length) > self.limit:
+            return await refusal(scope, receive, send)
+        seen = 0
+        started = False
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:   # an HTTPException, so that FastAPI's body reading passes it on
+                    raise HTTPException(413, TOO_LARGE)
+            return message
+
+        async def watched(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, watched)
+        except HTTPException as err:
+            if started or err.status_code != 413:
+                raise
+            await refusal(scope, receive, send)
+
+
+def create_app(run: str | Path | Run, data_dir=None, allowed_hosts: list[str] | None = None):
+    """The FastAPI app serving ``run`` (a run folder or a loaded :class:`~genlab.train.Run`).
+
+    Requests whose ``Host`` header is not in ``allowed_hosts`` are refused (400), so that a web
+    page cannot reach the API through DNS rebinding; the default is this machine's names
+    (:data:`LOOPBACK_HOSTS`) and ``testserver`` (the host of Starlette's test client); ``["*"]``
+    allows any. Request bodies over :data:`MAX_BODY_BYTES` are refused (413) from their
+    ``Content-Length`` before they are read, or once that much has streamed in."""
     try:
         from fastapi import FastAPI, File, Request, UploadFile
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import HTMLResponse, JSONResponse, Response
         from pydantic import BaseModel, Field
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
     except ImportError:
         raise GenlabError("serving needs FastAPI and uvicorn: pip install 'genlab[serve]'") from None
 
@@ -317,6 +402,9 @@ def create_app(run: str | Path | Run, data_dir=None):
                   description="Sample, encode, decode, reconstruct, interpolate, apply concept vectors and "
                               "translate (image-to-image runs); "
                               "images as PNG, codes as JSON.")
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(
+        allowed_hosts if allowed_hosts is not None else (*LOOPBACK_HOSTS, "testserver")))
     app.state.explorer, app.state.batcher = explorer, batcher
 
     async def work(fn, *args):
@@ -347,7 +435,7 @@ def create_app(run: str | Path | Run, data_dir=None):
 
     class Sample(BaseModel):
         n: int = 16
-        seed: int = Field(0, ge=0)
+        seed: int = Field(0, ge=0, lt=MAX_SEED)
         label: int | None = None
         steps: int | None = Field(None, ge=1)
         guidance: float | None = Field(None, ge=0)
@@ -400,7 +488,7 @@ def create_app(run: str | Path | Run, data_dir=None):
 
     async def read_upload(image: UploadFile) -> torch.Tensor:
         content = await image.read(MAX_UPLOAD_BYTES + 1)
-        return explorer.upload(content)
+        return await work(explorer.upload, content)   # decoded off the event loop
 
     @app.post("/api/encode")
     async def encode(image: UploadFile = File(...)):
@@ -438,14 +526,46 @@ def create_app(run: str | Path | Run, data_dir=None):
     return app
 
 
+def hosts_for(host: str) -> list[str]:
+    """The ``Host`` headers a server bound to ``host`` answers: any for a wildcard address (0.0.0.0,
+    ::), otherwise the address itself and this machine's names."""
+    if host in ("0.0.0.0", "::", ""):
+        return ["*"]
+    named = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return list(dict.fromkeys([named.lower(), *LOOPBACK_HOSTS]))
+
+
+def check_address(host: str, port: int) -> None:
+    """One line (a :class:`GenlabError`) if the server cannot listen on ``host``:``port``: a port
+    out of range, an address this machine does not have, a port in use."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise GenlabError(f"--port must lie in 1..65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as err:
+        raise GenlabError(f"cannot listen on {host}: {getattr(err, 'strerror', None) or err}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as err:
+            reason = "the port is in use (pick another with --port)" if err.errno == errno.EADDRINUSE \
+                else (err.strerror or str(err)).lower()
+            raise GenlabError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
 def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, data_dir=None) -> None:
-    """Serve ``run`` until interrupted (``genlab serve``)."""
+    """Serve ``run`` until interrupted (``genlab serve``). Idle connections are closed after 5 s,
+    at most 64 are served at once, and a stop waits at most 5 s for requests in flight."""
     try:
         import uvicorn
     except ImportError:
         raise GenlabError("serving needs FastAPI and uvicorn: pip install 'genlab[serve]'") from None
+    check_address(host, port)   # before the run is loaded: a bad port is one line, at once
     started = time.perf_counter()
-    app = create_app(run, data_dir)
+    app = create_app(run, data_dir, allowed_hosts=hosts_for(host))
     print(f"genlab: serving {app.state.explorer.model.name} from {run} at http://{host}:{port}/ "
           f"(API docs at /docs; ready in {time.perf_counter() - started:.1f} s; Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5, limit_concurrency=64,
+                timeout_graceful_shutdown=5)

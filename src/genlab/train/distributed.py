@@ -14,8 +14,10 @@ in the backward pass (:func:`all_reduce_sum`). Either keeps the parameter and bu
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 
 import torch
 import torch.distributed as dist
@@ -146,9 +148,20 @@ def barrier() -> None:
         dist.barrier()
 
 
+#: the stop signals the launcher passes on to torchrun, which passes them on to its workers
+FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
 def launch(argv: list[str], nproc: int) -> int:
     """Run ``genlab`` with ``argv`` in ``nproc`` processes under torchrun on this machine; returns
-    its exit code."""
+    its exit code (raises if a stop signal ended it).
+
+    torchrun runs as a child in a process group of its own, and a stop signal this process gets
+    (SIGTERM from a scheduler, SIGHUP, Ctrl-C) goes to it: torchrun passes it on to its workers,
+    which finish their step, write a checkpoint and exit, and this process returns only once
+    torchrun has. A second signal goes to the whole group, workers included: they stop at once.
+    (Its own group: Ctrl-C at a terminal reaches this process only, so that the workers get it
+    once, from torchrun, not twice, which would mean "stop at once".)"""
     if nproc < 1:
         raise GenlabError(f"nproc must be at least 1, got {nproc}")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
@@ -159,4 +172,42 @@ def launch(argv: list[str], nproc: int) -> int:
     # DDP warns on every run of a model trained by turns that its check for unused weights found
     # none in some objective; the check is needed (the other network's weights sit out each turn).
     env.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-    return subprocess.call(command, env=env)
+    own_group = os.name == "posix"
+    child: subprocess.Popen | None = None
+    received: list[int] = []
+
+    def send(signum: int, count: int) -> None:
+        try:
+            if count > 1 and own_group:
+                os.killpg(child.pid, signum)
+            else:
+                child.send_signal(signum)
+        except ProcessLookupError:  # it has just ended
+            pass
+
+    def forward(signum, frame) -> None:
+        received.append(signum)
+        if child is not None:
+            send(signum, len(received))
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in FORWARDED_SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, forward)
+    try:
+        child = subprocess.Popen(command, env=env, **({"process_group": 0} if own_group else {}))
+        for count, signum in enumerate(received, 1):  # any that came while it started
+            send(signum, count)
+        code = child.wait()
+        if received and code:
+            raise GenlabError(f"the data-parallel run was stopped by {signal.Signals(received[0]).name} "
+                              "(its processes' messages above say how to continue it)")
+        return code
+    finally:
+        if child is not None and child.returncode is None:  # this process is failing: not alone
+            send(signal.SIGTERM, 1)
+            child.wait()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

@@ -196,18 +196,27 @@ class _Interrupts:
     """Whether Ctrl-C was pressed or a stop signal came (call it), which one (``name``), and
     whether a second one forced its way in."""
 
+    #: a repeat of a first SIGTERM or SIGHUP within this many seconds is the same request, not a
+    #: second one: a scheduler that signals every process of a job reaches a data-parallel worker
+    #: both directly and through torchrun (a second Ctrl-C, from a person, always stops at once)
+    ECHO_S = 1.0
+
     def __init__(self) -> None:
         self.pressed = 0
         self.forced = False
         self.name = "SIGINT"
+        self.first_at = 0.0
 
     def __call__(self) -> bool:
         return self.pressed > 0
 
     def press(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.pressed and name == self.name != "SIGINT" and time.monotonic() - self.first_at < self.ECHO_S:
+            return
         self.pressed += 1
         if self.pressed == 1:
-            self.name = signal.Signals(signum).name
+            self.name, self.first_at = name, time.monotonic()
         else:
             self.forced = True
             raise KeyboardInterrupt
@@ -222,8 +231,9 @@ class _Interrupts:
 def interrupts_between_steps(enabled: bool = True):
     """Ctrl-C, SIGTERM and SIGHUP wait for the training step under way to finish, so that a
     checkpoint never holds half a step (batch-norm statistics of a batch that is then trained
-    again, say); a second one stops at once. Only in the main thread of a single process (else
-    they act at once), and not for a signal that is ignored (SIGHUP under nohup, say)."""
+    again, say); a second one stops at once. Only in the main thread (else
+    they act at once), and not for a signal that is ignored (SIGHUP under nohup, say). The
+    processes of a data-parallel run agree on the step to stop at (``Trainer._stop_agreed``)."""
     flag = _Interrupts()
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield flag
@@ -580,10 +590,11 @@ class Trainer:
         limit_s = 60 * cfg.max_minutes or math.inf
         # Ctrl-C, SIGTERM or SIGHUP: the step under way finishes, then a checkpoint (also when one
         # comes between two epochs, while the epoch's record and checkpoint are written).
-        with interrupts_between_steps(self.world == 1) as interrupted:
+        # In data-parallel runs every process stops at the same step (:meth:`_stop_agreed`).
+        with interrupts_between_steps() as interrupted:
             while state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:
                 self._epoch(optimizers, shuffle, state, per_epoch, total, limit_s, interrupted)
-                if interrupted() and state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:
+                if self._stop_agreed(interrupted) and state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:
                     raise GenlabError(f"{interrupted.stopped(state['step'])}; continue it with `resume=True` "
                                       f"`out_dir={self.out}`")
         state["done"] = True
@@ -624,7 +635,8 @@ class Trainer:
                 if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and \
                         state["batch"] < per_epoch:
                     self._checkpoint(optimizers, state, epoch_start)
-                if interrupted():
+                if (self.world == 1 or self.device.type == "cpu" or state["step"] % HOST_READS == 0) and \
+                        self._stop_agreed(interrupted):
                     raise KeyboardInterrupt
         except KeyboardInterrupt:
             bar.close()
@@ -638,6 +650,16 @@ class Trainer:
             self._snapshot(state["step"])
         self._end_epoch(state)  # also an epoch cut short by max_minutes: it logs the steps taken
         self._checkpoint(optimizers, state, shuffle.get_state())
+
+    def _stop_agreed(self, interrupted: _Interrupts) -> bool:
+        """Whether to stop now: a stop signal came (to any process of a data-parallel run, which
+        then all stop at this step and write one checkpoint: one all-reduce of an int, each step on
+        CPUs, every ``HOST_READS`` steps on GPUs, where reading it back waits for the step)."""
+        if self.world == 1:
+            return interrupted()
+        flag = torch.tensor([int(interrupted())], device=self.device)
+        distributed.dist.all_reduce(flag, op=distributed.dist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def _step(self, optimizers, index: torch.Tensor, step: int, total: int,
               seconds: float) -> dict[str, torch.Tensor]:

@@ -315,6 +315,7 @@ class VolumeSpec:
     threshold: float | None = None
     shape: tuple[int, int, int] | None = None
     dtype: str | None = None
+    absolute: str = ""  # the spec with the file's absolute path (the dataset's name)
 
 
 def _number(text: str) -> int | float:
@@ -380,7 +381,10 @@ def parse_volume_spec(spec: str) -> VolumeSpec:
         options["dtype"] = given["dtype"]
     edge = options.get("edge", DEFAULT_EDGE)
     options.setdefault("stride", max(1, edge // 2))
-    return VolumeSpec(spec=name, path=Path(head).expanduser(), **options)
+    path = Path(head).expanduser()
+    # The dataset's name holds the file's absolute path: a run reloads it from any folder.
+    absolute = f"volume:{os.path.abspath(path)}{rest[len(head):]}"
+    return VolumeSpec(spec=name, path=path, absolute=absolute, **options)
 
 
 def read_volume_spec(spec: str | VolumeSpec) -> tuple[np.ndarray, VolumeSpec]:
@@ -409,15 +413,15 @@ def load_volume_dataset(spec: str, split: str = "train") -> ImageDataset:
     taken to be stationary, so generated samples are judged by comparing their statistics
     (porosity, two-point function, ...) with those of the training volume's cubes of the same
     size; there is no held-out split. The dataset is named with the full spec string (with the
-    ``volume:`` prefix), so that a run records how to load it again; :func:`read_volume_spec`
-    gives the whole volume.
+    ``volume:`` prefix and the file's absolute path), so that a run records how to load it again
+    from any folder; :func:`read_volume_spec` gives the whole volume.
     """
     if split not in ("train", "test"):
         raise GenlabError(f"unknown split '{split}'; choose 'train' or 'test'")
     volume, options = read_volume_spec(spec)
     cubes = subvolumes(volume, options.edge, options.stride)
     images = torch.from_numpy(cubes.view(np.uint8)).mul_(255).unsqueeze(1)
-    return ImageDataset(images=images, labels=None, name=options.spec, split=split)
+    return ImageDataset(images=images, labels=None, name=options.absolute or options.spec, split=split)
 
 
 # ---- the 48 symmetries of the cube -------------------------------------------------------------
