@@ -50,7 +50,7 @@ class NetworkConfig(ModelConfig):
     channels: tuple[int, ...] = (32, 64)
     blocks_per_stage: int = 0
     norm: str = "batch"
-    activation: str = "relu"
+    activation: Literal["relu", "silu", "leaky_relu", "gelu", "tanh", "sigmoid"] = "relu"
     upsample: Literal["transposed", "resize-conv", "pixel-shuffle"] = "transposed"
 
     def __post_init__(self) -> None:

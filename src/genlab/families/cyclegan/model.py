@@ -32,6 +32,7 @@ learning rate constant for the first half of the run and decaying linearly to 0 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -70,7 +71,7 @@ class CycleGANConfig(ModelConfig):
 
     domain_b: str | None = None
     condition_shape: tuple[int, ...] | None = None
-    generator: str = "unet"
+    generator: Literal["unet", "resnet"] = "unet"
     channels: tuple[int, ...] = (32, 64, 128)
     blocks: int = 6
     d_channels: int = 64

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -84,8 +85,8 @@ class DiffusionConfig(ModelConfig):
     groups: int = 8
     dropout: float = 0.0
     timesteps: int = 1000
-    schedule: str = "cosine"
-    prediction: str = "v"
+    schedule: Literal["linear", "cosine"] = "cosine"
+    prediction: Literal["eps", "v"] = "v"
     sample_steps: int = 50
     eta: float = 0.0
     guidance: float = 1.0

@@ -28,6 +28,7 @@ stages follows the image side: 8 -> 1 (from 4x4), 28 -> 2 (from 7x7), 32 -> 3, 6
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +64,7 @@ class GANConfig(ModelConfig):
 
     latent_dim: int = 64
     channels: int | tuple[int] = 64  # `--channels 32` gives (32,)
-    loss: str = "non-saturating"
+    loss: Literal["non-saturating", "hinge", "wgan-gp", "least-squares"] = "non-saturating"
     spectral_norm: bool = True  # without it D wins early on MNIST and G collapses to one image
     r1_gamma: float = 0.0
     gp_lambda: float = 10.0

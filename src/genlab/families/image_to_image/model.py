@@ -127,7 +127,7 @@ class ImageToImageConfig(ModelConfig):
     arch: Literal["unet", "espcn"] = "unet"
     channels: tuple[int, ...] | None = None
     upsample: Literal["transposed", "resize-conv", "pixel-shuffle"] | None = None
-    activation: str = "relu"
+    activation: Literal["relu", "silu", "leaky_relu", "gelu", "tanh", "sigmoid"] = "relu"
     residual: bool = True
     loss: Literal["mse", "l1"] = "mse"
     condition_shape: tuple[int, ...] | None = None
