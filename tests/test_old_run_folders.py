@@ -55,3 +55,12 @@ def test_old_run_folder_loads_and_gives_the_same_outputs(name, tmp_path):
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5, msg=lambda m: f"{name}.{spec['key']}: {m}")
         else:
             assert got.dtype == want.dtype and torch.equal(got, want), f"{name}.{spec['key']} differs"
+
+
+def test_a_run_folder_of_a_former_family_name_is_that_family(tmp_path):
+    """An old folder's config.json says "image2image", the family's former name: asking for
+    the family by its name today finds it, and another family does not."""
+    shutil.copytree(FIXTURES / "denoise", tmp_path / "run")
+    assert genlab.load_run(tmp_path / "run", family="image-to-image").model.name == "denoise"
+    with pytest.raises(genlab.GenlabError, match="holds a image2image model, not a vae model"):
+        genlab.load_run(tmp_path / "run", family="vae")

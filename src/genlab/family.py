@@ -93,6 +93,10 @@ class Family:
     dataset_kinds: Mapping[str, Callable[[str, str], ImageDataset]] = field(default_factory=dict)
     dataset_help: str = ""
 
+    def answers_to(self, name: object) -> bool:
+        """Whether ``name`` (a ``config.json``'s ``family``) is this family, by its name or a former one."""
+        return name == self.name or name in self.former_names
+
     def model_class_of(self, preset: str) -> type[GenerativeModel]:
         """The class that builds the model named ``preset``."""
         return self.model_classes.get(preset, self.model_class)

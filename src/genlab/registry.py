@@ -57,7 +57,7 @@ def unregister(name: str) -> None:
 def family(name: str) -> Family:
     """The record of the family ``name`` (or a name older run folders gave it)."""
     for f in FAMILIES:
-        if name == f.name or name in f.former_names:
+        if f.answers_to(name):
             return f
     raise GenlabError(f"unknown model family {name!r}; known: {', '.join(f.name for f in FAMILIES)}")
 
@@ -67,7 +67,7 @@ def family_of(model: GenerativeModel | str) -> Family:
     of a family no record declares (one built by hand and passed to ``train``) gets a record with
     no hooks: it trains, saves and samples like any other."""
     if isinstance(model, GenerativeModel):
-        known = [f for f in FAMILIES if model.family in (f.name, *f.former_names)]
+        known = [f for f in FAMILIES if f.answers_to(model.family)]
         return known[0] if known else Family(name=model.family, model_class=type(model), presets={})
     name = resolve_model_name(model)
     return next(f for f in FAMILIES if name in f.presets)

@@ -470,12 +470,12 @@ class Run:
 
 def load_run(path: str | os.PathLike, family: str | None = None, map_location: str | None = None) -> Run:
     """Load a run folder. ``family`` (e.g. ``"vae"``) checks that it holds that kind of model."""
-    from .registry import load_model
+    from .registry import FAMILIES, load_model
 
     path = Path(path)
     if not path.is_dir():
         raise GenlabError(f"no run folder at {path}; train one with `genlab train MODEL --out {path}`")
     config = read_config(path)
-    if family is not None and config.get("family") != family:
+    if family is not None and not any(f.answers_to(config.get("family")) for f in FAMILIES if f.answers_to(family)):
         raise GenlabError(f"{path} holds a {config.get('family')} model, not a {family} model")
     return Run(path=path, model=load_model(path, map_location), config=config)

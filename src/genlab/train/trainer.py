@@ -567,7 +567,7 @@ class Trainer:
 
     def _check_same_model(self) -> None:
         saved = read_config(self.out)
-        if saved.get("family") not in (family_of(self.model).name, *family_of(self.model).former_names):
+        if not family_of(self.model).answers_to(saved.get("family")):
             raise GenlabError(f"{self.out} holds a {saved.get('family')} model, not a {self.model.family}; "
                               "resume it with the model it was trained with")
         # Both sides through the config class, so that settings added to genlab since the run was
