@@ -38,6 +38,13 @@ def one_line(err, *parts):
         assert str(part) in err, err
 
 
+def fill(text: str, where: dict[str, str]) -> str:
+    """``text`` with each placeholder of ``where`` (``{tmp}``, ``{vae}``...) replaced by its path."""
+    for key, value in where.items():
+        text = text.replace(key, value)
+    return text
+
+
 def png(path, value=90):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.full((8, 8), value, np.uint8)).save(path)
@@ -87,6 +94,23 @@ def test_translate_never_replaces_a_file(runs, tmp_path, capsys):
     assert Image.open(tmp_path / "a-denoise.png").size == (8, 8)
 
 
+def test_a_file_declaring_a_huge_image_is_refused_before_it_is_decoded(runs, tmp_path, capsys):
+    """A 150-byte PNG whose header says 20000 x 20000: one line, the same limit as the server's."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    for command in (["translate", runs("denoise"), huge], ["compress", runs("compress"), huge]):
+        code, _, err = run(capsys, *command)
+        assert code == 2
+        one_line(err, huge, "over the limit", "pixels")
+
+
 @pytest.mark.parametrize("command", ["compress", "translate", "decompress"])
 def test_two_inputs_of_one_name_into_one_folder_are_refused_before_writing(command, runs, tmp_path, capsys):
     run_dir = runs("denoise" if command == "translate" else "compress")
@@ -130,14 +154,9 @@ def test_encode_writes_exactly_the_path_given(runs, tmp_path, capsys):
 def test_paths_the_system_refuses_are_one_line(argv, parts, runs, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     where = {"{tmp}": str(tmp_path), "{dcgan}": str(runs("dcgan")), "{vae}": str(runs("conv-vae"))}
-
-    def fill(text):
-        for key, value in where.items():
-            text = text.replace(key, value)
-        return text
-    code, _, err = run(capsys, *map(fill, argv))
+    code, _, err = run(capsys, *(fill(a, where) for a in argv))
     assert code == 2, err
-    one_line(err, *map(fill, parts))
+    one_line(err, *(fill(p, where) for p in parts))
     assert (runs("conv-vae") / "config.json").read_bytes() == (FIXTURES / "conv-vae" / "config.json").read_bytes()
 
 
@@ -170,12 +189,7 @@ def test_out_of_bounds_inputs_are_one_line(argv, parts, runs, tmp_path, capsys):
 
         d = load_model(runs(width[argv[1]])).config.latent_dim
         np.save(tmp_path / "nan.npy", np.full(d, np.nan, np.float32))
-
-    def fill(text):
-        for key, value in where.items():
-            text = text.replace(key, value)
-        return text
-    code, _, err = run(capsys, *map(fill, argv))
+    code, _, err = run(capsys, *(fill(a, where) for a in argv))
     assert code == 2, err
     one_line(err, *parts)
     assert not (tmp_path / "runs" / "conv-vae" / "evaluation-test.json").exists()

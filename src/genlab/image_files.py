@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,22 +23,59 @@ from .files import write_atomic
 _GREY_MODES = {"1", "L", "LA", "F", "I", "I;16", "I;16B", "I;16L", "I;16N"}
 
 
+#: the most pixels an image read from a file or an upload may have, checked from its header
+#: before its pixels are decoded (a small PNG can declare a huge image)
+MAX_IMAGE_PIXELS = 2 ** 24
+
+
 class NotAnImage(GenlabError):
     """A file or upload that is not an image genlab can read."""
 
 
-def decode_image(content: bytes | os.PathLike | str, name: str = "the upload") -> Image.Image:
-    """The image in ``content`` (bytes, or a file path), fully read; :class:`NotAnImage` if it is not one."""
+class ImageTooLarge(GenlabError):
+    """An image whose header declares more pixels than genlab reads."""
+
+
+def open_image(content: bytes | os.PathLike | str, name: str = "the upload",
+               max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """The image in ``content`` (bytes, or a file path), its header read but its pixels not yet
+    decoded (:func:`load_image` decodes them): :class:`ImageTooLarge` if the header declares over
+    ``max_pixels`` pixels, :class:`NotAnImage` if it is not an image."""
     try:
-        image = Image.open(io.BytesIO(content) if isinstance(content, bytes) else content)
-        image.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # the check below is stricter
+            image = Image.open(io.BytesIO(content) if isinstance(content, bytes) else content)
+        width, height = image.size
     except FileNotFoundError:
         raise GenlabError(f"no file at {name}") from None
     except IsADirectoryError:
         raise GenlabError(f"{name} is a folder, not an image file") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"{name} holds an image over the limit of {max_pixels:,} pixels; send a smaller one") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise NotAnImage(f"{name} is not an image genlab can read (PNG, JPEG, ...)") from None
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"{name} holds a {width}x{height} image, over the limit of {max_pixels:,} pixels; "
+                            "send a smaller one")
+    return image
+
+
+def load_image(image: Image.Image, name: str = "the upload") -> Image.Image:
+    """``image`` (from :func:`open_image`, its size checked) with its pixels decoded;
+    :class:`NotAnImage` if its data is broken."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         raise NotAnImage(f"{name} is not an image genlab can read (PNG, JPEG, ...)") from None
     return image
+
+
+def decode_image(content: bytes | os.PathLike | str, name: str = "the upload",
+                 max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """The image in ``content``, fully read: :func:`open_image`, then :func:`load_image`."""
+    return load_image(open_image(content, name, max_pixels), name)
 
 
 def image_tensor(image: Image.Image, channels: int, name: str = "the image") -> torch.Tensor:

@@ -12,19 +12,18 @@ is busy are decoded together in one call (:class:`DecodeBatcher`).
 import asyncio
 import dataclasses
 import errno
-import io
 import socket
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import GenlabError
+from ..image_files import MAX_IMAGE_PIXELS, ImageTooLarge, NotAnImage, load_image, open_image
 from ..registry import family_of
 from ..latent.codes import decode_codes, encode_dataset, encode_images
 from ..latent.concept import attribute_masks, concept_vector
@@ -42,7 +41,7 @@ MAX_SAMPLES = 256
 MAX_STEPS = 64          # points on an interpolation path
 MAP_POINTS = 2000       # test codes (or prior draws) on the map
 MAX_TRANSLATE_PIXELS = 2 ** 22   # pixels of a translated image (4 Mpixel)
-MAX_UPLOAD_PIXELS = 2 ** 24      # pixels of an uploaded image, read from its header before it is decoded
+MAX_UPLOAD_PIXELS = MAX_IMAGE_PIXELS   # pixels of an uploaded image, read from its header before it is decoded
 MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 2 ** 16   # a request body: an upload and its multipart framing
 MAX_SEED = 2 ** 64               # seeds lie in 0..2**64 - 1 (what torch takes)
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
@@ -63,30 +62,19 @@ def open_upload(content: bytes) -> Image.Image:
     if len(content) > MAX_UPLOAD_BYTES:
         raise BadRequest(f"the upload is over the {MAX_UPLOAD_BYTES // 2 ** 20} MiB limit", 413)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below is stricter
-            image = Image.open(io.BytesIO(content))
-        width, height = image.size
-    except Image.DecompressionBombError:
-        raise BadRequest(f"the upload holds an image of over {MAX_UPLOAD_PIXELS:,} pixels; send a smaller one",
-                         413) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise BadRequest("the upload is not an image genlab can read (PNG, JPEG, ...)", 400) from None
-    if width * height > MAX_UPLOAD_PIXELS:
-        raise BadRequest(f"the upload holds a {width}x{height} image, over the limit of {MAX_UPLOAD_PIXELS:,} "
-                         "pixels; send a smaller one", 413)
-    return image
+        return open_image(content, "the upload", MAX_UPLOAD_PIXELS)
+    except ImageTooLarge as err:
+        raise BadRequest(str(err), 413) from None
+    except NotAnImage as err:
+        raise BadRequest(str(err), 400) from None
 
 
 def load_pixels(image: Image.Image) -> Image.Image:
     """``image`` decoded (after :func:`open_upload` checked its size); 400 if its data is broken."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise BadRequest("the upload is not an image genlab can read (PNG, JPEG, ...)", 400) from None
-    return image
+        return load_image(image, "the upload")
+    except NotAnImage as err:
+        raise BadRequest(str(err), 400) from None
 
 
 def _png(images: torch.Tensor, nrow: int | None = None) -> bytes:
