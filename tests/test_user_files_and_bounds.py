@@ -196,7 +196,7 @@ def test_out_of_bounds_inputs_are_one_line(argv, parts, runs, tmp_path, capsys):
 
 
 def test_a_run_records_its_data_file_absolutely_and_finds_it_from_any_folder(tmp_path, monkeypatch):
-    from genlab.data.files import split_index
+    from genlab.data.folders import split_index
     from genlab.train import load_run
 
     data = tmp_path / "data"

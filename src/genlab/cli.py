@@ -15,11 +15,12 @@ import os
 import re
 import sys
 import tomllib
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import GenlabError, first_line, os_error_line
+from .errors import GenlabError, GenlabWarning, first_line, os_error_line
 from .settings import DATA_FIELDS, flag_kind, merged_kind, setting_fields
 
 #: config fields that describe the training data: a run reads them from its dataset, not from flags
@@ -105,6 +106,48 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """The options of a folder of images (``folder:PATH,key=value``) as flags of ``train``."""
+    group = parser.add_argument_group("a folder of images (--data folder:PATH)")
+    group.add_argument("--image-size", type=int, metavar="S", help="train at S x S: the shorter side resized to S, "
+                       "then the centre (or, with --crop random, a random) S x S crop (also progan's side)")
+    group.add_argument("--crop", choices=["center", "random"], help="the crop of training images (default center)")
+    group.add_argument("--image-channels", type=int, choices=[1, 3], metavar="{1,3}",
+                       help="grey (1) or colour (3) images (default: grey when every image is grey)")
+    group.add_argument("--augment", metavar="KIND", help="random flips of training batches: hflip, vflip, "
+                       "hflip+vflip, or dihedral (the 8 flips and quarter turns)")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="processes that decode the images into the cache (default: one per core for a large folder)")
+
+
+def _data_with_options(args: argparse.Namespace, data: str | None, settings: dict[str, Any]) -> str | None:
+    """``data`` with the folder options given as flags (``--image-size 64`` -> ``,size=64``); the
+    image size also goes to a model that takes one (progan's ``image_size``)."""
+    from .registry import model_settings
+
+    if args.workers is not None:
+        if args.workers < 0:
+            raise GenlabError("--workers must be 0 (decode in this process) or more")
+        os.environ["GENLAB_WORKERS"] = str(args.workers)   # read by the loader, here and in torchrun's workers
+    options = {"size": args.image_size, "crop": args.crop, "channels": args.image_channels, "augment": args.augment}
+    options = {k: v for k, v in options.items() if v is not None}
+    model_takes_size = "image_size" in {f.name for f in dataclasses.fields(model_settings(args.model)[0].config_class)}
+    if args.image_size is not None and model_takes_size:
+        settings["image_size"] = args.image_size
+    if not options:
+        return data
+    if data is not None and data.startswith("folder:"):
+        return data + "".join(f",{k}={v}" for k, v in options.items())
+    if set(options) == {"size"} and model_takes_size:
+        return data
+    flags = {"size": "--image-size", "crop": "--crop", "channels": "--image-channels", "augment": "--augment"}
+    given = ", ".join(flags[k] for k in options)
+    if data is None and args.resume:
+        raise GenlabError(f"{given} set how a folder of images is read, and a resumed run reads its data as before; "
+                          "drop them")
+    raise GenlabError(f"{given} apply to a folder of images (--data folder:PATH), not to {data or 'digits'}")
+
+
 # ------------------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     from .registry import FAMILIES, dataset_kinds, model_names
@@ -137,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="a setting by its name, as in a --config file (e.g. --set snapshot_every=100)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_flags(p)
     p.set_defaults(_settings=_add_setting_flags(p))
 
     p = command("serve", _serve, help="an HTTP API and a latent explorer page for a trained run")
@@ -313,6 +357,7 @@ def _train(args: argparse.Namespace) -> list[str]:
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     train_settings = {k: settings.pop(k) for k in list(settings) if k in train_fields}
     data = settings.pop("data", None) or args.data   # None: the run's with --resume, else digits
+    data = _data_with_options(args, data, settings)
     # The one place the CLI names a run folder, as the library does: the model's settings over its preset.
     out = args.out or str(default_run_dir(run_name(args.model, data or "digits",
                                                    model_settings(args.model, **settings)[1]), args.resume))
@@ -551,11 +596,23 @@ def _options(parser: argparse.ArgumentParser, command: str) -> set[str]:
     return {s for action in sub.choices[command]._actions for s in action.option_strings}
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """genlab's own warnings as one line, ``genlab: note: ...``; others as Python shows them."""
+    if issubclass(category, GenlabWarning):
+        print(f"genlab: note: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
+    warnings.showwarning = _show_warning
     try:
         for line in args._handler(args) or ():
             print(line)

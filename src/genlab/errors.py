@@ -9,6 +9,11 @@ class GenlabError(Exception):
     """An error caused by input the user can correct (a name, a file, a setting)."""
 
 
+class GenlabWarning(UserWarning):
+    """Something the user should know that does not stop the work (files skipped); the command
+    line prints it as one line, ``genlab: note: ...``."""
+
+
 def first_line(err: BaseException, limit: int = 120) -> str:
     """The first line of an exception's message (at most ``limit`` characters), for a one-line
     error; its type's name when the message is empty."""

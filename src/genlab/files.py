@@ -12,6 +12,13 @@ if TYPE_CHECKING:
     import torch
 
 
+def cache_dir() -> Path:
+    """Where genlab keeps what it can make again (feature classifiers, decoded images):
+    ``$GENLAB_CACHE`` if set, else ``~/.cache/genlab``."""
+    env = os.environ.get("GENLAB_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "genlab"
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path`` (in the same folder, so the move
     is atomic), then move it into place; on any error the temporary file is removed and ``path``

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from genlab.data import files, load_dataset
-from genlab.errors import GenlabError
+from genlab.data import files, folders, load_dataset
+from genlab.errors import GenlabError, GenlabWarning
 
 
 def save(path, value, size=(6, 5), mode="L"):
@@ -21,32 +21,32 @@ def test_labelled_folder(tmp_path):
         save(tmp_path / "cat" / f"{i}.png", 10)
         save(tmp_path / "dog" / f"{i}.jpg", 200)
     (tmp_path / "notes.txt").write_text("ignored")
-    train = files.load_folder(tmp_path, "train")
-    test = files.load_folder(tmp_path, "test")
+    train = folders.load_folder(tmp_path, "train")
+    test = folders.load_folder(tmp_path, "test")
     assert train.class_names == ["cat", "dog"] and test.class_names == ["cat", "dog"]
     assert train.images.shape == (18, 1, 5, 6) and train.images.dtype == torch.uint8
     assert len(test) == 2  # 10% of 20
     # Labels follow the folders, and the split is the same on every call.
-    x = torch.cat([train.images, test.images])[:, 0, 0, 0]
+    x = torch.cat([train.images[:], test.images[:]])[:, 0, 0, 0]
     y = torch.cat([train.labels, test.labels])
     assert ((x > 100) == (y == 1)).all()
-    assert torch.equal(files.load_folder(tmp_path, "test").images, test.images)
+    assert torch.equal(folders.load_folder(tmp_path, "test").images[:], test.images[:])
 
 
 def test_unlabelled_colour_folder(tmp_path):
     for i in range(3):
         save(tmp_path / f"{i}.png", (i, 2 * i, 3 * i), mode="RGB")
     save(tmp_path / "grey.bmp", 7)  # grey images join colour ones as 3 equal channels
-    train = files.load_folder(tmp_path, "train")
+    train = folders.load_folder(tmp_path, "train")
     assert train.labels is None and train.class_names is None
     assert train.images.shape == (3, 3, 5, 6)
-    assert len(files.load_folder(tmp_path, "test")) == 1
+    assert len(folders.load_folder(tmp_path, "test")) == 1
 
 
 def test_rgb_files_with_equal_channels_are_grey(tmp_path):
     for i in range(4):
         save(tmp_path / f"{i}.png", (i, i, i), mode="RGB")
-    assert files.load_folder(tmp_path, "train").image_shape == (1, 5, 6)
+    assert folders.load_folder(tmp_path, "train").image_shape == (1, 5, 6)
 
 
 def test_train_test_subfolders(tmp_path):
@@ -55,8 +55,8 @@ def test_train_test_subfolders(tmp_path):
         save(tmp_path / "train" / "c" / f"{i}.png", 3)
     save(tmp_path / "test" / "b" / "0.png", 2)
     save(tmp_path / "test" / "c" / "0.png", 3)
-    train = files.load_folder(tmp_path, "train")
-    test = files.load_folder(tmp_path, "test")
+    train = folders.load_folder(tmp_path, "train")
+    test = folders.load_folder(tmp_path, "test")
     # Classes are the union over both splits, so a label means the same in each.
     assert train.class_names == test.class_names == ["a", "b", "c"]
     assert len(train) == 6 and train.labels.tolist() == [0, 0, 0, 2, 2, 2]
@@ -65,27 +65,32 @@ def test_train_test_subfolders(tmp_path):
 
 def test_folder_errors(tmp_path):
     with pytest.raises(GenlabError, match="not found"):
-        files.load_folder(tmp_path / "missing", "train")
+        folders.load_folder(tmp_path / "missing", "train")
     with pytest.raises(GenlabError, match="no images"):
-        files.load_folder(tmp_path, "train")
+        folders.load_folder(tmp_path, "train")
     save(tmp_path / "a.png", 1, size=(4, 4))
     with pytest.raises(GenlabError, match="at least 2"):
-        files.load_folder(tmp_path, "train")
+        folders.load_folder(tmp_path, "train")
     save(tmp_path / "b.png", 1, size=(4, 4))
     save(tmp_path / "c.png", 1, size=(8, 4))
-    with pytest.raises(GenlabError, match="different sizes.*resize") as error:
-        files.load_folder(tmp_path, "train")
+    with pytest.raises(GenlabError, match="different sizes.*--image-size") as error:
+        folders.load_folder(tmp_path, "train")
     assert "c.png" in str(error.value) and "\n" not in str(error.value)
     (tmp_path / "c.png").unlink()
     save(tmp_path / "cls" / "d.png", 1, size=(4, 4))
     with pytest.raises(GenlabError, match="both images and class sub-folders"):
-        files.load_folder(tmp_path, "train")
+        folders.load_folder(tmp_path, "train")
     (tmp_path / "cls" / "d.png").write_bytes(b"not an image")
     (tmp_path / "a.png").unlink()
     (tmp_path / "b.png").unlink()
     save(tmp_path / "cls" / "e.png", 1, size=(4, 4))
-    with pytest.raises(GenlabError, match="cannot read image"):
-        files.load_folder(tmp_path, "train")
+    with pytest.raises(GenlabError, match="1 of 2 files .* cannot be read, e.g. cls/d.png"):
+        folders.load_folder(f"{tmp_path},strict=1", "train")
+    with pytest.warns(GenlabWarning, match="skipped 1 of 2 files"), pytest.raises(GenlabError, match="at least 2"):
+        folders.load_folder(tmp_path, "train")
+    (tmp_path / "cls" / "e.png").unlink()
+    with pytest.raises(GenlabError, match="no readable images"):
+        folders.load_folder(tmp_path, "train")
 
 
 # ---- npz ---------------------------------------------------------------------------------------
@@ -176,7 +181,7 @@ def test_unknown_dataset_lists_names():
 
 
 def test_16_bit_grey_pngs_are_scaled_not_clipped(tmp_path):
-    from genlab.data.files import load_folder
+    from genlab.data.folders import load_folder
 
     levels = np.linspace(0, 65535, 64).round().astype(np.uint16).reshape(8, 8)
     for i in range(2):

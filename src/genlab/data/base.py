@@ -1,26 +1,31 @@
-"""The in-memory image dataset every loader returns.
+"""The image dataset every loader returns.
 
-Images are kept as they were stored (uint8 is 4x smaller than float32) and converted to float
-tensors in [0, 1], shape (N, C, *spatial) (H, W for images; D, H, W for volumes), only when a
-batch is taken.
+Images are kept as they were stored (uint8 is 4x smaller than float32), in memory or, for a
+folder of images, on disk (:class:`~genlab.data.records.ImageRecords`, read a batch at a time),
+and converted to float tensors in [0, 1], shape (N, C, *spatial) (H, W for images; D, H, W for
+volumes), only when a batch is taken.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from .augment import augment, crop_offsets
 from .batch import Batch
+from .records import ImageRecords
 
 
 @dataclass
 class ImageDataset:
-    """A split of an image dataset held in memory.
+    """A split of an image dataset.
 
     Attributes:
-        images: (N, C, *spatial) uint8 in [0, 255] or float32 in [0, 1]; (N, C, H, W) for images.
+        images: (N, C, *spatial) uint8 in [0, 255] or float32 in [0, 1]; (N, C, H, W) for images;
+            or :class:`ImageRecords`, uint8 images read from disk when a batch asks for them.
         labels: (N,) int64 class indices, or None for unlabelled data.
         name: the registry name (e.g. ``"mnist"``).
         split: ``"train"`` or ``"test"``.
@@ -33,6 +38,8 @@ class ImageDataset:
             ``condition``.
         condition_labels: (N,) class indices of the condition images, when they have their own
             (a second domain's labels), else None.
+        augment: the random flips of training batches (:data:`~genlab.data.augment.AUGMENTS`),
+            applied by :meth:`batch` when it is given the step's draws.
     """
 
     images: torch.Tensor
@@ -44,6 +51,7 @@ class ImageDataset:
     attribute_names: list[str] = field(default_factory=list)
     conditions: torch.Tensor | None = None
     condition_labels: torch.Tensor | None = None
+    augment: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.images.ndim < 3:
@@ -87,12 +95,30 @@ class ImageDataset:
     def _to_float(x: torch.Tensor) -> torch.Tensor:
         return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
-    def batch(self, index: torch.Tensor | slice) -> Batch:
+    @property
+    def augmented(self) -> bool:
+        """Whether training batches are augmented (flips, or random crops of larger records)."""
+        return bool(self.augment) or (isinstance(self.images, ImageRecords) and self.images.random_crops)
+
+    def batch(self, index: torch.Tensor | slice, draws: torch.Tensor | None = None) -> Batch:
         """The :class:`Batch` at ``index``: images (B, C, *spatial) float in [0, 1], labels (B,) or
-        None, and the paired condition images (float in [0, 1]) or None."""
+        None, and the paired condition images (float in [0, 1]) or None. With ``draws`` (B,
+        :data:`~genlab.data.augment.DRAWS`), a training step's uniform draws for these images,
+        they are augmented: cropped where the records leave room, and flipped (the condition
+        images alike, so that pairs stay pairs)."""
         labels = None if self.labels is None else self.labels[index]
         condition = None if self.conditions is None else self._to_float(self.conditions[index])
-        return Batch(self._to_float(self.images[index]), labels, condition)
+        if draws is not None and isinstance(self.images, ImageRecords) and self.images.random_crops:
+            records = self.images
+            room = (records.record_shape[1] - records.crop[0] + 1, records.record_shape[2] - records.crop[1] + 1)
+            images = records.read(records.positions(index), crop_offsets(draws, room).numpy())
+        else:
+            images = self.images[index]
+        images = self._to_float(images)
+        if draws is not None and self.augment:
+            images = augment(images, self.augment, draws)
+            condition = None if condition is None else augment(condition, self.augment, draws)
+        return Batch(images, labels, condition)
 
     def batches(self, batch_size: int = 500, device: torch.device | str | None = None) -> Iterator[Batch]:
         """The split in order, ``batch_size`` images at a time (the last may be smaller), on ``device``."""
@@ -106,8 +132,9 @@ class ImageDataset:
         return batch.images, batch.labels
 
     def subset(self, index: torch.Tensor | slice) -> "ImageDataset":
-        return ImageDataset(
-            images=self.images[index],
+        return dataclasses.replace(
+            self,
+            images=self.images.take(index) if isinstance(self.images, ImageRecords) else self.images[index],
             labels=None if self.labels is None else self.labels[index],
             name=self.name,
             split=self.split,
@@ -129,7 +156,7 @@ def unpaired(a: ImageDataset, b: ImageDataset, seed: int = 0) -> ImageDataset:
     rounds = -(-len(a) // max(len(b), 1))
     order = torch.cat([torch.randperm(len(b), generator=generator) for _ in range(rounds)])[:len(a)]
     return ImageDataset(images=a.images, labels=a.labels, name=a.name, split=a.split,
-                        class_names=a.class_names, conditions=b.images[order],
+                        class_names=a.class_names, conditions=b.images[order], augment=a.augment,
                         condition_labels=None if b.labels is None else b.labels[order])
 
 

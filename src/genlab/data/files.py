@@ -1,9 +1,9 @@
-"""The user's own data: a folder of images (``folder:PATH``) or a NumPy archive (``npz:PATH``).
+"""The user's own arrays: a NumPy archive (``npz:PATH``). Folders of images are :mod:`.folders`.
 
-Splits. A folder with ``train/`` and ``test/`` sub-folders, or an archive with ``x_train`` and
-``x_test``, gives its own splits. Otherwise the data is split deterministically: a permutation
-drawn with seed 0 puts 10% of the images (at least one) in ``test`` and the rest in ``train``,
-so every run and every machine sees the same split.
+Splits. An archive with ``x_train`` and ``x_test`` gives its own splits. Otherwise the data is
+split deterministically (:func:`split_index`): a permutation drawn with seed 0 puts 10% of the
+images (at least one) in ``test`` and the rest in ``train``, so every run and every machine sees
+the same split.
 """
 from __future__ import annotations
 
@@ -13,141 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import GenlabError
 from .base import ImageDataset
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
-TEST_FRACTION = 0.1
-SPLIT_SEED = 0
-_GREY_MODES = {"1", "L", "LA"}
-_WIDE_GREY_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
-
-
-def split_index(n: int, split: str, source: str = "the data") -> np.ndarray:
-    """Indices of ``split`` among ``n`` items: a seed-0 permutation, 10% (at least 1) for test."""
-    if n < 2:
-        raise GenlabError(f"{source} holds {n} image(s); at least 2 are needed to split off a test set")
-    n_test = max(1, round(n * TEST_FRACTION))
-    order = np.random.RandomState(SPLIT_SEED).permutation(n)
-    return np.sort(order[:n_test] if split == "test" else order[n_test:])
-
-
-# ---- folders of images -------------------------------------------------------------------------
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
-
-
-def _class_folders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and _image_files(p))
-
-
-def _open(path: Path) -> Image.Image:
-    try:
-        return Image.open(path)
-    except (OSError, UnidentifiedImageError) as e:
-        raise GenlabError(f"cannot read image {path}: {e}") from None
-
-
-def _check_sizes(paths: list[Path], source: Path) -> None:
-    """All images must share one size; only headers are read, so this is cheap."""
-    sizes = {}
-    for p in paths:
-        with _open(p) as img:
-            sizes.setdefault(img.size, []).append(p)
-    if len(sizes) > 1:
-        by_count = sorted(sizes.items(), key=lambda item: -len(item[1]))
-        listing = ", ".join(f"{w}x{h}: {len(ps)}" for (w, h), ps in by_count)
-        (w, h), _ = by_count[0]
-        raise GenlabError(
-            f"images in {source} have different sizes (WxH {listing}; e.g. {by_count[1][1][0]}); "
-            f"resize them to one size first, e.g. {w}x{h}"
-        )
-
-
-def _read_image(path: Path) -> np.ndarray:
-    """(H, W) uint8 for a grey image (also an RGB one whose channels are equal), else (H, W, 3)."""
-    with _open(path) as img:
-        try:
-            if img.mode in _WIDE_GREY_MODES:  # 16-bit (or 32-bit integer) grey: scale, not clip, to 8 bits
-                wide = np.asarray(img).astype(np.float64)
-                full = 65535.0 if img.mode.startswith("I;16") or wide.max(initial=0) <= 65535 else 2.0 ** 32 - 1
-                return np.clip(np.round(wide * (255.0 / full)), 0, 255).astype(np.uint8)
-            if img.mode == "F":  # 32-bit float grey: taken as values in [0, 1]
-                return np.clip(np.round(np.asarray(img) * 255.0), 0, 255).astype(np.uint8)
-            if img.mode in _GREY_MODES:
-                return np.asarray(img.convert("L"))
-            rgb = np.asarray(img.convert("RGB"))  # alpha is dropped; palettes are expanded
-        except OSError as e:
-            raise GenlabError(f"cannot read image {path}: {e}") from None
-    grey = (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
-    return rgb[..., 0].copy() if grey else rgb
-
-
-def _stack(paths: list[Path]) -> torch.Tensor:
-    """Read ``paths`` into one (N, C, H, W) uint8 tensor, C = 1 if every image is grey, else 3."""
-    arrays = [_read_image(p) for p in paths]
-    if any(a.ndim == 3 for a in arrays):
-        arrays = [np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a for a in arrays]
-        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return torch.from_numpy(np.stack(arrays)).unsqueeze(1)
-
-
-def _scan(folder: Path, class_names: list[str] | None) -> tuple[list[Path], list[int] | None]:
-    """Image paths in ``folder`` and their labels (None when the images lie loose in it)."""
-    loose = _image_files(folder)
-    if class_names is None:
-        return loose, None
-    if loose:
-        raise GenlabError(
-            f"{folder} holds both images and class sub-folders; move the loose images "
-            f"(e.g. {loose[0].name}) into a class folder, or the sub-folders out"
-        )
-    paths, labels = [], []
-    for label, name in enumerate(class_names):
-        if (folder / name).is_dir():
-            files = _image_files(folder / name)
-            paths += files
-            labels += [label] * len(files)
-    return paths, labels
-
-
-def load_folder(path: Path, split: str) -> ImageDataset:
-    """A folder of images as (N, C, H, W) uint8, C = 1 (all grey) or 3; labels from sub-folders.
-
-    Layouts: ``PATH/<class>/*.png`` (labelled; classes are the sorted sub-folder names),
-    ``PATH/*.png`` (unlabelled), and either of those under ``PATH/train`` and ``PATH/test``.
-    Only images directly in a folder count (no deeper nesting). Extensions: png, jpg, jpeg,
-    bmp, gif (first frame), webp. All images must have one size.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise GenlabError(f"image folder not found: {path}")
-    has_splits = (path / "train").is_dir() and (path / "test").is_dir()
-    roots = [path / "train", path / "test"] if has_splits else [path]
-    # Classes come from every split's folders, so that a label means the same class in both.
-    names = sorted({p.name for root in roots for p in _class_folders(root)}) or None
-    scans = {root: _scan(root, names) for root in roots}
-    for root, (paths, _) in scans.items():
-        if not paths:
-            raise GenlabError(f"no images in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    _check_sizes([p for paths, _ in scans.values() for p in paths], path)
-    paths, labels = scans[path / split if has_splits else path]
-    if not has_splits:
-        index = split_index(len(paths), split, str(path))
-        paths = [paths[i] for i in index]
-        labels = None if labels is None else [labels[i] for i in index]
-    return ImageDataset(
-        images=_stack(paths),
-        labels=None if labels is None else torch.tensor(labels, dtype=torch.int64),
-        name=f"folder:{os.path.abspath(path)}",  # absolute: a run reloads it from any folder
-        split=split,
-        class_names=names,
-    )
-
+from .folders import split_index
 
 # ---- arrays ------------------------------------------------------------------------------------
 

@@ -55,8 +55,9 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     """Load one split of a dataset as float images in [0, 1], shape (N, C, H, W) (volumes: (N, C, D, H, W)).
 
     Args:
-        name: a registry name (``genlab datasets`` lists them), ``folder:PATH`` for a folder of
-            images (class sub-folders give labels), ``npz:PATH`` for arrays ``x`` (and ``y``), or
+        name: a registry name (``genlab datasets`` lists them), ``folder:PATH[,key=value...]``
+            for a folder of images (class sub-folders give labels; options resize, crop and
+            augment them: :mod:`genlab.data.folders`), ``npz:PATH`` for arrays ``x`` (and ``y``), or
             ``KIND:SPEC`` for a kind a family reads (``volume:PATH[,key=value...]``: cubes cut
             from a segmented 3-D volume, the porous family's).
         split: ``"train"`` or ``"test"``.
@@ -66,13 +67,13 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
         raise GenlabError(f"unknown split '{split}'; choose 'train' or 'test'")
     if ":" in name:
         kind, _, path = name.partition(":")
-        from . import files
+        from . import files, folders
         from ..registry import dataset_kinds
 
         # Each loader takes the rest of the name (after the prefix) as given; a family can read
         # datasets of its own kinds (the 3-D GAN: volume:PATH).
         loaders: dict[str, Callable[[str], ImageDataset]] = {
-            "folder": lambda rest: files.load_folder(Path(rest).expanduser(), split),
+            "folder": lambda rest: folders.load_folder(rest, split),
             "npz": lambda rest: files.load_npz(Path(rest).expanduser(), split),
             **{k: (lambda rest, load=load: load(rest, split)) for k, load in dataset_kinds().items()},
         }

@@ -12,7 +12,6 @@ An extractor is called on images (N, C, H, W) in [0, 1] and returns features (N,
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -22,17 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GenlabError
-from ..files import save_weights_atomic, write_json_atomic
+from ..files import cache_dir, save_weights_atomic, write_json_atomic
 from ..runs import CONFIG_FILE, WEIGHTS_FILE, read_config
 
 ARCH = "genlab-classifier-v3"  # bump when the network or its training changes: old caches retrain
 INCEPTION_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's FID Inception weights
-
-
-def cache_dir() -> Path:
-    """``$GENLAB_CACHE`` if set, else ``~/.cache/genlab``."""
-    env = os.environ.get("GENLAB_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "genlab"
 
 
 class Classifier(nn.Module):

@@ -43,6 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import check_at_least, from_dict
+from ..data.augment import step_draws
 from ..data.base import ImageDataset
 from ..data.batch import Batch, StepNoise
 from ..data.transforms import binarize
@@ -666,7 +667,9 @@ class Trainer:
         """One step on the global batch ``index``: this process takes every world-th image."""
         cfg = self.config
         positions = torch.arange(len(index))[self.rank::self.world]
-        batch = self.train_data.batch(index[positions])
+        # The augmentation's draws, like the model's, are made for the global batch and shared out.
+        draws = step_draws(cfg.seed, step, len(index))[positions] if self.train_data.augmented else None
+        batch = self.train_data.batch(index[positions], draws)
         batch.positions, batch.noise = positions, StepNoise(cfg.seed, step, len(index))
         batch = batch.to(self.device)
         if cfg.channels_last:

@@ -1,0 +1,459 @@
+"""Folders of images: ``folder:PATH[,key=value...]``, any layout, sizes and formats, streamed from disk.
+
+Layout. Class sub-folders give labels (their images may lie at any depth below them); images
+loose in the folder are unlabelled; either may sit under ``train/`` and ``test/``, which give the
+splits. Otherwise a seed-0 permutation puts 10% of the images in ``test`` (:func:`split_index`).
+Formats: PNG, JPEG, WebP, BMP, TIFF, GIF (first frame), with their EXIF orientation applied;
+palettes are expanded and alpha is dropped; 16-bit grey is scaled to 8 bits.
+
+Options (after the path, as ``,key=value``; the CLI's ``--image-size``, ``--crop``,
+``--channels``, ``--augment`` add them):
+
+- ``size=S``: square images of side S: the shorter side resized to S (bicubic, antialiased),
+  then the centre S x S. Without it every image must have one size.
+- ``crop=random``: training takes a random S x S crop of an image resized to ``load`` (default
+  S + S/8) instead of the centre one (evaluation takes the centre); ``load=L`` sets that side.
+- ``channels=1|3``: grey or colour; by default grey when every image is grey, else colour.
+- ``augment=hflip|vflip|hflip+vflip|dihedral``: random flips of training batches (dihedral: the 8
+  flips and quarter turns of the square).
+- ``strict=1``: refuse a folder with unreadable files (by default they are skipped, counted and
+  named in one line).
+
+The cache. The images are decoded once, in worker processes (PyTorch's ``DataLoader``;
+``$GENLAB_WORKERS``, default one per core for large folders), resized, and written as uint8
+records to a file in ``$GENLAB_CACHE/images/`` (default ``~/.cache/genlab/images/``), named by a
+hash of the folder's files (names, sizes, times) and the options that change the pixels.
+Training then reads each batch's rows from that file (:class:`ImageRecords`), at memory speed
+once the file is in the page cache, and the process's memory does not grow with the folder.
+Later runs on the same files reuse the cache; a changed file makes a new one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from ..errors import GenlabError, GenlabWarning
+from ..files import cache_dir, write_json_atomic
+from .augment import check_augment
+from .base import ImageDataset
+from .records import ImageRecords
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+TEST_FRACTION = 0.1
+SPLIT_SEED = 0
+KEYS = ("size", "load", "crop", "channels", "augment", "strict")
+#: the largest image a folder may hold (its header is read before its pixels)
+MAX_PIXELS = 2 ** 28
+#: bump when the decoding changes: older caches are then written anew
+CACHE_FORMAT = 1
+#: folders of at most this many images are decoded in the process itself (starting workers costs more)
+SMALL_FOLDER = 256
+_GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_ROTATED = {5, 6, 7, 8}   # EXIF orientations that swap width and height
+
+
+def split_index(n: int, split: str, source: str = "the data") -> np.ndarray:
+    """Indices of ``split`` among ``n`` items: a seed-0 permutation, 10% (at least 1) for test."""
+    if n < 2:
+        raise GenlabError(f"{source} holds {n} image(s); at least 2 are needed to split off a test set")
+    n_test = max(1, round(n * TEST_FRACTION))
+    order = np.random.RandomState(SPLIT_SEED).permutation(n)
+    return np.sort(order[:n_test] if split == "test" else order[n_test:])
+
+
+# ---- the spec ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FolderSpec:
+    """What ``folder:PATH[,key=value...]`` asks for (see the module's doc)."""
+
+    path: Path
+    size: int | None = None
+    load: int | None = None
+    crop: str = "center"
+    channels: int | None = None
+    augment: tuple[str, ...] = ()
+    strict: bool = False
+
+    @property
+    def side(self) -> int | None:
+        """The side of the records in the cache: ``load``, else ``size`` (+ 1/8 for random crops)."""
+        if self.size is None:
+            return None
+        if self.load is not None:
+            return self.load
+        return self.size + self.size // 8 if self.crop == "random" else self.size
+
+    @property
+    def name(self) -> str:
+        """The dataset's name: the folder's absolute path (a run reloads it from any folder) and
+        the options given, in a fixed order."""
+        options = {"size": self.size, "load": self.load, "crop": None if self.crop == "center" else self.crop,
+                   "channels": self.channels, "augment": "+".join(self.augment) or None,
+                   "strict": 1 if self.strict else None}
+        return f"folder:{os.path.abspath(self.path)}" + "".join(f",{k}={v}" for k, v in options.items()
+                                                                if v is not None)
+
+
+def parse_folder_spec(text: str) -> FolderSpec:
+    """The :class:`FolderSpec` of ``PATH[,key=value...]`` (the part after ``folder:``)."""
+    head, *items = re.split(r",(?=\s*[a-z_]+\s*=)", text)
+    source = f"folder:{text}"
+    given: dict[str, str] = {}
+    for item in items:
+        key, _, value = (s.strip() for s in item.partition("="))
+        if key not in KEYS:
+            raise GenlabError(f"unknown option '{key}' in {source}; options: {', '.join(KEYS)}")
+        if key in given:
+            raise GenlabError(f"option '{key}' is given twice in {source}")
+        given[key] = value
+
+    def whole(key: str, low: int, high: int) -> int | None:
+        if key not in given:
+            return None
+        if not re.fullmatch(r"\d+", given[key]) or not low <= int(given[key]) <= high:
+            raise GenlabError(f"{key}={given[key]} in {source}: {key} must be a whole number from {low} to {high}")
+        return int(given[key])
+
+    size, load = whole("size", 2, 4096), whole("load", 2, 8192)
+    crop = given.get("crop", "center")
+    if crop not in ("center", "random"):
+        raise GenlabError(f"crop={crop} in {source}: choose crop=center or crop=random")
+    channels = whole("channels", 1, 3)
+    if channels == 2:
+        raise GenlabError(f"channels=2 in {source}: choose channels=1 (grey) or channels=3 (colour)")
+    augment = check_augment(tuple(a for a in given.get("augment", "").split("+") if a and a != "none"), source)
+    strict = given.get("strict", "0").lower()
+    if strict not in ("0", "1", "true", "false", "yes", "no"):
+        raise GenlabError(f"strict={given['strict']} in {source}: choose strict=1 or strict=0")
+    if size is None and (load is not None or crop == "random"):
+        raise GenlabError(f"{source}: {'load' if load is not None else 'crop=random'} needs size=S, the side of "
+                          "the images to train on (e.g. --image-size 64)")
+    if load is not None and size is not None and load < size:
+        raise GenlabError(f"{source}: load={load} is smaller than size={size}, so a crop of {size} would be larger "
+                          f"than the image; give load={size} or more")
+    return FolderSpec(path=Path(head).expanduser(), size=size, load=load, crop=crop, channels=channels,
+                      augment=augment, strict=strict in ("1", "true", "yes"))
+
+
+# ---- finding the images --------------------------------------------------------------------------
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _images_below(folder: Path) -> list[Path]:
+    """The image files at any depth below ``folder``, in a fixed order; hidden files and folders
+    are skipped, and each folder is visited once (a link back up the tree is not followed again)."""
+    found, seen = [], set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root) / n for n in sorted(names) if _is_image(Path(n)) and os.path.isfile(os.path.join(root, n))]
+    return found
+
+
+def _loose_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and _is_image(p))
+
+
+def _class_folders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and _images_below(p))
+
+
+def scan(path: Path) -> tuple[dict[str, list[tuple[Path, int]]] | None, list[Path], list[int], list[str] | None]:
+    """The folder's images: ``(splits, paths, labels, class_names)``. ``splits`` maps ``train`` and
+    ``test`` to their positions in ``paths`` when the folder has those sub-folders, else None;
+    labels are -1 for unlabelled images."""
+    if not path.is_dir():
+        raise GenlabError(f"image folder not found: {path}")
+    has_splits = (path / "train").is_dir() and (path / "test").is_dir()
+    roots = [path / "train", path / "test"] if has_splits else [path]
+    # Classes come from every split's folders, so that a label means the same class in both.
+    names = sorted({p.name for root in roots for p in _class_folders(root)}) or None
+    paths: list[Path] = []
+    labels: list[int] = []
+    splits: dict[str, list[int]] = {}
+    for root in roots:
+        start = len(paths)
+        loose = _loose_images(root)
+        if names is None:
+            paths += loose
+            labels += [-1] * len(loose)
+        elif loose:
+            raise GenlabError(f"{root} holds both images and class sub-folders; move the loose images "
+                              f"(e.g. {loose[0].name}) into a class folder, or the sub-folders out")
+        else:
+            for label, name in enumerate(names):
+                if (root / name).is_dir():
+                    found = _images_below(root / name)
+                    paths += found
+                    labels += [label] * len(found)
+        if len(paths) == start:
+            raise GenlabError(f"no images in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
+                              "in class sub-folders at any depth or loose)")
+        splits[root.name] = list(range(start, len(paths)))
+    return (splits if has_splits else None), paths, labels, names
+
+
+# ---- reading one image ---------------------------------------------------------------------------
+
+def _open(path: Path) -> Image.Image:
+    """``path`` with its header read and its size checked (``GenlabError`` if it is no image)."""
+    from ..image_files import open_image
+
+    return open_image(path, str(path), max_pixels=MAX_PIXELS)
+
+
+def _header(path: Path) -> tuple[tuple[int, int], bool]:
+    """((height, width) as shown, after the EXIF orientation; whether the file is grey)."""
+    with _open(path) as img:
+        w, h = img.size
+        try:
+            turned = img.getexif().get(0x0112) in _ROTATED
+        except Exception:   # a broken EXIF block: the image itself may still read
+            turned = False
+        return ((w, h) if turned else (h, w)), img.mode in _GREY_MODES
+
+
+def _eight_bit(img: Image.Image, grey: bool) -> Image.Image:
+    """``img`` as 8-bit ``L`` (grey) or ``RGB``: wide grey scaled (not clipped), float grey taken
+    in [0, 1], palettes expanded, alpha dropped."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        wide = np.asarray(img).astype(np.float64)
+        full = 65535.0 if img.mode.startswith("I;16") or wide.max(initial=0) <= 65535 else 2.0 ** 32 - 1
+        img = Image.fromarray(np.clip(np.round(wide * (255.0 / full)), 0, 255).astype(np.uint8))
+    elif img.mode == "F":
+        img = Image.fromarray(np.clip(np.round(np.asarray(img) * 255.0), 0, 255).astype(np.uint8))
+    return img.convert("L" if grey else "RGB")
+
+
+def read_pixels(path: Path, side: int | None, grey: bool) -> np.ndarray:
+    """The image at ``path`` as (C, H, W) uint8, C = 1 if ``grey`` else 3: with ``side``, its
+    shorter side resized to ``side`` and the centre ``side`` x ``side`` kept."""
+    with _open(path) as img:
+        if side is not None and img.format == "JPEG":
+            img.draft("L" if grey else "RGB", (side, side))   # decode at a fraction of the size, no smaller than asked
+        try:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+        except Exception as e:   # truncated data, a broken orientation tag: the file is unreadable
+            raise GenlabError(f"cannot read image {path}: {e}") from None
+        img = _eight_bit(img, grey)
+    if side is not None:
+        w, h = img.size
+        scale = side / min(w, h)
+        size = (max(side, round(w * scale)), max(side, round(h * scale)))
+        if size != (w, h):
+            img = img.resize(size, Image.BICUBIC, reducing_gap=3.0)
+        left, top = (size[0] - side) // 2, (size[1] - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    pixels = np.array(img)
+    return pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+class _Decode(torch.utils.data.Dataset):
+    """The files to decode, for a ``DataLoader`` whose workers decode them."""
+
+    def __init__(self, paths: list[Path], side: int | None, grey: bool):
+        self.paths, self.side, self.grey = paths, side, grey
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            pixels = read_pixels(self.paths[i], self.side, self.grey)
+        except GenlabError as e:
+            return i, None, str(e)
+        return i, torch.from_numpy(pixels), ""
+
+
+def _workers(count: int) -> int:
+    """Decoding processes: ``$GENLAB_WORKERS``, else none for a small folder and one per core (at
+    most 8) for a large one."""
+    env = os.environ.get("GENLAB_WORKERS")
+    if env is not None:
+        if not env.strip().isdigit():
+            raise GenlabError(f"GENLAB_WORKERS={env}: give a whole number of decoding processes (0: none)")
+        return int(env)
+    return 0 if count <= SMALL_FOLDER else min(8, os.cpu_count() or 1)
+
+
+# ---- the cache -----------------------------------------------------------------------------------
+
+def _key(spec: FolderSpec, paths: list[Path]) -> str:
+    """A hash of what the cached pixels depend on: the files (names, sizes, times), the record
+    side and the channels asked for."""
+    digest = hashlib.sha256(json.dumps([CACHE_FORMAT, os.path.abspath(spec.path), spec.side, spec.channels]).encode())
+    for p in paths:
+        st = p.stat()
+        digest.update(f"\0{p}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _headers(paths: list[Path], spec: FolderSpec) -> tuple[list[int], dict[int, str], list[tuple[int, int]], bool]:
+    """The readable images' positions, the others' errors, their sizes, and whether all are grey."""
+    good, bad, sizes, grey = [], {}, [], True
+    for i, p in enumerate(paths):
+        try:
+            size, is_grey = _header(p)
+        except GenlabError as e:
+            bad[i] = str(e)
+            continue
+        good.append(i)
+        sizes.append(size)
+        grey &= is_grey
+    return good, bad, sizes, grey
+
+
+def _check_sizes(paths: list[Path], sizes: list[tuple[int, int]], source: Path) -> tuple[int, int]:
+    """The one size of the images (H, W); a clear line if they differ (when no size is asked)."""
+    by_size: dict[tuple[int, int], list[Path]] = {}
+    for p, s in zip(paths, sizes):
+        by_size.setdefault(s, []).append(p)
+    if len(by_size) > 1:
+        by_count = sorted(by_size.items(), key=lambda item: -len(item[1]))
+        listing = ", ".join(f"{w}x{h}: {len(ps)}" for (h, w), ps in by_count[:4])
+        raise GenlabError(f"images in {source} have different sizes (WxH {listing}; e.g. {by_count[1][1][0]}); "
+                          f"give the side to train at, e.g. --image-size {min(min(s) for s in by_size)} "
+                          "(or ,size=S after the folder)")
+    return next(iter(by_size))
+
+
+def _build(spec: FolderSpec, paths: list[Path], labels: list[int], file: Path, meta: Path) -> dict:
+    """Decode the readable images into ``file`` and describe them in ``meta``; returns the description."""
+    good, bad, sizes, all_grey = _headers(paths, spec)
+    if not good:
+        raise GenlabError(f"no readable images in {spec.path}: {len(bad)} files could not be read "
+                          f"(e.g. {next(iter(bad.values()))})")
+    hw = (spec.side, spec.side) if spec.side is not None else _check_sizes([paths[i] for i in good], sizes, spec.path)
+    grey = spec.channels == 1 or (spec.channels is None and all_grey)
+    shape = (1 if grey else 3, *hw)
+    record = int(np.prod(shape))
+    decoded = np.zeros(len(good), dtype=bool)
+    equal_channels = True
+    loader = torch.utils.data.DataLoader(_Decode([paths[i] for i in good], spec.side, grey), batch_size=None,
+                                         num_workers=_workers(len(good)))
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            out.truncate(record * len(good))
+            progress = _progress(len(good), spec.path)
+            for row, pixels, error in loader:
+                progress.update()
+                if pixels is None:
+                    bad[good[row]] = error
+                    continue
+                if tuple(pixels.shape) != shape:   # a header that lied about the size
+                    bad[good[row]] = f"cannot read image {paths[good[row]]}: its size differs from its header's"
+                    continue
+                if not grey and equal_channels:
+                    equal_channels = bool((pixels[0] == pixels[1]).all() and (pixels[1] == pixels[2]).all())
+                out.seek(row * record)
+                out.write(pixels.numpy().tobytes())
+                decoded[row] = True
+            progress.close()
+        os.replace(tmp, file)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    kept = [i for i, ok in zip(good, decoded) if ok]
+    description = {
+        "format": CACHE_FORMAT, "source": os.path.abspath(spec.path), "record_shape": list(shape),
+        # RGB files whose channels are all equal are grey, unless colour was asked for
+        "grey": bool(grey or (spec.channels is None and equal_channels)),
+        "images": [str(paths[i].relative_to(spec.path)) for i in kept], "labels": [labels[i] for i in kept],
+        "rows": [r for r, ok in enumerate(decoded) if ok],
+        "unreadable": {str(paths[i].relative_to(spec.path)): bad[i] for i in sorted(bad)},
+    }
+    write_json_atomic(meta, description)
+    return description
+
+
+def _progress(total: int, source: Path):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"decoding {source.name or source} (once)", unit="img", leave=False,
+                disable=True if total <= SMALL_FOLDER else None, dynamic_ncols=True)
+
+
+def _cached(spec: FolderSpec, paths: list[Path], labels: list[int]) -> tuple[dict, Path]:
+    """The cache's description and records file for these images: found, or written now (one
+    process at a time; another waits for it and then reads it)."""
+    from filelock import FileLock
+
+    key = _key(spec, paths)
+    folder = cache_dir() / "images"
+    file, meta = folder / f"{key}.u8", folder / f"{key}.json"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(folder / f"{key}.lock"))
+        with lock:
+            if not (file.is_file() and meta.is_file()):
+                return _build(spec, paths, labels, file, meta), file
+    except OSError as e:
+        if not (file.is_file() and meta.is_file()):
+            raise GenlabError(f"cannot write the image cache in {folder} ({e.strerror or e}); set GENLAB_CACHE "
+                              "to a folder you can write") from None
+    try:
+        return json.loads(meta.read_text()), file
+    except (OSError, ValueError):
+        raise GenlabError(f"the image cache {meta} is damaged; delete it and run again") from None
+
+
+def load_folder(spec: FolderSpec | str | os.PathLike, split: str) -> ImageDataset:
+    """One split of a folder of images (see the module's doc), read from its cache on demand."""
+    if not isinstance(spec, FolderSpec):
+        spec = parse_folder_spec(str(spec))
+    path = spec.path
+    splits, paths, labels, names = scan(path)
+    description, file = _cached(spec, paths, labels)
+    _report_unreadable(description["unreadable"], len(paths), spec)
+    kept = description["images"]
+    rows = np.asarray(description["rows"], dtype=np.int64)
+    kept_labels = np.asarray(description["labels"], dtype=np.int64)
+    if splits is not None:
+        chosen = np.array([k.split(os.sep, 1)[0] == split for k in kept], dtype=bool)
+        index = np.flatnonzero(chosen)
+        if not len(index):
+            raise GenlabError(f"no readable images in {path / split}")
+    else:
+        index = split_index(len(kept), split, str(path))
+    shape = tuple(description["record_shape"])
+    crop = (spec.size, spec.size) if spec.size is not None else None
+    images = ImageRecords(file, rows[index], shape, crop=crop, channel=0 if description["grey"] and shape[0] == 3
+                          else None)
+    if "dihedral" in spec.augment and images.shape[-1] != images.shape[-2]:
+        raise GenlabError(f"augment=dihedral turns images by quarter turns, and those in {path} are not square; "
+                          "use augment=hflip, or give size=S")
+    return ImageDataset(images=images, labels=None if names is None else torch.from_numpy(kept_labels[index]),
+                        name=spec.name, split=split, class_names=names, augment=spec.augment)
+
+
+def _report_unreadable(unreadable: dict[str, str], total: int, spec: FolderSpec) -> None:
+    """One line about the files left out (``strict``: refuse them)."""
+    if not unreadable:
+        return
+    first, reason = next(iter(unreadable.items()))
+    if spec.strict:
+        raise GenlabError(f"{len(unreadable)} of {total} files in {spec.path} cannot be read, e.g. {first} "
+                          f"({reason}); remove them, or drop strict=1 to skip them")
+    names = ", ".join(list(unreadable)[:3]) + (", ..." if len(unreadable) > 3 else "")
+    warnings.warn(GenlabWarning(f"skipped {len(unreadable)} of {total} files in {spec.path} that cannot be read "
+                                f"({names}); strict=1 refuses such a folder"), stacklevel=2)
+
+
