@@ -145,7 +145,7 @@ def _data_with_options(args: argparse.Namespace, data: str | None, settings: dic
     if data is None and args.resume:
         raise GenlabError(f"{given} set how a folder of images is read, and a resumed run reads its data as before; "
                           "drop them")
-    raise GenlabError(f"{given} apply to a folder of images (--data folder:PATH), not to {data or 'digits'}")
+    raise GenlabError(f"{given} only apply to a folder of images (--data folder:PATH), and {data or 'digits'} is not one")
 
 
 # ------------------------------------------------------------------------------ parser

@@ -107,18 +107,17 @@ class ImageDataset:
         they are augmented: cropped where the records leave room, and flipped (the condition
         images alike, so that pairs stay pairs)."""
         labels = None if self.labels is None else self.labels[index]
-        condition = None if self.conditions is None else self._to_float(self.conditions[index])
+        condition = None if self.conditions is None else self.conditions[index]
         if draws is not None and isinstance(self.images, ImageRecords) and self.images.random_crops:
             records = self.images
             room = (records.record_shape[1] - records.crop[0] + 1, records.record_shape[2] - records.crop[1] + 1)
             images = records.read(records.positions(index), crop_offsets(draws, room).numpy())
         else:
             images = self.images[index]
-        images = self._to_float(images)
-        if draws is not None and self.augment:
+        if draws is not None and self.augment:   # on the stored pixels (uint8: 4x less to move than floats)
             images = augment(images, self.augment, draws)
             condition = None if condition is None else augment(condition, self.augment, draws)
-        return Batch(images, labels, condition)
+        return Batch(self._to_float(images), labels, None if condition is None else self._to_float(condition))
 
     def batches(self, batch_size: int = 500, device: torch.device | str | None = None) -> Iterator[Batch]:
         """The split in order, ``batch_size`` images at a time (the last may be smaller), on ``device``."""

@@ -57,6 +57,8 @@ MAX_PIXELS = 2 ** 28
 CACHE_FORMAT = 1
 #: folders of at most this many images are decoded in the process itself (starting workers costs more)
 SMALL_FOLDER = 256
+#: images a decoding worker hands back at a time
+CHUNK = 64
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _ROTATED = {5, 6, 7, 8}   # EXIF orientations that swap width and height
 
@@ -266,20 +268,31 @@ def read_pixels(path: Path, side: int | None, grey: bool) -> np.ndarray:
 
 
 class _Decode(torch.utils.data.Dataset):
-    """The files to decode, for a ``DataLoader`` whose workers decode them."""
+    """The files to decode, ``CHUNK`` at a time, for a ``DataLoader`` whose workers decode them:
+    each item is one (k, C, H, W) uint8 tensor (one transfer between processes for k images)."""
 
-    def __init__(self, paths: list[Path], side: int | None, grey: bool):
-        self.paths, self.side, self.grey = paths, side, grey
+    def __init__(self, paths: list[Path], side: int | None, grey: bool, shape: tuple[int, int, int]):
+        self.paths, self.side, self.grey, self.shape = paths, side, grey, shape
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return -(-len(self.paths) // CHUNK)
 
-    def __getitem__(self, i: int):
-        try:
-            pixels = read_pixels(self.paths[i], self.side, self.grey)
-        except GenlabError as e:
-            return i, None, str(e)
-        return i, torch.from_numpy(pixels), ""
+    def __getitem__(self, k: int) -> tuple[int, torch.Tensor, dict[int, str]]:
+        """(first row, the pixels of this chunk's images, {row: why it could not be read})."""
+        rows = range(k * CHUNK, min(len(self.paths), (k + 1) * CHUNK))
+        pixels = np.zeros((len(rows), *self.shape), dtype=np.uint8)
+        errors = {}
+        for j, row in enumerate(rows):
+            try:
+                image = read_pixels(self.paths[row], self.side, self.grey)
+            except GenlabError as e:
+                errors[row] = str(e)
+                continue
+            if image.shape != self.shape:   # a header that lied about the size
+                errors[row] = f"cannot read image {self.paths[row]}: its size differs from its header's"
+                continue
+            pixels[j] = image
+        return rows.start, torch.from_numpy(pixels), errors
 
 
 def _workers(count: int) -> int:
@@ -343,29 +356,25 @@ def _build(spec: FolderSpec, paths: list[Path], labels: list[int], file: Path, m
     hw = (spec.side, spec.side) if spec.side is not None else _check_sizes([paths[i] for i in good], sizes, spec.path)
     grey = spec.channels == 1 or (spec.channels is None and all_grey)
     shape = (1 if grey else 3, *hw)
-    record = int(np.prod(shape))
     decoded = np.zeros(len(good), dtype=bool)
     equal_channels = True
-    loader = torch.utils.data.DataLoader(_Decode([paths[i] for i in good], spec.side, grey), batch_size=None,
+    loader = torch.utils.data.DataLoader(_Decode([paths[i] for i in good], spec.side, grey, shape), batch_size=None,
                                          num_workers=_workers(len(good)))
     tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as out:
-            out.truncate(record * len(good))
             progress = _progress(len(good), spec.path)
-            for row, pixels, error in loader:
-                progress.update()
-                if pixels is None:
+            for first, pixels, errors in loader:   # in order: the file is written front to back
+                for row, error in errors.items():
                     bad[good[row]] = error
-                    continue
-                if tuple(pixels.shape) != shape:   # a header that lied about the size
-                    bad[good[row]] = f"cannot read image {paths[good[row]]}: its size differs from its header's"
-                    continue
-                if not grey and equal_channels:
-                    equal_channels = bool((pixels[0] == pixels[1]).all() and (pixels[1] == pixels[2]).all())
-                out.seek(row * record)
+                ok = np.ones(len(pixels), dtype=bool)
+                ok[[row - first for row in errors]] = False
+                decoded[first:first + len(pixels)] = ok
+                if not grey and equal_channels and ok.any():
+                    chunk = pixels[torch.from_numpy(ok)]
+                    equal_channels = bool((chunk[:, 0] == chunk[:, 1]).all() and (chunk[:, 1] == chunk[:, 2]).all())
                 out.write(pixels.numpy().tobytes())
-                decoded[row] = True
+                progress.update(len(pixels))
             progress.close()
         os.replace(tmp, file)
     except BaseException:

@@ -2,7 +2,7 @@
 
 :class:`ImageRecords` holds images as fixed-size uint8 records ``(C, H, W)`` in one file (a
 folder's cache, :mod:`genlab.data.folders`) and reads only the rows a batch asks for, with
-``pread``: nothing is mapped into the process, so its memory does not grow with the dataset (the
+``preadv``: nothing is mapped into the process, so its memory does not grow with the dataset (the
 operating system's page cache keeps the file's hot rows, at memory speed, and gives them back
 under pressure). It stands in for the ``images`` tensor of an :class:`~genlab.data.ImageDataset`:
 ``len``, ``shape``, ``ndim``, ``dtype`` and indexing (an int, a slice, a list or a tensor of
@@ -101,21 +101,20 @@ class ImageRecords:
         size = c * h * w
         out = np.empty((len(positions), c, h, w), dtype=np.uint8)
         rows = self.rows[positions]
-        order = np.argsort(rows, kind="stable")   # in file order: the disk (or page cache) reads ahead
         fd = self._file()
-        for i in order:
-            data = _pread(fd, size, int(rows[i]) * size, self._lock)
-            if len(data) != size:
+        for i in np.argsort(rows, kind="stable"):   # in file order: the disk (or page cache) reads ahead
+            if _read_into(fd, out[i], int(rows[i]) * size, self._lock) != size:
                 raise OSError(f"the image cache {self.file} is cut short; delete it and run again")
-            out[i] = np.frombuffer(data, dtype=np.uint8).reshape(c, h, w)
-        if offsets is None:
-            offsets = np.tile([(h - ch) // 2, (w - cw) // 2], (len(positions), 1))
-        images = torch.from_numpy(out)
+        if (ch, cw) != (h, w):
+            if offsets is None:
+                offsets = np.tile([(h - ch) // 2, (w - cw) // 2], (len(positions), 1))
+            crops = np.empty((len(positions), c, ch, cw), dtype=np.uint8)
+            for i, (t, l) in enumerate(np.asarray(offsets).tolist()):
+                crops[i] = out[i, :, t:t + ch, l:l + cw]
+            out = crops
         if self.channel is not None:
-            images = images[:, self.channel:self.channel + 1]
-        if (ch, cw) == (h, w):
-            return images.contiguous()
-        return torch.stack([images[i, :, t:t + ch, l:l + cw] for i, (t, l) in enumerate(offsets.tolist())])
+            out = out[:, self.channel:self.channel + 1]
+        return torch.from_numpy(np.ascontiguousarray(out))
 
     def positions(self, index) -> np.ndarray:
         """The positions (K,) among these images that ``index`` (an int, slice, list, mask or tensor) picks."""
@@ -137,11 +136,15 @@ class ImageRecords:
                 pass
 
 
-def _pread(fd: int, size: int, offset: int, lock: threading.Lock) -> bytes:
-    """``size`` bytes at ``offset``: ``os.pread`` (no shared file position), or a seek and a read
-    under a lock where the system has no ``pread``."""
-    if hasattr(os, "pread"):
-        return os.pread(fd, size, offset)
+def _read_into(fd: int, out: np.ndarray, offset: int, lock: threading.Lock) -> int:
+    """Fill the contiguous array ``out`` with the bytes at ``offset``; returns the bytes read.
+    ``os.preadv`` reads straight into it (no shared file position); elsewhere a seek and a read,
+    under a lock."""
+    view = memoryview(out).cast("B")
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
     with lock:
         os.lseek(fd, offset, os.SEEK_SET)
-        return os.read(fd, size)
+        data = os.read(fd, len(view))
+    view[:len(data)] = data
+    return len(data)
