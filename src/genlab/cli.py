@@ -136,7 +136,7 @@ def _data_with_options(args: argparse.Namespace, data: str | None, settings: dic
         settings["image_size"] = args.image_size
     if not options:
         return data
-    if data is not None and data.startswith("folder:"):
+    if data is not None and data.startswith(("folder:", "hf:")):
         return data + "".join(f",{k}={v}" for k, v in options.items())
     if set(options) == {"size"} and model_takes_size:
         return data
@@ -145,7 +145,8 @@ def _data_with_options(args: argparse.Namespace, data: str | None, settings: dic
     if data is None and args.resume:
         raise GenlabError(f"{given} set how a folder of images is read, and a resumed run reads its data as before; "
                           "drop them")
-    raise GenlabError(f"{given} only apply to a folder of images (--data folder:PATH), and {data or 'digits'} is not one")
+    raise GenlabError(f"{given} only apply to a folder of images (--data folder:PATH) or a Hugging Face dataset "
+                      f"(hf:NAME), and {data or 'digits'} is neither")
 
 
 # ------------------------------------------------------------------------------ parser
@@ -170,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", nargs="?",
                    help=f"one of: {', '.join(model_names())}; with --resume --out RUN, the run's (may be left out)")
     kinds = "".join(f", {kind}:SPEC" for kind in dataset_kinds())
-    p.add_argument("--data", help=f"dataset name (genlab datasets), folder:PATH, npz:PATH{kinds} "
+    p.add_argument("--data", help=f"dataset name (genlab datasets), folder:PATH, hf:NAME, npz:PATH{kinds} "
                    "(default digits; with --resume, the run's)")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")

@@ -84,9 +84,9 @@ def test_folder_errors(tmp_path):
     (tmp_path / "a.png").unlink()
     (tmp_path / "b.png").unlink()
     save(tmp_path / "cls" / "e.png", 1, size=(4, 4))
-    with pytest.raises(GenlabError, match="1 of 2 files .* cannot be read, e.g. cls/d.png"):
+    with pytest.raises(GenlabError, match="1 of 2 images .* cannot be read, e.g. cls/d.png"):
         folders.load_folder(f"{tmp_path},strict=1", "train")
-    with pytest.warns(GenlabWarning, match="skipped 1 of 2 files"), pytest.raises(GenlabError, match="at least 2"):
+    with pytest.warns(GenlabWarning, match="skipped 1 of 2 images"), pytest.raises(GenlabError, match="at least 2"):
         folders.load_folder(tmp_path, "train")
     (tmp_path / "cls" / "e.png").unlink()
     with pytest.raises(GenlabError, match="no readable images"):

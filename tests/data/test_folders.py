@@ -90,8 +90,8 @@ def test_channels_are_decided_over_both_splits(tmp_path):
 def test_the_cache_is_reused_until_a_file_changes(mixed, monkeypatch):
     first = load_dataset(f"folder:{mixed},size=8", "train").tensors()[0]
     decoded = []
-    read = folders.read_pixels
-    monkeypatch.setattr(folders, "read_pixels", lambda *a: decoded.append(a) or read(*a))
+    read = folders.pixels_of
+    monkeypatch.setattr(folders, "pixels_of", lambda *a: decoded.append(a) or read(*a))
     assert torch.equal(load_dataset(f"folder:{mixed},size=8", "train").tensors()[0], first)
     assert decoded == []
     photo(mixed / "cats" / "1.jpg", 40, 30, seed=99)   # another picture under the same name
@@ -112,10 +112,10 @@ def test_unreadable_files_are_skipped_and_named_or_refused(mixed):
     (mixed / "cats" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     photo(mixed / "dogs" / "cut.png", 20, 20)
     (mixed / "dogs" / "cut.png").write_bytes((mixed / "dogs" / "cut.png").read_bytes()[:60])
-    with pytest.warns(GenlabWarning, match=r"skipped 2 of 14 files .*broken\.jpg.*cut\.png"):
+    with pytest.warns(GenlabWarning, match=r"skipped 2 of 14 images .*broken\.jpg.*cut\.png"):
         data = load_dataset(f"folder:{mixed},size=8", "train")
     assert len(data) == 11
-    with pytest.raises(GenlabError, match="2 of 14 files .* cannot be read.*strict=1"):
+    with pytest.raises(GenlabError, match="2 of 14 images .* cannot be read.*strict=1"):
         load_dataset(f"folder:{mixed},size=8,strict=1", "train")
 
 

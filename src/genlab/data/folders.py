@@ -75,8 +75,9 @@ def split_index(n: int, split: str, source: str = "the data") -> np.ndarray:
 # ---- the spec ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class FolderSpec:
-    """What ``folder:PATH[,key=value...]`` asks for (see the module's doc)."""
+class ImageSpec:
+    """What ``folder:PATH[,key=value...]`` (or another kind of image source with these options,
+    such as ``hf:``) asks for (see the module's doc). ``extra`` holds the options of the kind's own."""
 
     path: Path
     size: int | None = None
@@ -85,6 +86,8 @@ class FolderSpec:
     channels: int | None = None
     augment: tuple[str, ...] = ()
     strict: bool = False
+    kind: str = "folder"
+    extra: tuple[tuple[str, str], ...] = ()
 
     @property
     def side(self) -> int | None:
@@ -102,19 +105,21 @@ class FolderSpec:
         options = {"size": self.size, "load": self.load, "crop": None if self.crop == "center" else self.crop,
                    "channels": self.channels, "augment": "+".join(self.augment) or None,
                    "strict": 1 if self.strict else None}
-        return f"folder:{os.path.abspath(self.path)}" + "".join(f",{k}={v}" for k, v in options.items()
-                                                                if v is not None)
+        source = os.path.abspath(self.path) if self.kind == "folder" or self.path.exists() else str(self.path)
+        return f"{self.kind}:{source}" + "".join(f",{k}={v}" for k, v in (*self.extra, *options.items())
+                                                 if v is not None)
 
 
-def parse_folder_spec(text: str) -> FolderSpec:
-    """The :class:`FolderSpec` of ``PATH[,key=value...]`` (the part after ``folder:``)."""
+def parse_folder_spec(text: str, kind: str = "folder", own_keys: tuple[str, ...] = ()) -> ImageSpec:
+    """The :class:`ImageSpec` of ``PATH[,key=value...]`` (the part after ``folder:``); ``kind``
+    and its ``own_keys`` for another source of images with the same options."""
     head, *items = re.split(r",(?=\s*[a-z_]+\s*=)", text)
-    source = f"folder:{text}"
+    source = f"{kind}:{text}"
     given: dict[str, str] = {}
     for item in items:
         key, _, value = (s.strip() for s in item.partition("="))
-        if key not in KEYS:
-            raise GenlabError(f"unknown option '{key}' in {source}; options: {', '.join(KEYS)}")
+        if key not in KEYS + own_keys:
+            raise GenlabError(f"unknown option '{key}' in {source}; options: {', '.join(KEYS + own_keys)}")
         if key in given:
             raise GenlabError(f"option '{key}' is given twice in {source}")
         given[key] = value
@@ -143,8 +148,9 @@ def parse_folder_spec(text: str) -> FolderSpec:
     if load is not None and size is not None and load < size:
         raise GenlabError(f"{source}: load={load} is smaller than size={size}, so a crop of {size} would be larger "
                           f"than the image; give load={size} or more")
-    return FolderSpec(path=Path(head).expanduser(), size=size, load=load, crop=crop, channels=channels,
-                      augment=augment, strict=strict in ("1", "true", "yes"))
+    return ImageSpec(path=Path(head).expanduser(), size=size, load=load, crop=crop, channels=channels,
+                     augment=augment, strict=strict in ("1", "true", "yes"), kind=kind,
+                     extra=tuple((k, given[k]) for k in own_keys if k in given))
 
 
 # ---- finding the images --------------------------------------------------------------------------
@@ -220,15 +226,14 @@ def _open(path: Path) -> Image.Image:
     return open_image(path, str(path), max_pixels=MAX_PIXELS)
 
 
-def _header(path: Path) -> tuple[tuple[int, int], bool]:
-    """((height, width) as shown, after the EXIF orientation; whether the file is grey)."""
-    with _open(path) as img:
-        w, h = img.size
-        try:
-            turned = img.getexif().get(0x0112) in _ROTATED
-        except Exception:   # a broken EXIF block: the image itself may still read
-            turned = False
-        return ((w, h) if turned else (h, w)), img.mode in _GREY_MODES
+def _header(img: Image.Image) -> tuple[tuple[int, int], bool]:
+    """((height, width) as shown, after the EXIF orientation; whether the image is grey)."""
+    w, h = img.size
+    try:
+        turned = img.getexif().get(0x0112) in _ROTATED
+    except Exception:   # a broken EXIF block: the image itself may still read
+        turned = False
+    return ((w, h) if turned else (h, w)), img.mode in _GREY_MODES
 
 
 def _eight_bit(img: Image.Image, grey: bool) -> Image.Image:
@@ -243,18 +248,18 @@ def _eight_bit(img: Image.Image, grey: bool) -> Image.Image:
     return img.convert("L" if grey else "RGB")
 
 
-def read_pixels(path: Path, side: int | None, grey: bool) -> np.ndarray:
-    """The image at ``path`` as (C, H, W) uint8, C = 1 if ``grey`` else 3: with ``side``, its
-    shorter side resized to ``side`` and the centre ``side`` x ``side`` kept."""
-    with _open(path) as img:
-        if side is not None and img.format == "JPEG":
-            img.draft("L" if grey else "RGB", (side, side))   # decode at a fraction of the size, no smaller than asked
-        try:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-        except Exception as e:   # truncated data, a broken orientation tag: the file is unreadable
-            raise GenlabError(f"cannot read image {path}: {e}") from None
-        img = _eight_bit(img, grey)
+def pixels_of(img: Image.Image, side: int | None, grey: bool, name: str = "the image") -> np.ndarray:
+    """The opened image ``img`` as (C, H, W) uint8, C = 1 if ``grey`` else 3, its EXIF orientation
+    applied: with ``side``, its shorter side resized to ``side`` (bicubic, antialiased) and the
+    centre ``side`` x ``side`` kept."""
+    if side is not None and img.format == "JPEG":
+        img.draft("L" if grey else "RGB", (side, side))   # decode at a fraction of the size, no smaller than asked
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    except Exception as e:   # truncated data, a broken orientation tag: the file is unreadable
+        raise GenlabError(f"cannot read image {name}: {e}") from None
+    img = _eight_bit(img, grey)
     if side is not None:
         w, h = img.size
         scale = side / min(w, h)
@@ -267,29 +272,85 @@ def read_pixels(path: Path, side: int | None, grey: bool) -> np.ndarray:
     return pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
-class _Decode(torch.utils.data.Dataset):
-    """The files to decode, ``CHUNK`` at a time, for a ``DataLoader`` whose workers decode them:
-    each item is one (k, C, H, W) uint8 tensor (one transfer between processes for k images)."""
+def read_pixels(path: Path, side: int | None, grey: bool) -> np.ndarray:
+    """The image file at ``path`` as :func:`pixels_of` gives it."""
+    with _open(path) as img:
+        return pixels_of(img, side, grey, str(path))
 
-    def __init__(self, paths: list[Path], side: int | None, grey: bool, shape: tuple[int, int, int]):
-        self.paths, self.side, self.grey, self.shape = paths, side, grey, shape
+
+# ---- where images come from ----------------------------------------------------------------------
+
+class ImageSource:
+    """Images to decode into a cache: a folder's files (:class:`FolderSource`), or the rows of
+    another collection (a Hugging Face dataset). Each item has a name (for messages and the
+    cache's index), a label (-1: none) and a split (``train``, ``test``, or None to be drawn)."""
+
+    where: str = ""          # the source, for messages
+    names: list[str]
+    labels: list[int]
+    splits: list[str | None]
+
+    def open(self, i: int) -> Image.Image:
+        """Item ``i`` as an image whose header is read (``GenlabError`` if it is none)."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A string that changes when any item's pixels may have."""
+        raise NotImplementedError
 
     def __len__(self) -> int:
-        return -(-len(self.paths) // CHUNK)
+        return len(self.names)
+
+
+class FolderSource(ImageSource):
+    """The image files of a folder (:func:`scan`)."""
+
+    def __init__(self, path: Path):
+        splits, paths, self.labels, self.class_names = scan(path)
+        self.where, self.paths = str(path), paths
+        self.names = [str(p.relative_to(path)) for p in paths]
+        self.splits = [None] * len(paths)
+        for split, positions in (splits or {}).items():
+            for i in positions:
+                self.splits[i] = split
+
+    def open(self, i: int) -> Image.Image:
+        return _open(self.paths[i])
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(os.path.abspath(self.where).encode())
+        for p in self.paths:
+            st = p.stat()
+            digest.update(f"\0{p}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+        return digest.hexdigest()
+
+
+class _Decode(torch.utils.data.Dataset):
+    """The items to decode, ``CHUNK`` at a time, for a ``DataLoader`` whose workers decode them:
+    each item is one (k, C, H, W) uint8 tensor (one transfer between processes for k images)."""
+
+    def __init__(self, source: ImageSource, items: list[int], side: int | None, grey: bool,
+                 shape: tuple[int, int, int]):
+        self.source, self.items, self.side, self.grey, self.shape = source, items, side, grey, shape
+
+    def __len__(self) -> int:
+        return -(-len(self.items) // CHUNK)
 
     def __getitem__(self, k: int) -> tuple[int, torch.Tensor, dict[int, str]]:
         """(first row, the pixels of this chunk's images, {row: why it could not be read})."""
-        rows = range(k * CHUNK, min(len(self.paths), (k + 1) * CHUNK))
+        rows = range(k * CHUNK, min(len(self.items), (k + 1) * CHUNK))
         pixels = np.zeros((len(rows), *self.shape), dtype=np.uint8)
         errors = {}
         for j, row in enumerate(rows):
+            name = self.source.names[self.items[row]]
             try:
-                image = read_pixels(self.paths[row], self.side, self.grey)
+                with self.source.open(self.items[row]) as img:
+                    image = pixels_of(img, self.side, self.grey, name)
             except GenlabError as e:
                 errors[row] = str(e)
                 continue
             if image.shape != self.shape:   # a header that lied about the size
-                errors[row] = f"cannot read image {self.paths[row]}: its size differs from its header's"
+                errors[row] = f"cannot read image {name}: its size differs from its header's"
                 continue
             pixels[j] = image
         return rows.start, torch.from_numpy(pixels), errors
@@ -308,22 +369,13 @@ def _workers(count: int) -> int:
 
 # ---- the cache -----------------------------------------------------------------------------------
 
-def _key(spec: FolderSpec, paths: list[Path]) -> str:
-    """A hash of what the cached pixels depend on: the files (names, sizes, times), the record
-    side and the channels asked for."""
-    digest = hashlib.sha256(json.dumps([CACHE_FORMAT, os.path.abspath(spec.path), spec.side, spec.channels]).encode())
-    for p in paths:
-        st = p.stat()
-        digest.update(f"\0{p}\0{st.st_size}\0{st.st_mtime_ns}".encode())
-    return digest.hexdigest()[:32]
-
-
-def _headers(paths: list[Path], spec: FolderSpec) -> tuple[list[int], dict[int, str], list[tuple[int, int]], bool]:
-    """The readable images' positions, the others' errors, their sizes, and whether all are grey."""
+def _headers(source: ImageSource) -> tuple[list[int], dict[int, str], list[tuple[int, int]], bool]:
+    """The readable items, the others' errors, the sizes of the readable ones, and whether all are grey."""
     good, bad, sizes, grey = [], {}, [], True
-    for i, p in enumerate(paths):
+    for i in range(len(source)):
         try:
-            size, is_grey = _header(p)
+            with source.open(i) as img:
+                size, is_grey = _header(img)
         except GenlabError as e:
             bad[i] = str(e)
             continue
@@ -333,37 +385,38 @@ def _headers(paths: list[Path], spec: FolderSpec) -> tuple[list[int], dict[int, 
     return good, bad, sizes, grey
 
 
-def _check_sizes(paths: list[Path], sizes: list[tuple[int, int]], source: Path) -> tuple[int, int]:
+def _check_sizes(names: list[str], sizes: list[tuple[int, int]], where: str) -> tuple[int, int]:
     """The one size of the images (H, W); a clear line if they differ (when no size is asked)."""
-    by_size: dict[tuple[int, int], list[Path]] = {}
-    for p, s in zip(paths, sizes):
-        by_size.setdefault(s, []).append(p)
+    by_size: dict[tuple[int, int], list[str]] = {}
+    for name, s in zip(names, sizes):
+        by_size.setdefault(s, []).append(name)
     if len(by_size) > 1:
         by_count = sorted(by_size.items(), key=lambda item: -len(item[1]))
-        listing = ", ".join(f"{w}x{h}: {len(ps)}" for (h, w), ps in by_count[:4])
-        raise GenlabError(f"images in {source} have different sizes (WxH {listing}; e.g. {by_count[1][1][0]}); "
+        listing = ", ".join(f"{w}x{h}: {len(ns)}" for (h, w), ns in by_count[:4])
+        raise GenlabError(f"images in {where} have different sizes (WxH {listing}; e.g. {by_count[1][1][0]}); "
                           f"give the side to train at, e.g. --image-size {min(min(s) for s in by_size)} "
-                          "(or ,size=S after the folder)")
+                          "(or ,size=S after the source)")
     return next(iter(by_size))
 
 
-def _build(spec: FolderSpec, paths: list[Path], labels: list[int], file: Path, meta: Path) -> dict:
+def _build(source: ImageSource, spec: "ImageSpec", file: Path, meta: Path) -> dict:
     """Decode the readable images into ``file`` and describe them in ``meta``; returns the description."""
-    good, bad, sizes, all_grey = _headers(paths, spec)
+    good, bad, sizes, all_grey = _headers(source)
     if not good:
-        raise GenlabError(f"no readable images in {spec.path}: {len(bad)} files could not be read "
+        raise GenlabError(f"no readable images in {source.where}: {len(bad)} could not be read "
                           f"(e.g. {next(iter(bad.values()))})")
-    hw = (spec.side, spec.side) if spec.side is not None else _check_sizes([paths[i] for i in good], sizes, spec.path)
+    hw = (spec.side, spec.side) if spec.side is not None else \
+        _check_sizes([source.names[i] for i in good], sizes, source.where)
     grey = spec.channels == 1 or (spec.channels is None and all_grey)
     shape = (1 if grey else 3, *hw)
     decoded = np.zeros(len(good), dtype=bool)
     equal_channels = True
-    loader = torch.utils.data.DataLoader(_Decode([paths[i] for i in good], spec.side, grey, shape), batch_size=None,
+    loader = torch.utils.data.DataLoader(_Decode(source, good, spec.side, grey, shape), batch_size=None,
                                          num_workers=_workers(len(good)))
     tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as out:
-            progress = _progress(len(good), spec.path)
+            progress = _progress(len(good), source.where)
             for first, pixels, errors in loader:   # in order: the file is written front to back
                 for row, error in errors.items():
                     bad[good[row]] = error
@@ -382,38 +435,39 @@ def _build(spec: FolderSpec, paths: list[Path], labels: list[int], file: Path, m
         raise
     kept = [i for i, ok in zip(good, decoded) if ok]
     description = {
-        "format": CACHE_FORMAT, "source": os.path.abspath(spec.path), "record_shape": list(shape),
+        "format": CACHE_FORMAT, "source": source.where, "record_shape": list(shape),
         # RGB files whose channels are all equal are grey, unless colour was asked for
         "grey": bool(grey or (spec.channels is None and equal_channels)),
-        "images": [str(paths[i].relative_to(spec.path)) for i in kept], "labels": [labels[i] for i in kept],
+        "images": [source.names[i] for i in kept], "labels": [source.labels[i] for i in kept],
+        "splits": [source.splits[i] for i in kept],
         "rows": [r for r, ok in enumerate(decoded) if ok],
-        "unreadable": {str(paths[i].relative_to(spec.path)): bad[i] for i in sorted(bad)},
+        "unreadable": {source.names[i]: bad[i] for i in sorted(bad)},
     }
     write_json_atomic(meta, description)
     return description
 
 
-def _progress(total: int, source: Path):
+def _progress(total: int, where: str):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=f"decoding {source.name or source} (once)", unit="img", leave=False,
+    return tqdm(total=total, desc=f"decoding {Path(where).name or where} (once)", unit="img", leave=False,
                 disable=True if total <= SMALL_FOLDER else None, dynamic_ncols=True)
 
 
-def _cached(spec: FolderSpec, paths: list[Path], labels: list[int]) -> tuple[dict, Path]:
+def _cached(source: ImageSource, spec: "ImageSpec") -> tuple[dict, Path]:
     """The cache's description and records file for these images: found, or written now (one
     process at a time; another waits for it and then reads it)."""
     from filelock import FileLock
 
-    key = _key(spec, paths)
+    key = hashlib.sha256(json.dumps([CACHE_FORMAT, source.fingerprint(), spec.side, spec.channels]).encode())
+    key = key.hexdigest()[:32]
     folder = cache_dir() / "images"
     file, meta = folder / f"{key}.u8", folder / f"{key}.json"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(folder / f"{key}.lock"))
-        with lock:
+        with FileLock(str(folder / f"{key}.lock")):
             if not (file.is_file() and meta.is_file()):
-                return _build(spec, paths, labels, file, meta), file
+                return _build(source, spec, file, meta), file
     except OSError as e:
         if not (file.is_file() and meta.is_file()):
             raise GenlabError(f"cannot write the image cache in {folder} ({e.strerror or e}); set GENLAB_CACHE "
@@ -424,45 +478,48 @@ def _cached(spec: FolderSpec, paths: list[Path], labels: list[int]) -> tuple[dic
         raise GenlabError(f"the image cache {meta} is damaged; delete it and run again") from None
 
 
-def load_folder(spec: FolderSpec | str | os.PathLike, split: str) -> ImageDataset:
-    """One split of a folder of images (see the module's doc), read from its cache on demand."""
-    if not isinstance(spec, FolderSpec):
-        spec = parse_folder_spec(str(spec))
-    path = spec.path
-    splits, paths, labels, names = scan(path)
-    description, file = _cached(spec, paths, labels)
-    _report_unreadable(description["unreadable"], len(paths), spec)
-    kept = description["images"]
+def load_images(source: ImageSource, spec: "ImageSpec", split: str, class_names: list[str] | None) -> ImageDataset:
+    """One split of ``source``'s images, as ``spec`` asks, read from their cache on demand."""
+    description, file = _cached(source, spec)
+    _report_unreadable(description["unreadable"], len(source), spec, source.where)
     rows = np.asarray(description["rows"], dtype=np.int64)
-    kept_labels = np.asarray(description["labels"], dtype=np.int64)
-    if splits is not None:
-        chosen = np.array([k.split(os.sep, 1)[0] == split for k in kept], dtype=bool)
-        index = np.flatnonzero(chosen)
+    labels = np.asarray(description["labels"], dtype=np.int64)
+    splits = description["splits"]
+    if any(s is not None for s in splits):
+        index = np.flatnonzero(np.array([s == split for s in splits], dtype=bool))
         if not len(index):
-            raise GenlabError(f"no readable images in {path / split}")
+            raise GenlabError(f"no readable images in the {split} split of {source.where}")
     else:
-        index = split_index(len(kept), split, str(path))
+        index = split_index(len(rows), split, source.where)
     shape = tuple(description["record_shape"])
     crop = (spec.size, spec.size) if spec.size is not None else None
-    images = ImageRecords(file, rows[index], shape, crop=crop, channel=0 if description["grey"] and shape[0] == 3
-                          else None)
+    images = ImageRecords(file, rows[index], shape, crop=crop,
+                          channel=0 if description["grey"] and shape[0] == 3 else None)
     if "dihedral" in spec.augment and images.shape[-1] != images.shape[-2]:
-        raise GenlabError(f"augment=dihedral turns images by quarter turns, and those in {path} are not square; "
-                          "use augment=hflip, or give size=S")
-    return ImageDataset(images=images, labels=None if names is None else torch.from_numpy(kept_labels[index]),
-                        name=spec.name, split=split, class_names=names, augment=spec.augment)
+        raise GenlabError(f"augment=dihedral turns images by quarter turns, and those in {source.where} are not "
+                          "square; use augment=hflip, or give size=S")
+    return ImageDataset(images=images, labels=None if class_names is None else torch.from_numpy(labels[index]),
+                        name=spec.name, split=split, class_names=class_names, augment=spec.augment)
 
 
-def _report_unreadable(unreadable: dict[str, str], total: int, spec: FolderSpec) -> None:
-    """One line about the files left out (``strict``: refuse them)."""
+def load_folder(spec: "ImageSpec | str | os.PathLike", split: str) -> ImageDataset:
+    """One split of a folder of images (see the module's doc), read from its cache on demand."""
+    if not isinstance(spec, ImageSpec):
+        spec = parse_folder_spec(str(spec))
+    source = FolderSource(spec.path)
+    return load_images(source, spec, split, source.class_names)
+
+
+def _report_unreadable(unreadable: dict[str, str], total: int, spec: "ImageSpec", where: str) -> None:
+    """One line about the images left out (``strict``: refuse them), from the first process only."""
     if not unreadable:
         return
     first, reason = next(iter(unreadable.items()))
     if spec.strict:
-        raise GenlabError(f"{len(unreadable)} of {total} files in {spec.path} cannot be read, e.g. {first} "
+        raise GenlabError(f"{len(unreadable)} of {total} images in {where} cannot be read, e.g. {first} "
                           f"({reason}); remove them, or drop strict=1 to skip them")
+    if os.environ.get("RANK", "0") != "0":
+        return
     names = ", ".join(list(unreadable)[:3]) + (", ..." if len(unreadable) > 3 else "")
-    warnings.warn(GenlabWarning(f"skipped {len(unreadable)} of {total} files in {spec.path} that cannot be read "
-                                f"({names}); strict=1 refuses such a folder"), stacklevel=2)
-
-
+    warnings.warn(GenlabWarning(f"skipped {len(unreadable)} of {total} images in {where} that cannot be read "
+                                f"({names}); strict=1 refuses them"), stacklevel=2)

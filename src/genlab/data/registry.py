@@ -46,7 +46,7 @@ def list_datasets() -> list[DatasetInfo]:
 def get_info(name: str) -> DatasetInfo:
     datasets = _datasets()
     if name not in datasets:
-        known = ", ".join(sorted(datasets)) + ", folder:PATH, npz:PATH, volume:PATH"
+        known = ", ".join(sorted(datasets)) + ", folder:PATH, npz:PATH, hf:NAME, volume:PATH"
         raise GenlabError(f"unknown dataset '{name}'; choose one of: {known}")
     return datasets[name]
 
@@ -57,7 +57,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     Args:
         name: a registry name (``genlab datasets`` lists them), ``folder:PATH[,key=value...]``
             for a folder of images (class sub-folders give labels; options resize, crop and
-            augment them: :mod:`genlab.data.folders`), ``npz:PATH`` for arrays ``x`` (and ``y``), or
+            augment them: :mod:`genlab.data.folders`), ``hf:NAME_OR_PATH[,...]`` for a Hugging Face
+            dataset (:mod:`genlab.data.hf`), ``npz:PATH`` for arrays ``x`` (and ``y``), or
             ``KIND:SPEC`` for a kind a family reads (``volume:PATH[,key=value...]``: cubes cut
             from a segmented 3-D volume, the porous family's).
         split: ``"train"`` or ``"test"``.
@@ -67,13 +68,14 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
         raise GenlabError(f"unknown split '{split}'; choose 'train' or 'test'")
     if ":" in name:
         kind, _, path = name.partition(":")
-        from . import files, folders
+        from . import files, folders, hf
         from ..registry import dataset_kinds
 
         # Each loader takes the rest of the name (after the prefix) as given; a family can read
         # datasets of its own kinds (the 3-D GAN: volume:PATH).
         loaders: dict[str, Callable[[str], ImageDataset]] = {
             "folder": lambda rest: folders.load_folder(rest, split),
+            "hf": lambda rest: hf.load_hf(rest, split),
             "npz": lambda rest: files.load_npz(Path(rest).expanduser(), split),
             **{k: (lambda rest, load=load: load(rest, split)) for k, load in dataset_kinds().items()},
         }
