@@ -169,7 +169,7 @@ def test_load_dataset_dispatches(tmp_path):
     assert folder.class_names == ["k"] and folder.name.startswith("folder:") and len(folder) == 3
     arrays = load_dataset(f"npz:{tmp_path / 'a.npz'}", "test")
     assert arrays.name.startswith("npz:") and len(arrays) == 1
-    with pytest.raises(GenlabError, match="use one of: folder:PATH, npz:PATH"):
+    with pytest.raises(GenlabError, match="use one of: folder:PATH, npz:PATH, hf:PATH"):
         load_dataset(f"zip:{tmp_path}")
 
 

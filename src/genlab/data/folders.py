@@ -259,7 +259,10 @@ def pixels_of(img: Image.Image, side: int | None, grey: bool, name: str = "the i
         img = ImageOps.exif_transpose(img)
     except Exception as e:   # truncated data, a broken orientation tag: the file is unreadable
         raise GenlabError(f"cannot read image {name}: {e}") from None
-    img = _eight_bit(img, grey)
+    try:
+        img = _eight_bit(img, grey)
+    except (ValueError, OSError) as e:   # a mode Pillow cannot convert
+        raise GenlabError(f"cannot read image {name}: its {img.mode} pixels cannot be made grey or RGB ({e})") from None
     if side is not None:
         w, h = img.size
         scale = side / min(w, h)
@@ -411,8 +414,12 @@ def _build(source: ImageSource, spec: "ImageSpec", file: Path, meta: Path) -> di
     shape = (1 if grey else 3, *hw)
     decoded = np.zeros(len(good), dtype=bool)
     equal_channels = True
+    workers = _workers(len(good))
+    if len(good) > SMALL_FOLDER and os.environ.get("RANK", "0") == "0":
+        warnings.warn(GenlabWarning(f"decoding {len(good):,} images of {source.where} into the image cache, once "
+                                    f"({workers} worker processes; --workers sets them)"), stacklevel=3)
     loader = torch.utils.data.DataLoader(_Decode(source, good, spec.side, grey, shape), batch_size=None,
-                                         num_workers=_workers(len(good)))
+                                         num_workers=workers)
     tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as out:

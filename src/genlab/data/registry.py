@@ -75,8 +75,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
         # datasets of its own kinds (the 3-D GAN: volume:PATH).
         loaders: dict[str, Callable[[str], ImageDataset]] = {
             "folder": lambda rest: folders.load_folder(rest, split),
-            "hf": lambda rest: hf.load_hf(rest, split),
             "npz": lambda rest: files.load_npz(Path(rest).expanduser(), split),
+            "hf": lambda rest: hf.load_hf(rest, split),
             **{k: (lambda rest, load=load: load(rest, split)) for k, load in dataset_kinds().items()},
         }
         if kind not in loaders:
