@@ -37,6 +37,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import torch
@@ -44,6 +45,7 @@ from tqdm.auto import tqdm
 
 from ..config import check_at_least, from_dict
 from ..data.augment import step_draws
+from .report import Callback, Reporter, check_tensorboard
 from ..data.base import ImageDataset
 from ..data.batch import Batch, StepNoise
 from ..data.transforms import binarize
@@ -102,6 +104,8 @@ class TrainConfig:
             samples from a fixed z, or for a model without a prior, reconstructions of fixed
             validation images; ``snapshots/progress.gif`` animates them at the end. -1 turns
             snapshots off.
+        tensorboard: also write each epoch's numbers as TensorBoard scalars to RUN/tensorboard/
+            (needs the ``tensorboard`` package: the extra ``genlab[tensorboard]``).
     """
 
     epochs: int = 20
@@ -120,6 +124,7 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_every: int = 0
     snapshot_every: int = 0
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accumulation < 1:
@@ -437,10 +442,14 @@ class Trainer:
     """Runs one training run into one run folder. Most users call :func:`train`."""
 
     def __init__(self, model: GenerativeModel, train_data: ImageDataset, val_data: ImageDataset | None,
-                 config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True):
+                 config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True,
+                 callbacks: Iterable[Callback] = ()):
         self.model, self.train_data, self.val_data, self.config = model, train_data, val_data, config
         self.out = Path(out_dir)
         self.progress = progress
+        self.callbacks = list(callbacks)
+        if config.tensorboard:
+            check_tensorboard()
         self.wrapped: torch.nn.Module | None = None  # the model under DistributedDataParallel
         self.scaler: torch.amp.GradScaler | None = None
         self.device = distributed.local_device(resolve_device(config.device))
@@ -589,6 +598,9 @@ class Trainer:
         model.train()
         state.setdefault("trained_s", 0.0)  # the finished epochs' time (absent from older checkpoints)
         limit_s = 60 * cfg.max_minutes or math.inf
+        first = self.rank == 0
+        self.reporter = Reporter(self.out, cfg.epochs, limit_s, show=self.progress and first,
+                                 callbacks=self.callbacks if first else [], tensorboard=cfg.tensorboard and first)
         # Ctrl-C, SIGTERM or SIGHUP: the step under way finishes, then a checkpoint (also when one
         # comes between two epochs, while the epoch's record and checkpoint are written).
         # In data-parallel runs every process stops at the same step (:meth:`_stop_agreed`).
@@ -631,6 +643,9 @@ class Trainer:
                     self._check_finite()
                 if bar.update():  # the loss is read only when the bar is drawn
                     bar.set_postfix(loss=f"{float(terms['loss']):.4g}")
+                elif bar.disable:   # not a terminal: a line now and then
+                    self.reporter.step(state["epoch"] + 1, state["batch"], per_epoch, lambda: float(terms["loss"]),
+                                       state["elapsed_s"])
                 if cfg.snapshot_every > 0 and state["step"] % cfg.snapshot_every == 0:
                     self._snapshot(state["step"])
                 if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and \
@@ -762,6 +777,7 @@ class Trainer:
             val = evaluate_loss(self.model, self.val_data, self.binary, seed=self.config.seed)
             record.update({f"val/{k}": v for k, v in val.items()})
         self._log(record)
+        self.reporter.epoch(record, state["epoch"] + 1, _trained_s(state))
         state.update(epoch=state["epoch"] + 1, batch=0, sums={}, seen=0, elapsed_s=0.0,
                      trained_s=_trained_s(state))
 
@@ -788,7 +804,7 @@ def train(model: GenerativeModel | str | None, data: ImageDataset | str | None =
           val_data: ImageDataset | None = None, config: TrainConfig | None = None,
           out_dir: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
           data_dir: str | os.PathLike | None = None, model_settings: dict[str, Any] | None = None,
-          **overrides: Any) -> GenerativeModel:
+          callbacks: Iterable[Callback] = (), **overrides: Any) -> GenerativeModel:
     """Train a model into a run folder and return it, as ``genlab train`` does.
 
     Args:
@@ -801,6 +817,10 @@ def train(model: GenerativeModel | str | None, data: ImageDataset | str | None =
         out_dir: the run folder; default ``runs/<model>-<data>`` (a fresh suffix if taken).
         resume: continue the run in ``out_dir`` from its last checkpoint, with its model, data
             and settings unless given here.
+        progress: a progress bar (on a terminal) and a line per epoch with the losses, the time
+            and the ETA (and, when the output is not a terminal, a line every minute).
+        callbacks: functions called after each epoch with its record (what metrics.jsonl gets:
+            ``epoch``, ``step``, ``time_s``, ``train/...`` and ``val/...`` losses), to plug in a logger.
     """
     from ..data import load_dataset
 
@@ -839,7 +859,7 @@ def train(model: GenerativeModel | str | None, data: ImageDataset | str | None =
         distributed.init(distributed.local_device(resolve_device(config.device)))
         out_dir = default_run_dir(run_name(model.name, data.name, settings), resume=resume)
         distributed.barrier()  # every process has chosen the folder before rank 0 creates it
-    return Trainer(model, data, val_data, config, out_dir, progress=progress).run(resume=resume)
+    return Trainer(model, data, val_data, config, out_dir, progress=progress, callbacks=callbacks).run(resume=resume)
 
 
 def _model_settings_of(model: GenerativeModel | str, settings: dict[str, Any] | None,
