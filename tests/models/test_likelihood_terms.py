@@ -40,3 +40,15 @@ def test_kl_closed_form_matches_torch_and_monte_carlo():
 
 def test_bits_per_dim_unit_conversion():
     assert abs(bits_per_dim(784 * 0.6931471805599453, 784) - 1.0) < 1e-12
+
+
+def test_the_likelihood_follows_the_data_unless_chosen():
+    """Colour photos get a Gaussian likelihood (binarizing them would leave 8 colours), grey images
+    a Bernoulli one; a choice made stays, and a run records the one used."""
+    from genlab.registry import build_model
+
+    assert build_model("conv-vae", image_shape=(3, 16, 16)).config.likelihood == "gaussian"
+    assert build_model("conv-vae", image_shape=(1, 28, 28)).config.likelihood == "bernoulli"
+    chosen = build_model("vae", image_shape=(3, 8, 8), likelihood="bernoulli")
+    assert chosen.config.likelihood == "bernoulli" and chosen.capabilities.binary_likelihood
+    assert build_model("vae", image_shape=(3, 8, 8)).config.to_dict()["likelihood"] == "gaussian"

@@ -56,7 +56,9 @@ def soft_bound(x: torch.Tensor, c: float) -> torch.Tensor:
 @dataclass
 class VAEConfig(NetworkConfig):
     """Attributes (beyond :class:`NetworkConfig`):
-        likelihood: ``"bernoulli"`` or ``"gaussian"``.
+        likelihood: ``"bernoulli"`` (binary pixels: grey images are binarized afresh each batch),
+            ``"gaussian"``, or ``"auto"``: Gaussian for colour images (which binarizing would
+            reduce to 8 colours), Bernoulli for grey ones. A run records the one chosen.
         sigma: the Gaussian's standard deviation (in pixel units), fixed unless ``learn_sigma``;
             then it is the starting value of one learned standard deviation per pixel.
         beta: weight of the KL term in the training objective.
@@ -77,7 +79,7 @@ class VAEConfig(NetworkConfig):
     """
 
     latent_dim: int = 16
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    likelihood: Literal["auto", "bernoulli", "gaussian"] = "auto"
     sigma: float = 0.1
     learn_sigma: bool = False
     beta: float = 1.0
@@ -95,8 +97,11 @@ class VAEConfig(NetworkConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_at_least(self, 0, "beta", "recon_weight")
-        if self.likelihood not in ("bernoulli", "gaussian"):
-            raise GenlabError(f"unknown likelihood '{self.likelihood}'; choose 'bernoulli' or 'gaussian'")
+        if self.likelihood not in ("auto", "bernoulli", "gaussian"):
+            raise GenlabError(f"unknown likelihood '{self.likelihood}'; choose 'auto', 'bernoulli' or 'gaussian'")
+        if self.likelihood == "auto":
+            colour = bool(self.image_shape) and self.image_shape[0] == 3 and not self.autoregressive
+            self.likelihood = "gaussian" if colour else "bernoulli"
         if self.conditional and not self.num_classes:
             raise GenlabError("a conditional VAE needs a labelled dataset (num_classes is unknown)")
         if self.mc_samples < 1 or self.sigma <= 0:
