@@ -23,3 +23,19 @@ def small_runs(tmp_path_factory):
         train(name, "digits", out_dir=root / name, epochs=1, progress=False, snapshot_every=-1,
               model_settings=settings)
     return root
+
+
+@pytest.fixture(scope="session")
+def diffusion_runs(tmp_path_factory):
+    """Two tiny diffusion runs (one epoch on 64 digits): ``short`` with 10 timesteps, so that every
+    sample request is quick, and ``long`` with 1,000, so that one (16 samples of 1,000 steps) takes
+    long enough to stop half-way."""
+    from genlab.data import load_dataset
+
+    root = tmp_path_factory.mktemp("serve-diffusion")
+    data = load_dataset("digits", "train").subset(slice(0, 64))
+    for name, timesteps in (("short", 10), ("long", 1000)):
+        train("diffusion", data, out_dir=root / name, epochs=1, progress=False, snapshot_every=-1,
+              model_settings={"channels": 4, "channel_mults": (1,), "groups": 4, "attention_resolution": 0,
+                              "timesteps": timesteps, "sample_steps": 2})
+    return root

@@ -7,12 +7,21 @@ reason, a bad value 422 with a one-line reason, and the server keeps serving.
 
 Decode requests from several clients at once are batched: requests that arrive while the model
 is busy are decoded together in one call (:class:`DecodeBatcher`).
+
+The model's work for a request is bounded: a sample request asks for at most
+:data:`MAX_SAMPLE_WORK` samples times denoising steps, and the work stops (:class:`Job`) when its
+client leaves, when it has taken :data:`WORK_SECONDS`, or when the server stops, so that neither a
+client that gave up nor a stop waits for it. ``genlab serve`` (:func:`serve`) also closes
+connections whose request does not arrive in time (:func:`timed_protocol`).
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
+import importlib.util
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +53,13 @@ MAX_TRANSLATE_PIXELS = 2 ** 22   # pixels of a translated image (4 Mpixel)
 MAX_UPLOAD_PIXELS = MAX_IMAGE_PIXELS   # pixels of an uploaded image, read from its header before it is decoded
 MAX_BODY_BYTES = MAX_UPLOAD_BYTES + 2 ** 16   # a request body: an upload and its multipart framing
 MAX_SEED = 2 ** 64               # seeds lie in 0..2**64 - 1 (what torch takes)
+MAX_SAMPLE_WORK = 2 ** 14        # samples times denoising steps of one sample request (256 x 64, 16 x 1,024)
+WORK_SECONDS = 120.0             # the model's time for one request, at most
+POLL_SECONDS = 0.1               # how often a request at work looks whether its client is still there
+HEADER_SECONDS = 10.0            # a request's line and headers are due this long after the connection
+                                 # opens (or after the last response on it) ...
+BODY_SECONDS = 30.0              # ... and its body this long after its headers
+STOPPING = "the server is stopping"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
@@ -53,6 +69,47 @@ class BadRequest(Exception):
     def __init__(self, reason: str, status: int = 422):
         super().__init__(reason)
         self.status = status
+
+
+class Stopped(BadRequest):
+    """The model's work for a request was stopped before its end: its client left (499), it ran
+    over its time (503) or the server is stopping (503)."""
+
+
+class Job:
+    """One call on the model's worker thread, and the reason it must stop, once it must. Every
+    module of the model looks (:meth:`check`) before its forward pass, so that the work stops
+    within one layer's time of :meth:`stop` or of its deadline."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.deadline: float | None = None
+        self.reason: tuple[str, int] | None = None
+
+    def stop(self, reason: str, status: int = 503) -> None:
+        if self.reason is None:
+            self.reason = (reason, status)
+
+    def start(self) -> None:
+        self.deadline = time.monotonic() + self.seconds
+        self.check()
+
+    def check(self) -> None:
+        if self.reason is None and self.deadline is not None and time.monotonic() > self.deadline:
+            self.stop(f"the request ran over this server's limit of {self.seconds:g} s of model time; "
+                      "ask for less (fewer samples or steps)")
+        if self.reason is not None:
+            raise Stopped(*self.reason)
+
+
+async def watch_client(request, job: Job) -> None:
+    """Stops ``job`` once the client of ``request`` has left (looked at every :data:`POLL_SECONDS`)."""
+    try:
+        while not await request.is_disconnected():
+            await asyncio.sleep(POLL_SECONDS)
+    except Exception:   # nothing to watch: the work goes on
+        return
+    job.stop("the client left", 499)
 
 
 def open_upload(content: bytes) -> Image.Image:
@@ -82,12 +139,20 @@ def _png(images: torch.Tensor, nrow: int | None = None) -> bytes:
 
 
 class Explorer:
-    """The run, its map and its model calls; every model call runs on one worker thread."""
+    """The run, its map and its model calls; every model call runs on one worker thread
+    (:meth:`call`), as a :class:`Job` that stops early when it must."""
 
-    def __init__(self, run: Run, data_dir=None):
+    def __init__(self, run: Run, data_dir=None, work_seconds: float = WORK_SECONDS):
         self.run, self.model = run, run.model
         self.able = self.model.capabilities
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genlab-model")
+        self.work_seconds = work_seconds
+        self.stopped = 0   # calls stopped before their end
+        self._jobs: set[Job] = set()   # touched on the event loop only
+        self._stopping: str | None = None
+        self._running = threading.local()   # the job on the worker thread
+        for module in self.model.modules():
+            module.register_forward_pre_hook(self._look)
         self._concepts: dict[str, torch.Tensor] = {}
         self.data = None
         try:
@@ -95,6 +160,51 @@ class Explorer:
         except GenlabError:
             pass  # a run without a loadable dataset still samples and decodes
         self.map = self._map()
+
+    # ------------------------------------------------------------------ calls on the worker
+    def _look(self, module, args) -> None:
+        job = getattr(self._running, "job", None)
+        if job is not None:   # only on the worker thread, inside a call
+            job.check()
+
+    def _do(self, job: Job, fn, args):
+        self._running.job = job
+        try:
+            job.start()
+            return fn(*args)
+        except Stopped:
+            self.stopped += 1
+            raise
+        finally:
+            self._running.job = None
+
+    async def call(self, fn, *args, request=None):
+        """``fn(*args)`` on the model's worker thread. It stops (:class:`Stopped`) when the client
+        of ``request`` leaves, after :attr:`work_seconds`, or when the server stops (:meth:`stop`),
+        at the next forward pass of one of the model's modules."""
+        job = Job(self.work_seconds)
+        if self._stopping is not None:
+            job.stop(self._stopping)
+        self._jobs.add(job)
+        watcher = None if request is None else asyncio.ensure_future(watch_client(request, job))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.worker, self._do, job, fn, args)
+        except asyncio.CancelledError:   # the server gave up waiting: the work stops too
+            job.stop(STOPPING)
+            raise
+        finally:
+            self._jobs.discard(job)
+            if watcher is not None:
+                watcher.cancel()
+
+    def stop(self, reason: str = STOPPING) -> None:
+        """Stops the work in flight and refuses new work (503), until :meth:`resume`."""
+        self._stopping = reason
+        for job in list(self._jobs):
+            job.stop(reason)
+
+    def resume(self) -> None:
+        self._stopping = None
 
     # ------------------------------------------------------------------ the map
     def _map(self) -> dict[str, Any]:
@@ -131,7 +241,8 @@ class Explorer:
                 "class_names": names, "test_images": 0 if self.data is None else len(self.data),
                 "timesteps": getattr(cfg, "timesteps", None), "sample_steps": getattr(cfg, "sample_steps", None),
                 "map_source": self.map["source"], "concepts": self.concept_names(), "limits": {
-                    "samples": MAX_SAMPLES, "interpolation_steps": MAX_STEPS, "upload_bytes": MAX_UPLOAD_BYTES}}
+                    "samples": MAX_SAMPLES, "interpolation_steps": MAX_STEPS, "upload_bytes": MAX_UPLOAD_BYTES,
+                    "sample_work": MAX_SAMPLE_WORK, "work_seconds": self.work_seconds}}
 
     def concept_names(self) -> list[str]:
         if not (self.able.encoder and self.data is not None):
@@ -202,6 +313,11 @@ class Explorer:
             raise BadRequest(f"steps apply to diffusion models; a {self.model.name} model samples in one pass")
         if label is not None:
             self.label(label)
+        if self.able.denoising_sampler:
+            count = getattr(self.model.config, "sample_steps", 1) if steps is None else steps
+            if n * count > MAX_SAMPLE_WORK:
+                raise BadRequest(f"n x steps (samples times denoising steps) must be at most {MAX_SAMPLE_WORK:,}, "
+                                 f"got {n} x {count}; ask for fewer samples or steps")
         images, _ = draw_samples(self.model, n, seed, label, steps, guidance)
         return _png(images)
 
@@ -299,7 +415,6 @@ class DecodeBatcher:
         return await future
 
     async def _run(self, queue: asyncio.Queue) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             items = [await queue.get()]
             while len(items) < self.max_batch and not queue.empty():
@@ -307,7 +422,7 @@ class DecodeBatcher:
             codes = torch.stack([z for z, _, _ in items])
             labels = None if items[0][1] is None else torch.cat([y for _, y, _ in items])
             try:
-                images = await loop.run_in_executor(self.explorer.worker, self.explorer.decode_many, codes, labels)
+                images = await self.explorer.call(self.explorer.decode_many, codes, labels)
             except Exception as err:  # hand the error to every waiting request
                 for _, _, future in items:
                     if not future.done():
@@ -366,14 +481,16 @@ class BodyLimit:
             await refusal(scope, receive, send)
 
 
-def create_app(run: str | Path | Run, data_dir=None, allowed_hosts: list[str] | None = None):
+def create_app(run: str | Path | Run, data_dir=None, allowed_hosts: list[str] | None = None,
+               work_seconds: float = WORK_SECONDS):
     """The FastAPI app serving ``run`` (a run folder or a loaded :class:`~genlab.train.Run`).
 
     Requests whose ``Host`` header is not in ``allowed_hosts`` are refused (400), so that a web
     page cannot reach the API through DNS rebinding; the default is this machine's names
     (:data:`LOOPBACK_HOSTS`) and ``testserver`` (the host of Starlette's test client); ``["*"]``
     allows any. Request bodies over :data:`MAX_BODY_BYTES` are refused (413) from their
-    ``Content-Length`` before they are read, or once that much has streamed in."""
+    ``Content-Length`` before they are read, or once that much has streamed in. The model's work
+    for one request stops after ``work_seconds`` (503), or when its client leaves."""
     try:
         from fastapi import FastAPI, File, Request, UploadFile
         from fastapi.exceptions import RequestValidationError
@@ -384,9 +501,16 @@ def create_app(run: str | Path | Run, data_dir=None, allowed_hosts: list[str] | 
         raise GenlabError("serving needs FastAPI and uvicorn: pip install 'genlab[serve]'") from None
 
     run = run if isinstance(run, Run) else load_run(run)
-    explorer = Explorer(run, data_dir)
+    explorer = Explorer(run, data_dir, work_seconds)
     batcher = DecodeBatcher(explorer)
-    app = FastAPI(title=f"genlab: {run.model.name} ({run.path.name})",
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        explorer.resume()
+        yield
+        explorer.stop()   # work still in flight stops: nothing waits for it
+
+    app = FastAPI(lifespan=lifespan, title=f"genlab: {run.model.name} ({run.path.name})",
                   description="Sample, encode, decode, reconstruct, interpolate, apply concept vectors and "
                               "translate (image-to-image runs); "
                               "images as PNG, codes as JSON.")
@@ -395,9 +519,9 @@ def create_app(run: str | Path | Run, data_dir=None, allowed_hosts: list[str] | 
         allowed_hosts if allowed_hosts is not None else (*LOOPBACK_HOSTS, "testserver")))
     app.state.explorer, app.state.batcher = explorer, batcher
 
-    async def work(fn, *args):
-        """``fn(*args)`` on the model's worker thread."""
-        return await asyncio.get_running_loop().run_in_executor(explorer.worker, fn, *args)
+    async def work(request: Request, fn, *args):
+        """``fn(*args)`` on the model's worker thread, stopped if the client of ``request`` leaves."""
+        return await explorer.call(fn, *args, request=request)
 
     def png(content: bytes) -> Response:
         return Response(content, media_type="image/png")
@@ -468,45 +592,46 @@ def create_app(run: str | Path | Run, data_dir=None, allowed_hosts: list[str] | 
         return png(await batcher.decode(explorer.code(body.z), explorer.label(body.label)))
 
     @app.post("/api/sample", response_class=Response, responses={200: {"content": {"image/png": {}}}})
-    async def sample(body: Sample):
+    async def sample(body: Sample, request: Request):
         """A grid of n samples from the prior (PNG); steps and guidance for diffusion models."""
         if not explorer.able.prior:
             raise BadRequest(f"a {explorer.model.name} model has no prior to sample from", 400)
-        return png(await work(explorer.sample, body.n, body.seed, body.label, body.steps, body.guidance))
+        return png(await work(request, explorer.sample, body.n, body.seed, body.label, body.steps, body.guidance))
 
-    async def read_upload(image: UploadFile) -> torch.Tensor:
+    async def read_upload(request: Request, image: UploadFile) -> torch.Tensor:
         content = await image.read(MAX_UPLOAD_BYTES + 1)
-        return await work(explorer.upload, content)   # decoded off the event loop
+        return await work(request, explorer.upload, content)   # decoded off the event loop
 
     @app.post("/api/encode")
-    async def encode(image: UploadFile = File(...)):
+    async def encode(request: Request, image: UploadFile = File(...)):
         """The latent code of an uploaded image (JSON)."""
-        return {"z": await work(explorer.encode, await read_upload(image))}
+        return {"z": await work(request, explorer.encode, await read_upload(request, image))}
 
     @app.post("/api/reconstruct", response_class=Response, responses={200: {"content": {"image/png": {}}}})
-    async def reconstruct(image: UploadFile = File(...)):
+    async def reconstruct(request: Request, image: UploadFile = File(...)):
         """An uploaded image beside its reconstruction (PNG)."""
-        return png(await work(explorer.reconstruct, await read_upload(image)))
+        return png(await work(request, explorer.reconstruct, await read_upload(request, image)))
 
     @app.post("/api/interpolate", response_class=Response, responses={200: {"content": {"image/png": {}}}})
-    async def interpolate(body: Interpolate):
+    async def interpolate(body: Interpolate, request: Request):
         """A strip of images along the path between two test images (indices) or codes."""
-        return png(await work(explorer.interpolate, body.a, body.b, body.steps, body.spherical, body.label))
+        return png(await work(request, explorer.interpolate, body.a, body.b, body.steps, body.spherical,
+                              body.label))
 
     @app.post("/api/concept", response_class=Response, responses={200: {"content": {"image/png": {}}}})
-    async def concept(body: Concept):
+    async def concept(body: Concept, request: Request):
         """A test image (index) or code moved along a concept vector by ``strength``."""
-        return png(await work(explorer.concept, body.attribute, body.z, body.index, body.strength))
+        return png(await work(request, explorer.concept, body.attribute, body.z, body.index, body.strength))
 
     @app.post("/api/translate", response_class=Response, responses={200: {"content": {"image/png": {}}}})
-    async def translate(image: UploadFile = File(...)):
+    async def translate(request: Request, image: UploadFile = File(...)):
         """An image-to-image run applied to an upload: its input image in (a noisy, small or grey
         one, or one of the source domain), the model's output out (PNG, any size the network
         takes)."""
         if not explorer.able.condition_image:
             raise BadRequest(f"a {explorer.model.name} model is not an image-to-image task", 400)
         content = await image.read(MAX_UPLOAD_BYTES + 1)
-        return png(await work(explorer.translate, content))
+        return png(await work(request, explorer.translate, content))
 
     add_endpoints = family_of(run.model).endpoints
     if add_endpoints is not None:  # what the run's family serves besides (its record's `endpoints`)
@@ -543,17 +668,108 @@ def check_address(host: str, port: int) -> None:
             raise GenlabError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
+REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                   b"connection: close\r\ncontent-length: 32\r\n\r\nthe request did not come in time")
+
+
+def timed_protocol(base: type, header_seconds: float = HEADER_SECONDS, body_seconds: float = BODY_SECONDS) -> type:
+    """uvicorn's HTTP protocol ``base`` with the deadlines uvicorn lacks (it times out only an idle
+    connection after a response, never one that has sent nothing or half a request): a request's
+    line and headers are due ``header_seconds`` after the connection opens or its last response
+    ends, and its body ``body_seconds`` after its headers. A connection that misses one is closed,
+    with a 408 if it had sent part of a request, so that half-sent requests (slowloris) cannot hold
+    the server's connections."""
+
+    class TimedProtocol(base):
+        _timer = None
+        _waiting = None   # what the timer waits for: "headers", or the request whose body is coming
+        _sent = False     # whether bytes came since the timer was set for headers
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._watch()
+
+        def data_received(self, data: bytes) -> None:
+            self._sent = True
+            super().data_received(data)
+            self._watch()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._watch()
+
+        def connection_lost(self, exc):
+            self._set(None, None)
+            super().connection_lost(exc)
+
+        def _watch(self) -> None:
+            cycle = getattr(self, "cycle", None)
+            if cycle is None or cycle.response_complete:   # between requests: the next one's headers are due
+                if self._waiting != "headers":
+                    self._sent = False
+                    self._set(header_seconds, "headers")
+            elif cycle.more_body:   # a request whose body is still coming
+                if self._waiting is not cycle:
+                    self._set(body_seconds, cycle)
+            else:   # the whole request is in: the app's turn
+                self._set(None, None)
+
+        def _set(self, seconds: float | None, waiting) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._waiting = None, waiting
+            if seconds is not None:
+                self._timer = asyncio.get_running_loop().call_later(seconds, self._expire, waiting)
+
+        def _expire(self, waiting) -> None:
+            self._timer = self._waiting = None
+            cycle = getattr(self, "cycle", None)
+            if self.transport.is_closing():
+                return
+            if waiting == "headers" and (cycle is None or cycle.response_complete):
+                if self._sent:
+                    self.transport.write(REQUEST_TIMEOUT)
+            elif waiting is cycle and cycle.more_body and not cycle.response_complete:
+                if not cycle.response_started:
+                    self.transport.write(REQUEST_TIMEOUT)
+            else:
+                return
+            self.transport.close()
+
+    TimedProtocol.__name__ = TimedProtocol.__qualname__ = f"Timed{base.__name__}"
+    return TimedProtocol
+
+
+def make_server(app, host: str = "127.0.0.1", port: int = 8000, header_seconds: float = HEADER_SECONDS,
+                body_seconds: float = BODY_SECONDS):
+    """A uvicorn server of ``app`` (from :func:`create_app`): idle connections are closed after 5 s,
+    half-sent requests after ``header_seconds`` or ``body_seconds`` (:func:`timed_protocol`), at
+    most 64 connections are served at once, and a stop (SIGTERM, Ctrl-C) stops the model's work in
+    flight at once (its clients get 503) and waits at most 5 s for the rest."""
+    import uvicorn
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    explorer = app.state.explorer
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None):
+            explorer.stop()
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=5,
+                            limit_concurrency=64, timeout_graceful_shutdown=5,
+                            http=timed_protocol(AutoHTTPProtocol, header_seconds, body_seconds))
+    return Server(config)
+
+
 def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000, data_dir=None) -> None:
-    """Serve ``run`` until interrupted (``genlab serve``). Idle connections are closed after 5 s,
-    at most 64 are served at once, and a stop waits at most 5 s for requests in flight."""
-    try:
-        import uvicorn
-    except ImportError:
-        raise GenlabError("serving needs FastAPI and uvicorn: pip install 'genlab[serve]'") from None
+    """Serve ``run`` until interrupted (``genlab serve``), with the limits of :func:`make_server`."""
+    if importlib.util.find_spec("uvicorn") is None:
+        raise GenlabError("serving needs FastAPI and uvicorn: pip install 'genlab[serve]'")
     check_address(host, port)   # before the run is loaded: a bad port is one line, at once
     started = time.perf_counter()
     app = create_app(run, data_dir, allowed_hosts=hosts_for(host))
     print(f"genlab: serving {app.state.explorer.model.name} from {run} at http://{host}:{port}/ "
           f"(API docs at /docs; ready in {time.perf_counter() - started:.1f} s; Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_keep_alive=5, limit_concurrency=64,
-                timeout_graceful_shutdown=5)
+    with contextlib.suppress(KeyboardInterrupt):   # Ctrl-C: a stop, as uvicorn.run takes it
+        make_server(app, host, port).run()
