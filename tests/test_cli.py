@@ -123,7 +123,7 @@ def test_a_runs_own_config_is_accepted_by_config(tmp_path, capsys):
     (["--set", "grad_clip=-1"], "--grad-clip must be at least 0"),   # a setting with a flag is named by its flag
     (["--set", "checkpoint_every=-5"], "--checkpoint-every must be at least 0"),
     (["--hidden", "-4"], "--hidden must be at least 1"),
-    (["--set", "likelihood=poisson"], "unknown likelihood 'poisson'; choose one of: bernoulli, gaussian"),
+    (["--set", "likelihood=poisson"], "unknown likelihood 'poisson'; choose one of: auto, bernoulli, gaussian"),
 ])
 def test_bad_setting_values_end_in_one_line(tmp_path, capsys, argv, message):
     code = main(["train", "vae", "--data", "digits", "--epochs", "1", "--quiet", "--out", str(tmp_path / "r"), *argv])
@@ -224,7 +224,7 @@ def test_a_new_setting_is_a_flag_with_its_choices_and_help(toy_family, capsys, m
     # Each existing flag is still there, from the settings, with the choices of their Literal types.
     assert "--precision {fp32,bf16,fp16,auto}" in help_text
     assert "--lr-schedule {constant,cosine,linear-decay}" in help_text
-    assert "--arch {dense,conv,resnet,unet,espcn}" in help_text and "--likelihood {bernoulli,gaussian}" in help_text
+    assert "--arch {dense,conv,resnet,unet,espcn}" in help_text and "--likelihood {auto,bernoulli,gaussian}" in help_text
     assert "--binarize, --no-binarize" in help_text and "--channels-last, --no-channels-last" in help_text
     args = build_parser().parse_args(["train", "toy-model", "--toy-shape", "square", "--toy-size", "5",
                                       "--channels", "8,16", "--no-binarize", "--lr", "0.01"])

@@ -298,6 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the results (default: beside each input, as NAME-TASK.png)")
     p.add_argument("--overwrite", action="store_true", help="replace results that already exist (default: refuse)")
 
+    p = command("export", _export, help="export a run's decoder (codes to images) or image-to-image network as "
+                "one TorchScript or ONNX file, checked against the model")
+    p.add_argument("run")
+    p.add_argument("--format", default="torchscript", choices=["torchscript", "onnx"])
+    p.add_argument("--out", help="file path (default RUN/decoder.pt, RUN/translator.onnx, ...)")
+    p.add_argument("--overwrite", action="store_true", help="replace the file if it exists (default: refuse)")
+    p.add_argument("--batch-size", type=int, default=2, help="items of the example input traced (default 2)")
+    p.add_argument("--direction", help="a-to-b or b-to-a (runs that translate both ways; default a-to-b)")
+
     p = command("explain", _explain, help="figures that explain a building block")
     p.add_argument("topic", choices=["transposed-conv", "checkerboard"])
     p.add_argument("--kernel", type=int, default=3)
@@ -523,6 +532,15 @@ def _translate(run, args: argparse.Namespace, **options: Any) -> list[Path]:
         print(f"genlab: note: {message}", file=sys.stderr)
 
     return translate_files(run, args.images, args.out, note=note, overwrite=args.overwrite, **options)
+
+
+def _export(args: argparse.Namespace) -> list[Any]:
+    from .commands.export import export_run
+
+    lines: list[str] = []
+    path = export_run(args.run, args.format, args.out, overwrite=args.overwrite, direction=args.direction,
+                      batch_size=args.batch_size, report=lines.append)
+    return [f"written to {path}", *lines]
 
 
 #: the core's version of each command on a trained run: ``(run, args, **family flags) -> lines``
