@@ -25,6 +25,9 @@ def test_demo_report(tmp_path, capsys):
     assert (tmp_path / "interpolation-dcgan.png").exists() and (tmp_path / "latent-map-dcgan.png").exists()
     assert (tmp_path / "interpolation-diffusion.png").exists() and not (tmp_path / "latent-map-diffusion.png").exists()
     assert "No prior, so no samples: AE" in text and "<td>VAE</td>" in text
+    # Each model's own measure beside its baseline: no row of dashes.
+    assert text.count("(real images)") == 2 and text.count("(the mean image)") == 3
+    assert text.count("(trivial answer)") == 2 and "<td>-</td>" not in text
     assert "training" in capsys.readouterr().out
     # A second run reuses the finished models instead of training them again.
     stamp = (tmp_path / "vae" / "model.safetensors").stat().st_mtime_ns

@@ -215,3 +215,18 @@ def test_adversarial_autoencoder_trains_both_networks(digits_train, tmp_path):
     train(model, digits_train, None, out_dir=tmp_path, epochs=1, batch_size=64, progress=False)
     record = json.loads((tmp_path / "metrics.jsonl").read_text())
     assert {"train/adv", "train/d_loss", "train/recon_loss"} <= set(record)
+
+
+def test_evaluate_by_default_gives_a_generator_its_fid_beside_the_floor(cgan_run, classifier, capsys):
+    """A model without an encoder is judged by its samples without being asked, beside the FID of
+    real training images; a later evaluate adds its figures to the same file."""
+    out = cgan_run[1]
+    (out / "evaluation-test.json").unlink(missing_ok=True)
+    assert main(["evaluate", str(out)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((out / "evaluation-test.json").read_text())
+    assert 0 < results["fid_floor"] < results["fid"] and results["fid_x_floor"] == results["fid"] / results["fid_floor"]
+    assert f"FID: {results['fid']:.4g}   (real data: {results['fid_floor']:.4g}" in printed
+    assert main(["evaluate", str(out), "--metrics", "kid", "--num-samples", "100"]) == 0
+    both = json.loads((out / "evaluation-test.json").read_text())
+    assert both["fid"] == results["fid"] and both["kid_std"] > 0 and "+- " in capsys.readouterr().out

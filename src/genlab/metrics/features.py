@@ -75,17 +75,16 @@ def train_classifier(train_data, test_data, steps: int | None = None, batch_size
     if train_data.labels is None:
         raise GenlabError(f"{train_data.name} has no labels, so genlab cannot train a feature classifier "
                           "on it; use --features inception")
-    images, labels = train_data.tensors()
-    steps = steps or min(6000, max(300, 20 * len(images) // batch_size))
+    steps = steps or min(6000, max(300, 20 * len(train_data) // batch_size))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = Classifier(train_data.image_shape, train_data.num_classes)
         optimizer = torch.optim.Adam(net.parameters(), lr=lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
         net.train()
-        for _ in range(steps):
-            index = torch.randint(len(images), (batch_size,))
-            loss = F.cross_entropy(net(images[index]), labels[index])
+        for _ in range(steps):   # a batch at a time: a folder streamed from disk stays there
+            batch = train_data.batch(torch.randint(len(train_data), (batch_size,)))
+            loss = F.cross_entropy(net(batch.images), batch.labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -61,13 +61,14 @@ def kid(real, fake, subsets: int = 100, subset_size: int = 1000,
         seed: int = 0) -> tuple[float, float]:
     """Unbiased MMD^2 with kernel k(a, b) = (a.b / F + 1)^3 between features (N, F) and (M, F):
     (mean, standard deviation) over ``subsets`` random subsets of ``subset_size`` from each set.
-    Sets of at most ``subset_size`` images give one value on the whole sets, with a std of 0."""
+    Sets of at most ``subset_size`` images are drawn from in subsets of half their size, so that
+    the spread over subsets still says how much the figure varies."""
     real, fake = _as_tensor(real), _as_tensor(fake)
     m = min(subset_size, len(real), len(fake))
-    if m < 2:
-        raise GenlabError("KID needs at least 2 images in each set")
-    if m == len(real) == len(fake):
-        subsets = 1  # every subset would be the whole of both sets
+    if m < 4:
+        raise GenlabError("KID needs at least 4 images in each set")
+    if m == min(len(real), len(fake)):
+        m = max(2, m // 2)   # whole sets would give one value and no spread
     generator = torch.Generator().manual_seed(seed)
     d = real.shape[1]
     values = []
@@ -166,3 +167,28 @@ def evaluate_samples(model, test_data, train_data, metrics=("fid", "kid", "pr"),
     fake = extractor(generate(model, n, seed))
     return {**extractor.describe(), "num_samples": n, "num_real": len(test_data),
             **compare_features(real, fake, list(metrics), seed)}
+
+
+#: samples of the sample-quality figures ``evaluate`` gives a model without an encoder by default
+DEFAULT_SAMPLES = 1000
+
+
+def against_floor(model, test_data, train_data, num_samples: int | None = None, seed: int = 0) -> dict:
+    """FID of samples from ``model`` against ``test_data`` beside its floor, the FID of as many
+    real training images, the best a model can expect (a generator as good as the data scores
+    what the training split scores), and their ratio. In the features of genlab's
+    classifier of the dataset (which needs labels); ``num_samples`` default: the test split's
+    size, at most :data:`DEFAULT_SAMPLES`. A seeded random subset of the test split when larger."""
+    from .features import feature_extractor
+
+    extractor = feature_extractor("classifier", train_data, test_data)
+    n = min(len(test_data), DEFAULT_SAMPLES) if num_samples is None else num_samples
+    pick = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(len(test_data), generator=pick)[:n] if n < len(test_data) else slice(None)
+    real = extractor(test_data.batch(chosen).images)
+    fake = extractor(generate(model, n, seed))
+    floor = extractor(train_data.batch(torch.randperm(len(train_data), generator=pick)[:n]).images)
+    out = {**extractor.describe(), "num_samples": n, "fid": fid(real, fake), "fid_floor": fid(real, floor)}
+    out["fid_x_floor"] = out["fid"] / out["fid_floor"] if out["fid_floor"] > 0 else float("nan")
+    return out
+
