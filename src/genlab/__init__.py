@@ -5,6 +5,7 @@ Three lines from data to pictures::
     import genlab
     data = genlab.load_dataset("digits")
     model = genlab.train(genlab.build_model("conv-vae", image_shape=data.image_shape), data, epochs=20)
+    run = genlab.load(model.run_dir)   # the run folder it wrote
 """
 import os
 
@@ -20,10 +21,25 @@ from .version import __version__
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "30000"
 
-from .data import load_dataset, list_datasets  # noqa: E402
-from .errors import GenlabError  # noqa: E402
-from .registry import build_model, load_model  # noqa: E402
-from .train import TrainConfig, train, load_run, Run  # noqa: E402
+# The API is imported on first use (PEP 562), so that `genlab --help` and the command line's other
+# answers that need no model come without loading torch.
+_API = {"load_dataset": ".data", "list_datasets": ".data", "GenlabError": ".errors", "build_model": ".registry",
+        "load_model": ".registry", "TrainConfig": ".train", "train": ".train", "load_run": ".train", "Run": ".train",
+        "load": ".train"}
 
 __all__ = ["load_dataset", "list_datasets", "build_model", "load_model", "train", "TrainConfig",
-           "load_run", "Run", "GenlabError", "__version__"]
+           "load", "load_run", "Run", "GenlabError", "__version__"]
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name not in _API:
+        raise AttributeError(f"module 'genlab' has no attribute '{name}'")
+    value = getattr(importlib.import_module(_API[name], __name__), "load_run" if name == "load" else name)
+    globals()[name] = value   # over the submodule of the same name (genlab.train) that the import set
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

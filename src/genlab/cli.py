@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GenlabError, GenlabWarning, first_line, os_error_line
+from .help import HELP, top_help
 from .settings import DATA_FIELDS, flag_kind, merged_kind, setting_fields
 
 #: config fields that describe the training data: a run reads them from its dataset, not from flags
@@ -158,14 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     parsers: dict[str, argparse.ArgumentParser] = {}
 
     def command(name: str, handler: Callable[[argparse.Namespace], Iterable[Any] | None], **kwargs: Any):
+        kwargs.setdefault("help", HELP.get(name))   # the core's commands: their line of `genlab --help`
         p = parsers[name] = sub.add_parser(name, **kwargs)
         p.set_defaults(_handler=handler)
         return p
 
-    p = command("datasets", _datasets, help="list the datasets, their shapes and whether they are here")
+    p = command("datasets", _datasets)
     p.add_argument("--data-dir", help="folder of dataset files (default $GENLAB_DATA or ~/.cache/genlab/data)")
 
-    p = command("train", _train, help="train a model into a run folder",
+    p = command("train", _train,
                 usage="%(prog)s MODEL [--data DATA] [--data-dir DIR] [--out OUT] [--config FILE] [--resume] "
                 "[--nproc N] [--set KEY=VALUE] [--quiet] [--SETTING VALUE ...]")
     p.add_argument("model", metavar="MODEL", nargs="?",
@@ -184,13 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(p)
     p.set_defaults(_settings=_add_setting_flags(p))
 
-    p = command("serve", _serve, help="an HTTP API and a latent explorer page for a trained run")
+    p = command("serve", _serve)
     p.add_argument("run")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--data-dir")
 
-    p = command("sample", _on_run, help="draw samples from a trained model (PNG grid)")
+    p = command("sample", _on_run)
     p.add_argument("run")
     p.add_argument("-n", "--num", type=int, help="samples (default 64 images)")
     p.add_argument("--seed", type=int, default=0)
@@ -204,21 +206,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="PNG path (default RUN/samples.png); a model that samples by denoising also "
                    "writes the denoising as .gif")
 
-    p = command("reconstruct", _on_run, help="test images above their reconstructions (PNG grid)")
+    p = command("reconstruct", _on_run)
     p.add_argument("run")
     p.add_argument("-n", "--num", type=int, default=32)
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--data-dir")
     p.add_argument("--out", help="PNG path (default RUN/reconstructions.png)")
 
-    p = command("encode", _on_run, help="latent codes of a split to .npz (arrays z, labels)")
+    p = command("encode", _on_run)
     p.add_argument("run")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--data-dir")
     p.add_argument("--out", help=".npz path (default RUN/latents-SPLIT.npz)")
 
-    p = command("evaluate", _on_run, help="test metrics: squared error per image; ELBO and bits/dim for models with "
-                "a likelihood; FID, KID, precision/recall of samples; a family's own measures")
+    p = command("evaluate", _on_run)
     p.add_argument("run")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--mc-samples", type=int, default=10, help="Monte-Carlo draws per image for the ELBO")
@@ -234,8 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--out", help="JSON path (default RUN/evaluation-SPLIT.json)")
 
-    p = command("interpolate", _on_run, help="decode a path between two test images, seeds or saved codes "
-                "(PNG strip, GIF)")
+    p = command("interpolate", _on_run)
     p.add_argument("run")
     ends = ("a test-image index (models with an encoder), a seed (models without one: the z that "
             "model.prior_noise(1, torch.Generator().manual_seed(SEED)) draws), or a latent file "
@@ -252,8 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--out", help="output folder (default RUN)")
 
-    p = command("latent-map", _on_run, help="test codes (or, without an encoder, draws from the prior coloured by "
-                "the class a classifier sees in their images) as a 2-D scatter; a manifold grid for 2-D codes")
+    p = command("latent-map", _on_run)
     p.add_argument("run")
     p.add_argument("--projection", default="pca", choices=["pca", "tsne"], help="for codes wider than 2")
     p.add_argument("--limit", type=int, default=5000,
@@ -263,8 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--out", help="output folder (default RUN)")
 
-    p = command("concept", _on_run, help="a concept vector (mean code with minus without an attribute), applied "
-                "to images")
+    p = command("concept", _on_run)
     p.add_argument("run")
     p.add_argument("--attribute", required=True, metavar="NAME",
                    help="label=8, 'label=8 vs label=3', ink (stroke thickness, split at the median), "
@@ -279,27 +277,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--out", help="output folder (default RUN)")
 
-    p = command("probe", _on_run, help="linear classifiers on codes vs pixels vs PCA, by label budget")
+    p = command("probe", _on_run)
     p.add_argument("run")
     p.add_argument("--labels-per-class", default="10,100,all", help="label budgets, e.g. 10,100,all")
     p.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="draws of the labelled images (default 0,1,2)")
     p.add_argument("--data-dir")
     p.add_argument("--out", help="JSON path (default RUN/probe.json)")
 
-    p = command("demo", _demo, help="train a small model of each kind on digits and write an HTML report")
+    p = command("demo", _demo)
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--fresh", action="store_true", help="retrain models already trained by an earlier demo")
     p.add_argument("--quiet", action="store_true")
 
-    p = command("translate", _on_run, help="apply a run that maps images to images to image files (PNG)")
+    p = command("translate", _on_run)
     p.add_argument("run")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, the inputs the run takes (noisy, "
                    "small or grey images: a colour file is made grey first), any size the network takes")
     p.add_argument("--out", help="folder for the results (default: beside each input, as NAME-TASK.png)")
     p.add_argument("--overwrite", action="store_true", help="replace results that already exist (default: refuse)")
 
-    p = command("export", _export, help="export a run's decoder (codes to images) or image-to-image network as "
-                "one TorchScript or ONNX file, checked against the model")
+    p = command("export", _export)
     p.add_argument("run")
     p.add_argument("--format", default="torchscript", choices=["torchscript", "onnx"])
     p.add_argument("--out", help="file path (default RUN/decoder.pt, RUN/translator.onnx, ...)")
@@ -307,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=2, help="items of the example input traced (default 2)")
     p.add_argument("--direction", help="a-to-b or b-to-a (runs that translate both ways; default a-to-b)")
 
-    p = command("explain", _explain, help="figures that explain a building block")
+    p = command("explain", _explain)
     p.add_argument("topic", choices=["transposed-conv", "checkerboard"])
     p.add_argument("--kernel", type=int, default=3)
     p.add_argument("--stride", type=int, default=2)
@@ -628,6 +625,11 @@ _python_show_warning = warnings.showwarning
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):   # without loading torch or any model
+        print(top_help())
+        if argv:
+            raise SystemExit(0)   # as argparse's --help does
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
