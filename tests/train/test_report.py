@@ -60,3 +60,15 @@ def test_tensorboard_scalars(digits_train, tmp_path):
     logged = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert [e.step for e in losses] == [r["step"] for r in logged]
     assert [e.value for e in losses] == pytest.approx([r["train/loss"] for r in logged], rel=1e-6)
+
+
+def test_train_tells_where_it_wrote_and_load_reads_it(digits_train, tmp_path, monkeypatch):
+    """A second run of the same name goes to a fresh folder, and the model says which."""
+    import genlab
+
+    monkeypatch.chdir(tmp_path)
+    first = genlab.train("vae", digits_train.subset(slice(0, 200)), epochs=1, progress=False, **SMALL)
+    second = genlab.train("vae", digits_train.subset(slice(0, 200)), epochs=1, progress=False, **SMALL)
+    assert first.run_dir != second.run_dir and second.run_dir.name == first.run_dir.name + "-2"
+    run = genlab.load(second.run_dir)
+    assert run.path == second.run_dir and run.model.run_dir == second.run_dir

@@ -506,7 +506,8 @@ class Trainer:
     # ------------------------------------------------------------------ the run
     def run(self, resume: bool = False) -> GenerativeModel:
         """Train into the run folder (a new run, or with ``resume`` the one there), holding its
-        lock (rank 0, the process that writes) throughout."""
+        lock (rank 0, the process that writes) throughout. The model's ``run_dir`` is the folder."""
+        self.model.run_dir = self.out
         if not self._write():
             check_out_dir(self.out, resume)
             return self._run(resume)
@@ -805,7 +806,8 @@ def train(model: GenerativeModel | str | None, data: ImageDataset | str | None =
           out_dir: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
           data_dir: str | os.PathLike | None = None, model_settings: dict[str, Any] | None = None,
           callbacks: Iterable[Callback] = (), **overrides: Any) -> GenerativeModel:
-    """Train a model into a run folder and return it, as ``genlab train`` does.
+    """Train a model into a run folder and return it, as ``genlab train`` does; the folder is
+    ``model.run_dir`` (``genlab.load(model.run_dir)`` loads the run).
 
     Args:
         model: a model, or a model name (``"conv-vae"``) built for the data's image shape with
