@@ -226,7 +226,7 @@ def test_evaluate_by_default_gives_a_generator_its_fid_beside_the_floor(cgan_run
     printed = capsys.readouterr().out
     results = json.loads((out / "evaluation-test.json").read_text())
     assert 0 < results["fid_floor"] < results["fid"] and results["fid_x_floor"] == results["fid"] / results["fid_floor"]
-    assert f"FID: {results['fid']:.4g}   (real data: {results['fid_floor']:.4g}" in printed
+    assert f"fid: {results['fid']:.4g}   (real data: {results['fid_floor']:.4g}" in printed
     assert main(["evaluate", str(out), "--metrics", "kid", "--num-samples", "100"]) == 0
     both = json.loads((out / "evaluation-test.json").read_text())
     assert both["fid"] == results["fid"] and both["kid_std"] > 0 and "+- " in capsys.readouterr().out
