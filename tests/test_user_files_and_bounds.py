@@ -179,11 +179,32 @@ def test_paths_the_system_refuses_are_one_line(argv, parts, runs, tmp_path, caps
     (["sample", "{cdiffusion}", "--eta", "inf"], ["--eta", "finite"]),
     (["concept", "{vae}", "--attribute", "label=8", "--strengths", "1,nan"], ["--strengths", "finite"]),
     (["latent-map", "{dcgan}", "--seed", "-5"], ["--seed", "-5"]),
+    (["sample", "{vae}", "-n", "100000000"], ["--num", "over the limit", "draw at most 1,048,576"]),
+    (["sample", "{porous}", "-n", "1000000000"], ["--num", "GiB of memory"]),
+    (["sample", "{porous}", "-n", "0"], ["--num", "got 0"]),
+    (["sample", "{porous}", "--seed", str(2 ** 64)], ["--seed", "below 2**64"]),
+    (["evaluate", "{porous}", "--seed", str(2 ** 64)], ["--seed", "below 2**64"]),
+    (["evaluate", "{porous}", "--num-samples", "100000000"], ["--num-samples", "GiB of memory"]),
+    (["interpolate", "{porous}", "--from", "0", "--to", str(2 ** 64)], ["--to", "below 2**64"]),
+    (["interpolate", "{porous}", "--from", "0", "--to", "1", "--steps", "100000000"], ["--steps", "2..1000"]),
+    (["make-volume", "gaussian-field", "--size", "100000", "--out", "{tmp}/v.npy"], ["--size", "GiB of memory"]),
+    (["make-volume", "overlapping-spheres", "--size", "16", "--radius", "0.0001", "--out", "{tmp}/v.npy"],
+     ["--radius", "GiB of memory"]),
+    (["make-volume", "gaussian-field", "--size", "8", "--seed", "-1", "--out", "{tmp}/v.npy"], ["--seed", "-1"]),
+    (["experiment", "elbo-ablation", "--train-size", "0", "--out", "{tmp}/ablation"], ["--train-size", "at least 1"]),
+    (["experiment", "elbo-ablation", "--seed", str(2 ** 64), "--out", "{tmp}/ablation"], ["--seed", "below 2**64"]),
+    (["explain", "transposed-conv", "--seed", str(2 ** 64), "--out", "{tmp}/explain"], ["--seed", "below 2**64"]),
+    (["train", "vae", "--set", "latent_dim=2000000000", "--out", "{tmp}/huge"],
+     ["GiB of weights", "--latent-dim 2000000000"]),
+    (["train", "vae", "--device", "mps", "--out", "{tmp}/mps"], ["--device", "not available"]),
+    (["train", "vae", "--device", "meta", "--out", "{tmp}/meta"], ["--device", "not available"]),
+    (["train", "vae", "--seed", str(2 ** 64), "--out", "{tmp}/seed"], ["--seed", "below 2**64"]),
 ])
 def test_out_of_bounds_inputs_are_one_line(argv, parts, runs, tmp_path, capsys):
     width = {"{vae}": "conv-vae", "{dcgan}": "dcgan"}
-    where = {"{tmp}": str(tmp_path), "{dcgan}": str(runs("dcgan")), "{vae}": str(runs("conv-vae")),
-             "{cdiffusion}": str(runs("cdiffusion"))}
+    named = {"{dcgan}": "dcgan", "{vae}": "conv-vae", "{cdiffusion}": "cdiffusion", "{porous}": "porous-gan"}
+    where = {"{tmp}": str(tmp_path), **{key: str(runs(name)) for key, name in named.items()
+                                        if any(key in a for a in argv + parts)}}
     if any("nan.npy" in a for a in argv):
         from genlab.registry import load_model
 
@@ -193,6 +214,57 @@ def test_out_of_bounds_inputs_are_one_line(argv, parts, runs, tmp_path, capsys):
     assert code == 2, err
     one_line(err, *parts)
     assert not (tmp_path / "runs" / "conv-vae" / "evaluation-test.json").exists()
+    assert not any((tmp_path / name).exists() for name in ("v.npy", "ablation", "explain", "huge"))
+
+
+def test_a_cube_edge_too_large_for_the_volume_is_fixed_in_the_data_name(tmp_path, capsys):
+    """The edge of the cubes is part of `--data volume:PATH,edge=E`, not a setting of its own."""
+    np.save(tmp_path / "rock.npy", np.random.default_rng(0).random((12, 12, 12)) < 0.3)
+    code, _, err = run(capsys, "train", "porous-gan", "--data", f"volume:{tmp_path / 'rock.npy'},edge=64",
+                       "--out", tmp_path / "run")
+    assert code == 2 and not (tmp_path / "run").exists()
+    one_line(err, "cube edge 64", "at most 12", "`volume:PATH,edge=8`")
+    assert "--set" not in err
+
+
+def test_a_codec_file_whose_header_declares_an_image_its_code_cannot_hold_is_refused(runs, tmp_path, capsys):
+    """The image size in a .glc header is checked against the bounds and the coded length
+    before anything of that size is allocated (1024x1024 in a few bytes, 0x0, 65535x65535)."""
+    import struct
+
+    codec = runs("compress")
+    assert run(capsys, "compress", codec, png(tmp_path / "a.png"))[0] == 0
+    data = (tmp_path / "a.glc").read_bytes()
+    for (h, w), parts in {(1024, 1024): ["1024x1024", "at least", "damaged"], (0, 0): ["0x0", "smaller than"],
+                          (65535, 65535): ["65535x65535", "over the limit"], (2, 8): ["8x2", "smaller than"]}.items():
+        forged = tmp_path / f"forged-{h}.glc"
+        forged.write_bytes(data[:12] + struct.pack("<HH", h, w) + data[16:])
+        code, _, err = run(capsys, "decompress", forged, "--run", codec, "--out", tmp_path / "out")
+        assert code == 2 and not (tmp_path / "out").exists()
+        one_line(err, forged, *parts)
+
+
+def test_the_codec_files_are_the_same_bytes_as_those_coded_symbol_by_symbol(runs):
+    """Coding channel by channel (one table per channel) writes the very words of coding with a
+    table per symbol, as files written before did: old files decode, new files are the same."""
+    import constriction
+    import torch
+
+    from genlab.families.codec.bitstream import HEADER, MAGIC, decode_file, encode_symbols, fingerprint
+    from genlab.registry import load_model
+
+    model = load_model(runs("compress"))
+    r = model.config.symbol_range
+    symbols = torch.from_numpy(np.random.default_rng(0).integers(-r, r + 1, size=model.code_shape(16, 12)))
+    table = model.probability_table().numpy().astype(np.float32)
+    per_symbol = np.repeat(table, symbols[0].numel(), axis=0)
+    encoder = constriction.stream.queue.RangeEncoder()
+    encoder.encode((symbols.flatten() + r).numpy().astype(np.int32), constriction.stream.model.Categorical(perfect=False),
+                   per_symbol)
+    old = HEADER.pack(MAGIC, fingerprint(model), 16, 12) + encoder.get_compressed().astype("<u4").tobytes()
+    assert encode_symbols(model, symbols, (16, 12)) == old
+    with torch.no_grad():   # an old file decodes to the image of its symbols
+        assert torch.equal(decode_file(model, old), model.synthesise(symbols[None], (16, 12)))
 
 
 def test_a_run_records_its_data_file_absolutely_and_finds_it_from_any_folder(tmp_path, monkeypatch):

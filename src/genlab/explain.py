@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .errors import GenlabError
+from .errors import GenlabError, check_seed
 from .nn.blocks import upsampler
 from .nn import (conv_matrix, flipped_kernel, transposed_conv_as_conv, transposed_conv_matrix, transposed_conv_output_size, transposed_conv_padding, zero_insert)
 
@@ -101,7 +101,7 @@ def transposed_conv(kernel: int = 3, stride: int = 2, padding: int = 1, size: in
     _check_int("stride", stride, 1, 4)
     _check_int("padding", padding, 0)
     _check_int("size", size, 1, MAX_EXAMPLE_SIZE)
-    _check_int("seed", seed, 0)
+    check_seed(seed)
     o = transposed_conv_output_size(size, kernel, stride, padding)  # GenlabError if padding crops it all
 
     weight = torch.arange(1, kernel * kernel + 1, dtype=torch.float64).reshape(1, 1, kernel, kernel)
@@ -117,7 +117,7 @@ def transposed_conv(kernel: int = 3, stride: int = 2, padding: int = 1, size: in
         y_matrix = (W.T @ x.flatten()).reshape(o, o)
         padded = torch.nn.functional.pad(zero_insert(x, tconv.stride), transposed_conv_padding(tconv))
         y_conv = transposed_conv_as_conv(tconv, x)
-        z = torch.randint(0, 4, (1, 1, o, o), generator=torch.Generator().manual_seed(seed + 1)).double()
+        z = torch.randint(0, 4, (1, 1, o, o), generator=torch.Generator().manual_seed((seed + 1) % 2 ** 64)).double()
         checks = {
             "W z vs Conv2d(z)": (W @ z.flatten() - conv(z).flatten()).abs().max().item(),
             "W^T vs matrix of ConvTranspose2d": (W.T - WT).abs().max().item(),
@@ -241,7 +241,7 @@ def checkerboard(out_dir: str | Path = "runs/explain", seed: int = 0, steps: int
     "json": Path, "results": {variant: {"hf_init", "hf_trained", "mse"}}}``; mse is the mean squared
     error per pixel against the target (pixels in [0, 1]).
     """
-    _check_int("seed", seed, 0)
+    check_seed(seed)
     _check_int("steps", steps, 0)
     width, side = 16, 32
     ones = torch.ones(1, width, 4, 4)

@@ -21,7 +21,8 @@ from .names import resolve
 from .family import Family
 from .families import autoencoder, codec, cyclegan, diffusion, gan, image_to_image, pca, porous, progan, vae
 from .models.base import GenerativeModel
-from .runs import CONFIG_FILE, WEIGHTS_FILE, check_fits_in_memory, check_weights, load_state, read_config
+from .devices import check_device
+from .runs import CONFIG_FILE, WEIGHTS_FILE, check_fits_in_memory, check_weights, folder_path, load_state, read_config
 
 FAMILIES: list[Family] = [
     pca.FAMILY,
@@ -95,9 +96,56 @@ def model_settings(name: str, **overrides: Any) -> tuple[type[GenerativeModel], 
 
 def build_model(name: str, **settings: Any) -> GenerativeModel:
     """Build a fresh model by name; ``settings`` override the config fields
-    (``image_shape`` and, for conditional models, ``num_classes`` describe the data)."""
+    (``image_shape`` and, for conditional models, ``num_classes`` describe the data). The model
+    is first built on the meta device (no memory), and one whose weights would not fit in the
+    memory left is refused, naming the setting that makes it so large, before anything is
+    allocated."""
     cls, merged = model_settings(name, **settings)
-    return cls.from_config(merged, name=resolve_model_name(name))
+    name = resolve_model_name(name)
+    _check_size(cls, merged, name, settings)
+    try:
+        return cls.from_config(merged, name=name)
+    except (MemoryError, RuntimeError) as err:
+        if not (isinstance(err, (MemoryError, torch.cuda.OutOfMemoryError)) or "can't allocate memory" in str(err)):
+            raise
+        raise GenlabError(f"building the {name} model ran out of memory; check its settings (widths, latent size)"
+                          ) from None
+
+
+def _weight_bytes(cls: type[GenerativeModel], settings: dict[str, Any], name: str) -> int | None:
+    """The bytes of the weights of ``cls`` built from ``settings`` on the meta device, or None
+    where the model cannot be built there (its own checks then speak when it is built)."""
+    try:
+        with torch.device("meta"):
+            model = cls.from_config(settings, name=name)
+    except GenlabError:
+        raise
+    except Exception:  # noqa: BLE001  (a layer that cannot live on the meta device: no estimate)
+        return None
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def _check_size(cls: type[GenerativeModel], merged: dict[str, Any], name: str, given: dict[str, Any]) -> None:
+    from .memory import available_bytes
+
+    needed = _weight_bytes(cls, merged, name)
+    free = available_bytes()
+    if needed is None or free is None or needed <= free:
+        return
+    defaults = model_settings(name)[1]
+    culprits = []
+    for key, value in given.items():   # the settings without which the model would fit
+        if value is None or key in ("image_shape", "num_classes"):
+            continue
+        smaller = {k: v for k, v in merged.items() if k != key}
+        if key in defaults:
+            smaller[key] = defaults[key]
+        size = _weight_bytes(cls, smaller, name)
+        if size is not None and size <= free:
+            culprits.append(f"`{key}={value}`")
+    because = f" (set by {', '.join(culprits)})" if culprits else ""
+    raise GenlabError(f"a {name} model of these settings has {needed / 2 ** 30:,.1f} GiB of weights{because}, more "
+                      f"than the {free / 2 ** 30:.1f} GiB of memory left; choose smaller settings (widths, latent size)")
 
 
 def model_from_config(config: dict[str, Any], source: Path, meta: bool = False) -> GenerativeModel:
@@ -130,7 +178,9 @@ def load_model(directory: str | Path, map_location: str | None = None) -> Genera
     hostile folder gives one clear line: the config is checked, the model is first built on the
     meta device (no memory) and its size and tensor shapes are checked against the memory left
     and against the weights file's header before anything is allocated."""
-    directory = Path(directory)
+    directory = folder_path(directory, "a model or run folder")
+    if map_location is not None:
+        map_location = check_device(map_location, "map_location")
     config = read_config(directory)
     model = model_from_config(config, directory / CONFIG_FILE, meta=True)
     check_fits_in_memory(model, directory / CONFIG_FILE)

@@ -205,10 +205,20 @@ def write_config(directory: str | os.PathLike, config: dict[str, Any]) -> None:
     write_json_atomic(Path(directory) / CONFIG_FILE, config)
 
 
+def folder_path(directory: Any, what: str = "a run folder") -> Path:
+    """``directory`` (a str or path-like) as a Path; anything else (None, a number) gets one line."""
+    if isinstance(directory, bytes):
+        directory = os.fsdecode(directory)
+    if not isinstance(directory, (str, os.PathLike)) or not str(directory):
+        shown = repr(directory) if isinstance(directory, str) else type(directory).__name__
+        raise GenlabError(f"give the path of {what} (a str or pathlib.Path), not {shown}")
+    return Path(directory)
+
+
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     """The JSON object in ``directory/config.json``, with one clear line if it is missing or is
     not a JSON object."""
-    path = Path(directory) / CONFIG_FILE
+    path = folder_path(directory, "a model or run folder") / CONFIG_FILE
     if not path.is_file():
         raise GenlabError(f"no {CONFIG_FILE} in {directory}; is it a genlab model or run folder?")
     try:
@@ -472,10 +482,12 @@ def load_run(path: str | os.PathLike, family: str | None = None, map_location: s
     """Load a run folder. ``family`` (e.g. ``"vae"``) checks that it holds that kind of model."""
     from .registry import FAMILIES, load_model
 
-    path = Path(path)
+    path = folder_path(path)
     if not path.is_dir():
         raise GenlabError(f"no run folder at {path}; train one with `genlab train MODEL --out {path}`")
     config = read_config(path)
     if family is not None and not any(f.answers_to(config.get("family")) for f in FAMILIES if f.answers_to(family)):
         raise GenlabError(f"{path} holds a {config.get('family')} model, not a {family} model")
-    return Run(path=path, model=load_model(path, map_location), config=config)
+    model = load_model(path, map_location)
+    model.run_dir = path
+    return Run(path=path, model=model, config=config)

@@ -178,7 +178,8 @@ def test_subvolume_errors():
     volume = np.zeros((256, 256, 256), bool)
     with pytest.raises(GenlabError) as error:
         subvolumes(volume, 300, 32)
-    assert one_line(error) == "cube edge 300 is larger than the volume (256x256x256); choose `edge` at most 256"
+    assert one_line(error) == ("cube edge 300 is larger than the volume (256x256x256); give an edge of at most 256 "
+                               "in the data's name, e.g. `volume:PATH,edge=256`")
     for edge, stride in ((0, 4), (8, 0), (8, -1), (2.5, 1)):
         with pytest.raises(GenlabError, match="must be a whole number of at least 1"):
             subvolumes(volume[:20, :20, :20], edge, stride)
@@ -203,7 +204,7 @@ def test_load_dataset_volume(tmp_path):
     assert np.array_equal(whole, volume) and (options.edge, options.stride) == (8, 4)
     # Defaults: edge 64 (too big here), stride edge // 2.
     assert parse_volume_spec("volume:r.tif").edge == 64 and parse_volume_spec("r.tif,edge=10").stride == 5
-    with pytest.raises(GenlabError, match="choose `edge` at most 20"):
+    with pytest.raises(GenlabError, match="at most 20 in the data's name, e.g. `volume:PATH,edge=16`"):
         load_volume_dataset(f"volume:{tmp_path / 'rock.tif'}")
 
 

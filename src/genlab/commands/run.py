@@ -5,6 +5,7 @@ path, so the CLI stays a thin layer over these.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -43,6 +44,24 @@ def output_file(out: str | os.PathLike | None, default: Path, suffixes: tuple[st
     return path
 
 
+#: the most pixels of the samples in one picture, the frames of a denoising sampler's GIF counted
+MAX_PICTURE_PIXELS = 2 ** 26
+
+
+def check_picture_size(model, n: int, frames: int = 0) -> None:
+    """Refuse ``n`` samples whose grid (and, for a denoising sampler, the frames of its GIF) would
+    hold more than :data:`MAX_PICTURE_PIXELS` pixels, before any is drawn."""
+    if n < 1:
+        raise GenlabError(f"`num` (the number of samples) must be at least 1, got {n}")
+    copies = 1 + (frames if model.capabilities.denoising_sampler else 0)
+    per_sample = model.config.image_shape[-2] * model.config.image_shape[-1] * copies
+    if n * per_sample > MAX_PICTURE_PIXELS:
+        frames_note = f" in {copies} frames" if copies > 1 else ""
+        raise GenlabError(f"{n:,} samples (`num`) make pictures of {n * per_sample:,} pixels{frames_note}, over the "
+                          f"limit of {MAX_PICTURE_PIXELS:,}; draw at most {MAX_PICTURE_PIXELS // per_sample:,} "
+                          "(and more with another `seed`)")
+
+
 def sample(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
            out: str | os.PathLike | None = None, **sampler: float | None) -> Path:
     """A grid of ``n`` samples drawn with ``seed`` (of class ``label`` for conditional models);
@@ -57,6 +76,7 @@ def sample_files(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
     of the batch being denoised beside it (same name, ``.gif``). ``steps``, ``guidance`` and
     ``eta`` set the denoising sampler (default: the model's); other models refuse them."""
     path = output_file(out, run.path / "samples.png", _image_suffixes(), "an image file")
+    check_picture_size(run.model, n, frames)
     images, shown = draw_samples(run.model, n, seed, label, steps, guidance, eta, frames)
     if not shown:
         return [save_grid(images, path)]
@@ -131,8 +151,20 @@ def evaluate_run(run: Run, split: str = "test", mc_samples: int = 10, seed: int 
 
         results.update(evaluate_samples(run.model, data, run.dataset("train", data_dir), quality,
                                         num_samples, features, seed))
-    write_json_atomic(path, results)
+    write_json_atomic(path, {**_earlier(path, out, split), **results})
     return results, path
+
+
+def _earlier(path: Path, out, split: str) -> dict:
+    """What an earlier ``evaluate`` of this split wrote to the run's own file, which this one adds
+    to (``--metrics nll`` after the default keeps the ELBO); nothing for a file the user named."""
+    if out is not None or not path.is_file():
+        return {}
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return earlier if isinstance(earlier, dict) and earlier.get("split") == split else {}
 
 
 def _metric_names(metrics: list[str]) -> list[str]:
@@ -162,5 +194,32 @@ def _importance_weighted_nll(model, data, k: int, seed: int, progress: bool) -> 
     return out
 
 
+#: figures shown on the line of another (``fid_floor`` beside ``fid``), not on their own
+_BESIDE = {"fid": ("fid_floor", "fid_x_floor"), "kid": ("kid_std",)}
+
+
 def format_metrics(results: dict) -> str:
-    return "\n".join(f"{k:>22}: {v:.4f}" if isinstance(v, float) else f"{k:>22}: {v}" for k, v in results.items())
+    """The figures of ``evaluate``, one per line, each beside its baseline where it has one (FID
+    beside the real data's own); a hint when no figure applies to the model by default."""
+    beside = {k for main, keys in _BESIDE.items() if main in results for k in keys}
+    lines = []
+    for key, value in results.items():
+        if key in beside:
+            continue
+        text = _number(value)
+        if key == "fid" and "fid_floor" in results:
+            text += f"   (real data: {_number(results['fid_floor'])}; {results['fid_x_floor']:.1f} x the floor)"
+        elif key == "kid" and "kid_std" in results:
+            text += f" +- {_number(results['kid_std'])} (over subsets)"
+        lines.append(f"{key:>22}: {text}")
+    measured = [k for k in results if k not in ("split", "dataset", "num_images")]
+    if not measured:
+        lines.append("no figure applies to this model by default; ask for samples' with --metrics fid,kid,pr "
+                     "(--features inception on unlabelled data)")
+    return "\n".join(lines)
+
+
+def _number(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    return str(value)

@@ -26,9 +26,15 @@ in the format of the run folder (:mod:`genlab.runs`).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+import itertools
+import operator
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -36,6 +42,7 @@ from torch import nn
 
 from ..data.batch import Batch
 from ..config import ModelConfig, require_planar  # noqa: F401  (part of the model surface)
+from ..devices import free_bytes
 from ..errors import GenlabError
 from ..runs import write_model
 
@@ -124,6 +131,8 @@ class GenerativeModel(nn.Module):
         self.name = name or self.family
         self.ema: nn.ModuleDict | None = None
         self._averaged_names: tuple[str, ...] = ()
+        #: the run folder the model was last trained into or loaded from (None: neither)
+        self.run_dir: Path | None = None
 
     # ----------------------------------------------------------------- what it can do
     @property
@@ -230,6 +239,62 @@ class GenerativeModel(nn.Module):
         moving_average_step(pairs, self.config.ema_decay, self.ema_updates)
 
     # ----------------------------------------------------------------- input checks
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every family's ``sample``, ``encode``, ``decode`` and ``reconstruct`` get the checks of
+        the common surface (:func:`_checked`), so that no family has to repeat them."""
+        super().__init_subclass__(**kwargs)
+        for name in _CHECKED:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_checks_inputs", False):
+                setattr(cls, name, _checked(name, method))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type of the weights (float32 unless the model was converted)."""
+        for tensor in itertools.chain(self.parameters(), self.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype
+        return torch.float32
+
+    def check_count(self, n: Any, what: str = "samples") -> int:
+        """``n`` as an int, if it is a whole number of at least 1 whose images (float32) fit in
+        the memory left on the model's device; otherwise one line naming ``n``."""
+        if isinstance(n, bool):
+            raise GenlabError(f"`n` (the number of {what}) must be a whole number, got {n!r}")
+        try:
+            n = operator.index(n)
+        except TypeError:
+            shown = n if isinstance(n, (int, float, str)) else type(n).__name__
+            raise GenlabError(f"`n` (the number of {what}) must be a whole number, got {shown!r}") from None
+        if n < 1:
+            raise GenlabError(f"`n` (the number of {what}) must be at least 1, got {n}")
+        need = n * self.config.num_pixels * 4
+        free = free_bytes(self.device) if need > _SMALL_BYTES else None   # no system call for small batches
+        if free is not None and need > free:
+            shape = "x".join(map(str, self.config.image_shape))
+            raise GenlabError(f"{n:,} {what} of {shape} take {need / 2 ** 30:,.1f} GiB, more than the "
+                              f"{free / 2 ** 30:.1f} GiB of memory left; draw fewer at a time (e.g. in batches of 500)")
+        return n
+
+    def as_input(self, x: Any, what: str = "images") -> torch.Tensor:
+        """``x`` (a tensor or a NumPy array) as the model's floating-point type on its device:
+        uint8 images (pixels 0..255) are scaled to [0, 1], booleans become 0 and 1, integer
+        codes become floats; integer images of other types, complex numbers and anything that is
+        not an array get one clear line."""
+        if not torch.is_tensor(x):
+            import numpy as np
+
+            if not isinstance(x, np.ndarray) or x.dtype == object:
+                raise GenlabError(f"{what} must be a tensor (or a NumPy array), got {type(x).__name__}")
+            x = torch.from_numpy(x)
+        if x.is_complex():
+            raise GenlabError(f"{what} must be real numbers, got {x.dtype}")
+        if what == "images" and x.dtype == torch.uint8:
+            x = x.float() / 255
+        elif what == "images" and not (x.is_floating_point() or x.dtype == torch.bool):
+            raise GenlabError(f"images must be floats in [0, 1] or uint8 pixels (0..255), got {x.dtype}")
+        return x.to(device=self.device, dtype=self.dtype)
+
     def check_images(self, x: torch.Tensor) -> None:
         if tuple(x.shape[1:]) != tuple(self.config.image_shape):
             raise GenlabError(
@@ -287,6 +352,58 @@ class GenerativeModel(nn.Module):
         if isinstance(config, dict):
             config = cls.config_class.from_dict(config)
         return cls(config, name=name)
+
+
+#: samples whose images take less than this are drawn without asking the system for its free memory
+_SMALL_BYTES = 2 ** 26
+
+#: the methods of the common surface whose inputs :class:`GenerativeModel` checks for every family
+_CHECKED = ("sample", "encode", "decode", "reconstruct")
+
+
+@contextlib.contextmanager
+def _out_of_memory(what: str) -> Iterator[None]:
+    """One line instead of the allocator's message when ``what`` runs out of memory."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as err:
+        if not (isinstance(err, (MemoryError, torch.cuda.OutOfMemoryError)) or "can't allocate memory" in str(err)):
+            raise
+        raise GenlabError(f"{what} ran out of memory; give fewer at a time") from None
+
+
+def _checked(name: str, method: Callable) -> Callable:
+    """``method`` (a family's ``sample``, ``encode``, ``decode`` or ``reconstruct``) behind the
+    checks every model shares: a count of samples that is a whole number of at least 1 whose
+    images fit in memory, no labels for a model without classes, a ``torch.Generator``; images and
+    codes of any real type as the model's floats (uint8 pixels scaled to [0, 1]); and one line
+    when the work runs out of memory."""
+    if name == "sample":
+        @functools.wraps(method)
+        def checked(self, n, *args, **kwargs):
+            if not self.capabilities.prior:   # the method says so, in the family's own words
+                return method(self, n, *args, **kwargs)
+            n = self.check_count(n)
+            generator = kwargs.get("generator", args[0] if args else None)
+            labels = kwargs.get("labels", args[1] if len(args) > 1 else None)
+            if generator is not None and not isinstance(generator, torch.Generator):
+                raise GenlabError(f"`generator` must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), "
+                                  f"got {type(generator).__name__}")
+            if labels is not None and not self.conditional:
+                raise NotSupported(f"a {self.name} model is not class-conditional: it takes no labels; "
+                                   "leave them out, or train a conditional model")
+            with _out_of_memory(f"drawing {n:,} samples"):
+                return method(self, n, *args, **kwargs)
+    else:
+        what = "latent codes" if name == "decode" else "images"
+
+        @functools.wraps(method)
+        def checked(self, x, *args, **kwargs):
+            x = self.as_input(x, what)
+            with _out_of_memory(f"{name} of {len(x) if x.ndim else 'the'} {what}"):
+                return method(self, x, *args, **kwargs)
+    checked._checks_inputs = True
+    return checked
 
 
 class Diverged(GenlabError):

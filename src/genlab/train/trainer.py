@@ -49,7 +49,8 @@ from .report import Callback, Reporter, check_tensorboard
 from ..data.base import ImageDataset
 from ..data.batch import Batch, StepNoise
 from ..data.transforms import binarize
-from ..errors import GenlabError
+from ..devices import check_device
+from ..errors import GenlabError, check_seed
 from ..models.base import Diverged, GenerativeModel, check_finite
 from ..viz import save_grid
 from . import distributed
@@ -139,6 +140,7 @@ class TrainConfig:
             raise GenlabError(f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes}")
         check_at_least(self, 0, "weight_decay", "grad_clip", "checkpoint_every")
         check_at_least(self, -1, "snapshot_every")
+        check_seed(self.seed)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -170,14 +172,9 @@ def check_before_launch(model: str, nproc: int, out_dir: str | os.PathLike, resu
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GenlabError(f"device '{name}' asked for, but PyTorch sees no CUDA GPU; use `device=cpu`")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise GenlabError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+    """The device of the `device` setting, if this machine has it (one line naming those it has
+    otherwise: mps or meta on a machine without them fail deep inside torch)."""
+    return check_device(name)
 
 
 def _lr_at(config: TrainConfig, step: int, total: int, seconds: float = 0.0) -> float:

@@ -8,8 +8,10 @@ The code's symbols are range-coded (``constriction``'s queue coder, a well-teste
 with each code channel's probability table from the model's entropy model, so a file is within a
 few bytes of the model's ideal bit count. Decoding needs the same model: the header names it by its
 weights, and a file given to another model is refused rather than decoded into noise. A file cut
-short (no coded words, or a part of one) is refused too; the format has no checksum, so damage
-inside the coded part gives a wrong image rather than an error.
+short (no coded words, or a part of one) is refused too, and so is a header whose image size the
+coded part could not hold (each symbol costs at least the bits of its channel's likeliest one),
+before anything of that size is allocated; the format has no checksum, so damage inside the coded
+part gives a wrong image rather than an error.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from ...errors import GenlabError
 from ...files import write_atomic
 from ...models.base import GenerativeModel
 from ...train import Run
-from ...image_files import check_outputs, decode_image, image_tensor, output_folder, save_png
+from ...image_files import MAX_IMAGE_PIXELS, check_outputs, decode_image, image_tensor, output_folder, save_png
 from .model import Codec
 
 MAGIC = b"GLC1"
@@ -56,12 +58,41 @@ def _coder():
     return constriction
 
 
-def _per_symbol(model: GenerativeModel, code_shape: tuple[int, int, int]) -> np.ndarray:
-    """(M h w, 2R + 1) float32: each symbol's row of its channel's probability table, in the
-    order of the flattened code (M, h, w)."""
-    table = model.probability_table()   # (M, 2R + 1)
-    m, h, w = code_shape
-    return table[:, None, :].expand(m, h * w, table.shape[1]).reshape(-1, table.shape[1]).numpy().astype(np.float32)
+def _channel_models(model: GenerativeModel) -> list:
+    """The range coder's model of each code channel: a categorical distribution over the symbols
+    0..2R (the code's -R..R) with the channel's probability table. The code (M, h, w) is coded
+    channel after channel, each with its channel's model, so the coder needs one table per
+    channel and not one per symbol (an image's worth of tables would take gigabytes)."""
+    constriction = _coder()
+    table = model.probability_table().numpy().astype(np.float32)   # (M, 2R + 1)
+    return [constriction.stream.model.Categorical(row, perfect=False) for row in table]
+
+
+#: the most probability the coder's quantisation may add to a symbol, and the bits of its state
+#: that a coded message may leave unwritten: the margins of the bound on a file's length below
+_QUANTISATION, _STATE_BITS = 2.0 ** -12, 64
+
+
+def check_declared_size(model: GenerativeModel, h: int, w: int, payload: int, name: str = "the file") -> None:
+    """Refuse a header's image size that this model could not have written into ``payload``
+    bytes of code, before anything of that size is allocated: sides below the codec's smallest,
+    more pixels than genlab reads, or more symbols than the coded words can hold. Each symbol of
+    channel c costs at least -log2 of the largest probability of the channel's table, so an
+    image's code needs at least that many bits at each of its positions."""
+    side = 2 ** model.config.levels
+    if min(h, w) < side:
+        raise GenlabError(f"{name} declares a {w}x{h} image, smaller than the {side}x{side} this codec's images "
+                          "are at least; the file is damaged")
+    if h * w > MAX_IMAGE_PIXELS:
+        raise GenlabError(f"{name} declares a {w}x{h} image, over the limit of {MAX_IMAGE_PIXELS:,} pixels; "
+                          "the file is damaged")
+    most = model.probability_table().max(1).values.double()
+    bits_per_position = float(-torch.log2((most + _QUANTISATION).clamp(max=1.0)).sum())
+    _, ch, cw = model.code_shape(h, w)
+    least = ch * cw * bits_per_position - _STATE_BITS
+    if 8 * payload < least:
+        raise GenlabError(f"{name} declares a {w}x{h} image, whose code takes at least {least / 8:,.0f} bytes with "
+                          f"this model, but holds {payload:,}; the file is damaged or cut short")
 
 
 @torch.no_grad()
@@ -73,10 +104,10 @@ def encode_symbols(model: GenerativeModel, symbols: torch.Tensor, size: tuple[in
     h, w = size
     if max(h, w) > 65535:
         raise GenlabError(f"images of at most 65535 pixels a side can be compressed, got {w}x{h}")
-    symbols = symbols.cpu()
+    symbols = (symbols.cpu() + model.config.symbol_range).numpy().astype(np.int32)   # (M, h, w) in 0..2R
     encoder = constriction.stream.queue.RangeEncoder()
-    encoder.encode((symbols.flatten() + model.config.symbol_range).numpy().astype(np.int32),
-                   constriction.stream.model.Categorical(perfect=False), _per_symbol(model, tuple(symbols.shape)))
+    for channel, coder_model in zip(symbols, _channel_models(model)):
+        encoder.encode(channel.ravel(), coder_model)
     words = encoder.get_compressed()
     return HEADER.pack(MAGIC, print_ or fingerprint(model), h, w) + words.astype("<u4").tobytes()
 
@@ -106,10 +137,12 @@ def decode_file(model: GenerativeModel, data: bytes, name: str = "the file", pri
     if len(payload) % 4 or not payload:
         raise GenlabError(f"{name} is truncated (its coded part is empty or not whole 32-bit words)")
     model.eval()
+    check_declared_size(model, h, w, len(payload), name)
     shape = model.code_shape(h, w)
     try:
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
-        symbols = decoder.decode(constriction.stream.model.Categorical(perfect=False), _per_symbol(model, shape))
+        symbols = np.concatenate([decoder.decode(coder_model, shape[1] * shape[2])
+                                  for coder_model in _channel_models(model)])
     except Exception as err:  # the coder's own errors for data it cannot decode
         raise GenlabError(f"{name} is damaged: its coded part cannot be decoded ({' '.join(str(err).split())})") from None
     code = torch.from_numpy(symbols.astype(np.int64) - model.config.symbol_range).view(1, *shape)

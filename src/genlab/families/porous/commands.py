@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .volumes import read_volume_spec, subvolumes, write_volume
-from ...errors import GenlabError
+from ...errors import GenlabError, check_seed
 from ...files import write_atomic, write_json_atomic
 from .statistics import METRICS
 from ...train import Run
@@ -33,11 +33,17 @@ def require_volume_model(run: Run, what: str):
     return model
 
 
-def _grid_seed_volumes(model, n: int, size: int | None, seed: int, progress: bool = False) -> np.ndarray:
-    """``n`` binary volumes (n, E, E, E), True = pore, drawn with ``seed`` one at a time."""
-    generator = torch.Generator().manual_seed(seed)
+#: the most volumes along one interpolation path (as many as the core's interpolations)
+MAX_STEPS = 1000
+
+
+def _grid_seed_volumes(model, n: int, size: int | None, seed: int, progress: bool = False,
+                       count: str = "n") -> np.ndarray:
+    """``n`` binary volumes (n, E, E, E), True = pore, drawn with ``seed`` one at a time
+    (``count`` names the setting that gives ``n`` in messages)."""
+    generator = torch.Generator().manual_seed(check_seed(seed))
     model.eval()
-    z = model.latent_grid(n, size, generator)
+    z = model.latent_grid(n, size, generator, count)
     out = []
     from tqdm.auto import tqdm
 
@@ -90,8 +96,8 @@ def sample_volumes(run: Run, n: int = 1, size: int | None = None, seed: int = 0,
     from .pictures import orthogonal_slices, pore_isosurface
 
     model = require_volume_model(run, "sampling volumes")
-    if n < 1:
-        raise GenlabError(f"`num` (the number of volumes) must be at least 1, got {n}")
+    check_seed(seed)
+    model.grid_for(model.config.image_shape[1] if size is None else size, n)   # n and size, before any work
     edge = model.edge_for(size) if size is not None else model.config.image_shape[1]
     out = Path(out_dir) if out_dir is not None else run.path / f"samples-{edge}"
     started = time.perf_counter()
@@ -129,6 +135,12 @@ def interpolate_volumes(run: Run, start: int, end: int, steps: int = 8, size: in
     from .pictures import slice_strip
 
     model = require_volume_model(run, "interpolating volumes")
+    check_seed(start, "from")
+    check_seed(end, "to")
+    if not 2 <= steps <= MAX_STEPS:
+        raise GenlabError(f"`steps` must lie in 2..{MAX_STEPS} (the volumes of the path, its two ends "
+                          f"included), got {steps}")
+    model.grid_for(model.config.image_shape[1] if size is None else size, steps, "steps")
     ends = [model.latent_grid(1, size, torch.Generator().manual_seed(s))[0] for s in (start, end)]
     shape = ends[0].shape
     path = (spherical_interpolate if spherical else linear_interpolate)(ends[0].flatten().cpu(),
@@ -161,8 +173,9 @@ def evaluate_volumes(run: Run, metrics: list[str] | None = None, num_volumes: in
     n = DEFAULT_VOLUMES if num_volumes is None else num_volumes
     if n < 2:
         raise GenlabError(f"`num_samples` must be at least 2 (a mean and a spread), got {n}")
+    check_seed(seed)
     started = time.perf_counter()
-    generated = _grid_seed_volumes(model, n, size, seed, progress)
+    generated = _grid_seed_volumes(model, n, size, seed, progress, "num_samples")
     gen_seconds = time.perf_counter() - started
     edge = generated.shape[-1]
     reference = reference_cubes(training_volume(run), edge)
@@ -225,7 +238,7 @@ def sample_command(run: Run, args) -> list[Path]:
     """``genlab sample RUN`` for a 3-D GAN: volumes (.npy, .tif) and their pictures."""
     if getattr(args, "label", None) is not None or getattr(args, "steps", None) is not None:
         raise GenlabError("`label` and `steps` do not apply to the 3-D GAN; give `num`, `size` and `seed`")
-    return sample_volumes(run, args.num or 1, args.size, args.seed, args.out)
+    return sample_volumes(run, 1 if args.num is None else args.num, args.size, args.seed, args.out)
 
 
 def evaluate_command(run: Run, args) -> list[str]:

@@ -19,7 +19,8 @@ from typing import Any, Callable
 import numpy as np
 from scipy import ndimage, special, stats
 
-from ...errors import GenlabError
+from ...errors import GenlabError, check_seed
+from ...memory import available_bytes
 
 __all__ = [
     "MEDIA", "make_volume", "closed_form", "overlapping_spheres", "overlapping_spheres_porosity",
@@ -46,6 +47,14 @@ def _shape(size: int | tuple[int, int, int]) -> tuple[int, int, int]:
     if min(shape) < 4:
         raise GenlabError(f"size {tuple(shape)} is too small; every side must be at least 4 voxels")
     return tuple(int(s) for s in shape)
+
+
+def _check_memory(need: float, shape: tuple[int, int, int], fix: str = "a smaller `size`") -> None:
+    """Refuse to make a volume of ``shape`` that needs ``need`` bytes, more than the memory left."""
+    free = available_bytes()
+    if free is not None and need > free:
+        raise GenlabError(f"a {'x'.join(map(str, shape))} volume needs about {need / 2 ** 30:,.1f} GiB of memory to "
+                          f"make, more than the {free / 2 ** 30:.1f} GiB left; choose {fix}")
 
 
 def _number(name: str, value: Any) -> float:
@@ -118,7 +127,10 @@ def overlapping_spheres(size: int | tuple[int, int, int], porosity: float, radiu
     low = np.full(3, -radius)
     high = np.asarray(shape, dtype=np.float64) - 1 + radius
     intensity = -math.log(phi) / (4.0 / 3.0 * math.pi * radius ** 3)
-    count = rng.poisson(intensity * np.prod(high - low))
+    expected = intensity * float(np.prod(high - low))
+    # the volume, and three float64 coordinates for each centre
+    _check_memory(math.prod(shape) + 24 * expected, shape, "a smaller `size` or a larger `radius`")
+    count = rng.poisson(expected)
     centres = rng.uniform(low, high, size=(count, 3))
     pore = np.ones(shape, dtype=bool)
     r2 = radius * radius
@@ -189,6 +201,7 @@ def gaussian_field(size: int | tuple[int, int, int], porosity: float, correlatio
     shape = _shape(size)
     phi = _check_porosity(porosity)
     sigma = _check_positive("correlation_length", correlation_length)
+    _check_memory(32 * math.prod(shape), shape)   # the noise, the field, the filter's work space (float64)
     noise = np.random.default_rng(seed).standard_normal(shape)
     field = ndimage.gaussian_filter(noise, sigma, mode="wrap")
     std = math.sqrt(math.prod(_impulse_energy(s, sigma) for s in shape))
@@ -222,6 +235,7 @@ def make_volume(kind: str, size: int | tuple[int, int, int], porosity: float, se
     True = pore."""
     name = _kind(kind)
     opts = _options(name, options)
+    check_seed(seed)
     if name == "overlapping-spheres":
         return overlapping_spheres(size, porosity, opts["radius"], seed=seed)
     return gaussian_field(size, porosity, opts["correlation_length"], seed=seed)

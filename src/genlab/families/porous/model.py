@@ -29,6 +29,7 @@ multiplies the training cubes by up to 48 without changing what G should learn.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +51,16 @@ def volume_stages(edge: int) -> tuple[int, int]:
     while edge % 2 == 0 and edge // 2 >= 4:
         edge, k = edge // 2, k + 1
     return k, edge
+
+
+def _whole(value, name: str, what: str) -> int:
+    """``value`` as an int (any integer type), or one line naming the setting."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return operator.index(value)
+    except TypeError:
+        raise GenlabError(f"{name} ({what}) must be a whole number, got {value!r}") from None
 
 
 @dataclass
@@ -170,21 +181,34 @@ class PorousGAN(GAN):
         m = self.grid_side
         return self.config.latent_dim * m ** 3
 
-    def grid_for(self, size: int) -> int:
-        """The latent grid side for a volume of about ``size`` voxels a side: an edge of m 2^k,
-        the nearest one. Refuses a size below one latent vector's 2^k voxels, and one whose
-        activations would not fit in the memory left."""
+    def grid_for(self, size: int, n: int = 1, count: str = "n") -> int:
+        """The latent grid side for ``n`` volumes of about ``size`` voxels a side: an edge of
+        m 2^k, the nearest one. Refuses a size below one latent vector's 2^k voxels, and volumes
+        whose activations, latent grids and results would not fit in the memory left (``count``
+        names the setting that gives ``n``)."""
         step = 2 ** self.stages
+        size, n = _whole(size, "`size`", "voxels a side"), _whole(n, f"`{count}`", "the number of volumes")
         if size < step:
             raise GenlabError(f"the smallest volume this generator makes is {step}^3 voxels (one latent vector); "
                               f"choose `size` of at least {step}, got {size}")
+        if n < 1:
+            raise GenlabError(f"`{count}` (the number of volumes) must be a whole number of at least 1, got {n}")
         m = max(1, round(size / step))
-        need = self.generation_bytes(m * step)
+        edge = m * step
+        need = self.generation_bytes(edge) + n * self.volume_bytes(edge)
         free = available_bytes()
         if free is not None and need > free:
-            raise GenlabError(f"a {m * step}^3 volume needs about {need / 2 ** 30:.1f} GiB of memory to generate, "
-                              f"more than the {free / 2 ** 30:.1f} GiB left; choose a smaller `size`")
+            what = f"a {edge}^3 volume needs" if n == 1 else f"{n:,} volumes of {edge}^3 need"
+            fix = "a smaller `size`" if n == 1 else f"a smaller `{count}` or `size`"
+            raise GenlabError(f"{what} about {need / 2 ** 30:,.1f} GiB of memory to generate, "
+                              f"more than the {free / 2 ** 30:.1f} GiB left; choose {fix}")
         return m
+
+    def volume_bytes(self, edge: int) -> int:
+        """About the memory each volume of a batch of ``edge``^3 voxels keeps until the batch is
+        done: its latent grid and its result (float32)."""
+        m = edge >> self.stages
+        return 4 * (self.config.latent_dim * m ** 3 + self.config.image_shape[0] * edge ** 3)
 
     def generation_bytes(self, edge: int) -> int:
         """About the memory one volume of ``edge``^3 voxels takes to generate in float32: the
@@ -198,10 +222,12 @@ class PorousGAN(GAN):
         """The edge of the volume generated for ``size``: the nearest multiple of 2^k."""
         return self.grid_for(size) << self.stages
 
-    def latent_grid(self, n: int, size: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def latent_grid(self, n: int, size: int | None = None, generator: torch.Generator | None = None,
+                    count: str = "n") -> torch.Tensor:
         """Standard normal latent grids (n, latent_dim, m, m, m) for volumes of about ``size``
-        (default: the training edge), drawn on the CPU so a seed gives the same volumes everywhere."""
-        m = self.grid_side if size is None else self.grid_for(size)
+        (default: the training edge), drawn on the CPU so a seed gives the same volumes everywhere;
+        ``n`` volumes that would not fit in memory are refused first (``count`` names the setting)."""
+        m = self.grid_for(self.config.image_shape[1] if size is None else size, n, count)
         return torch.randn(n, self.config.latent_dim, m, m, m, generator=generator).to(self.device)
 
     def prior_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -25,6 +25,7 @@ Dataset names (:func:`load_volume_dataset`): ``volume:PATH[,key=value...]`` with
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ import torch
 from ...errors import GenlabError, first_line
 from ...files import write_atomic
 from ...data.base import ImageDataset
+from ...memory import available_bytes
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 NPY_SUFFIXES = (".npy",)
@@ -283,6 +285,14 @@ def _whole(value, what: str) -> int:
     return int(value)
 
 
+def _fitting_edge(shape: tuple[int, ...]) -> int:
+    """The largest power of 2 that fits the volume's shortest side: an edge to suggest."""
+    edge = 1
+    while edge * 2 <= min(shape):
+        edge *= 2
+    return edge
+
+
 def subvolumes(volume, edge: int, stride: int) -> np.ndarray:
     """Cubes of side ``edge`` cut every ``stride`` voxels along each axis: (N, edge, edge, edge).
 
@@ -295,8 +305,14 @@ def subvolumes(volume, edge: int, stride: int) -> np.ndarray:
         raise GenlabError(f"a volume is (D, H, W); got shape {v.shape}")
     edge, stride = _whole(edge, "cube edge"), _whole(stride, "stride")
     if edge > min(v.shape):
-        raise GenlabError(f"cube edge {edge} is larger than the volume ({_shape_text(v.shape)}); "
-                          f"choose `edge` at most {min(v.shape)}")
+        raise GenlabError(f"cube edge {edge} is larger than the volume ({_shape_text(v.shape)}); give an edge of "
+                          f"at most {min(v.shape)} in the data's name, e.g. `volume:PATH,edge={_fitting_edge(v.shape)}`")
+    count = math.prod((side - edge) // stride + 1 for side in v.shape)
+    need, free = count * edge ** 3 * v.itemsize, available_bytes()
+    if free is not None and need > free:
+        raise GenlabError(f"cubes of {edge}^3 every {stride} voxels of a {_shape_text(v.shape)} volume are {count:,} "
+                          f"cubes, {need / 2 ** 30:,.1f} GiB, more than the {free / 2 ** 30:.1f} GiB of memory left; "
+                          f"give a larger stride in the data's name, e.g. `volume:PATH,edge={edge},stride={edge}`")
     windows = np.lib.stride_tricks.sliding_window_view(v, (edge, edge, edge))
     return windows[::stride, ::stride, ::stride].reshape(-1, edge, edge, edge).copy()
 

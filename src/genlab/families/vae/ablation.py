@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ...data import load_dataset
+from ...errors import GenlabError, check_seed
 from ...registry import build_model
 from ...files import write_json_atomic
 from ...train import load_run, train
@@ -75,10 +76,16 @@ def elbo_ablation(data: str = "digits", data_dir: str | os.PathLike | None = Non
     """
     from ...latent.maps import _figure, _to_image, draw_scatter
 
+    if train_size is not None and (isinstance(train_size, bool) or not isinstance(train_size, int) or train_size < 1):
+        raise GenlabError(f"`train_size` (training images) must be a whole number of at least 1, got {train_size!r}; "
+                          "leave it out to train on all")
+    if isinstance(map_size, bool) or not isinstance(map_size, int) or map_size < 1:
+        raise GenlabError(f"`map_size` (test images on each map) must be a whole number of at least 1, got {map_size!r}")
+    check_seed(seed)
     out = Path(out or f"runs/elbo-ablation-{data.replace(':', '-').replace('/', '_')}")
     train_data = load_dataset(data, "train", data_dir)
     test_data = load_dataset(data, "test", data_dir)
-    if train_size:
+    if train_size is not None:
         train_data = train_data.subset(slice(0, train_size))
     x, y = test_data.tensors(slice(0, map_size))
     summary = {"data": data, "model": model, "epochs": epochs, "train_images": len(train_data), "variants": {}}
