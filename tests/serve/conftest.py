@@ -1,4 +1,5 @@
-"""Runs to serve: the demo's VAE (its settings, fewer epochs), a conditional GAN, PCA and a denoiser."""
+"""Runs to serve: the demo's VAE (its settings, fewer epochs), a conditional GAN, PCA, a denoiser,
+tiny diffusion models and a tiny 3-D GAN (volumes)."""
 import pytest
 
 from genlab.demo import DEMO_MODELS
@@ -39,3 +40,15 @@ def diffusion_runs(tmp_path_factory):
               model_settings={"channels": 4, "channel_mults": (1,), "groups": 4, "attention_resolution": 0,
                               "timesteps": timesteps, "sample_steps": 2})
     return root
+
+
+@pytest.fixture(scope="session")
+def volume_run(tmp_path_factory):
+    """A tiny 3-D GAN (one epoch on the eight 16^3 cubes of a 32^3 volume of overlapping spheres)."""
+    from genlab.families.porous.commands import make_volume_file
+
+    root = tmp_path_factory.mktemp("serve-volume")
+    make_volume_file("overlapping-spheres", 32, 0.3, root / "spheres.npy", seed=0, radius=3)
+    train("porous-gan", f"volume:{root / 'spheres.npy'},edge=16,stride=16", out_dir=root / "run", epochs=1,
+          progress=False, snapshot_every=-1, batch_size=8, model_settings={"channels": 2, "latent_dim": 2})
+    return root / "run"

@@ -1,5 +1,6 @@
 """The HTTP API: every endpoint, every bad input answered with a 4xx and a one-line reason, and
 the server still serving afterwards."""
+import base64
 import io
 
 import numpy as np
@@ -174,6 +175,65 @@ def test_a_denoise_run_translates_uploads(small_runs):
     refused(upload(png_of(np.zeros((1, 1), np.uint8))), 422, "too small for this denoise model")
     refused(denoise.post("/api/decode", json={"z": [0.0]}), 400, "has no decoder")
     assert upload(png_of(pixels)).status_code == 200   # still serving
+
+
+def test_an_image_to_image_run_shows_test_images_before_and_after(small_runs):
+    from genlab.data import load_dataset
+
+    denoise = client(small_runs / "denoise")
+    test = load_dataset("digits", "test")
+    np.testing.assert_array_equal(image(denoise.get("/api/test-image?index=3")),
+                                  (test.tensors(slice(3, 4))[0][0, 0].numpy() * 255).round())
+    answer = denoise.post("/api/preview", json={"index": 3, "seed": 1}).json()
+    assert answer["names"] == ["input", "output", "target"]
+    rows = [np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))) for url in answer["rows"]]
+    assert [r.shape for r in rows] == [(8, 8)] * 3
+    assert np.array_equal(rows[2], image(denoise.get("/api/test-image?index=3")))   # the target: the test image
+    assert not np.array_equal(rows[0], rows[2])                                      # the input: a noisy one
+    again = denoise.post("/api/preview", json={"index": 3, "seed": 1}).json()
+    assert again == answer and denoise.post("/api/preview", json={"index": 3, "seed": 2}).json() != answer
+    refused(denoise.post("/api/preview", json={"index": 300}), 422, "index must lie in 0..299")
+    refused(denoise.get("/api/volume/slice"), 400, "makes images, not volumes")
+    refused(client(small_runs / "vae").post("/api/preview", json={"index": 0}), 400, "has no preview")
+
+
+def test_a_volume_run_serves_slices_and_files(volume_run):
+    volumes = client(volume_run)
+    info = volumes.get("/api/info").json()
+    assert info["spatial_dims"] == 3 and info["image_shape"] == [1, 16, 16, 16]
+    npy = volumes.get("/api/volume.npy?seed=5")
+    assert npy.status_code == 200 and 'filename="sample-5.npy"' in npy.headers["content-disposition"]
+    volume = np.load(io.BytesIO(npy.content))
+    assert volume.shape == (16, 16, 16) and volume.dtype == np.float32 and 0 <= volume.min() <= volume.max() <= 1
+    for axis, index in ((0, 3), (1, 8), (2, 15)):
+        got = image(volumes.get(f"/api/volume/slice?seed=5&axis={axis}&index={index}"))
+        np.testing.assert_array_equal(got, (np.take(volume, index, axis) * 255).round())
+    assert image(volumes.get("/api/volume/slice?seed=5")).shape == (16, 16)     # the middle slice across depth
+    assert not np.array_equal(image(volumes.get("/api/volume/slice?seed=6")), image(volumes.get("/api/volume/slice?seed=5")))
+    test = np.load(io.BytesIO(volumes.get("/api/volume.npy?test=2").content))
+    assert set(np.unique(test)) <= {0.0, 1.0}   # a cube of the segmented training volume
+    refused(volumes.get("/api/volume/slice?seed=5&index=16"), 422, "index must lie in 0..15")
+    refused(volumes.get("/api/volume/slice?test=8"), 422, "test-image index must lie in 0..7")
+    refused(volumes.post("/api/preview", json={"index": 0}), 400, "has no preview")
+    refused(volumes.post("/api/encode", files={"image": ("x.png", png_of(np.zeros((16, 16), np.uint8)), "image/png")}),
+            400, "takes volumes (C, D, H, W), not image uploads")   # was a 500
+
+
+def test_the_api_docs_load_nothing_from_another_host(small_runs):
+    import re
+
+    from genlab.serve.app import api_page
+
+    vae = client(small_runs / "vae")
+    page = vae.get("/docs")
+    assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+    assert re.findall(r"https?://[^\s\"'<>]+", page.text) == []
+    for asset in re.findall(r"(?:src|href)=[\"']?(/[^\"' >]+)", page.text):
+        assert vae.get(asset).status_code == 200, asset   # every script, style and icon is served here
+    assert vae.get("/redoc").status_code == 404   # ReDoc would load its logo from its CDN
+    plain = api_page(vae.app.openapi())   # the docs without the fastapi-offline package
+    assert "http" not in plain.replace('href="/openapi.json"', "")
+    assert all(f"<code>{path}</code>" in plain for path in vae.app.openapi()["paths"])
 
 
 def test_decodes_from_several_clients_are_batched(small_runs):

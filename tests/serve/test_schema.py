@@ -1,7 +1,7 @@
 """Property: no request that the server's own OpenAPI schema allows gets a 5xx, and each is answered
 in bounded time; a body the schema does not allow gets a 4xx with a one-line reason. Requests are
 drawn by Hypothesis from ``app.openapi()`` (JSON bodies from their schemas, uploads as random bytes
-or PNGs of any size and mode), for runs of several families."""
+or PNGs of any size and mode), for runs of several families (and a model of volumes)."""
 import io
 import math
 import os
@@ -74,7 +74,7 @@ json_values = st.recursive(
 @st.composite
 def pngs(draw, shape) -> bytes:
     """A PNG of any mode, often of the model's size."""
-    _, h, w = shape
+    h, w = shape[-2:]
     height = draw(st.one_of(st.just(h), st.integers(1, 40)))
     width = draw(st.one_of(st.just(w), st.integers(1, 40)))
     seed = draw(st.integers(0, 2 ** 32 - 1))
@@ -110,12 +110,12 @@ def requests(spec: dict, info: dict) -> st.SearchStrategy:
 
 
 @pytest.fixture(scope="module")
-def runs(small_runs, diffusion_runs):
+def runs(small_runs, diffusion_runs, volume_run):
     return {"vae": small_runs / "vae", "cgan": small_runs / "cgan", "denoise": small_runs / "denoise",
-            "diffusion": diffusion_runs / "short"}
+            "diffusion": diffusion_runs / "short", "volume": volume_run}
 
 
-@pytest.mark.parametrize("name", ["vae", "cgan", "denoise", "diffusion"])
+@pytest.mark.parametrize("name", ["vae", "cgan", "denoise", "diffusion", "volume"])
 def test_no_request_the_schema_allows_gets_a_5xx(runs, name):
     client = TestClient(create_app(runs[name]))
     spec = client.app.openapi()

@@ -13,13 +13,21 @@ The model's work for a request is bounded: a sample request asks for at most
 client leaves, when it has taken :data:`WORK_SECONDS`, or when the server stops, so that neither a
 client that gave up nor a stop waits for it. ``genlab serve`` (:func:`serve`) also closes
 connections whose request does not arrive in time (:func:`timed_protocol`).
+
+The page at ``/`` (``explorer.html``) shows what the model's capabilities allow: the latent map
+for a model with a latent space, before and after for an image-to-image run, slices for a volume
+model; the API docs at ``/docs`` load their scripts from this server, not from a CDN
+(:func:`add_docs`).
 """
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import errno
+import html
 import importlib.util
+import io
 import socket
 import threading
 import time
@@ -31,8 +39,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import GenlabError
-from ..image_files import MAX_IMAGE_PIXELS, ImageTooLarge, NotAnImage, load_image, open_image
+from ..errors import GenlabError, check_seed
+from ..image_files import MAX_IMAGE_PIXELS, ImageTooLarge, NotAnImage, load_image, open_image, png_of
 from ..registry import family_of
 from ..latent.codes import decode_codes, encode_dataset, encode_images
 from ..latent.concept import attribute_masks, concept_vector
@@ -42,7 +50,7 @@ from ..models.base import NotSupported
 from ..sampling import draw_samples
 from ..train import Run, load_run
 from ..viz import auto_scale, make_grid
-from ..viz.grid import png_bytes
+from ..viz.grid import planar, png_bytes
 
 PAGE = Path(__file__).with_name("explorer.html")
 MAX_UPLOAD_BYTES = 2 * 2 ** 20
@@ -61,6 +69,8 @@ HEADER_SECONDS = 10.0            # a request's line and headers are due this lon
 BODY_SECONDS = 30.0              # ... and its body this long after its headers
 STOPPING = "the server is stopping"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+VOLUMES_KEPT = 4                 # sampled volumes kept for their slices (the latest ones)
+DOCS_ASSETS = "/docs-assets"     # where the API docs' scripts and styles are served from
 
 
 class BadRequest(Exception):
@@ -154,6 +164,7 @@ class Explorer:
         for module in self.model.modules():
             module.register_forward_pre_hook(self._look)
         self._concepts: dict[str, torch.Tensor] = {}
+        self._volumes: dict[tuple[str, int], torch.Tensor] = {}   # the latest volumes shown, for their slices
         self.data = None
         try:
             self.data = run.dataset("test", data_dir).subset(slice(0, MAP_POINTS))
@@ -237,7 +248,8 @@ class Explorer:
         names = (self.data.class_names if self.data is not None else None) or \
             ([str(i) for i in range(cfg.num_classes)] if cfg.num_classes else None)
         return {"name": model.name, "family": model.family, "capabilities": dataclasses.asdict(self.able),
-                "image_shape": list(cfg.image_shape), "latent_dim": width, "num_classes": cfg.num_classes,
+                "image_shape": list(cfg.image_shape), "spatial_dims": len(cfg.image_shape) - 1,
+                "latent_dim": width, "num_classes": cfg.num_classes,
                 "class_names": names, "test_images": 0 if self.data is None else len(self.data),
                 "timesteps": getattr(cfg, "timesteps", None), "sample_steps": getattr(cfg, "sample_steps", None),
                 "map_source": self.map["source"], "concepts": self.concept_names(), "limits": {
@@ -285,6 +297,8 @@ class Explorer:
     def upload(self, content: bytes) -> torch.Tensor:
         """An uploaded image as (1, C, H, W) in [0, 1], of the model's shape."""
         image = open_upload(content)   # the header only: the size is checked before the pixels are decoded
+        if len(self.model.config.image_shape) != 3:
+            raise BadRequest(f"a {self.model.name} model takes volumes (C, D, H, W), not image uploads", 400)
         c, h, w = self.model.config.image_shape
         if (image.width, image.height) != (w, h):
             raise BadRequest(f"this model takes {w}x{h} images, got {image.width}x{image.height}")
@@ -376,8 +390,6 @@ class Explorer:
         """An uploaded image translated by the model, as a PNG of the output itself (no grid). The
         model reads the upload as its input (``condition_from_image``: a model that takes grey
         input makes a colour upload grey) and says how large the result is (``result_size``)."""
-        from ..image_files import png_of
-
         picture = open_upload(content)   # the header only: sizes are checked before the pixels are decoded
         height, width = self.model.result_size(picture.height, picture.width)
         if height * width > MAX_TRANSLATE_PIXELS:
@@ -388,6 +400,74 @@ class Explorer:
         with torch.no_grad():
             result = self.model.translate(x.to(self.model.device))[0].cpu()
         return png_bytes(png_of(result))
+
+    # ------------------------------------------------------------------ test images, previews, volumes
+    def test_png(self, index: int) -> bytes:
+        """Test image ``index`` as a PNG of its own size (a volume: its middle slice)."""
+        x, _ = self.test_image(index)
+        return png_bytes(png_of(planar(x)[0]))
+
+    def preview_names(self) -> list[str]:
+        """What the rows of the model's ``preview`` show, read from its capabilities."""
+        if self.able.domain_transfer:
+            return ["A", "A to B", "B", "B to A"]
+        if self.able.condition_image:
+            return ["input", "output", "target"]
+        return ["input", "output"]
+
+    def preview(self, index: int, seed: int) -> dict[str, Any]:
+        """The rows of the model's ``preview`` (its input, its output, ...) of test image ``index``,
+        each a PNG data URL of its own size; ``seed`` draws the noise of a task that adds some."""
+        if not self.able.preview:
+            raise BadRequest(f"a {self.model.name} model shows no before and after (it has no preview)", 400)
+        check_seed(seed)
+        self.test_image(index)   # the checks
+        batch = self.data.batch(slice(index, index + 1)).to(self.model.device)
+        with torch.no_grad():
+            rows = self.model.preview(batch, torch.Generator().manual_seed(seed))
+        names = self.preview_names()
+        urls = ["data:image/png;base64," + base64.b64encode(png_bytes(png_of(planar(r[:1].float().cpu())[0]))).decode()
+                for r in rows]
+        return {"rows": urls, "names": [names[i] if i < len(names) else f"row {i + 1}" for i in range(len(urls))]}
+
+    def _volume(self, seed: int | None, test: int | None) -> torch.Tensor:
+        """A volume (C, D, H, W): drawn from the prior with ``seed``, or test volume ``test``; the
+        latest :data:`VOLUMES_KEPT` are kept, so that moving through the slices draws nothing."""
+        if len(self.model.config.image_shape) != 4:
+            raise BadRequest(f"a {self.model.name} model makes images, not volumes (C, D, H, W)", 400)
+        key = ("test", test) if test is not None else ("sample", 0 if seed is None else seed)
+        if key not in self._volumes:
+            if test is not None:
+                volume = self.test_image(test)[0][0]
+            else:
+                if not self.able.prior:
+                    raise BadRequest(f"a {self.model.name} model has no prior to sample from", 400)
+                check_seed(key[1])
+                volume = draw_samples(self.model, 1, key[1])[0][0]
+            while len(self._volumes) >= VOLUMES_KEPT:
+                self._volumes.pop(next(iter(self._volumes)))
+            self._volumes[key] = volume.float().cpu()
+        return self._volumes[key]
+
+    def volume_slice(self, seed: int | None, test: int | None, axis: int, index: int | None) -> bytes:
+        """One slice of a volume (:meth:`_volume`) across ``axis`` (0: depth, 1: height, 2: width)
+        at ``index`` (default: the middle one), as a PNG of its own size."""
+        volume = self._volume(seed, test)
+        if axis not in (0, 1, 2):
+            raise BadRequest(f"axis must be 0, 1 or 2 (depth, height, width), got {axis}")
+        side = volume.shape[1 + axis]
+        index = side // 2 if index is None else index
+        if not 0 <= index < side:
+            raise BadRequest(f"index must lie in 0..{side - 1} along axis {axis}, got {index}")
+        return png_bytes(png_of(volume.select(1 + axis, index)))
+
+    def volume_npy(self, seed: int | None, test: int | None) -> bytes:
+        """A volume (:meth:`_volume`) as a NumPy ``.npy`` file: float32 in [0, 1], (D, H, W) for one
+        channel, else (C, D, H, W)."""
+        volume = self._volume(seed, test)
+        buffer = io.BytesIO()
+        np.save(buffer, (volume[0] if volume.shape[0] == 1 else volume).numpy().astype(np.float32), allow_pickle=False)
+        return buffer.getvalue()
 
     def _needs(self, capability: str, what: str) -> None:
         if not getattr(self.able, capability):
@@ -492,7 +572,7 @@ def create_app(run: str | Path | Run, data_dir=None, allowed_hosts: list[str] | 
     ``Content-Length`` before they are read, or once that much has streamed in. The model's work
     for one request stops after ``work_seconds`` (503), or when its client leaves."""
     try:
-        from fastapi import FastAPI, File, Request, UploadFile
+        from fastapi import FastAPI, File, Query, Request, UploadFile
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import HTMLResponse, JSONResponse, Response
         from pydantic import BaseModel, Field
@@ -511,9 +591,10 @@ def create_app(run: str | Path | Run, data_dir=None, allowed_hosts: list[str] | 
         explorer.stop()   # work still in flight stops: nothing waits for it
 
     app = FastAPI(lifespan=lifespan, title=f"genlab: {run.model.name} ({run.path.name})",
-                  description="Sample, encode, decode, reconstruct, interpolate, apply concept vectors and "
-                              "translate (image-to-image runs); "
-                              "images as PNG, codes as JSON.")
+                  description="Sample, encode, decode, reconstruct, interpolate, apply concept vectors, "
+                              "translate (image-to-image runs) and slice volumes (3-D runs); "
+                              "images as PNG, codes as JSON.",
+                  docs_url=None, redoc_url=None)   # served by add_docs, without a CDN
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(
         allowed_hosts if allowed_hosts is not None else (*LOOPBACK_HOSTS, "testserver")))
@@ -558,6 +639,10 @@ def create_app(run: str | Path | Run, data_dir=None, allowed_hosts: list[str] | 
         steps: int = 8
         spherical: bool = True
         label: int | None = None
+
+    class Preview(BaseModel):
+        index: int = Field(0, ge=0)
+        seed: int = Field(0, ge=0, lt=MAX_SEED)
 
     class Concept(BaseModel):
         attribute: str
@@ -633,10 +718,116 @@ def create_app(run: str | Path | Run, data_dir=None, allowed_hosts: list[str] | 
         content = await image.read(MAX_UPLOAD_BYTES + 1)
         return png(await work(request, explorer.translate, content))
 
+    @app.get("/api/test-image", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    async def test_image(request: Request, index: int = Query(0, ge=0)):
+        """A test image of the run's dataset, at its own size (PNG; a volume: its middle slice)."""
+        return png(await work(request, explorer.test_png, index))
+
+    @app.post("/api/preview")
+    async def preview(body: Preview, request: Request):
+        """Before and after: the model's preview rows of a test image (an image-to-image run: its input,
+        its output and the target), each a PNG data URL at its own size, with their names (JSON)."""
+        return await work(request, explorer.preview, body.index, body.seed)
+
+    @app.get("/api/volume/slice", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    async def volume_slice(request: Request, seed: int = Query(0, ge=0, lt=MAX_SEED), axis: int = Query(0, ge=0, le=2),
+                           index: int | None = Query(None, ge=0), test: int | None = Query(None, ge=0)):
+        """A volume model: one slice (PNG) across ``axis`` (0 depth, 1 height, 2 width) at ``index``
+        (default: the middle) of the volume drawn with ``seed``, or of test volume ``test``."""
+        return png(await work(request, explorer.volume_slice, seed, test, axis, index))
+
+    @app.get("/api/volume.npy", response_class=Response,
+             responses={200: {"content": {"application/octet-stream": {}}}})
+    async def volume_file(request: Request, seed: int = Query(0, ge=0, lt=MAX_SEED),
+                          test: int | None = Query(None, ge=0)):
+        """A volume model: the volume drawn with ``seed`` (or test volume ``test``) as a NumPy file,
+        float32 in [0, 1], (D, H, W) for one channel."""
+        content = await work(request, explorer.volume_npy, seed, test)
+        name = f"test-{test}.npy" if test is not None else f"sample-{seed}.npy"
+        return Response(content, media_type="application/octet-stream",
+                        headers={"content-disposition": f'attachment; filename="{name}"'})
+
     add_endpoints = family_of(run.model).endpoints
     if add_endpoints is not None:  # what the run's family serves besides (its record's `endpoints`)
         add_endpoints(app, explorer)
+    add_docs(app)
     return app
+
+
+def add_docs(app) -> None:
+    """The API docs at ``/docs`` (Swagger UI), its script and style served from :data:`DOCS_ASSETS`
+    (the files the ``fastapi-offline`` package ships), so that they work without a network.
+    Without that package, ``/docs`` is a plain page of the endpoints made from the OpenAPI schema
+    (:func:`api_page`). ReDoc (``/redoc``) is not served: it loads its logo from its CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.responses import HTMLResponse
+
+    spec = importlib.util.find_spec("fastapi_offline")
+    assets = None if spec is None or spec.origin is None else Path(spec.origin).with_name("static")
+    if assets is None or not (assets / "swagger-ui-bundle.js").is_file():
+        @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+        async def plain_docs():
+            return api_page(app.openapi())
+        return
+
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+    favicon = f"{DOCS_ASSETS}/favicon.png"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title}: API docs",
+                                   oauth2_redirect_url=app.swagger_ui_oauth2_redirect_url,
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css", swagger_favicon_url=favicon,
+                                   swagger_ui_parameters={"validatorUrl": None})   # no call to an online validator
+
+    @app.get(app.swagger_ui_oauth2_redirect_url, include_in_schema=False)
+    async def swagger_redirect():
+        return get_swagger_ui_oauth2_redirect_html()
+
+
+def api_page(spec: dict) -> str:
+    """A plain HTML page of the endpoints in the OpenAPI ``spec``: each method and path, its
+    description, its parameters and its body's fields (a page with no script and no link out)."""
+    def kind(schema: dict) -> str:
+        if "$ref" in schema:
+            return schema["$ref"].rsplit("/", 1)[-1]
+        if "anyOf" in schema:
+            return " or ".join(kind(s) for s in schema["anyOf"])
+        if schema.get("type") == "array":
+            return f"list of {kind(schema.get('items', {}))}"
+        return str(schema.get("type", "any"))
+
+    def fields(schema: dict) -> str:
+        if "$ref" in schema:
+            schema = spec.get("components", {}).get("schemas", {}).get(schema["$ref"].rsplit("/", 1)[-1], {})
+        required = set(schema.get("required", ()))
+        return ", ".join(f"<code>{html.escape(name)}</code> ({html.escape(kind(s))}"
+                         f"{', required' if name in required else ''}"
+                         f"{', default ' + html.escape(repr(s['default'])) if 'default' in s else ''})"
+                         for name, s in schema.get("properties", {}).items())
+
+    rows = []
+    for path, operations in spec.get("paths", {}).items():
+        for method, op in operations.items():
+            parameters = ", ".join(f"<code>{html.escape(p['name'])}</code> ({html.escape(kind(p.get('schema', {})))}, "
+                                   f"{html.escape(p.get('in', ''))})" for p in op.get("parameters", []))
+            body = ""
+            for media, content in op.get("requestBody", {}).get("content", {}).items():
+                body += f"{html.escape(media)}: {fields(content.get('schema', {}))} "
+            rows.append(f"<tr><td><b>{method.upper()}</b></td><td><code>{html.escape(path)}</code></td>"
+                        f"<td>{html.escape(op.get('description') or op.get('summary', ''))}</td>"
+                        f"<td>{parameters}</td><td>{body}</td></tr>")
+    title = html.escape(spec.get("info", {}).get("title", "API"))
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}: API docs</title>"
+            "<style>body{font:14px/1.4 system-ui,sans-serif;margin:16px}td,th{border-bottom:1px solid #ddd;"
+            "padding:4px 8px;text-align:left;vertical-align:top}</style></head><body>"
+            f"<h1>{title}</h1><p>{html.escape(spec.get('info', {}).get('description', ''))} The schema: "
+            "<a href=\"/openapi.json\">/openapi.json</a>.</p><table><tr><th>method</th><th>path</th>"
+            "<th>what it does</th><th>query parameters</th><th>body</th></tr>" + "".join(rows)
+            + "</table></body></html>")
 
 
 def hosts_for(host: str) -> list[str]:
