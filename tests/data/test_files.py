@@ -191,3 +191,12 @@ def test_16_bit_grey_pngs_are_scaled_not_clipped(tmp_path):
     x = data.tensors()[0][0, 0].numpy()
     np.testing.assert_allclose(x, levels / 65535.0, atol=0.5 / 255 + 1e-6)  # the 8-bit level nearest each
     assert x.min() == 0 and x.max() == 1 and 0.45 < x.mean() < 0.55
+
+
+def test_npz_with_an_empty_split_or_a_huge_label_gets_one_line(tmp_path):
+    np.savez(tmp_path / "a.npz", x_train=np.zeros((3, 4, 4), np.uint8), x_test=np.zeros((0, 4, 4), np.uint8))
+    with pytest.raises(GenlabError, match="x_test array holds no images"):
+        files.load_npz(tmp_path / "a.npz", "test")
+    np.savez(tmp_path / "b.npz", x=np.zeros((3, 4, 4), np.uint8), y=np.array([0, 1, 10 ** 9]))
+    with pytest.raises(GenlabError, match="would make 1,000,000,001 classes"):
+        files.load_npz(tmp_path / "b.npz", "train")

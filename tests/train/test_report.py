@@ -72,3 +72,12 @@ def test_train_tells_where_it_wrote_and_load_reads_it(digits_train, tmp_path, mo
     assert first.run_dir != second.run_dir and second.run_dir.name == first.run_dir.name + "-2"
     run = genlab.load(second.run_dir)
     assert run.path == second.run_dir and run.model.run_dir == second.run_dir
+
+
+def test_train_refuses_what_is_not_a_model_or_data_in_one_line():
+    from genlab.errors import GenlabError
+
+    with pytest.raises(GenlabError, match="`model` must be a model name"):
+        train(123, "digits")
+    with pytest.raises(GenlabError, match="`data` must be a dataset name"):
+        train("vae", 3.5)

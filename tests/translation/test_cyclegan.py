@@ -146,6 +146,16 @@ def test_bad_cyclegan_settings_are_one_clear_line(settings, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_second_domain_given_relative_to_here_is_recorded_absolute(tmp_path, monkeypatch):
+    """A run finds its second domain from any folder later (evaluate, resume, serve)."""
+    (tmp_path / "photos").mkdir()
+    monkeypatch.chdir(tmp_path)
+    settings = {"image_shape": (1, 28, 28), "condition_shape": (1, 28, 28), **SMALL}
+    model = build_model("cyclegan", **{**settings, "domain_b": "folder:photos,size=28"})
+    assert model.config.domain_b == f"folder:{tmp_path / 'photos'},size=28"
+    assert build_model("cyclegan", **{**settings, "domain_b": "mnist"}).config.domain_b == "mnist"
+
+
 def test_domains_of_different_sizes_from_the_command_line(tmp_path, capsys):
     assert main(["train", "cyclegan", "--data", "digits", "--domain-b", "digits-m", "--quiet",
                  "--out", str(tmp_path / "r")]) == 2

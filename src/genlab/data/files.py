@@ -18,6 +18,9 @@ from ..errors import GenlabError
 from .base import ImageDataset
 from .folders import split_index
 
+#: the most classes an archive's labels may make
+MAX_CLASSES = 100_000
+
 # ---- arrays ------------------------------------------------------------------------------------
 
 def _to_nchw(x: np.ndarray, source: str) -> np.ndarray:
@@ -93,6 +96,9 @@ def load_npz(path: Path, split: str) -> ImageDataset:
     else:
         names = ", ".join(sorted(arrays)) or "none"
         raise GenlabError(f"{path} has no array 'x' (or 'x_train'/'x_test'); arrays: {names}")
+    if len(x) == 0:
+        raise GenlabError(f"{path}: its {'x_' + split if 'x' not in arrays else 'x'} array holds no images; "
+                          "give it at least one")
     images = _to_pixels(_to_nchw(x, str(path)), str(path))
     labels = None if y is None else _to_labels(y, len(images), str(path))
     if "x" in arrays and "x_train" not in arrays and "x_test" not in arrays:
@@ -101,6 +107,10 @@ def load_npz(path: Path, split: str) -> ImageDataset:
     class_names = [str(c) for c in arrays["class_names"]] if "class_names" in arrays else None
     if labels is not None and class_names is None:
         # From every split's labels, so that both splits agree on the number of classes.
-        class_names = [str(i) for i in range(max(int(a.max(initial=0)) for a in all_y) + 1)]
+        count = max(int(a.max(initial=0)) for a in all_y) + 1
+        if count > MAX_CLASSES:
+            raise GenlabError(f"{path}: the largest label, {count - 1:,}, would make {count:,} classes (at most "
+                              f"{MAX_CLASSES:,}); labels are class indices 0, 1, ..., K-1: number the classes so")
+        class_names = [str(i) for i in range(count)]
     return ImageDataset(images=images, labels=labels, name=f"npz:{os.path.abspath(path)}", split=split,
                         class_names=class_names)

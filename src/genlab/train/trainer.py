@@ -465,6 +465,9 @@ class Trainer:
         check_processes(config, self.world)
         smallest = min(config.batch_size, len(train_data)) // self.world // config.grad_accumulation
         if smallest < 2 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            if len(train_data) < 2 * self.world * config.grad_accumulation:   # no batch size would do
+                raise GenlabError(f"batch norm needs at least 2 images in each (micro-)batch, and the training split "
+                                  f"of {train_data.name} holds {len(train_data)}; give it more images")
             raise GenlabError(f"batch norm needs at least 2 images in each (micro-)batch, and this run has {smallest}; "
                               "raise `batch_size` or lower `grad_accumulation`")
         if config.precision == "fp16" and self.device.type != "cuda":
@@ -823,6 +826,11 @@ def train(model: GenerativeModel | str | None, data: ImageDataset | str | None =
     """
     from ..data import load_dataset
 
+    if model is not None and not isinstance(model, (str, GenerativeModel)):
+        raise GenlabError(f"`model` must be a model name (e.g. 'conv-vae') or a genlab model, got {type(model).__name__}")
+    if data is not None and not isinstance(data, (str, ImageDataset)):
+        raise GenlabError(f"`data` must be a dataset name (e.g. 'digits', 'folder:PATH') or an ImageDataset, "
+                          f"got {type(data).__name__}")
     saved = _saved_run_config(out_dir) if resume and out_dir is not None else None
     if model is None:
         if saved is None or not isinstance(saved.get("name"), str):

@@ -32,6 +32,7 @@ learning rate constant for the first half of the run and decaying linearly to 0 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -88,6 +89,7 @@ class CycleGANConfig(ModelConfig):
         if not self.domain_b:
             raise GenlabError("CycleGAN translates between two datasets; name the second with `domain_b` "
                               "(genlab train cyclegan --data mnist --domain-b mnist-m)")
+        self.domain_b = _absolute(self.domain_b)
         if self.condition_shape is None:
             raise GenlabError(f"CycleGAN needs the image shape of domain B ({self.domain_b}); train it with "
                               "genlab.train or `genlab train`, which read it from the data")
@@ -357,3 +359,14 @@ class CycleGAN(GenerativeModel):
         d_b = discriminator_loss("least-squares", self.disc_b(b), self.disc_b(fake_b))
         d_loss = 0.5 * (d_a + d_b)
         return d_loss, {"d_loss": d_loss.detach(), "d_a": d_a.detach(), "d_b": d_b.detach()}
+
+
+def _absolute(name: str) -> str:
+    """A dataset name whose path is relative to this folder (``folder:photos``) with that path made
+    absolute, so that the run finds its second domain from any folder; other names as they are."""
+    kind, sep, rest = name.partition(":")
+    head, comma, options = rest.partition(",")
+    path = Path(head).expanduser()
+    if not sep or not head or path.is_absolute() or not path.exists():
+        return name
+    return f"{kind}:{path.resolve()}{comma}{options}"
