@@ -1,0 +1,158 @@
+"""Progressive growing against the DCGAN at the same resolution and budget: FID against training
+time, with the real-data floor, on grey digits and on colour photo patches, both at 32 x 32.
+
+    python benchmarks/progan.py                      # MNIST padded to 32 and photo patches, 5/15/30 min each
+    python benchmarks/progan.py --sets mnist32 --only progan
+    python benchmarks/progan.py --quick              # digits28 padded to 32, budgets of seconds: the harness
+
+Data: ``mnist32`` is MNIST padded to 32 x 32 (MNIST from DIR/mnist: --data-dir, $GENLAB_DATA, else
+../shared/datasets); ``photos32`` is 32 x 32 colour patches of the scikit-image photos of genlab's
+``photos`` set (both its splits), 24,000 for training and 4,000 held out at other positions of the
+same photos, labelled with the photo each comes from. FID is measured in the features of a classifier genlab trains on each set
+(of the digit; of the photo a patch comes from, which sees colour and texture), cached like
+`genlab evaluate`'s. Each model trains epoch by epoch (resuming its run folder) until its
+training time passes each budget; at the first epoch end past a budget, N samples are compared
+with N held-out images. Times count training only. progan's samples at the end of each stage of
+its growth go to benchmarks/results/progan-stages-SET.png. Results: benchmarks/results/progan.json.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import genlab  # noqa: E402  (first: it sets OMP_WAIT_POLICY before torch starts its threads)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from genlab.data import ImageDataset  # noqa: E402
+from genlab.metrics.sample_quality import compare_features, generate  # noqa: E402
+from genlab.registry import build_model  # noqa: E402
+
+from common import (AS_RECORDED, RESULTS, ROOT, machine, mnist_data_dir, print_table,  # noqa: E402
+                    sample_quality_reference, train_time, write_results)
+
+SIDE = 32
+#: name -> (model settings, training settings); the same batch, learning rate and width budget
+ENTRIES = {
+    "progan": ({"image_size": SIDE, "latent_dim": 64, "channels": 32, "ema_decay": 0.999},
+               {"batch_size": 64, "lr": 1e-3}),
+    "dcgan": ({"latent_dim": 64, "channels": 32, "ema_decay": 0.999}, {"batch_size": 64, "lr": 2e-4}),
+}
+QUICK = {"progan": {"channels": 8, "fade_images": 600, "stable_images": 600}, "dcgan": {"channels": 8}}
+METRICS = ["fid", "kid"]
+
+
+def padded(data: ImageDataset, name: str) -> ImageDataset:
+    """``data`` padded (replicating the border) to SIDE x SIDE, under another name (its own
+    feature classifier)."""
+    from genlab.families.progan.data import fit_images
+
+    return ImageDataset(images=fit_images(data.images, SIDE, "pad"), labels=data.labels, name=name,
+                        split=data.split, class_names=data.class_names)
+
+
+def photo_patches(split: str, count: int, seed: int) -> ImageDataset:
+    """``count`` SIDE x SIDE patches of the training photos at seeded random positions, labelled
+    with their photo; ``test`` draws its positions with another seed."""
+    from genlab.data.photos import TEST_PHOTOS, TRAIN_PHOTOS, cut_patches, patch_positions, source_photos
+
+    photos = source_photos("train") + source_photos("test")   # the photos of both of genlab's splits
+    rng = np.random.default_rng(seed + (0 if split == "train" else 1))
+    source, top, left = patch_positions(photos, count, SIDE, rng)
+    images = torch.from_numpy(cut_patches(photos, source, top, left, SIDE))
+    return ImageDataset(images=images, labels=torch.from_numpy(source.astype(np.int64)), name="photos32",
+                        split=split, class_names=[*TRAIN_PHOTOS, *TEST_PHOTOS])
+
+
+def datasets(name: str, data_dir, quick: bool) -> tuple[ImageDataset, ImageDataset]:
+    if name == "photos32":
+        sizes = (2000, 500) if quick else (24000, 4000)
+        return photo_patches("train", sizes[0], 0), photo_patches("test", sizes[1], 0)
+    source = "digits28" if quick else "mnist"
+    return tuple(padded(genlab.load_dataset(source, split, data_dir), f"{source}-32") for split in ("train", "test"))
+
+
+def benchmark(name, set_name, train_data, extractor, real, budgets_s, quick, n, seed=0):
+    """Rows (model, minutes, epochs, fid, kid, kid_std) at the first epoch end past each budget,
+    and progan's samples at the end of each stage."""
+    settings, train_settings = ENTRIES[name]
+    settings = {**settings, **(QUICK[name] if quick else {})}
+    out = ROOT / "benchmarks" / "runs" / f"progan-{set_name}-{name}{'-quick' if quick else ''}"
+    shutil.rmtree(out, ignore_errors=True)
+    torch.manual_seed(seed)
+    model = build_model(name, image_shape=train_data.image_shape, num_classes=train_data.num_classes, **settings)
+    rows, stages, epoch, pending, last_stage = [], [], 0, list(budgets_s), 0
+    fixed = model.prior_noise(16, torch.Generator().manual_seed(seed))
+    while pending:
+        epoch += 1
+        model = genlab.train(model, train_data, None, out_dir=out, epochs=epoch, resume=epoch > 1,
+                             progress=sys.stderr.isatty(), seed=seed, snapshot_every=-1,
+                             **{**AS_RECORDED, **train_settings})
+        elapsed = train_time(out)
+        stage = model.growth()["stage"] if name == "progan" else 0
+        if stage != last_stage or not pending[1:] and elapsed >= pending[0]:
+            with torch.no_grad():
+                stages.append((f"{4 << last_stage}x{4 << last_stage}", model.decode(fixed).clamp(0, 1)))
+            last_stage = stage
+        if elapsed < pending[0]:
+            model.train()
+            continue
+        while pending and elapsed >= pending[0]:
+            pending.pop(0)
+        scores = compare_features(real, extractor(generate(model, n, seed)), METRICS, seed)
+        rows.append({"set": set_name, "model": name, "minutes": elapsed / 60, "epochs": epoch, **scores,
+                     **({"stage_side": 4 << stage} if name == "progan" else {})})
+        print(f"  {set_name} {name}: {elapsed / 60:.1f} min, epoch {epoch}: FID {scores['fid']:.2f}", flush=True)
+        model.train()
+    return rows, stages
+
+
+def save_stages(stages, path: Path) -> None:
+    """One row of 16 samples (the same z) per stage of progan's growth."""
+    from genlab.viz import save_grid
+
+    if stages:
+        save_grid(torch.cat([images for _, images in stages]), path, nrow=16)
+        print(f"  stages ({', '.join(label for label, _ in stages)}): {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--sets", nargs="*", default=["mnist32", "photos32"], choices=["mnist32", "photos32"])
+    parser.add_argument("--only", nargs="*", choices=list(ENTRIES))
+    parser.add_argument("--budgets", nargs="*", type=float, default=[5, 15, 30], help="minutes of training")
+    parser.add_argument("--num-samples", type=int, default=4000)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the issue's budget: 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="small sets, budgets of 5, 10 and 15 seconds")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    budgets_s = [5, 10, 15] if args.quick else [60 * b for b in args.budgets]
+    data_dir = None if args.quick else mnist_data_dir(args.data_dir)
+    rows, floors = [], {}
+    for set_name in args.sets:
+        train_data, test_data = datasets(set_name, data_dir, args.quick)
+        n = min(args.num_samples, len(test_data), len(train_data))
+        extractor, real, floor = sample_quality_reference(train_data, test_data, n, METRICS)
+        floors[set_name] = {**floor, "set": set_name, "features": extractor.describe()}
+        rows.append(floors[set_name])
+        for name in args.only or ENTRIES:
+            found, stages = benchmark(name, set_name, train_data, extractor, real, budgets_s, args.quick, n)
+            rows += found
+            if name == "progan":
+                save_stages(stages, RESULTS / f"progan-stages-{set_name}{'-quick' if args.quick else ''}.png")
+    header = ["set", "model", "training (min)", "epochs", "FID", "x floor", "KID"]
+    table = [[r["set"], r["model"], r["minutes"], r["epochs"], r["fid"], r["fid"] / floors[r["set"]]["fid"],
+              r["kid"]] for r in rows]
+    print_table(header, table)
+    path = write_results("progan-quick" if args.quick else "progan", {
+        "command": "python benchmarks/" + " ".join([Path(__file__).name, *sys.argv[1:]]),
+        "side": SIDE, "num_samples": args.num_samples, "budgets_s": budgets_s, "rows": rows, "machine": machine()})
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
