@@ -48,6 +48,10 @@ def signals_restored():
     names = ("SIGINT", "SIGTERM", "SIGHUP")
     previous = {name: signal.getsignal(getattr(signal, name)) for name in names}
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # As a shell gives them, whatever the test runner inherited (nohup ignores SIGHUP, and a run
+    # leaves a signal it finds ignored alone).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     yield
     for name, handler in previous.items():
         signal.signal(getattr(signal, name), handler)
