@@ -197,6 +197,7 @@ def test_evaluate_command_reports_sample_quality(cgan_run, classifier, capsys): 
     assert results["num_samples"] == 300 and results["fid"] > 0 and 0 <= results["precision"] <= 1
     assert {"kid", "kid_std", "recall", "density", "coverage"} <= set(results)
     assert "sq_error_per_image" not in results
+    assert 0 < results["fid_floor"] < results["fid"] and "(real data: " in capsys.readouterr().out
 
 
 def test_adversarial_autoencoder_trains_both_networks(digits_train, tmp_path):

@@ -165,8 +165,13 @@ def evaluate_samples(model, test_data, train_data, metrics=("fid", "kid", "pr"),
     n = len(test_data) if num_samples is None else num_samples
     real = extractor(test_data.tensors()[0])
     fake = extractor(generate(model, n, seed))
-    return {**extractor.describe(), "num_samples": n, "num_real": len(test_data),
-            **compare_features(real, fake, list(metrics), seed)}
+    out = {**extractor.describe(), "num_samples": n, "num_real": len(test_data),
+           **compare_features(real, fake, list(metrics), seed)}
+    if "fid" in metrics:   # beside it, the FID of as many real training images: the floor
+        order = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(seed))[:n]
+        out["fid_floor"] = fid(real, extractor(train_data.batch(order).images))
+        out["fid_x_floor"] = out["fid"] / out["fid_floor"] if out["fid_floor"] > 0 else float("nan")
+    return out
 
 
 #: samples of the sample-quality figures ``evaluate`` gives a model without an encoder by default
