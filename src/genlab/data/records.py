@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import GenlabError
+
 
 class ImageRecords:
     """``rows`` of the uint8 records ``(C, H, W)`` in ``file``, as images (N, C', h, w).
@@ -104,7 +106,7 @@ class ImageRecords:
         fd = self._file()
         for i in np.argsort(rows, kind="stable"):   # in file order: the disk (or page cache) reads ahead
             if _read_into(fd, out[i], int(rows[i]) * size, self._lock) != size:
-                raise OSError(f"the image cache {self.file} is cut short; delete it and run again")
+                raise GenlabError(f"the image cache {self.file} is cut short; delete it (and its .json) and run again")
         if (ch, cw) != (h, w):
             if offsets is None:
                 offsets = np.tile([(h - ch) // 2, (w - cw) // 2], (len(positions), 1))
