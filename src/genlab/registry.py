@@ -20,7 +20,7 @@ from .errors import GenlabError
 from .names import resolve
 from .family import Family
 from .families import autoencoder, codec, cyclegan, diffusion, gan, image_to_image, pca, porous, progan, vae
-from .models.base import GenerativeModel
+from .models.base import GenerativeModel, out_of_memory
 from .devices import check_device
 from .runs import CONFIG_FILE, WEIGHTS_FILE, check_fits_in_memory, check_weights, folder_path, load_state, read_config
 
@@ -103,13 +103,8 @@ def build_model(name: str, **settings: Any) -> GenerativeModel:
     cls, merged = model_settings(name, **settings)
     name = resolve_model_name(name)
     _check_size(cls, merged, name, settings)
-    try:
+    with out_of_memory(f"building the {name} model", "check its settings (widths, latent size)"):
         return cls.from_config(merged, name=name)
-    except (MemoryError, RuntimeError) as err:
-        if not (isinstance(err, (MemoryError, torch.cuda.OutOfMemoryError)) or "can't allocate memory" in str(err)):
-            raise
-        raise GenlabError(f"building the {name} model ran out of memory; check its settings (widths, latent size)"
-                          ) from None
 
 
 def _weight_bytes(cls: type[GenerativeModel], settings: dict[str, Any], name: str) -> int | None:

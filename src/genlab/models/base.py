@@ -362,14 +362,14 @@ _CHECKED = ("sample", "encode", "decode", "reconstruct")
 
 
 @contextlib.contextmanager
-def _out_of_memory(what: str) -> Iterator[None]:
-    """One line instead of the allocator's message when ``what`` runs out of memory."""
+def out_of_memory(what: str, fix: str = "give fewer at a time") -> Iterator[None]:
+    """One line (``what`` ran out of memory; ``fix``) instead of the allocator's message."""
     try:
         yield
     except (MemoryError, RuntimeError) as err:
         if not (isinstance(err, (MemoryError, torch.cuda.OutOfMemoryError)) or "can't allocate memory" in str(err)):
             raise
-        raise GenlabError(f"{what} ran out of memory; give fewer at a time") from None
+        raise GenlabError(f"{what} ran out of memory; {fix}") from None
 
 
 def _checked(name: str, method: Callable) -> Callable:
@@ -392,7 +392,7 @@ def _checked(name: str, method: Callable) -> Callable:
             if labels is not None and not self.conditional:
                 raise NotSupported(f"a {self.name} model is not class-conditional: it takes no labels; "
                                    "leave them out, or train a conditional model")
-            with _out_of_memory(f"drawing {n:,} samples"):
+            with out_of_memory(f"drawing {n:,} samples"):
                 return method(self, n, *args, **kwargs)
     else:
         what = "latent codes" if name == "decode" else "images"
@@ -400,7 +400,7 @@ def _checked(name: str, method: Callable) -> Callable:
         @functools.wraps(method)
         def checked(self, x, *args, **kwargs):
             x = self.as_input(x, what)
-            with _out_of_memory(f"{name} of {len(x) if x.ndim else 'the'} {what}"):
+            with out_of_memory(f"{name} of {len(x) if x.ndim else 'the'} {what}"):
                 return method(self, x, *args, **kwargs)
     checked._checks_inputs = True
     return checked
