@@ -229,8 +229,10 @@ def test_a_cube_edge_too_large_for_the_volume_is_fixed_in_the_data_name(tmp_path
 
 def test_a_codec_file_whose_header_declares_an_image_its_code_cannot_hold_is_refused(runs, tmp_path, capsys):
     """The image size in a .glc header is checked against the bounds and the coded length
-    before anything of that size is allocated (1024x1024 in a few bytes, 0x0, 65535x65535)."""
+    before anything of that size is allocated (1024x1024 in a few bytes, 0x0, 65535x65535), even
+    in a forged file whose checksum matches."""
     import struct
+    import zlib
 
     codec = runs("compress")
     assert run(capsys, "compress", codec, png(tmp_path / "a.png"))[0] == 0
@@ -238,7 +240,8 @@ def test_a_codec_file_whose_header_declares_an_image_its_code_cannot_hold_is_ref
     for (h, w), parts in {(1024, 1024): ["1024x1024", "at least", "damaged"], (0, 0): ["0x0", "smaller than"],
                           (65535, 65535): ["65535x65535", "over the limit"], (2, 8): ["8x2", "smaller than"]}.items():
         forged = tmp_path / f"forged-{h}.glc"
-        forged.write_bytes(data[:12] + struct.pack("<HH", h, w) + data[16:])
+        fields = data[:12] + struct.pack("<HH", h, w)
+        forged.write_bytes(fields + struct.pack("<I", zlib.crc32(data[20:], zlib.crc32(fields))) + data[20:])
         code, _, err = run(capsys, "decompress", forged, "--run", codec, "--out", tmp_path / "out")
         assert code == 2 and not (tmp_path / "out").exists()
         one_line(err, forged, *parts)
@@ -246,11 +249,14 @@ def test_a_codec_file_whose_header_declares_an_image_its_code_cannot_hold_is_ref
 
 def test_the_codec_files_are_the_same_bytes_as_those_coded_symbol_by_symbol(runs):
     """Coding channel by channel (one table per channel) writes the very words of coding with a
-    table per symbol, as files written before did: old files decode, new files are the same."""
+    table per symbol, as files written before did: old files decode, new files are the same words
+    (GLC2: after a checksum; GLC1, the format before it: right after the image size)."""
+    import zlib
+
     import constriction
     import torch
 
-    from genlab.families.codec.bitstream import HEADER, MAGIC, decode_file, encode_symbols, fingerprint
+    from genlab.families.codec.bitstream import FIELDS, MAGIC, OLD_MAGIC, decode_file, encode_symbols, fingerprint
     from genlab.registry import load_model
 
     model = load_model(runs("compress"))
@@ -261,8 +267,10 @@ def test_the_codec_files_are_the_same_bytes_as_those_coded_symbol_by_symbol(runs
     encoder = constriction.stream.queue.RangeEncoder()
     encoder.encode((symbols.flatten() + r).numpy().astype(np.int32), constriction.stream.model.Categorical(perfect=False),
                    per_symbol)
-    old = HEADER.pack(MAGIC, fingerprint(model), 16, 12) + encoder.get_compressed().astype("<u4").tobytes()
-    assert encode_symbols(model, symbols, (16, 12)) == old
+    words = encoder.get_compressed().astype("<u4").tobytes()
+    fields = FIELDS.pack(MAGIC, fingerprint(model), 16, 12)
+    assert encode_symbols(model, symbols, (16, 12)) == fields + zlib.crc32(fields + words).to_bytes(4, "little") + words
+    old = FIELDS.pack(OLD_MAGIC, fingerprint(model), 16, 12) + words
     with torch.no_grad():   # an old file decodes to the image of its symbols
         assert torch.equal(decode_file(model, old), model.synthesise(symbols[None], (16, 12)))
 

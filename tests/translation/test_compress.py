@@ -85,6 +85,27 @@ def test_a_file_round_trips_and_its_size_matches_the_ideal_bits(codec_run):
         assert ideal <= payload + 1e-3 and payload <= ideal + 64   # a range coder's overhead: a word or two
 
 
+def test_a_damaged_file_is_refused_in_one_line_and_an_intact_one_round_trips(codec_run, tmp_path, capsys):
+    image = (load_dataset("digits28", "test").images[1, 0] * 255).round().byte().numpy()
+    Image.fromarray(image).save(tmp_path / "digit.png")
+    [file] = compress_files(load_run(codec_run), [tmp_path / "digit.png"])
+    data = file.read_bytes()
+    assert data[:4] == b"GLC2" and len(data) > HEADER.size + 4
+    model = load_model(codec_run)
+    with torch.no_grad():
+        expected = model.reconstruct(torch.from_numpy(image / 255.0).float()[None, None])
+        assert torch.allclose(decode_file(model, data), expected, atol=1e-6)   # intact: decodes as before
+    for where in (HEADER.size, HEADER.size + 5, len(data) - 1, 6, 13):   # the coded words, the fingerprint, H
+        damaged = bytearray(data)
+        damaged[where] ^= 0x10
+        (tmp_path / "damaged.glc").write_bytes(bytes(damaged))
+        assert main(["decompress", str(tmp_path / "damaged.glc"), "--run", str(codec_run),
+                     "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "damaged.glc is damaged" in err and "checksum" in err, err
+        assert not (tmp_path / "out").exists()
+
+
 def test_codec_trains_and_beats_jpeg_at_the_same_size(codec_run, capsys):
     lines = [json.loads(line) for line in (codec_run / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["train/loss"] < 0.5 * lines[0]["train/loss"]
@@ -93,7 +114,7 @@ def test_codec_trains_and_beats_jpeg_at_the_same_size(codec_run, capsys):
     r = json.loads((codec_run / "evaluation-test.json").read_text())
     assert r["codec_images"] == 300 and r["bpp"] < 3.0 and r["psnr"] > 22
     assert r["bpp"] == pytest.approx(8 * r["bytes"] / 784)
-    assert r["bpp"] > r["bpp_ideal"]   # the 16-byte header and the coder's last word
+    assert r["bpp"] > r["bpp_ideal"]   # the 20-byte header and the coder's last word
     # JPEG cannot make a 28x28 file this small (its tables alone take hundreds of bytes)
     assert r["jpeg_larger"] == 300 and r["jpeg_bytes"] > r["bytes"] and r["psnr"] > r["jpeg_psnr"]
     assert r["webp_bytes"] <= r["bytes"] + 1e-9

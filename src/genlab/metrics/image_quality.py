@@ -1,7 +1,7 @@
 """Measures of an image against its clean target: PSNR and SSIM by scikit-image (imported on first
-use), PSNR on the luminance with the border cropped (the super-resolution convention), and a
-batched PSNR in torch for the training logs. An exact match counts as :data:`MAX_PSNR_DB`, so a
-mean stays finite."""
+use); PSNR and SSIM on the 8-bit luminance with the border cropped, as the super-resolution
+literature measures them; and a batched PSNR in torch for the training logs. An exact match
+counts as :data:`MAX_PSNR_DB`, so a mean stays finite."""
 from __future__ import annotations
 
 import math
@@ -36,22 +36,57 @@ def ssim(output: np.ndarray, target: np.ndarray) -> float:
     return float(structural_similarity(target, output, data_range=1.0, channel_axis=0, win_size=win))
 
 
-def luminance(image: np.ndarray) -> np.ndarray:
-    """(H, W) luminance in [16/255, 235/255] of an RGB image (C=3, H, W) in [0, 1]: Y of YCbCr
-    (``skimage.color.rgb2ycbcr``) / 255; a grey image (1, H, W) as it is."""
-    from skimage.color import rgb2ycbcr
-
+def luminance_8bit(image: np.ndarray) -> np.ndarray:
+    """(H, W) luminance of an image (C, H, W) in [0, 1], in 8-bit units (float64, whole numbers),
+    as the super-resolution literature measures it: the image rounded to 8 bits (as a PNG file
+    holds it), then for RGB the Y of ITU-R BT.601, 16 + (65.481 R + 128.553 G + 24.966 B) / 255
+    for R, G, B in 0..255, rounded (in 16..235); a grey image is its grey level. Halves round up,
+    as MATLAB's conversions to 8 bits do."""
+    image = np.floor(np.clip(image, 0.0, 1.0) * 255.0 + 0.5)
     if image.shape[0] == 1:
         return image[0]
-    return rgb2ycbcr(np.moveaxis(image, 0, -1))[..., 0] / 255.0
+    r, g, b = image
+    return np.floor(16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0 + 0.5)
+
+
+def _crop(image: np.ndarray, border: int) -> np.ndarray:
+    return image[border:-border, border:-border] if border and min(image.shape) > 2 * border else image
 
 
 def psnr_y(output: np.ndarray, target: np.ndarray, crop: int) -> float:
-    """PSNR on the luminance, ``crop`` pixels cut from each border (the SR convention)."""
-    a, b = luminance(output), luminance(target)
-    if crop and min(a.shape) > 2 * crop:
-        a, b = a[crop:-crop, crop:-crop], b[crop:-crop, crop:-crop]
-    return psnr(a, b)
+    """PSNR in dB on the 8-bit luminance (:func:`luminance_8bit`, peak 255) with ``crop`` pixels
+    cut from each border: the super-resolution convention (the border is cut by ``scale``)."""
+    a, b = _crop(luminance_8bit(output), crop), _crop(luminance_8bit(target), crop)
+    mse = float(np.mean((a - b) ** 2))
+    return MAX_PSNR_DB if mse == 0 else min(10.0 * math.log10(255.0 ** 2 / mse), MAX_PSNR_DB)
+
+
+def gaussian_ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """SSIM of two (H, W) images as Wang et al. 2004 define it: local means, variances and
+    covariance under an 11x11 Gaussian window of standard deviation 1.5 (normalised, the
+    population moments), K1 = 0.01, K2 = 0.03, averaged over the positions where the window lies
+    wholly inside the image; nan for images under 11 pixels a side."""
+    from scipy.signal import convolve2d
+
+    if min(a.shape) < 11:
+        return float("nan")
+    g = np.exp(-(np.arange(11) - 5.0) ** 2 / (2 * 1.5 ** 2))
+    window = np.outer(g, g) / g.sum() ** 2
+    a, b = a.astype(np.float64), b.astype(np.float64)
+
+    def mean(x):
+        return convolve2d(x, window, mode="valid")
+
+    mu_a, mu_b = mean(a), mean(b)
+    var_a, var_b, cov = mean(a * a) - mu_a ** 2, mean(b * b) - mu_b ** 2, mean(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return float(ssim_map.mean())
+
+
+def ssim_y(output: np.ndarray, target: np.ndarray, crop: int) -> float:
+    """:func:`gaussian_ssim` on the 8-bit luminance with ``crop`` pixels cut from each border."""
+    return gaussian_ssim(_crop(luminance_8bit(output), crop), _crop(luminance_8bit(target), crop))
 
 
 def _summary(values: list[float]) -> tuple[float, float]:

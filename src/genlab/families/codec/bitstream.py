@@ -1,8 +1,9 @@
 """``genlab compress RUN IMAGES...`` and ``genlab decompress FILES... --run RUN``: a learned codec's files.
 
-A file (``.glc``) is 16 bytes of header and the range coder's 32-bit words:
+A file (``.glc``) is 20 bytes of header and the range coder's 32-bit words:
 
-    b"GLC1" | 8 bytes: the first bytes of the SHA-256 of the model's weights | uint16 H | uint16 W | words
+    b"GLC2" | 8 bytes: the first bytes of the SHA-256 of the model's weights | uint16 H | uint16 W
+            | uint32 CRC-32 of the rest of the file (the 16 bytes before it, then the words) | words
 
 The code's symbols are range-coded (``constriction``'s queue coder, a well-tested Rust library)
 with each code channel's probability table from the model's entropy model, so a file is within a
@@ -10,14 +11,17 @@ few bytes of the model's ideal bit count. Decoding needs the same model: the hea
 weights, and a file given to another model is refused rather than decoded into noise. A file cut
 short (no coded words, or a part of one) is refused too, and so is a header whose image size the
 coded part could not hold (each symbol costs at least the bits of its channel's likeliest one),
-before anything of that size is allocated; the format has no checksum, so damage inside the coded
-part gives a wrong image rather than an error.
+before anything of that size is allocated. A file whose checksum does not match its bytes is
+refused as damaged, so damage anywhere gives an error rather than a wrong image (CRC-32 catches
+every burst of up to 32 flipped bits). Files of the format before the checksum (``GLC1``: the
+same header without it) still decode, unchecked.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,8 +35,12 @@ from ...train import Run
 from ...image_files import MAX_IMAGE_PIXELS, check_outputs, decode_image, image_tensor, output_folder, save_png
 from .model import Codec
 
-MAGIC = b"GLC1"
-HEADER = struct.Struct("<4s8sHH")
+MAGIC = b"GLC2"
+#: the fields both formats start with (magic, the weights' fingerprint, H, W): the whole header of
+#: the format before the checksum (``OLD_MAGIC``), and what the checksum covers before the words
+FIELDS = struct.Struct("<4s8sHH")
+HEADER = struct.Struct("<4s8sHHI")
+OLD_MAGIC = b"GLC1"
 SUFFIX = ".glc"
 
 
@@ -108,8 +116,9 @@ def encode_symbols(model: GenerativeModel, symbols: torch.Tensor, size: tuple[in
     encoder = constriction.stream.queue.RangeEncoder()
     for channel, coder_model in zip(symbols, _channel_models(model)):
         encoder.encode(channel.ravel(), coder_model)
-    words = encoder.get_compressed()
-    return HEADER.pack(MAGIC, print_ or fingerprint(model), h, w) + words.astype("<u4").tobytes()
+    words = encoder.get_compressed().astype("<u4").tobytes()
+    fields = FIELDS.pack(MAGIC, print_ or fingerprint(model), h, w)
+    return fields + struct.pack("<I", zlib.crc32(words, zlib.crc32(fields))) + words
 
 
 @torch.no_grad()
@@ -124,18 +133,22 @@ def encode_image(model: GenerativeModel, x: torch.Tensor, print_: bytes | None =
 def decode_file(model: GenerativeModel, data: bytes, name: str = "the file", print_: bytes | None = None
                 ) -> torch.Tensor:
     """The image (1, C, H, W) in [0, 1] of a file's bytes; one clear line for a file that is not
-    genlab's or was written by another model."""
+    genlab's, is damaged, or was written by another model."""
     constriction = _coder()
-    if len(data) < HEADER.size or data[:4] != MAGIC:
+    header = {MAGIC: HEADER, OLD_MAGIC: FIELDS}.get(data[:4])
+    if header is None:
         raise GenlabError(f"{name} is not a genlab codec file (it does not start with {MAGIC!r})")
-    _, mark, h, w = HEADER.unpack(data[:HEADER.size])
+    payload = data[header.size:]
+    if len(payload) % 4 or not payload:
+        raise GenlabError(f"{name} is truncated (its coded part is empty or not whole 32-bit words)")
+    _, mark, h, w, *checksum = header.unpack(data[:header.size])
+    if checksum and zlib.crc32(payload, zlib.crc32(data[:FIELDS.size])) != checksum[0]:
+        raise GenlabError(f"{name} is damaged: its bytes do not match the checksum written with them; "
+                          "use an intact copy, or compress the original image again")
     own = print_ or fingerprint(model)
     if mark != own:
         raise GenlabError(f"{name} was written by another model (weights {mark.hex()}, this run's are "
                           f"{own.hex()}); decompress it with the run that compressed it")
-    payload = data[HEADER.size:]
-    if len(payload) % 4 or not payload:
-        raise GenlabError(f"{name} is truncated (its coded part is empty or not whole 32-bit words)")
     model.eval()
     check_declared_size(model, h, w, len(payload), name)
     shape = model.code_shape(h, w)

@@ -2,7 +2,7 @@
 
 For each test image the codec writes its real file (:func:`genlab.families.codec.bitstream.encode_image`):
 ``bytes`` is its size, ``bpp`` 8 x bytes / (H x W) and ``bpp_ideal`` the entropy model's own
-count (what the file would take without the range coder's rounding and the 16-byte header); the
+count (what the file would take without the range coder's rounding and the 20-byte header); the
 decoded file gives ``psnr`` and ``ssim`` (scikit-image, as for the other image-to-image tasks).
 JPEG and WebP are then asked for the same image at the highest quality (1 to 95) whose file is no
 larger than the codec's: ``jpeg_psnr`` and ``webp_psnr`` are their PSNRs, ``jpeg_bytes`` and

@@ -27,8 +27,11 @@ Tasks (the model names, each its class):
   connections by concatenation; ``channels`` gives one width per level, so (32, 64, 128) halves the
   image twice. Sides that are not a multiple of 2^levels are padded (replicating the border) and
   the output cropped back; sides below 2^levels are refused.
-- ``superres``: the condition is the clean image made ``scale`` (2 or 4) times smaller by area
-  averaging (``downsample`` ``area``) or antialiased bicubic resampling (``bicubic``). Network
+- ``superres``: the condition is the clean image made ``scale`` (2 or 4) times smaller
+  (``downsample``): by the bicubic resizing of the super-resolution literature (``matlab-bicubic``,
+  the default: MATLAB's ``imresize``, :mod:`genlab.families.image_to_image.resize`), whose
+  enlargement is then the baseline too; or, as runs before it did, by area averaging (``area``)
+  or PyTorch's antialiased bicubic (``bicubic``), enlarged by PyTorch's bicubic. Network
   (``arch`` ``espcn``, after Shi et al. 2016): convolutions at the low resolution (a 5x5 one, then
   3x3 ones, widths ``channels``), then one (x2) or two (x4) ``upsample`` layers (``pixel-shuffle`` by
   default, as in ESPCN; ``transposed`` or ``resize-conv`` too). ``arch`` ``unet`` instead runs the
@@ -89,10 +92,11 @@ from ...nn.blocks import ACTIVATIONS, UPSAMPLERS, upsampler
 from ...nn.patchgan import PatchDiscriminator, patch_layers
 from ...nn.unet import UNet, adapt_channels, on_padded, zero_last_layer
 from . import colour
+from .resize import imresize
 
 DENOISE_NOISES = ("gaussian", "salt-pepper", "masking")
 ARCHS = ("unet", "espcn")
-DOWNSAMPLERS = ("area", "bicubic")
+DOWNSAMPLERS = ("matlab-bicubic", "area", "bicubic")
 LOSSES = ("l1", "mse")
 
 
@@ -247,8 +251,10 @@ class SuperResolutionConfig(ImageToImageConfig):
 
     Attributes (beyond :class:`ImageToImageConfig`'s):
         scale: the factor, 2 or 4; the image sides must be divisible by it.
-        downsample: how the input is made: ``area`` (the mean of each scale x scale block) or
-            ``bicubic`` (antialiased).
+        downsample: how the input is made: ``matlab-bicubic`` (default: the literature's
+            bicubic, antialiased, with symmetric borders; the baseline enlarges by it too),
+            ``area`` (the mean of each scale x scale block) or ``bicubic`` (PyTorch's,
+            antialiased); with these two the baseline is PyTorch's bicubic (a = -0.75).
     """
 
     task: ClassVar[str] = "superres"
@@ -256,7 +262,7 @@ class SuperResolutionConfig(ImageToImageConfig):
 
     arch: Literal["unet", "espcn"] = "espcn"
     scale: int = 2
-    downsample: Literal["area", "bicubic"] = "area"
+    downsample: Literal["matlab-bicubic", "area", "bicubic"] = "matlab-bicubic"
 
     def _check_task(self, h: int, w: int) -> None:
         if self.scale not in (2, 4):
@@ -649,10 +655,12 @@ class SuperResolution(ImageToImage):
             raise GenlabError(f"`scale` {scale} needs image sides divisible by {scale}, got {h}x{w}")
 
     def degrade(self, images: torch.Tensor, generator: torch.Generator | None = None, draws=None) -> torch.Tensor:
-        """``images`` made ``scale`` times smaller (``downsample``; no draws)."""
+        """``images`` made ``scale`` times smaller (``downsample``; no draws), in [0, 1]."""
         cfg = self.config
         h, w = images.shape[-2:]
         self._check_sides(h, w)
+        if cfg.downsample == "matlab-bicubic":
+            return imresize(images, 1 / cfg.scale).clamp(0, 1)
         if cfg.downsample == "area":
             return F.avg_pool2d(images, cfg.scale)
         small = F.interpolate(images, size=(h // cfg.scale, w // cfg.scale), mode="bicubic", align_corners=False,
@@ -660,7 +668,10 @@ class SuperResolution(ImageToImage):
         return small.clamp(0, 1)
 
     def upscale(self, condition: torch.Tensor) -> torch.Tensor:
-        """Bicubic enlargement of ``condition`` by ``scale`` (not clamped)."""
+        """Bicubic enlargement of ``condition`` by ``scale`` (not clamped): the literature's with
+        ``matlab-bicubic`` inputs, PyTorch's (a = -0.75) with the others, as runs made before."""
+        if self.config.downsample == "matlab-bicubic":
+            return imresize(condition, self.config.scale)
         return F.interpolate(condition, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
 
     def _correction(self, condition: torch.Tensor, start: torch.Tensor) -> torch.Tensor:

@@ -8,10 +8,11 @@ denoise; bicubic upscaling for superres) are each compared with the clean image 
 ``peak_signal_noise_ratio`` and ``structural_similarity`` with ``data_range=1`` (colour images with
 ``channel_axis``; the default 7x7 uniform window, smaller for images under 7 pixels a side). The
 figures are means over the images (PSNR is averaged in dB, per image, as super-resolution papers
-do), with the standard error of the mean. For superres, ``psnr_y`` is also given: PSNR on the
-luminance (Y of YCbCr, ITU-R BT.601, by ``skimage.color.rgb2ycbcr``, divided by 255; a grey image
-as it is) with ``scale`` pixels cropped from each border, the usual convention of the SR
-literature. An exact match (zero error) counts as 100 dB, so a mean stays finite.
+do), with the standard error of the mean. For superres, ``psnr_y`` and ``ssim_y`` are also given,
+measured as the super-resolution literature measures: on the 8-bit luminance (the Y of ITU-R
+BT.601 in 16..235, rounded; a grey image as it is) with ``scale`` pixels cropped from each border,
+SSIM with the 11x11 Gaussian window of Wang et al. 2004 (:mod:`genlab.metrics.image_quality`).
+An exact match (zero error) counts as 100 dB, so a mean stays finite.
 
 For colorize the condition is the grey image (no draws) and the baseline the grey image as colour
 (chrominance 0). The mean of per-image dB is then ruled by the nearly grey test images, where the
@@ -34,7 +35,7 @@ import torch
 from ...data.base import ImageDataset
 from ...data.registry import load_dataset
 from ...metrics.domain_transfer import direction_quality
-from ...metrics.image_quality import MAX_PSNR_DB, _summary, psnr, psnr_y, ssim
+from ...metrics.image_quality import MAX_PSNR_DB, _summary, psnr, psnr_y, ssim, ssim_y
 from . import colour
 from .model import Colorize
 
@@ -75,11 +76,13 @@ def image_quality(model, data: ImageDataset, seed: int = 0, batch_size: int = 25
     """PSNR and SSIM of ``model``'s output (and of the trivial baseline) against the clean
     images of ``data``, whose condition images are made with seeded draws (``seed``; pix2pix's
     are the data's own); the gains in dB and SSIM; for a task with a ``luminance_crop``
-    (superres) also the luminance PSNR with that border crop; for colorize the colour figures."""
+    (superres) also PSNR and SSIM on the 8-bit luminance with that border crop; for colorize the
+    colour figures."""
     model.eval()
     crop, colours = model.luminance_crop, isinstance(model, Colorize)
     rows: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "baseline_psnr", "baseline_ssim",
-                                                     "psnr_y", "baseline_psnr_y", "chroma", "true_chroma")}
+                                                     "psnr_y", "baseline_psnr_y", "ssim_y", "baseline_ssim_y",
+                                                     "chroma", "true_chroma")}
     sums = {"error": 0.0, "baseline_error": 0.0, "chroma_error": 0.0, "true_chroma_square": 0.0, "pixels": 0}
     start = 0
     for batch in data.batches(batch_size, model.device):
@@ -98,8 +101,9 @@ def image_quality(model, data: ImageDataset, seed: int = 0, batch_size: int = 25
                 rows[prefix + "ssim"].append(ssim(a, b))
                 if crop is not None:
                     rows[prefix + "psnr_y"].append(psnr_y(a, b, crop))
+                    rows[prefix + "ssim_y"].append(ssim_y(a, b, crop))
     results: dict = {"task": model.task, "baseline": model.baseline_name, **model.task_settings()}
-    luminance = ("psnr_y", "baseline_psnr_y") if crop is not None else ()
+    luminance = ("psnr_y", "baseline_psnr_y", "ssim_y", "baseline_ssim_y") if crop is not None else ()
     for key in ("psnr", "baseline_psnr", "ssim", "baseline_ssim") + luminance:
         mean, stderr = _summary(rows[key])
         results[key] = mean
@@ -111,7 +115,8 @@ def image_quality(model, data: ImageDataset, seed: int = 0, batch_size: int = 25
         results.update(_colour_figures(rows, sums))
     if crop is not None:
         results["psnr_y_gain_db"] = results["psnr_y"] - results["baseline_psnr_y"]
-        results["psnr_y_border_crop"] = crop
+        results["ssim_y_gain"] = results["ssim_y"] - results["baseline_ssim_y"]
+        results["y_border_crop"] = crop
     results["corruption_seed"] = seed
     return results
 
