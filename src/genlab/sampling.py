@@ -11,11 +11,11 @@ from .models.base import GenerativeModel, NotSupported
 @torch.no_grad()
 def draw_samples(model: GenerativeModel, n: int = 64, seed: int = 0, label: int | None = None,
                  steps: int | None = None, guidance: float | None = None, eta: float | None = None,
-                 frames: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                 frames: int = 0, sampler: str | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """``n`` images (n, C, *spatial) in [0, 1] on the CPU, drawn with ``seed``, all of class
     ``label`` for a conditional model (else classes in turn), and about ``frames`` intermediate
-    batches of a denoising sampler (diffusion: ``steps``, ``guidance`` and ``eta`` set it; the
-    model's defaults otherwise). Other models refuse those settings and return no frames."""
+    batches of a denoising sampler (diffusion: ``sampler``, ``steps``, ``guidance`` and ``eta`` set
+    it; the model's defaults otherwise). Other models refuse those settings and return no frames."""
     if n < 1:
         raise GenlabError(f"`num` (the number of samples) must be at least 1, got {n}")
     check_seed(seed)
@@ -32,7 +32,8 @@ def draw_samples(model: GenerativeModel, n: int = 64, seed: int = 0, label: int 
     if not model.capabilities.prior:
         raise NotSupported(f"a {model.name} model cannot sample: it has no prior")
     generator = torch.Generator().manual_seed(seed)
-    options = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("eta", eta)) if v is not None}
+    options = {k: v for k, v in (("sampler", sampler), ("steps", steps), ("guidance", guidance), ("eta", eta))
+               if v is not None}
     model.eval()
     if not model.capabilities.denoising_sampler:  # one pass: nothing to set, nothing to animate
         if options:

@@ -192,6 +192,20 @@ def test_classifier_free_guidance_follows_the_label(conditional_toy):
     assert abs(bright_share(model.sample(100, generator=g().manual_seed(0))) - 0.5) < 0.05
 
 
+def test_dpm_solver_samples_in_proportion_and_follows_guidance(toy, conditional_toy):
+    """DPM-Solver++ in 10 steps, unconditional and guided (its accuracy: test_dpm_solver.py)."""
+    model, _ = toy
+    g = torch.Generator
+    for sampler in ("dpm++2m", "dpm++3m"):
+        images, _ = model.generate(model.prior_noise(400, g().manual_seed(1)), sampler=sampler, steps=10)
+        assert 0.15 < bright_share(images) < 0.35, sampler
+    model, _ = conditional_toy
+    for label, expected in ((0, 0.0), (1, 1.0)):
+        images, _ = model.generate(model.prior_noise(200, g().manual_seed(label)), torch.tensor([label]),
+                                   guidance=3.0, sampler="dpm++2m", steps=10)
+        assert abs(bright_share(images) - expected) < 0.05, label
+
+
 def test_clear_errors(toy, conditional_toy):
     model, _ = toy
     z = model.prior_noise(2)
@@ -275,12 +289,21 @@ def test_sample_command(conditional_toy, toy, tmp_path, capsys):
     grid = make_grid(expected, None, 2, auto_scale(expected))
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(grid))
     assert main(["sample", str(out), "--eta", "0.5", "--steps", "5", "--out", str(tmp_path / "e.png")]) == 0
+    # --sampler: the images of generate(sampler=...) for the same seed.
+    assert main(["sample", str(out), "-n", "4", "--seed", "3", "--sampler", "dpm++2m", "--steps", "8",
+                 "--out", str(tmp_path / "d.png")]) == 0
+    expected, _ = run.model.generate(run.model.prior_noise(4, torch.Generator().manual_seed(3)), sampler="dpm++2m",
+                                     steps=8)
+    grid = make_grid(expected, None, 2, auto_scale(expected))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "d.png")), np.asarray(grid))
     for argv, message in [
         (["sample", str(toy[1]), "--guidance", "2"], "conditional"),
         (["sample", str(toy[1]), "--label", "1"], "conditional"),
         (["sample", str(out), "--steps", "1001"], r"1\.\.100"),
         (["sample", str(out), "--label", "2"], r"0\.\.1"),
         (["sample", str(out), "--eta", "2"], "eta"),
+        (["sample", str(out), "--sampler", "euler"], "unknown sampler 'euler'; choose one of: ddim, ddpm, dpm++2m"),
+        (["sample", str(out), "--sampler", "dpm++3m", "--eta", "0.5"], "--eta applies to the ddim sampler"),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err
@@ -291,9 +314,10 @@ def test_sampler_flags_are_refused_by_other_models(tmp_path, capsys):
     out = tmp_path / "pca"
     assert main(["train", "pca", "--latent-dim", "4", "--out", str(out), "--quiet"]) == 0
     capsys.readouterr()
-    assert main(["sample", str(out), "--steps", "10"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--steps applies to diffusion models only" in err
+    for flag, value in (("--steps", "10"), ("--sampler", "dpm++2m")):
+        assert main(["sample", str(out), flag, value]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{flag} applies to diffusion models only" in err
 
 
 def test_interpolate_command_between_two_noises(digits_train, tmp_path, capsys):

@@ -24,8 +24,8 @@ network, twice the image size), tells whether the file takes other batch sizes (
 the report says which, and an ONNX file that does not is written with fixed shapes. An existing
 file is never replaced unless asked (``overwrite``).
 
-A diffusion model's decoder is its whole DDIM sampler (``sample_steps`` denoising steps,
-unrolled: slow to export, and the file takes one batch size, ``batch_size``). A TorchScript file
+A diffusion model's decoder is its whole sampler (the config's ``sampler``, DDIM by default, and
+``sample_steps`` denoising steps, unrolled: slow to export, and the file takes one batch size, ``batch_size``). A TorchScript file
 runs on the CPU: the trace records the model's moves of its inputs to its device (an ONNX file has
 no device).
 """

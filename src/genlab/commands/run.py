@@ -63,21 +63,22 @@ def check_picture_size(model, n: int, frames: int = 0) -> None:
 
 
 def sample(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
-           out: str | os.PathLike | None = None, **sampler: float | None) -> Path:
+           out: str | os.PathLike | None = None, **settings: float | str | None) -> Path:
     """A grid of ``n`` samples drawn with ``seed`` (of class ``label`` for conditional models);
-    ``sampler`` as for :func:`sample_files`."""
-    return sample_files(run, n, seed, label, out, **sampler)[0]
+    ``settings`` as for :func:`sample_files`."""
+    return sample_files(run, n, seed, label, out, **settings)[0]
 
 
 def sample_files(run: Run, n: int = 64, seed: int = 0, label: int | None = None,
                  out: str | os.PathLike | None = None, steps: int | None = None, guidance: float | None = None,
-                 eta: float | None = None, frames: int = 40) -> list[Path]:
+                 eta: float | None = None, frames: int = 40, sampler: str | None = None) -> list[Path]:
     """The grid of :func:`sample` and, for a model that samples by denoising (diffusion), a GIF
-    of the batch being denoised beside it (same name, ``.gif``). ``steps``, ``guidance`` and
-    ``eta`` set the denoising sampler (default: the model's); other models refuse them."""
+    of the batch being denoised beside it (same name, ``.gif``). ``sampler`` (its name, e.g.
+    ``dpm++2m``), ``steps``, ``guidance`` and ``eta`` set the denoising sampler (default: the
+    model's); other models refuse them."""
     path = output_file(out, run.path / "samples.png", _image_suffixes(), "an image file")
     check_picture_size(run.model, n, frames)
-    images, shown = draw_samples(run.model, n, seed, label, steps, guidance, eta, frames)
+    images, shown = draw_samples(run.model, n, seed, label, steps, guidance, eta, frames, sampler)
     if not shown:
         return [save_grid(images, path)]
     gif = save_gif(shown + [images] * 12, path.with_suffix(".gif"), duration_ms=80)  # rest on the result

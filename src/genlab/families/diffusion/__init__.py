@@ -1,4 +1,4 @@
-"""Denoising diffusion: DDPM training, DDIM and ancestral sampling, classifier-free guidance."""
+"""Denoising diffusion: DDPM training, DDIM, DPM-Solver++ and ancestral sampling, classifier-free guidance."""
 from ...family import Family
 from .model import Diffusion, DiffusionConfig
 
