@@ -217,15 +217,27 @@ def test_a_new_setting_is_a_flag_with_its_choices_and_help(toy_family, capsys, m
     from genlab.errors import GenlabError
 
     with pytest.raises(SystemExit):
+        main(["train", "toy-model", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "settings of toy-model: --ema-decay" in help_text
+    assert "--toy-shape {round,square} the shape of every toy, round or square. (default round)" in help_text
+    assert "--toy-size N undocumented elsewhere." in help_text
+    assert "--arch" not in help_text   # another model's setting
+    # The training settings by their first sentence, with the choices of their Literal types.
+    assert "--precision {fp32,bf16,fp16,auto} fp32, or bf16 / fp16 autocast --channels-last" in help_text
+    assert "--lr-schedule {constant,cosine,linear-decay} the learning rate over the run --max-minutes" in help_text
+    assert "--binarize, --no-binarize" in help_text and "--channels-last, --no-channels-last" in help_text
+    # Without a model: no model's settings, and where to find them.
+    with pytest.raises(SystemExit):
         main(["train", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "--toy-shape {round,square} the shape of every toy, round or square. [toy-model]" in help_text
-    assert "--toy-size TOY_SIZE undocumented elsewhere. [toy-model]" in help_text
-    # Each existing flag is still there, from the settings, with the choices of their Literal types.
-    assert "--precision {fp32,bf16,fp16,auto}" in help_text
-    assert "--lr-schedule {constant,cosine,linear-decay}" in help_text
+    assert "--lr X peak learning rate of AdamW" in help_text
+    assert "--toy-shape" not in help_text and "--likelihood" not in help_text
+    assert help_text.endswith("Each model's own settings, with their defaults: genlab train MODEL --help.")
+    with pytest.raises(SystemExit):
+        main(["train", "vae", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
     assert "--arch {dense,conv,resnet,unet,espcn}" in help_text and "--likelihood {auto,bernoulli,gaussian}" in help_text
-    assert "--binarize, --no-binarize" in help_text and "--channels-last, --no-channels-last" in help_text
     args = build_parser().parse_args(["train", "toy-model", "--toy-shape", "square", "--toy-size", "5",
                                       "--channels", "8,16", "--no-binarize", "--lr", "0.01"])
     assert (args.toy_shape, args.toy_size, args.channels, args.binarize, args.lr) == ("square", 5, (8, 16), False, 0.01)

@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import GenlabError, GenlabWarning, first_line, os_error_line
 from .help import HELP, top_help
-from .settings import DATA_FIELDS, flag_kind, merged_kind, setting_fields
+from .settings import DATA_FIELDS, attribute_docs, flag_kind, merged_kind, setting_fields
 
 #: config fields that describe the training data: a run reads them from its dataset, not from flags
 def _ints(text: str) -> tuple[int, ...]:
@@ -84,27 +84,69 @@ def _flag_options(kind: str, choices: tuple) -> dict[str, Any]:
         types_ = {type(c) for c in choices}
         reader = str if types_ == {str} else int if types_ == {int} else _value
         return {"type": reader, "choices": list(choices)}
-    return {"int": {"type": int}, "float": {"type": float}, "str": {},
+    return {"int": {"type": int, "metavar": "N"}, "float": {"type": float, "metavar": "X"}, "str": {},
             "ints": {"type": _ints, "metavar": "N[,N...]"}, "floats": {"type": _floats, "metavar": "X[,X...]"},
             }.get(kind, {"type": _value, "metavar": "VALUE"})
 
 
-def _add_setting_flags(parser: argparse.ArgumentParser) -> tuple[str, ...]:
+def _first_sentence(text: str) -> str:
+    """The first sentence of a setting's description (its whole text is in the docs and in
+    ``genlab train MODEL --help``'s model settings)."""
+    end = text.find(". ")
+    return text if end < 0 else text[:end + 1]
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, shown_for: str | None = None) -> tuple[str, ...]:
     """A flag for each setting of :func:`setting_fields` (``--field-name``, unset by default),
-    training settings and model settings in two groups; returns the settings' names."""
+    training settings and model settings in two groups; returns the settings' names.
+
+    ``shown_for`` shapes the help of ``genlab train [MODEL] --help`` only ("" without a model):
+    the training settings by their first sentence, and the settings of that model alone (none
+    without one), by its config's own descriptions, with its defaults. Every flag parses whatever
+    the help shows."""
     taken = {s for action in parser._actions for s in action.option_strings}
-    groups = {True: parser.add_argument_group("training settings"),
-              False: parser.add_argument_group("model settings (each model takes those of its config)")}
+    model_help = {} if shown_for is None else _model_settings_help(shown_for)
+    title = ("model settings (each model takes those of its config)" if shown_for is None
+             else f"settings of {shown_for}" if shown_for
+             else "model settings: each model's own, listed by `genlab train MODEL --help`")
+    groups = {True: parser.add_argument_group("training settings"), False: parser.add_argument_group(title)}
     names = []
     for name, entry in setting_fields().items():
         flag = "--" + name.replace("_", "-")
         if flag in taken:
             continue   # a flag of the command's own (--data, --out ...)
-        groups[entry["training"]].add_argument(flag, dest=name, default=None,
-                                               help=entry["help"].replace("%", "%%") or None,
+        text = entry["help"]
+        if shown_for is not None:
+            text = _first_sentence(text) if entry["training"] else model_help.get(name, argparse.SUPPRESS)
+        if text is not argparse.SUPPRESS:
+            text = text.replace("%", "%%") or None
+        groups[entry["training"]].add_argument(flag, dest=name, default=None, help=text,
                                                **_flag_options(*merged_kind([flag_kind(h) for h in entry["hints"]])))
         names.append(name)
     return tuple(names)
+
+
+def _first_sentence(text: str) -> str:
+    """A description up to its first full stop, colon, semicolon or parenthesis past its first few
+    words (``genlab train --help`` is a page, not the docs: they have the whole text)."""
+    ends = [i for i in (text.find(mark, 15) for mark in (". ", "; ", ": ", " (")) if i >= 0]
+    return text[:min(ends)] if ends else text.rstrip(".")
+
+
+def _model_settings_help(model: str) -> dict[str, str]:
+    """``{field: description (default VALUE)}`` of ``model``'s settings ({} for "")."""
+    from .registry import model_settings
+
+    if not model:
+        return {}
+    config, preset = model_settings(model)[0].config_class, model_settings(model)[1]
+    docs = attribute_docs(config)
+    found = {}
+    for f in dataclasses.fields(config):
+        default = preset.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
+        shown = "" if default is None or callable(default) else f" (default {default})"
+        found[f.name] = docs.get(f.name, "") + shown
+    return found
 
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
@@ -151,7 +193,9 @@ def _data_with_options(args: argparse.Namespace, data: str | None, settings: dic
 
 
 # ------------------------------------------------------------------------------ parser
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(train_help_for: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; ``train_help_for`` (a model name, or "") shapes the help of
+    ``genlab train [MODEL] --help`` (:func:`_add_setting_flags`)."""
     from .registry import FAMILIES, dataset_kinds, model_names
 
     parser = argparse.ArgumentParser(prog="genlab", description="Deep generative models of images.")
@@ -175,16 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     kinds = "".join(f", {kind}:SPEC" for kind in dataset_kinds())
     p.add_argument("--data", help=f"dataset name (genlab datasets), folder:PATH, hf:NAME, npz:PATH{kinds} "
                    "(default digits; with --resume, the run's)")
-    p.add_argument("--data-dir")
+    p.add_argument("--data-dir", metavar="DIR", help="folder of dataset files (as for genlab datasets)")
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA)")
-    p.add_argument("--config", help="JSON or TOML file of model and training settings")
+    p.add_argument("--config", metavar="FILE", help="JSON or TOML file of model and training settings")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--nproc", type=int, help="data-parallel processes on this machine, started by torchrun")
+    p.add_argument("--nproc", type=int, metavar="N", help="data-parallel processes on this machine, started by torchrun")
     p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="a setting by its name, as in a --config file (e.g. --set snapshot_every=100)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_flags(p)
-    p.set_defaults(_settings=_add_setting_flags(p))
+    p.set_defaults(_settings=_add_setting_flags(p, train_help_for))
+    if train_help_for == "":
+        p.epilog = "Each model's own settings, with their defaults: genlab train MODEL --help."
 
     p = command("serve", _serve)
     p.add_argument("run")
@@ -197,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--num", type=int, help="samples (default 64 images)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", type=int, help="class of the samples (conditional models)")
+    p.add_argument("--sampler", help="denoising sampler (models that sample by denoising): ddim, ddpm (all "
+                   "timesteps), dpm++2m or dpm++3m (DPM-Solver++: more accurate than DDIM at the same steps); "
+                   "default the model's")
     p.add_argument("--steps", type=int, help="denoising steps, 1 to the model's timesteps (models that sample by "
                    "denoising; default 50)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (conditional models that sample "
@@ -465,7 +514,8 @@ def _sample(run, args: argparse.Namespace, **options: Any) -> list[Path]:
     from .commands import run as tools
 
     return tools.sample_files(run, 64 if args.num is None else args.num, args.seed, args.label, args.out,
-                              steps=args.steps, guidance=args.guidance, eta=args.eta, **options)
+                              steps=args.steps, guidance=args.guidance, eta=args.eta, sampler=args.sampler,
+                              **options)
 
 
 def _reconstruct(run, args: argparse.Namespace, **options: Any) -> list[Path]:
@@ -623,6 +673,20 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _python_show_warning = warnings.showwarning
 
 
+def _train_help_for(argv: list[str]) -> str | None:
+    """For ``genlab train [MODEL] --help``, the model ("" without one, or for a name genlab does
+    not know: the parser then says so); None otherwise."""
+    from .registry import resolve_model_name
+
+    if argv[0] != "train" or not {"-h", "--help"} & set(argv):
+        return None
+    name = argv[1] if len(argv) > 1 and not argv[1].startswith("-") else ""
+    try:
+        return resolve_model_name(name) if name else ""
+    except GenlabError:
+        return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):   # without loading torch or any model
@@ -630,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv:
             raise SystemExit(0)   # as argparse's --help does
         return 0
-    parser = build_parser()
+    parser = build_parser(_train_help_for(argv))
     args = parser.parse_args(argv)
     args.argv = argv
     warnings.showwarning = _show_warning

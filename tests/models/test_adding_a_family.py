@@ -50,7 +50,7 @@ def test_the_documented_family_trains_resumes_and_samples(registered, digits_tra
 
 def test_its_settings_are_flags_and_its_command_is_listed(registered, capsys):
     with pytest.raises(SystemExit):
-        main(["train", "--help"])
+        main(["train", "pixel-gaussian", "--help"])
     help_text = capsys.readouterr().out
     assert re.search(r"--spread \{per-pixel,shared\}", help_text), help_text
     assert "--mirror" in help_text and "--init-log-sigma" in help_text

@@ -87,8 +87,8 @@ class TrainConfig:
             update in one pass over each weight instead of several; off, the multi-tensor one.
             Data-parallel runs use the multi-tensor one.
         lr: peak learning rate of AdamW.
-        lr_schedule: ``constant``, ``cosine`` (decays to 0 over the run; needs no state) or
-            ``linear-decay`` (constant for the first half of the run, then linearly to 0, as
+        lr_schedule: the learning rate over the run: ``constant``, ``cosine`` (decays to 0
+            over the run; needs no state) or ``linear-decay`` (constant for the first half of the run, then linearly to 0, as
             CycleGAN trains).
         max_minutes: stop once the training steps have taken this many minutes (0: no limit), with
             a checkpoint, as at the end of the run. With a decaying schedule the learning rate then
