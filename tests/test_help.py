@@ -38,3 +38,25 @@ def test_help_flag_exits_as_argparse_does(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--help"])
     assert done.value.code == 0 and "use a trained run:" in capsys.readouterr().out
+
+
+def test_train_help_is_one_page_and_loads_no_torch_the_second_time(tmp_path):
+    import os
+
+    code = ("import sys; from genlab.cli import main\n"
+            "try: main(sys.argv[1:])\nexcept SystemExit: pass\nprint('torch' in sys.modules)")
+    env = {**os.environ, "GENLAB_CACHE": str(tmp_path), "COLUMNS": "100"}
+
+    def page(*argv):
+        done = subprocess.run([sys.executable, "-c", code, "train", *argv, "--help"], capture_output=True,
+                              text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.rsplit("\n", 2)[0], done.stdout.split()[-1]
+
+    first, torch_loaded = page()
+    assert torch_loaded == "True" and "training settings:" in first and "--lr X" in first
+    assert "--likelihood" not in first and len(first.splitlines()) < 80   # no model's settings: one page
+    again, torch_loaded = page()
+    assert (again, torch_loaded) == (first, "False")
+    vae, _ = page("vae")
+    assert "settings of vae:" in vae and "--likelihood {auto,bernoulli,gaussian}" in vae and vae != first

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GenlabError, GenlabWarning, first_line, os_error_line
-from .help import HELP, top_help
+from .help import HELP, cached_page, top_help
 from .settings import DATA_FIELDS, attribute_docs, flag_kind, merged_kind, setting_fields
 
 #: config fields that describe the training data: a run reads them from its dataset, not from flags
@@ -673,18 +673,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _python_show_warning = warnings.showwarning
 
 
-def _train_help_for(argv: list[str]) -> str | None:
-    """For ``genlab train [MODEL] --help``, the model ("" without one, or for a name genlab does
-    not know: the parser then says so); None otherwise."""
+def _help_page(argv: list[str]) -> str:
+    """The text ``genlab train [MODEL] --help`` prints: the parser's help, shaped for the model
+    (the page of ``genlab train`` without one, or for a name genlab does not know)."""
+    import contextlib
+    import io
+
     from .registry import resolve_model_name
 
-    if argv[0] != "train" or not {"-h", "--help"} & set(argv):
-        return None
     name = argv[1] if len(argv) > 1 and not argv[1].startswith("-") else ""
     try:
-        return resolve_model_name(name) if name else ""
+        name = resolve_model_name(name) if name else ""
     except GenlabError:
-        return ""
+        name = ""
+    page = io.StringIO()
+    with contextlib.redirect_stdout(page), contextlib.suppress(SystemExit):
+        build_parser(name).parse_args(["train", "--help"])
+    return page.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -694,7 +699,10 @@ def main(argv: list[str] | None = None) -> int:
         if argv:
             raise SystemExit(0)   # as argparse's --help does
         return 0
-    parser = build_parser(_train_help_for(argv))
+    if argv[0] == "train" and {"-h", "--help"} & set(argv):   # from the cache after the first time
+        print(cached_page(argv, lambda: _help_page(argv)), end="")
+        raise SystemExit(0)
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
     warnings.showwarning = _show_warning

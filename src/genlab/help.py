@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import shutil
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 #: the core's commands, by what a user is doing: {group: {command: one line of help}}
@@ -85,5 +86,39 @@ def top_help() -> str:
             lines += [textwrap.fill(text, columns, initial_indent=f"  {name:<{width}}",
                                     subsequent_indent=" " * (width + 2)) for name, text in commands.items()]
             lines.append("")
-    lines.append("Models: genlab train --help lists them and every setting. Docs: README.md and docs/.")
+    lines.append("Models: genlab train --help lists them; genlab train MODEL --help, a model's settings. "
+                 "Docs: README.md and docs/.")
     return "\n".join(lines)
+
+
+def cached_page(argv: list[str], render: Callable[[], str]) -> str:
+    """The help page of ``argv`` (``genlab train [MODEL] --help``), from genlab's cache when this
+    installation wrote it before: ``render`` (which builds the full parser, and so imports torch
+    and every family) runs once per version of the source, page and terminal width. The key holds
+    the size and time of every source file of the package, so an edit or an upgrade renders anew.
+    Where the registry is loaded already (a family may have been registered from Python), the
+    page is rendered afresh: torch is in memory then, and the cache cannot know that family."""
+    import hashlib
+    import sys
+
+    from .files import cache_dir, write_atomic
+
+    if "genlab.registry" in sys.modules:
+        return render()
+    here = Path(__file__).parent
+    stamp = hashlib.sha256(" ".join(argv).encode())
+    stamp.update(str(shutil.get_terminal_size().columns).encode())
+    for path in sorted(here.rglob("*.py")):
+        info = path.stat()
+        stamp.update(f"{path.relative_to(here)} {info.st_size} {info.st_mtime_ns}\n".encode())
+    cached = cache_dir() / "help" / f"{stamp.hexdigest()[:32]}.txt"
+    try:
+        return cached.read_text()
+    except OSError:
+        pass
+    page = render()
+    try:
+        write_atomic(cached, lambda f: f.write(page.encode()))
+    except OSError:   # a read-only cache: the page is still right, only not kept
+        pass
+    return page
