@@ -4,18 +4,28 @@ paper's GAN (Mosser, Dubrule and Blunt 2017, whose own statistics ship with the 
 
     python benchmarks/porous.py --data ../shared/datasets/porous --minutes 90 [--edge 64]
     python benchmarks/porous.py --data ../shared/datasets/porous --run benchmarks/runs/porous-ketton-64 --pictures
+    python benchmarks/porous.py --data ../shared/datasets/porous --real-only [--median-filter]
 
-With ``--run`` an existing run folder is judged (a run trained with the same command-line
-settings, e.g. in the background); otherwise one is trained first for ``--minutes`` minutes. The
-table compares, for each statistic, the original (computed here, the same way for every column),
-the paper's GAN (its reference files) and genlab's volumes, with the issue's targets. Also: the
-largest volume generated (time, memory) and the statistics pipeline on a synthetic
-overlapping-spheres volume against its closed form. Results: benchmarks/results/porous.json.
+First the real data alone, against the paper's reference files: the Euler characteristic of
+the scan's 8 corner 200^3 cubes by both methods (MorphoLibJ's, as the paper; scikit-image's),
+on the segmented image as it is, beside the paper's figures, with the grain voxels and surface
+that show how the paper's sub-volumes compare with the scan's. ``--median-filter`` adds the same
+after a 3x3x3 median filter (off by default: the paper's figures are judged raw against raw).
+``--real-only`` stops there (no model; results: benchmarks/results/porous-real.json).
+
+Then a model: with ``--run`` an existing run folder is judged (a run trained with the same
+command-line settings, e.g. in the background); otherwise one is trained first for
+``--minutes`` minutes. The table compares, for each statistic, the original (computed here, the
+same way for every column), the paper's GAN (its reference files) and genlab's volumes, with
+the issue's targets. Also: the largest volume generated (time, memory) and the statistics
+pipeline on a synthetic overlapping-spheres volume against its closed form. Results:
+benchmarks/results/porous.json.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import resource
 import sys
@@ -32,8 +42,8 @@ from common import ROOT, machine, print_table, train_time, write_results  # noqa
 
 from genlab.families.porous.media import closed_form, make_volume  # noqa: E402
 from genlab.families.porous.commands import reference_cubes  # noqa: E402
-from genlab.families.porous.volumes import read_volume  # noqa: E402
-from genlab.families.porous.statistics import describe, euler_characteristic, two_point  # noqa: E402
+from genlab.families.porous.volumes import parse_volume_spec, phase_record, read_volume_spec  # noqa: E402
+from genlab.families.porous.statistics import EULER_METHODS, describe, euler_characteristic  # noqa: E402
 from genlab.train import load_run, train  # noqa: E402
 
 EDGE = 200  # the paper's Minkowski functionals are of 200^3 volumes
@@ -55,16 +65,18 @@ def paper_reference(folder: Path) -> dict:
     cov = json.loads((ref / "ketton_covariance_data.json").read_text())
     gan = [v for k, v in cov.items() if k != "orig"]
 
-    def minkowski(name):
+    def minkowski(name, column="euler"):
         with open(ref / name, encoding="utf-8-sig") as f:
-            return [float(r["euler"]) for r in csv.DictReader(f)]
+            return [float(r[column]) for r in csv.DictReader(f)]
 
     with open(ref / "ketton_orig_pph.csv") as f:
         s2 = np.array([[float(v) for v in r.values()] for r in csv.DictReader(f)]).mean(1)
     return {"original": {"specific_surface_s2": cov["orig"]["specific_surface"],
                          "chord_pore_s2": cov["orig"]["chord_length_pph"],
                          "chord_grain_s2": cov["orig"]["chord_length_gph"],
-                         "euler_morpholibj": minkowski("ketton_200_minkowski_original.csv"), "s2": s2.tolist()},
+                         "euler_morpholibj": minkowski("ketton_200_minkowski_original.csv"),
+                         "grain_voxels": minkowski("ketton_200_minkowski_original.csv", "volume"),
+                         "surface": minkowski("ketton_200_minkowski_original.csv", "surface"), "s2": s2.tolist()},
             "gan": {"specific_surface_s2": float(np.mean([g["specific_surface"] for g in gan])),
                     "chord_pore_s2": float(np.mean([g["chord_length_pph"] for g in gan])),
                     "chord_grain_s2": float(np.mean([g["chord_length_gph"] for g in gan])),
@@ -123,22 +135,111 @@ def synthetic_check(size: int = 192, porosity: float = 0.3, radius: float = 6.0)
     return {"size": size, "porosity": porosity, "radius": radius, "statistics": rows}
 
 
+def crofton_surface(phase: np.ndarray) -> float:
+    """Area of a phase's boundary in voxel faces, by the 3-direction Crofton estimate: an
+    isotropic medium's area per unit volume is twice its crossings per unit length, averaged
+    here over lines along the three axes (faces of the cube not counted)."""
+    per_length = [np.count_nonzero(np.diff(phase, axis=a)) / (phase.size // phase.shape[a] * (phase.shape[a] - 1))
+                  for a in range(3)]
+    return float(2 * np.mean(per_length) * phase.size)
+
+
+def window_extremes(phase: np.ndarray, edge: int) -> list[int]:
+    """The fewest and the most voxels of ``phase`` in any ``edge``^3 window of the volume (a
+    summed-volume table: each window's count from its eight corners)."""
+    table = np.pad(phase.astype(np.int64), ((1, 0),) * 3).cumsum(0).cumsum(1).cumsum(2)
+    lo, hi = slice(None, -edge), slice(edge, None)
+    counts = sum((-1) ** (a + b + c) * table[(hi, lo)[a], (hi, lo)[b], (hi, lo)[c]]
+                 for a in (0, 1) for b in (0, 1) for c in (0, 1))
+    return [int(counts.min()), int(counts.max())]
+
+
+def cube_figures(volume: np.ndarray) -> dict:
+    """Of the 8 corner 200^3 cubes of ``volume`` (True = pore), each: its grain voxels, grain
+    surface (Crofton), and Euler characteristic by both methods (each with its own phase); and
+    the fewest and most grain voxels of any 200^3 window."""
+    cubes = reference_cubes(volume, EDGE)
+    side = min(volume.shape)
+    corners = list(itertools.product(range(0, side - EDGE + 1, max(side - EDGE, 1)), repeat=3))
+    assert len(corners) == len(cubes)
+    return {"corners": corners, "grain_voxels": [int((~c).sum()) for c in cubes],
+            "surface": [crofton_surface(~c) for c in cubes],
+            **{f"euler_{m}": [euler_characteristic(c, m) for c in cubes] for m in EULER_METHODS},
+            "window_grain_voxels": window_extremes(~volume, EDGE)}
+
+
+def _spread(values, form: str = "{:.4g}") -> str:
+    """'mean (min to max)' of a list of numbers, each written with ``form``."""
+    return f"{form.format(np.mean(values))} ({form.format(min(values))} to {form.format(max(values))})"
+
+
+def real_data(original: np.ndarray, paper: dict, median: bool) -> dict:
+    """The scan's corner cubes beside the paper's 8 reference sub-volumes, raw (and, when asked,
+    cut from the scan after a 3x3x3 median filter of the whole): tables printed, figures returned."""
+    figures = {"raw": cube_figures(original)}
+    if median:
+        from scipy.ndimage import median_filter
+
+        figures["median_filtered"] = cube_figures(median_filter(original, size=3))
+    ref = paper["original"]
+    rows = [["Euler, MorphoLibJ's method (grain, cells inside)", _spread(ref["euler_morpholibj"])],
+            ["Euler, scikit-image (pore, padded)", "-"],
+            ["porosity", _spread([1 - g / EDGE ** 3 for g in ref["grain_voxels"]], "{:.4f}")],
+            ["grain voxels", _spread(ref["grain_voxels"], "{:,.0f}")],
+            ["grain voxels, fewest and most of any 200^3 window", "-"],
+            ["grain surface (voxel faces; here 3-direction Crofton)", _spread(ref["surface"], "{:,.0f}")]]
+    for f in figures.values():
+        low, high = f["window_grain_voxels"]
+        cells = [_spread(f["euler_morpholibj"]), _spread(f["euler_skimage"]),
+                 _spread([1 - g / EDGE ** 3 for g in f["grain_voxels"]], "{:.4f}"),
+                 _spread(f["grain_voxels"], "{:,.0f}"), f"{low:,} to {high:,}", _spread(f["surface"], "{:,.0f}")]
+        for row, cell in zip(rows, cells):
+            row.append(cell)
+    print_table(["200^3 sub-volumes", "paper's reference (8)", "ketton.tif, 8 corner cubes"]
+                + (["the same, median-filtered"] if median else []), rows)
+    raw = figures["raw"]
+    print("\nper sub-volume (the reference's rows are not these cubes: their positions are not published)")
+    print_table(["reference: grain voxels", "Euler", "corner", "grain voxels", "Euler MorphoLibJ", "Euler skimage"],
+                [[int(ref["grain_voxels"][i]), ref["euler_morpholibj"][i], str(raw["corners"][i]),
+                  raw["grain_voxels"][i], raw["euler_morpholibj"][i], raw["euler_skimage"][i]]
+                 for i in range(len(raw["corners"]))])
+    return figures
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="the porous dataset folder (ketton.tif, reference/)")
     p.add_argument("--run", help="an existing run folder to judge (default: train one)")
+    p.add_argument("--real-only", action="store_true",
+                   help="only the real data against the paper's reference files: no model, no training")
+    p.add_argument("--median-filter", action="store_true",
+                   help="also the Euler characteristics after a 3x3x3 median filter (of every volume compared)")
     p.add_argument("--minutes", type=float, default=90.0, help="training time when training (default 90)")
     p.add_argument("--edge", type=int, default=64, help="training cube edge (default 64, as the paper)")
     p.add_argument("--volumes", type=int, default=20)
     p.add_argument("--largest", type=int, default=512, help="edge of the largest volume to time (default 512)")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--name", default="porous", help="results file name (benchmarks/results/NAME.json)")
+    p.add_argument("--name", help="results file name (benchmarks/results/NAME.json; default porous, "
+                   "or porous-real with --real-only)")
     p.add_argument("--pictures", action="store_true", help="also write the docs' pictures (docs/images/porous-*.png)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     folder = data_folder(args.data)
-    ketton = folder / "ketton.tif"
+    original, options = read_volume_spec(f"volume:{folder / 'ketton.tif'}")
+    paper = paper_reference(folder)
+    print("the scan's 200^3 corner cubes against the paper's reference sub-volumes ...", flush=True)
+    real = real_data(original, paper, args.median_filter)
+    common = {"machine": machine(), "phase": phase_record(options, original), "real_data": real, "paper": paper}
+    if args.real_only:
+        path = write_results(args.name or "porous-real", common)
+        print(f"\nwritten to {path}")
+        return
+    judge_model(args, folder, original, common)
 
+
+def judge_model(args, folder: Path, original: np.ndarray, common: dict) -> None:
+    """Train (or load ``--run``), generate, and compare with the original and the paper's GAN."""
+    ketton = folder / "ketton.tif"
     if args.run:
         run_dir = Path(args.run)
     else:
@@ -150,9 +251,8 @@ def main() -> None:
     model = run.model
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
-    original = read_volume(ketton)
     reference = reference_cubes(original, EDGE)  # what `genlab evaluate` compares with: the 8 corner 200^3 cubes
-    paper = paper_reference(folder)
+    paper = common["paper"]
     print(f"generating {args.volumes} volumes of {EDGE}^3 ...", flush=True)
     generated, per_volume = generate(model, args.volumes, EDGE)
     print("statistics ...", flush=True)
@@ -162,15 +262,7 @@ def main() -> None:
     s2_original = np.asarray(whole["s2"]["mean"])
     s2_mae = float(np.abs(np.asarray(gen["s2"]["mean"]) - s2_original).mean())
     s2_mae_paper_file = float(np.abs(s2_original - np.asarray(paper["original"]["s2"][: MAX_LAG + 1])).mean())
-
-    # The Euler characteristic after a 3x3x3 median filter of both sides: the scan's one-voxel
-    # pores and throats dominate chi on the image as it is (docs/porous.md).
-    from scipy.ndimage import median_filter
-
-    def filtered_euler(volumes):
-        return [euler_characteristic(median_filter(v, size=3)) for v in volumes]
-
-    euler_filtered = {"original": filtered_euler(reference), "generated": filtered_euler(generated)}
+    euler = euler_figures(reference, generated, args.median_filter)
 
     def rel(a, b):
         return (a - b) / b
@@ -190,15 +282,7 @@ def main() -> None:
          f"{paper['gan']['chord_grain_s2']:.2f} ({100 * rel(paper['gan']['chord_grain_s2'], w['chord_grain_s2']):+.1f}%)",
          gen["chord_grain_s2"]["mean"], "within 6%",
          abs(rel(gen["chord_grain_s2"]["mean"], w["chord_grain_s2"])) <= 0.06],
-        ["Euler char. 200^3 (skimage)", f"{orig['euler']['mean']:.0f} ({min(orig['euler']['values']):.0f} to "
-         f"{max(orig['euler']['values']):.0f})", "-", gen["euler"]["mean"], "inside the originals' range",
-         min(orig["euler"]["values"]) <= gen["euler"]["mean"] <= max(orig["euler"]["values"])],
-        ["Euler char. 200^3, median-filtered", f"{np.mean(euler_filtered['original']):.0f} "
-         f"({min(euler_filtered['original'])} to {max(euler_filtered['original'])})", "-",
-         np.mean(euler_filtered["generated"]), "inside the originals' range",
-         bool(min(euler_filtered["original"]) <= np.mean(euler_filtered["generated"]) <= max(euler_filtered["original"]))],
-        ["Euler char. 200^3 (paper, MorphoLibJ)", f"{np.mean(paper['original']['euler_morpholibj']):.0f}",
-         f"{np.mean(paper['gan']['euler_morpholibj']):.0f}", "-", "(another method)", "-"],
+        *euler_table_rows(euler, paper),
         ["S2(r) mean abs. error, r <= 30", 0.0, "-", s2_mae, "under 0.005", s2_mae < 0.005],
     ]
     print()
@@ -217,20 +301,54 @@ def main() -> None:
                 [[k, _cell(v["measured"]), _cell(v["closed_form"])] for k, v in synthetic["statistics"].items()
                  if isinstance(v, dict)] + [["S2 mean abs. error", _cell(synthetic["statistics"]["s2_mae"]), "0"]])
 
-    path = write_results(args.name, {
-        "machine": machine(), "run": str(run_dir), "train_minutes": round(train_time(run_dir) / 60, 1),
+    path = write_results(args.name or "porous", {
+        **common, "run": str(run_dir), "train_minutes": round(train_time(run_dir) / 60, 1),
         "train_steps": metrics[-1]["step"], "train_edge": model.config.image_shape[1],
         "model": run.config["model"], "train": run.config["train"],
+        "run_phase": phase_record(parse_volume_spec(run.dataset_name)),
         "volumes": args.volumes, "edge": EDGE, "seconds_per_volume": round(per_volume, 2),
         "original_whole": {k: whole[k] for k in whole if k != "s2"}, "original_s2": s2_original.tolist(),
-        "original_200_cubes": orig, "generated": gen, "paper": paper, "s2_mae": s2_mae,
-        "euler_median_filtered": euler_filtered,
+        "original_200_cubes": orig, "generated": gen, "s2_mae": s2_mae, "euler": euler,
         "s2_check_against_paper_file": s2_mae_paper_file,
         "table": [[c if isinstance(c, (bool, str)) else float(c) for c in r] for r in rows],
         "largest_volume": big, "synthetic": synthetic})
     print(f"\nwritten to {path}")
     if args.pictures:
         pictures(run, generated[0], original, gen, orig, s2_original)
+
+
+def euler_figures(reference: np.ndarray, generated: np.ndarray, median: bool) -> dict:
+    """The Euler characteristic of the original's cubes and the generated volumes by both
+    methods, on the volumes as they are, and after a 3x3x3 median filter of both when asked
+    (each volume filtered alone, as a generated volume must be)."""
+    out = {}
+    for method in EULER_METHODS:
+        out[method] = {side: [euler_characteristic(v, method) for v in volumes]
+                       for side, volumes in (("original", reference), ("generated", generated))}
+    if median:
+        from scipy.ndimage import median_filter
+
+        for method in EULER_METHODS:
+            out[f"{method}_median_filtered"] = {
+                side: [euler_characteristic(median_filter(v, size=3), method) for v in volumes]
+                for side, volumes in (("original", reference), ("generated", generated))}
+    return out
+
+
+def euler_table_rows(euler: dict, paper: dict) -> list[list]:
+    """The benchmark table's rows of the Euler characteristic: each method raw against raw (and
+    median-filtered, when computed), then the paper's own figures (its method on its images)."""
+    labels = {"morpholibj": "MorphoLibJ's method (grain, cells inside)", "skimage": "scikit-image (pore, padded)"}
+    rows = []
+    for key, figures in euler.items():
+        method, _, filtered = key.partition("_")
+        original, generated = figures["original"], np.mean(figures["generated"])
+        rows.append([f"Euler char. 200^3, {labels[method]}{', median-filtered' if filtered else ''}",
+                     _spread(original), "-", generated, "inside the originals' range",
+                     bool(min(original) <= generated <= max(original))])
+    rows.append(["Euler char. 200^3, the paper's reference files", _spread(paper["original"]["euler_morpholibj"]),
+                 _spread(paper["gan"]["euler_morpholibj"]), "-", "(the same method, another image)", "-"])
+    return rows
 
 
 def pictures(run, sample: np.ndarray, original: np.ndarray, gen: dict, orig: dict, s2_original: np.ndarray) -> None:

@@ -1,5 +1,6 @@
 """3-D volumes: reading and writing, segmentation, cubes, ``volume:`` datasets, cube symmetries."""
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -8,8 +9,8 @@ import tifffile
 import torch
 
 from genlab.data import load_dataset
-from genlab.families.porous.volumes import (CUBE_SYMMETRIES, cube_symmetry, load_volume_dataset, parse_volume_spec, random_cube_symmetry, read_volume, read_volume_spec, subvolumes, write_volume)
-from genlab.errors import GenlabError
+from genlab.families.porous.volumes import (CUBE_SYMMETRIES, cube_symmetry, load_volume_dataset, parse_volume_spec, phase_record, random_cube_symmetry, read_volume, read_volume_spec, subvolumes, write_volume)
+from genlab.errors import GenlabError, GenlabWarning
 
 
 def random_volume(shape=(12, 10, 9), porosity=0.3, seed=0) -> np.ndarray:
@@ -151,6 +152,52 @@ def test_grey_levels_need_a_threshold(tmp_path):
         read_volume(tmp_path / "g.npy", threshold=20, pore=3)
 
 
+def _pore_warnings(read) -> list[str]:
+    """The messages of the GenlabWarnings that ``read()`` gives (each must be one line)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read()
+    messages = [str(w.message) for w in caught if issubclass(w.category, GenlabWarning)]
+    assert all("\n" not in m for m in messages)
+    return messages
+
+
+def test_a_volume_read_as_more_pore_than_grain_warns_with_both_readings(tmp_path):
+    volume = np.zeros((4, 4, 4), bool)
+    volume.flat[:32] = True                      # exactly half pore: no warning
+    write_volume(volume, tmp_path / "half.tif")  # 0 = pore, 255 = grain
+    assert _pore_warnings(lambda: read_volume(tmp_path / "half.tif")) == []
+    volume.flat[32] = True                       # 33 of 64 voxels
+    write_volume(volume, tmp_path / "v.tif")
+    path = tmp_path / "v.tif"
+    assert _pore_warnings(lambda: read_volume(path)) == [
+        f"{path} reads as porosity 0.5156 with pore=low, and 0.4844 with pore=high: more pore than grain; "
+        "if the pore is the other phase, set pore=high"]
+    assert _pore_warnings(lambda: read_volume(path, pore="high")) == []
+    assert _pore_warnings(lambda: read_volume(path, pore=0))[0].endswith("set pore=255")
+    grey = np.where(volume, 10, 200).astype(np.uint8)
+    np.save(tmp_path / "g.npy", grey)
+    message, = _pore_warnings(lambda: read_volume(tmp_path / "g.npy", threshold=100))
+    assert "porosity 0.5156 with pore=low, and 0.4844 with pore=high" in message
+    assert _pore_warnings(lambda: read_volume(tmp_path / "g.npy", threshold=100, pore="high")) == []
+
+
+def test_a_volume_dataset_records_which_phase_is_pore(tmp_path):
+    volume = random_volume((8, 8, 8))
+    write_volume(volume, tmp_path / "rock.tif")
+    np.save(tmp_path / "rock.npy", volume)
+    for name, setting in (("rock.tif", "low"), ("rock.npy", "high")):  # the defaults: 0 = pore, True = pore
+        data = load_volume_dataset(f"volume:{tmp_path / name},edge=4")
+        assert data.name == f"volume:{tmp_path / name},edge=4,pore={setting}"
+        assert torch.equal(load_dataset(data.name).images, data.images)
+        _, options = read_volume_spec(data.name)
+        assert phase_record(options, volume) == {"pore": setting, "data": data.name, "porosity": volume.mean()}
+    given = load_volume_dataset(f"volume:{tmp_path / 'rock.tif'},edge=4,pore=255")
+    assert given.name == f"volume:{tmp_path / 'rock.tif'},edge=4,pore=255"   # as the user gave it
+    old = phase_record(parse_volume_spec("volume:old.tif,edge=4"))   # a name from before the phase was recorded
+    assert old == {"pore": None, "data": f"volume:{os.path.abspath('old.tif')},edge=4"}
+
+
 def test_one_value_is_refused(tmp_path):
     np.save(tmp_path / "v.npy", np.zeros((3, 3, 3), np.uint8))
     with pytest.raises(GenlabError, match=r"holds one value only \(0\)") as error:
@@ -192,7 +239,7 @@ def test_load_dataset_volume(tmp_path):
     write_volume(volume, tmp_path / "rock.tif")
     spec = f"volume:{tmp_path / 'rock.tif'},edge=8,stride=4"
     train, test = load_dataset(spec, "train"), load_dataset(spec, "test")
-    assert train.name == spec and train.labels is None and len(train) == 64
+    assert train.name == f"{spec},pore=low" and train.labels is None and len(train) == 64
     assert train.images.shape == (64, 1, 8, 8, 8) and train.images.dtype == torch.uint8
     assert torch.equal(train.images, test.images)  # both splits are all the cubes
     images, _ = train.tensors()

@@ -169,6 +169,7 @@ def test_sample_writes_volumes_of_the_asked_size_and_pictures(trained, tmp_path)
     assert np.array_equal(tif, volume)
     info = json.loads((out / "sample-3.json").read_text())
     assert info["edge"] == 24 and len(info["porosity"]) == 2
+    assert info["phase"]["pore"] == "high"   # the medium is a bool array: True = pore
 
 
 def test_interpolate_walks_between_two_latent_grids(trained, tmp_path, capsys):
@@ -194,8 +195,11 @@ def test_evaluate_compares_the_statistics_with_the_training_volume(trained, tmp_
     assert results["edge"] == 16 and results["num_volumes"] == 3
     # The reference: the training volume's 16^3 sub-volumes (4 per axis of the 48^3 medium).
     assert results["reference_cubes"] == 4 ** 3
-    medium = load_dataset(load_run(trained).dataset_name)
+    name = load_run(trained).config["data"]["name"]   # the run's config records the phase read as pore
+    assert name.endswith(",edge=16,stride=4,pore=high")
+    medium = load_dataset(name)
     assert abs(results["training"]["porosity"]["mean"] - float(medium.tensors()[0].mean())) < 0.02
+    assert results["phase"] == {"pore": "high", "data": name, "porosity": pytest.approx(0.3, abs=0.03)}
     comparison = results["comparison"]
     assert comparison["porosity"]["generated"] == pytest.approx(results["generated"]["porosity"]["mean"])
     assert 0 <= comparison["s2"]["mae"] < 0.1

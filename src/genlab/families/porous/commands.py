@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .volumes import read_volume_spec, subvolumes, write_volume
+from .volumes import VolumeSpec, parse_volume_spec, phase_record, read_volume_spec, subvolumes, write_volume
 from ...errors import GenlabError, check_seed
 from ...files import write_atomic, write_json_atomic
 from .statistics import METRICS
@@ -53,13 +53,18 @@ def _grid_seed_volumes(model, n: int, size: int | None, seed: int, progress: boo
     return np.stack(out)
 
 
-def training_volume(run: Run) -> np.ndarray:
-    """The whole volume the run was trained on (True = pore)."""
+def training_volume(run: Run) -> tuple[np.ndarray, VolumeSpec]:
+    """The whole volume the run was trained on (True = pore) and its options, ``pore`` resolved."""
     name = run.dataset_name
     if not name.startswith("volume:"):
         raise GenlabError(f"{run.path} was not trained on a volume (`--data volume:PATH`); its data is {name!r}")
-    volume, _ = read_volume_spec(name)
-    return volume
+    return read_volume_spec(name)
+
+
+def _recorded_phase(run: Run) -> dict | None:
+    """The phase record of a run's data as its name gives it (without reading the volume)."""
+    name = run.dataset_name
+    return phase_record(parse_volume_spec(name)) if name.startswith("volume:") else None
 
 
 def reference_cubes(volume: np.ndarray, edge: int, most_per_axis: int = 4) -> np.ndarray:
@@ -107,7 +112,7 @@ def sample_volumes(run: Run, n: int = 1, size: int | None = None, seed: int = 0,
     real = None
     if pictures:
         try:
-            full = training_volume(run)
+            full, _ = training_volume(run)
             e = min(edge, *full.shape)
             real = full[:e, :e, :e]
         except GenlabError:
@@ -122,7 +127,8 @@ def sample_volumes(run: Run, n: int = 1, size: int | None = None, seed: int = 0,
                                          title="pore space of a generated volume (first 96^3)"))
     write_json_atomic(out / f"sample-{seed}.json", {"volumes": n, "edge": edge, "seed": seed,
                                                     "seconds": round(seconds, 3),
-                                                    "porosity": [float(v.mean()) for v in volumes]})
+                                                    "porosity": [float(v.mean()) for v in volumes],
+                                                    "phase": _recorded_phase(run)})
     return paths
 
 
@@ -178,10 +184,12 @@ def evaluate_volumes(run: Run, metrics: list[str] | None = None, num_volumes: in
     generated = _grid_seed_volumes(model, n, size, seed, progress, "num_samples")
     gen_seconds = time.perf_counter() - started
     edge = generated.shape[-1]
-    reference = reference_cubes(training_volume(run), edge)
+    volume, options = training_volume(run)
+    reference = reference_cubes(volume, edge)
     gen_stats = describe(generated, metrics)
     ref_stats = describe(reference, metrics)
     results = {"edge": edge, "num_volumes": n, "reference_cubes": len(reference), "seed": seed,
+               "phase": phase_record(options, volume),
                "generation_seconds": round(gen_seconds, 3), "generated": gen_stats, "training": ref_stats,
                "comparison": compare(gen_stats, ref_stats)}
     out = Path(out_dir) if out_dir is not None else run.path

@@ -23,6 +23,7 @@ chords per unit length: ``phi / (P_L / 2) = 4 phi / S_v = -phi / S2'(0)``.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Iterable, Sequence
 
@@ -33,8 +34,8 @@ from ...errors import GenlabError
 
 __all__ = [
     "checked_volume", "as_binary", "porosity", "two_point", "s2_slope", "specific_surface_from_s2", "chord_lengths_from_s2",
-    "specific_surface_mesh", "chord_lengths", "euler_characteristic", "describe", "compare",
-    "METRICS", "S2_FIT_LAGS",
+    "specific_surface_mesh", "chord_lengths", "euler_characteristic", "euler_table", "describe", "compare",
+    "METRICS", "S2_FIT_LAGS", "EULER_METHODS",
 ]
 
 #: Number of lags (0..S2_FIT_LAGS-1) of the line fitted to S2 at the origin, as in the paper.
@@ -234,27 +235,101 @@ def chord_lengths(volume: Any) -> dict[str, float]:
     return out
 
 
-def euler_characteristic(volume: Any, phase: int = 1, connectivity: int = 3) -> int:
-    """Euler characteristic of ``phase`` (1 pore, 0 grain) by ``skimage.measure.euler_number``.
+#: The Euler characteristic's methods (see :func:`euler_characteristic`); the first is the default.
+EULER_METHODS = ("morpholibj", "skimage")
+#: The phase each Euler method counts unless told: the grain for MorphoLibJ's (as Mosser et al.
+#: counted the 255 label of their scans), the pore for scikit-image's (genlab's earlier figures).
+_EULER_PHASE = {"morpholibj": 0, "skimage": 1}
+#: The eight voxels of a 2x2x2 cell, as offsets from its first voxel; bit i of a cell's code is
+#: the voxel at offset _CELL_CORNERS[i].
+_CELL_CORNERS = tuple(itertools.product((0, 1), repeat=3))
 
-    chi = components - tunnels + cavities. ``connectivity`` 1 joins voxels sharing a face
-    (6-neighbourhood), 3 also those sharing an edge or a corner (26-neighbourhood); the other
-    phase then has the complementary one. skimage surrounds the volume by the other phase, so
-    the count is that of the phase as an object cut out of the medium.
 
-    Defaults: the pore phase with 26-connectivity (skimage's own default). The paper's reference
-    (MorphoLibJ on 200^3 sub-volumes of Ketton: -164 to -342, mean -253) is matched by no phase
-    and connectivity on the segmented image as it is: its many one-voxel pores and throats make
-    chi about five to seven times larger in magnitude (means -1213 to -1836 on the eight corner
-    cubes of ketton.tif). After a 3x3x3 median filter, which also brings the porosity (0.121)
-    near the reference sub-volumes' 0.112-0.124, this default gives -141 to -354, mean -245, the
-    closest of the four choices to the reference."""
-    from skimage.measure import euler_number
+def euler_characteristic(volume: Any, method: str = "morpholibj", phase: int | None = None,
+                         connectivity: int = 3) -> float:
+    """Euler characteristic of ``phase`` (1 pore, 0 grain): components - tunnels + cavities.
 
+    ``connectivity`` 1 joins voxels sharing a face (6-neighbourhood), 3 also those sharing an
+    edge or a corner (26-neighbourhood). ``method``:
+
+    * ``"morpholibj"`` (default): the count of Mosser et al.'s reference figures, MorphoLibJ's 3-D
+      Euler number as of 2017: ``phase`` defaults to the grain, and the sum of :func:`euler_table`
+      over the 2x2x2 cells lying inside the volume, divided by 8, with no padding and no edge
+      correction, so the value is a multiple of 1/8. A closed shape X meeting one face counts
+      chi(X) - chi(S)/2, S its section in the face; a volume full of the phase counts 0.
+    * ``"skimage"``: ``skimage.measure.euler_number``, whose ``phase`` defaults to the pore. It
+      pads the volume with the other phase, so it counts the phase as an object cut out of the
+      medium: always a whole number.
+
+    Given the same phase, the two agree when it touches none of the volume's faces. Returns a
+    float either way."""
+    _check_euler_method(method)
+    _check_connectivity(connectivity)
+    x = _phase(volume, _EULER_PHASE[method] if phase is None else phase)
+    if method == "skimage":
+        from skimage.measure import euler_number
+
+        return float(euler_number(x, connectivity=connectivity))
+    return float(euler_table(connectivity) @ _cell_counts(x)) / 8
+
+
+def _check_euler_method(method: str) -> None:
+    if method not in EULER_METHODS:
+        raise GenlabError(f"unknown Euler method {method!r}; choose 'morpholibj' (the paper's: cells inside "
+                          "the volume, grain phase) or 'skimage' (padded, pore phase)")
+
+
+def _check_connectivity(connectivity: int) -> None:
     if connectivity not in (1, 3):
         raise GenlabError(f"connectivity must be 1 (6-neighbourhood) or 3 (26-neighbourhood), "
                           f"not {connectivity!r}")
-    return int(euler_number(_phase(volume, phase), connectivity=connectivity))
+
+
+def _cell_faces() -> list[list[int]]:
+    """The six faces of a 2x2x2 cell, each as the bits of its four voxels in a cell's code."""
+    return [[bit for bit, corner in enumerate(_CELL_CORNERS) if corner[axis] == side]
+            for axis in range(3) for side in (0, 1)]
+
+
+def _euler_table_6() -> np.ndarray:
+    """8 x the Euler characteristic that each of the 256 configurations of a 2x2x2 cell adds, for
+    6-connectivity (integers; bit i of a configuration is the voxel at ``_CELL_CORNERS[i]``).
+
+    A 6-connected phase is the cell complex whose vertices are its voxels, whose edges join two
+    of them sharing a face, whose squares are four of them in a 2x2 square and whose cubes are
+    eight in a 2x2x2 cell. A vertex lies in 8 cells, an edge in 4, a square in 2 and a cube in 1,
+    so chi = sum over the cells of v/8 - e/4 + f/2 - c, counting in each cell the vertices, edges,
+    squares and cube it holds (Ohser and Muecklich's local Euler contributions)."""
+    bits = (np.arange(256)[:, None] >> np.arange(8)) & 1
+    pairs = [(i, j) for i, j in itertools.combinations(range(8), 2)
+             if sum(a != b for a, b in zip(_CELL_CORNERS[i], _CELL_CORNERS[j])) == 1]
+    edges = sum(bits[:, i] & bits[:, j] for i, j in pairs)
+    squares = sum(bits[:, face].all(axis=1) for face in _cell_faces())
+    return bits.sum(1) - 2 * edges + 4 * squares - 8 * bits.all(axis=1)
+
+
+def euler_table(connectivity: int = 3) -> np.ndarray:
+    """8 x the Euler characteristic each 2x2x2 configuration adds (256 integers), for
+    ``connectivity`` 1 (6-neighbourhood) or 3 (26-neighbourhood) of the phase counted.
+
+    26-connectivity is the topology of the phase's voxels taken as closed unit cubes. A corner,
+    edge, face or cube of the voxel grid belongs to that union unless all the voxels around it
+    (8, 4, 2 or 1) are of the other phase, and those are, with the dimension reversed, the cells
+    of the other phase's 6-connected complex. All the cells around a corner add 1 - 3 + 3 - 1 = 0,
+    so a configuration adds, with 26-connectivity, what its complement adds with 6-connectivity."""
+    _check_connectivity(connectivity)
+    table = _euler_table_6()
+    return table if connectivity == 1 else table[::-1].copy()
+
+
+def _cell_counts(x: np.ndarray) -> np.ndarray:
+    """How many of the 2x2x2 cells lying inside the bool volume ``x`` hold each of the 256
+    configurations (bit i: the voxel at offset ``_CELL_CORNERS[i]`` of the cell)."""
+    n0, n1, n2 = (max(side - 1, 0) for side in x.shape)
+    codes = np.zeros((n0, n1, n2), np.uint8)
+    for bit, (a, b, c) in enumerate(_CELL_CORNERS):
+        codes |= x[a:a + n0, b:b + n1, c:c + n2].view(np.uint8) << np.uint8(bit)
+    return np.bincount(codes.ravel(), minlength=256)
 
 
 # ---- many volumes ------------------------------------------------------------------------------
@@ -281,7 +356,8 @@ def _summary(values: Iterable[float]) -> dict[str, Any]:
     return {"values": vals, "mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
 
 
-def describe(volumes: Any, metrics: Sequence[str] = METRICS, max_lag: int = 30) -> dict[str, Any]:
+def describe(volumes: Any, metrics: Sequence[str] = METRICS, max_lag: int = 30,
+             euler_method: str = EULER_METHODS[0]) -> dict[str, Any]:
     """Statistics of a set of volumes (a list, or an (N, D, H, W) array), as a JSON-ready dict.
 
     Always ``num_volumes`` and ``shapes``. Each scalar statistic is a dict ``{"values": [one per
@@ -291,7 +367,8 @@ def describe(volumes: Any, metrics: Sequence[str] = METRICS, max_lag: int = 30) 
     * ``surface``: ``specific_surface_s2`` (-4 x slope of pore S2) and ``specific_surface_mesh``;
     * ``chords``: ``chord_pore_s2``, ``chord_grain_s2`` (-S2(0)/slope of each phase) and the
       measured ``chord_pore``, ``chord_grain``;
-    * ``euler``: ``euler`` (pore phase, 26-connectivity).
+    * ``euler``: ``euler``, by :func:`euler_characteristic` with ``euler_method`` and that
+      method's phase, 26-connectivity; ``euler_method`` records the method.
 
     ``s2`` gives ``{"lags": [0..max_lag], "mean": [...], "std": [...]}``, the mean and standard
     deviation over the volumes of the direction-averaged pore S2; ``max_lag`` is lowered to the
@@ -301,14 +378,17 @@ def describe(volumes: Any, metrics: Sequence[str] = METRICS, max_lag: int = 30) 
     if unknown:
         raise GenlabError(f"unknown statistic(s) {', '.join(map(repr, unknown))}; "
                           f"choose from {', '.join(METRICS)}")
+    _check_euler_method(euler_method)
     vols = _volumes(volumes)
     out: dict[str, Any] = {"num_volumes": len(vols), "shapes": [list(v.shape) for v in vols]}
+    if "euler" in metrics:
+        out["euler_method"] = euler_method
     smallest = min(min(v.shape) for v in vols)
     if smallest < S2_FIT_LAGS and {"s2", "surface", "chords"} & set(metrics):
         raise GenlabError(f"a volume {smallest} voxels across is too small for the S2 statistics; "
                           f"use volumes at least {S2_FIT_LAGS} voxels on every side")
     lag = min(int(max_lag), smallest - 1)
-    per_volume = [_volume_stats(v, metrics, lag) for v in vols]
+    per_volume = [_volume_stats(v, metrics, lag, euler_method) for v in vols]
     for key in per_volume[0]:
         if key != "s2":
             out[key] = _summary(stats[key] for stats in per_volume)
@@ -319,7 +399,7 @@ def describe(volumes: Any, metrics: Sequence[str] = METRICS, max_lag: int = 30) 
     return out
 
 
-def _volume_stats(v: np.ndarray, metrics: Sequence[str], lag: int) -> dict[str, Any]:
+def _volume_stats(v: np.ndarray, metrics: Sequence[str], lag: int, euler_method: str) -> dict[str, Any]:
     """The statistics of one bool volume that :func:`describe` gathers, computing each S2 once."""
     stats: dict[str, Any] = {}
     if "porosity" in metrics:
@@ -336,7 +416,7 @@ def _volume_stats(v: np.ndarray, metrics: Sequence[str], lag: int) -> dict[str, 
         stats["chord_grain_s2"] = _chord_from_curve(_mean_s2(v, 0, S2_FIT_LAGS - 1))
         stats["chord_pore"], stats["chord_grain"] = measured["pore"], measured["grain"]
     if "euler" in metrics:
-        stats["euler"] = euler_characteristic(v)
+        stats["euler"] = euler_characteristic(v, euler_method)
     return stats
 
 

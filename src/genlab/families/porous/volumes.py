@@ -28,13 +28,14 @@ import itertools
 import math
 import os
 import re
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...errors import GenlabError, first_line
+from ...errors import GenlabError, GenlabWarning, first_line
 from ...files import write_atomic
 from ...data.base import ImageDataset
 from ...memory import available_bytes
@@ -45,6 +46,8 @@ RAW_SUFFIXES = (".raw", ".bin", ".dat")
 SPEC_KEYS = ("edge", "stride", "pore", "threshold", "shape", "dtype")
 DEFAULT_EDGE = 64
 CUBE_SYMMETRIES = 48
+#: a pore fraction above this is warned about when a volume is read (see :func:`read_volume`)
+MOST_PORE = 0.5
 
 PoreValue = int | float | str | None
 
@@ -136,8 +139,9 @@ def _read_raw(path: Path, shape, dtype) -> np.ndarray:
     return np.fromfile(path, dtype=dt, count=voxels).reshape(dims)
 
 
-def _segment(volume: np.ndarray, source: str, pore: PoreValue, threshold) -> np.ndarray:
-    """True = pore, following the rules in the module's docstring."""
+def _segment(volume: np.ndarray, source: str, pore: PoreValue, threshold) -> tuple[np.ndarray, PoreValue, PoreValue]:
+    """True = pore, following the rules in the module's docstring; with the ``pore`` setting that
+    chose it (the default made explicit) and the setting that would read the other phase as pore."""
     if volume.size == 0:
         raise GenlabError(f"{source} is empty (shape {volume.shape})")
     if isinstance(pore, str) and pore not in ("low", "high"):
@@ -145,19 +149,7 @@ def _segment(volume: np.ndarray, source: str, pore: PoreValue, threshold) -> np.
     if volume.dtype.kind == "f" and not np.isfinite(volume).all():
         raise GenlabError(f"{source} holds NaN or infinite values; a volume's values must be finite")
     if threshold is not None:
-        if pore is not None and not isinstance(pore, str):
-            raise GenlabError(f"with a threshold, pore is 'low' (voxels below it, the default) or 'high' "
-                              f"(voxels at or above it), not the value {pore}")
-        try:
-            t = float(threshold)
-        except (TypeError, ValueError):
-            raise GenlabError(f"threshold {threshold!r} is not a number") from None
-        mask = volume < t if pore in (None, "low") else volume >= t
-        if mask.all() or not mask.any():
-            phase = "pore" if mask.all() else "grain"
-            raise GenlabError(f"threshold {threshold} makes every voxel of {source} {phase} (values "
-                              f"{volume.min()}..{volume.max()}); choose a threshold between them")
-        return mask
+        return _threshold(volume, source, pore, threshold)
     # Exactly two values? (found in a few passes, without sorting 16M voxels)
     low = volume.flat[0]
     is_first = volume == low
@@ -176,14 +168,73 @@ def _segment(volume: np.ndarray, source: str, pore: PoreValue, threshold) -> np.
     if pore is None:
         pore = "high" if volume.dtype == bool else "low"
     if pore == "low":
-        return is_first
+        return is_first, "low", "high"
     if pore == "high":
-        return ~is_first
+        return ~is_first, "high", "low"
     if pore == low:
-        return is_first
+        return is_first, pore, _value(other)
     if pore == other:
-        return ~is_first
+        return ~is_first, pore, _value(low)
     raise GenlabError(f"pore={pore} is not a value of {source} (values: {low} and {other}); choose one of them")
+
+
+def _threshold(volume: np.ndarray, source: str, pore: PoreValue, threshold) -> tuple[np.ndarray, str, str]:
+    """A grey-level volume cut at ``threshold`` (see :func:`_segment`)."""
+    if pore is not None and not isinstance(pore, str):
+        raise GenlabError(f"with a threshold, pore is 'low' (voxels below it, the default) or 'high' "
+                          f"(voxels at or above it), not the value {pore}")
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise GenlabError(f"threshold {threshold!r} is not a number") from None
+    mask = volume < t if pore in (None, "low") else volume >= t
+    if mask.all() or not mask.any():
+        phase = "pore" if mask.all() else "grain"
+        raise GenlabError(f"threshold {threshold} makes every voxel of {source} {phase} (values "
+                          f"{volume.min()}..{volume.max()}); choose a threshold between them")
+    return (mask, "low", "high") if pore in (None, "low") else (mask, "high", "low")
+
+
+def _value(value) -> int | float:
+    """A voxel value as a ``pore=`` setting (a bool as 0 or 1)."""
+    return int(value) if float(value) == int(value) else float(value)
+
+
+def _check_pore_fraction(mask: np.ndarray, source: str, pore: PoreValue, flip: PoreValue) -> None:
+    """One line of warning when more than half of a volume reads as pore: few porous media hold
+    more pore than grain, and a phase read the wrong way round gives plausible statistics."""
+    fraction = float(mask.mean())
+    if fraction > MOST_PORE and os.environ.get("RANK", "0") == "0":
+        warnings.warn(GenlabWarning(
+            f"{source} reads as porosity {fraction:.4f} with pore={pore}, and {1 - fraction:.4f} with pore={flip}: "
+            f"more pore than grain; if the pore is the other phase, set pore={flip}"), stacklevel=4)
+
+
+def _read_segmented(path: str | os.PathLike, shape, dtype, pore: PoreValue,
+                    threshold) -> tuple[np.ndarray, PoreValue]:
+    """:func:`read_volume`'s volume and the ``pore`` setting that read it (the default made explicit)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise GenlabError(f"volume file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in TIFF_SUFFIXES or suffix in NPY_SUFFIXES:
+        volume = _read_tiff(path) if suffix in TIFF_SUFFIXES else _read_npy(path)
+        if shape is not None and volume.shape != _check_shape(shape):
+            raise GenlabError(f"{path} is {_shape_text(volume.shape)}, not the shape "
+                              f"{_shape_text(_check_shape(shape))} asked for; drop shape= (it is for raw files)")
+        if dtype is not None and volume.dtype != _check_dtype(dtype):
+            raise GenlabError(f"{path} holds {volume.dtype}, not the dtype {_check_dtype(dtype).name} "
+                              f"asked for; drop dtype= (it is for raw files)")
+    elif suffix in RAW_SUFFIXES or shape is not None:
+        volume = _read_raw(path, shape, dtype)
+    else:
+        raise GenlabError(
+            f"cannot tell the format of {path} from its suffix '{path.suffix}'; use a multi-page TIFF "
+            f"(.tif), a .npy array, or raw binary (.raw, .bin, .dat, or any file with shape=DxHxW)"
+        )
+    mask, setting, flip = _segment(volume, str(path), pore, threshold)
+    _check_pore_fraction(mask, str(path), setting, flip)
+    return np.ascontiguousarray(mask), setting
 
 
 def read_volume(path: str | os.PathLike, shape=None, dtype=None, pore: PoreValue = None,
@@ -208,27 +259,11 @@ def read_volume(path: str | os.PathLike, shape=None, dtype=None, pore: PoreValue
         GenlabError: a missing or unreadable file, a single 2-D page, a raw file whose size does
             not match, a grey-level volume without a threshold, a ``pore`` value not present, or a
             volume of one value.
+
+    A volume that reads as more pore than grain gets one line of warning
+    (:class:`~genlab.errors.GenlabWarning`) with both readings and the setting that swaps them.
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise GenlabError(f"volume file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix in TIFF_SUFFIXES or suffix in NPY_SUFFIXES:
-        volume = _read_tiff(path) if suffix in TIFF_SUFFIXES else _read_npy(path)
-        if shape is not None and volume.shape != _check_shape(shape):
-            raise GenlabError(f"{path} is {_shape_text(volume.shape)}, not the shape "
-                              f"{_shape_text(_check_shape(shape))} asked for; drop shape= (it is for raw files)")
-        if dtype is not None and volume.dtype != _check_dtype(dtype):
-            raise GenlabError(f"{path} holds {volume.dtype}, not the dtype {_check_dtype(dtype).name} "
-                              f"asked for; drop dtype= (it is for raw files)")
-    elif suffix in RAW_SUFFIXES or shape is not None:
-        volume = _read_raw(path, shape, dtype)
-    else:
-        raise GenlabError(
-            f"cannot tell the format of {path} from its suffix '{path.suffix}'; use a multi-page TIFF "
-            f"(.tif), a .npy array, or raw binary (.raw, .bin, .dat, or any file with shape=DxHxW)"
-        )
-    return np.ascontiguousarray(_segment(volume, str(path), pore, threshold))
+    return _read_segmented(path, shape, dtype, pore, threshold)[0]
 
 
 # ---- writing -----------------------------------------------------------------------------------
@@ -407,15 +442,29 @@ def read_volume_spec(spec: str | VolumeSpec) -> tuple[np.ndarray, VolumeSpec]:
     """The whole volume a ``volume:`` name refers to, (D, H, W) bool True = pore, and its options.
 
     For evaluation: the statistics of generated cubes are compared with the training volume's.
+    The options' ``pore`` is the setting that read the volume: a name without one gets the
+    default's, ``pore=low`` for instance, so that the name (a run's record of its data) says
+    which phase was taken as pore.
     """
     options = spec if isinstance(spec, VolumeSpec) else parse_volume_spec(spec)
     path = options.path
     if not path.is_file() and "," in str(path):
         raise GenlabError(f"volume file not found: {path}; options follow the path as ,key=value "
                           f"(keys: {', '.join(SPEC_KEYS)})")
-    volume = read_volume(path, shape=options.shape, dtype=options.dtype, pore=options.pore,
-                         threshold=options.threshold)
+    volume, pore = _read_segmented(path, options.shape, options.dtype, options.pore, options.threshold)
+    if options.pore is None:
+        options = replace(options, pore=pore, absolute=f"{options.absolute or options.spec},pore={pore}")
     return volume, options
+
+
+def phase_record(options: VolumeSpec, volume: np.ndarray | None = None) -> dict:
+    """Which voxels a volume's statistics took as pore, for the files that hold them: the
+    ``pore`` setting (None for a name from before genlab recorded it, which read the default:
+    the smaller value, True in a bool array) and, given the volume, its porosity."""
+    record = {"pore": options.pore, "data": options.absolute or options.spec}
+    if volume is not None:
+        record["porosity"] = float(volume.mean())
+    return record
 
 
 def load_volume_dataset(spec: str, split: str = "train") -> ImageDataset:
