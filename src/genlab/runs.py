@@ -246,7 +246,7 @@ def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """The name and shape of every tensor a safetensors file declares, read from its header
     without loading a tensor; one clear line if the file is missing, truncated or not safetensors."""
     if not path.is_file():
-        raise GenlabError(f"no weights at {path}; the run has not finished an epoch yet")
+        raise GenlabError(f"no weights at {path}; the run has not written its first checkpoint yet")
     try:
         with safe_open(str(path), framework="pt") as f:
             return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}

@@ -9,7 +9,7 @@ from genlab.errors import GenlabError
 from genlab.models import GenerativeModel, OptimizerGroup
 from genlab.registry import build_model
 from genlab.train import Trainer, TrainConfig, load_run, train
-from genlab.runs import STATE_FILE
+from genlab.runs import STATE_FILE, save_checkpoint
 
 
 def vae(data):
@@ -345,7 +345,8 @@ def test_snapshots_show_progress_from_a_fixed_z(small_data, tmp_path):
 
     train_data, test_data = small_data
     model = vae(train_data)
-    train(model, train_data, test_data, out_dir=tmp_path, epochs=3, batch_size=50, progress=False)
+    train(model, train_data, test_data, out_dir=tmp_path, epochs=3, batch_size=50, progress=False,
+          snapshot_budget=1)
     frames = sorted((tmp_path / "snapshots").glob("step-*.png"))
     assert [f.name for f in frames] == ["step-0000008.png", "step-0000016.png", "step-0000024.png"]
     assert Image.open(tmp_path / "snapshots" / "progress.gif").n_frames == 3
@@ -362,6 +363,65 @@ def test_snapshots_show_progress_from_a_fixed_z(small_data, tmp_path):
     assert len(list((tmp_path / "ae" / "snapshots").glob("*.png"))) == 1
     train(ae, train_data, None, out_dir=tmp_path / "off", epochs=1, progress=False, snapshot_every=-1)
     assert not (tmp_path / "off" / "snapshots").exists()
+
+
+def one_second_per_clock_reading(monkeypatch):
+    """The trainer's clock ticks one second per reading: a step takes one second, and so does a
+    snapshot (read before and after)."""
+    import itertools
+    import types
+
+    from genlab.train import trainer
+
+    clock = itertools.count()
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
+
+
+def test_snapshots_at_epoch_ends_take_at_most_their_budget_of_the_time(small_data, tmp_path, monkeypatch):
+    """Epochs of 4 one-second steps and snapshots of one second with a budget of 0.2: a snapshot
+    once 5 s of training have passed since the last, and always one of the final model."""
+    one_second_per_clock_reading(monkeypatch)
+    train_data, _ = small_data
+    train(vae(train_data), train_data, None, out_dir=tmp_path, epochs=6, batch_size=100, progress=False,
+          snapshot_budget=0.2)
+    frames = sorted(f.name for f in (tmp_path / "snapshots").glob("step-*.png"))
+    assert frames == ["step-0000004.png", "step-0000012.png", "step-0000020.png", "step-0000024.png"]
+
+
+def test_a_run_killed_after_a_checkpoint_on_the_clock_mid_epoch_resumes_exactly(small_data, tmp_path, monkeypatch):
+    """With one-second steps and ``checkpoint_minutes`` of 5 s, checkpoints fall at steps 5 and 10,
+    within epochs of 8 steps and not at their ends; a run that dies at step 12 without a word
+    (no checkpoint on the way out) resumes from step 10 to the weights of a run never stopped."""
+    from genlab.train import trainer
+
+    one_second_per_clock_reading(monkeypatch)
+    train_data, test_data = small_data
+    settings = dict(epochs=2, batch_size=50, progress=False, snapshot_every=-1, checkpoint_minutes=5 / 60)
+    torch.manual_seed(0)
+    train(vae(train_data), train_data, test_data, out_dir=tmp_path / "full", **settings)
+
+    original = Trainer._step
+
+    def killed_at_step_12(self, optimizers, index, step, *args):
+        if step == 11:
+            raise SystemExit("killed")
+        return original(self, optimizers, index, step, *args)
+
+    monkeypatch.setattr(Trainer, "_step", killed_at_step_12)
+    saved = []
+    monkeypatch.setattr(trainer, "save_checkpoint", lambda *a: (saved.append(a[-1]["step"]), save_checkpoint(*a)))
+    torch.manual_seed(0)
+    with pytest.raises(SystemExit):
+        train(vae(train_data), train_data, test_data, out_dir=tmp_path / "cut", **settings)
+    state = json.loads((tmp_path / "cut" / STATE_FILE).read_text())
+    assert saved == [5, 10] and (state["epoch"], state["batch"], state["step"]) == (1, 2, 10)
+    monkeypatch.setattr(Trainer, "_step", original)
+    torch.manual_seed(123)
+    train(None, train_data, test_data, out_dir=tmp_path / "cut", resume=True, progress=False)
+    assert without_time(metrics(tmp_path / "full")) == without_time(metrics(tmp_path / "cut"))
+    assert saved == [5, 10, 15, 16]   # on the clock, and at the end
+    full, resumed = load_run(tmp_path / "full").model.state_dict(), load_run(tmp_path / "cut").model.state_dict()
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
 
 
 def test_a_nan_before_the_first_checkpoint_says_none_was_written(small_data, tmp_path, monkeypatch):

@@ -18,11 +18,17 @@ of processes. Only rank 0 writes files.
 
 A run folder (:mod:`genlab.runs`, which owns its format) holds ``config.json`` (model, training
 and data settings, seeds, versions), ``model.safetensors``, the optimizer and RNG state,
-``trainer_state.json`` and ``metrics.jsonl`` (one JSON line per epoch). A checkpoint is written at
-the end of every epoch, every ``checkpoint_every`` steps if set, and when the run is interrupted
-(Ctrl-C, or SIGTERM and SIGHUP, as a scheduler preempts a job), so ``resume=True`` continues
-exactly where it stopped: same batches, same random draws, same losses. Rank 0 holds the run
-folder's lock while it trains (:func:`genlab.runs.locked`).
+``trainer_state.json`` and ``metrics.jsonl`` (one JSON line per epoch). A checkpoint is written
+every ``checkpoint_minutes`` of training (within an epoch too), every ``checkpoint_every`` steps if
+set, at the end of the run, and when the run is interrupted (Ctrl-C, or SIGTERM and SIGHUP, as a
+scheduler preempts a job), so ``resume=True`` continues exactly where it stopped: same batches,
+same random draws, same losses. Rank 0 holds the run folder's lock while it trains
+(:func:`genlab.runs.locked`).
+
+The work at the end of an epoch is kept to a few percent of a run's time
+(benchmarks/epoch_overhead.py): validation measures a fixed subset of ``val_images``, and
+snapshots are taken as often as ``snapshot_budget`` of the training time pays for (64 samples
+take milliseconds from one model, as long as many training steps from another).
 """
 from __future__ import annotations
 
@@ -100,11 +106,22 @@ class TrainConfig:
         binarize: draw binary pixels afresh each batch (dynamic binarization); ``None`` means
             "when the model's likelihood is Bernoulli". Validation binarizes once, with a fixed seed.
         device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
-        checkpoint_every: also checkpoint every this many steps (0: only at epoch ends).
-        snapshot_every: write a picture of the model every this many steps (0: at epoch ends):
-            samples from a fixed z, or for a model without a prior, reconstructions of fixed
-            validation images; ``snapshots/progress.gif`` animates them at the end. -1 turns
-            snapshots off.
+        checkpoint_every: also checkpoint every this many steps (0: not by steps).
+        checkpoint_minutes: checkpoint whenever this many minutes of training have passed since the
+            last checkpoint, within an epoch too; 0: at every epoch end instead. A run also
+            checkpoints at its end and when it is stopped (Ctrl-C, SIGTERM, SIGHUP); a run killed
+            outright (SIGKILL, a power cut) resumes from its last checkpoint, as exactly.
+        snapshot_every: write a picture of the model every this many steps (0: at epoch ends, as
+            ``snapshot_budget`` allows): samples from a fixed z, or for a model without a prior,
+            reconstructions of fixed validation images; ``snapshots/progress.gif`` animates them at
+            the end. -1 turns snapshots off.
+        snapshot_budget: the share of the training time that epoch-end snapshots may take: an
+            epoch ends with one when the training since the last took at least 1/budget times as
+            long as that snapshot did (1: every epoch). The first epoch end of a run (or of its
+            resumption) and the end of the run always have one.
+        val_images: how many images of the validation split the end of each epoch measures: a
+            random subset, the same for every epoch and every run (seed 0); 0: the whole split
+            (as ``genlab evaluate`` does).
         tensorboard: also write each epoch's numbers as TensorBoard scalars to RUN/tensorboard/
             (needs the ``tensorboard`` package: the extra ``genlab[tensorboard]``).
     """
@@ -124,7 +141,10 @@ class TrainConfig:
     binarize: bool | None = None
     device: str = "auto"
     checkpoint_every: int = 0
+    checkpoint_minutes: float = 5.0
     snapshot_every: int = 0
+    snapshot_budget: float = 0.02
+    val_images: int = 2000
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
@@ -138,8 +158,10 @@ class TrainConfig:
             raise GenlabError(f"unknown lr_schedule '{self.lr_schedule}'; choose one of: {', '.join(LR_SCHEDULES)}")
         if not (self.max_minutes >= 0):
             raise GenlabError(f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes}")
-        check_at_least(self, 0, "weight_decay", "grad_clip", "checkpoint_every")
+        check_at_least(self, 0, "weight_decay", "grad_clip", "checkpoint_every", "checkpoint_minutes", "val_images")
         check_at_least(self, -1, "snapshot_every")
+        if not (self.snapshot_budget > 0):
+            raise GenlabError(f"`snapshot_budget` must be above 0 (1: every epoch), got {self.snapshot_budget}")
         check_seed(self.seed)
 
     @classmethod
@@ -261,6 +283,17 @@ def _trained_s(state: dict[str, Any]) -> float:
 def _batches_per_epoch(n: int, batch_size: int) -> int:
     # Drop the ragged last batch (batch norm dislikes tiny batches), unless it is the only one.
     return max(n // batch_size, 1)
+
+
+def validation_subset(data: ImageDataset, n: int) -> ImageDataset:
+    """The ``n`` images of ``data`` that the end of each epoch measures: a random subset, the same
+    for every run (seed 0), in the split's order; the whole split when ``n`` is 0 or not below its
+    size. Random rather than the first ``n``: a split may be ordered (MNIST's test images run from
+    cleaner to harder)."""
+    if not n or n >= len(data):
+        return data
+    index = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n]
+    return data.subset(index.sort().values)
 
 
 @torch.no_grad()
@@ -442,6 +475,7 @@ class Trainer:
                  config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True,
                  callbacks: Iterable[Callback] = ()):
         self.model, self.train_data, self.val_data, self.config = model, train_data, val_data, config
+        self.val_subset = None if val_data is None else validation_subset(val_data, config.val_images)
         self.out = Path(out_dir)
         self.progress = progress
         self.callbacks = list(callbacks)
@@ -497,6 +531,7 @@ class Trainer:
         return rng
 
     def _checkpoint(self, optimizers, state: dict[str, Any], shuffle_epoch_start: torch.Tensor) -> None:
+        self._checkpoint_at_s = _trained_s(state)
         self._read_back(state)
         if self._write():
             if self.scaler is not None:
@@ -598,6 +633,9 @@ class Trainer:
         total = self.total_steps = per_epoch * cfg.epochs
         model.train()
         state.setdefault("trained_s", 0.0)  # the finished epochs' time (absent from older checkpoints)
+        self._checkpoint_at_s = _trained_s(state)   # the training time at the last checkpoint
+        # the training time at the last snapshot, the seconds it took and its step (none yet)
+        self._snapshot_at_s, self._snapshot_s, self._snapshot_step = -math.inf, 0.0, -1
         limit_s = 60 * cfg.max_minutes or math.inf
         first = self.rank == 0
         self.reporter = Reporter(self.out, cfg.epochs, limit_s, show=self.progress and first,
@@ -609,8 +647,11 @@ class Trainer:
             while state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:
                 self._epoch(optimizers, shuffle, state, per_epoch, total, limit_s, interrupted)
                 if self._stop_agreed(interrupted) and state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:
+                    self._checkpoint(optimizers, state, shuffle.get_state())   # the epoch end's may not have been due
                     raise GenlabError(f"{interrupted.stopped(state['step'])}; continue it with `resume=True` "
                                       f"`out_dir={self.out}`")
+        if cfg.snapshot_every == 0 and self._snapshot_step != state["step"]:
+            self._snapshot(state)   # the final model's, whatever the budget
         state["done"] = True
         self._checkpoint(optimizers, state, shuffle.get_state())
         self._animate_snapshots()
@@ -648,9 +689,9 @@ class Trainer:
                     self.reporter.step(state["epoch"] + 1, state["batch"], per_epoch, lambda: float(terms["loss"]),
                                        state["elapsed_s"])
                 if cfg.snapshot_every > 0 and state["step"] % cfg.snapshot_every == 0:
-                    self._snapshot(state["step"])
-                if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and \
-                        state["batch"] < per_epoch:
+                    self._snapshot(state)
+                if state["batch"] < per_epoch and (self._checkpoint_due(state) or cfg.checkpoint_every and
+                                                   state["step"] % cfg.checkpoint_every == 0):
                     self._checkpoint(optimizers, state, epoch_start)
                 if (self.world == 1 or self.device.type == "cpu" or state["step"] % HOST_READS == 0) and \
                         self._stop_agreed(interrupted):
@@ -663,10 +704,23 @@ class Trainer:
             raise GenlabError(f"{interrupted.stopped(state['step'])}; continue it with `resume=True` "
                               f"`out_dir={self.out}`") from None
         bar.close()
-        if cfg.snapshot_every == 0:
-            self._snapshot(state["step"])
+        if self._snapshot_due(state):
+            self._snapshot(state)
         self._end_epoch(state)  # also an epoch cut short by max_minutes: it logs the steps taken
-        self._checkpoint(optimizers, state, shuffle.get_state())
+        if not cfg.checkpoint_minutes or self._checkpoint_due(state):
+            self._checkpoint(optimizers, state, shuffle.get_state())
+
+    def _checkpoint_due(self, state: dict[str, Any]) -> bool:
+        """Whether ``checkpoint_minutes`` of training have passed since the last checkpoint."""
+        minutes = self.config.checkpoint_minutes
+        return minutes > 0 and _trained_s(state) - self._checkpoint_at_s >= 60 * minutes
+
+    def _snapshot_due(self, state: dict[str, Any]) -> bool:
+        """Whether an epoch ends with a snapshot (``snapshot_every=0``): when the training since the
+        last one took at least 1/``snapshot_budget`` times as long as that one did (the first is due)."""
+        cfg = self.config
+        since = _trained_s(state) - self._snapshot_at_s
+        return cfg.snapshot_every == 0 and (cfg.snapshot_budget >= 1 or since * cfg.snapshot_budget >= self._snapshot_s)
 
     def _stop_agreed(self, interrupted: _Interrupts) -> bool:
         """Whether to stop now: a stop signal came (to any process of a data-parallel run, which
@@ -729,11 +783,14 @@ class Trainer:
         return "no checkpoint was written yet"
 
     @torch.no_grad()
-    def _snapshot(self, step: int) -> None:
+    def _snapshot(self, state: dict[str, Any]) -> None:
         """The model's preview rows of the same images (``preview``: input, output, target, ...),
-        samples from the same z (seeded) at every call, or reconstructions of the same images."""
+        samples from the same z (seeded) at every call, or reconstructions of the same images; and
+        what it took, for :meth:`_snapshot_due`."""
         if self.rank != 0 or self.config.snapshot_every < 0:
             return
+        started = time.perf_counter()
+        step = state["step"]
         self._check_finite()
         model, able = self.model, self.model.capabilities
         if not (able.preview or able.prior or (able.encoder and able.decoder)):
@@ -755,6 +812,8 @@ class Trainer:
             model.train()
         nrow = len(rows[0]) if able.preview else 8
         save_grid(images.clamp(0, 1), self.out / SNAPSHOTS / f"step-{step:07d}.png", nrow=nrow)
+        self._snapshot_at_s, self._snapshot_s, self._snapshot_step = \
+            _trained_s(state), time.perf_counter() - started, step
 
     def _animate_snapshots(self) -> None:
         from PIL import Image
@@ -774,8 +833,8 @@ class Trainer:
         seen = max(sums.pop("_seen"), 1)
         record.update({f"train/{k}": v / seen for k, v in sums.items()})
         # A model without a held-out loss (a GAN) is measured by its samples instead.
-        if self.val_data is not None and self.rank == 0 and self.model.capabilities.held_out_loss:
-            val = evaluate_loss(self.model, self.val_data, self.binary, seed=self.config.seed)
+        if self.val_subset is not None and self.rank == 0 and self.model.capabilities.held_out_loss:
+            val = evaluate_loss(self.model, self.val_subset, self.binary, seed=self.config.seed)
             record.update({f"val/{k}": v for k, v in val.items()})
         self._log(record)
         self.reporter.epoch(record, state["epoch"] + 1, _trained_s(state))
@@ -814,7 +873,8 @@ def train(model: GenerativeModel | str | None, data: ImageDataset | str | None =
             ``model_settings`` (e.g. ``{"latent_dim": 2}``); ``None`` with ``resume``: the run's.
         data: a dataset, or a dataset name; a name also provides its test split for validation.
             Default: with ``resume``, the dataset the run records; otherwise ``"digits"``.
-        val_data: validation split, evaluated at the end of every epoch.
+        val_data: validation split, measured at the end of every epoch (a fixed subset of
+            ``val_images`` of it).
         config: a :class:`TrainConfig`; ``overrides`` set its fields (``epochs=5, lr=3e-4``).
         out_dir: the run folder; default ``runs/<model>-<data>`` (a fresh suffix if taken).
         resume: continue the run in ``out_dir`` from its last checkpoint, with its model, data
