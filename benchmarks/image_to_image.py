@@ -5,11 +5,13 @@
     GENLAB_DATA=~/data python benchmarks/image_to_image.py [--tasks superres-x2 ...] [--minutes 30] [--threads 1]
 
 Tasks (``--tasks``; all by default):
-- ``superres-x2``, ``superres-x4``: ESPCN on 64x64 patches of the training photos, measured on the
-  whole held-out photos (astronaut, chelsea at 256x256) as the literature measures: inputs and the
-  bicubic baseline by MATLAB-style bicubic resizing, PSNR and Gaussian SSIM on the 8-bit luminance
-  with the border crop. Figures recorded before that protocol (their records have
-  ``psnr_y_border_crop``, not ``y_border_crop``) are marked "old protocol" in the table.
+- ``superres-x2``, ``superres-x4``: ESPCN (width in ``TASKS``) on ``photos-sr``: random patches
+  (side and count in ``SUPERRES_PATCHES``) of the eleven training photos, each batch turned by the
+  8 flips and quarter turns; measured on the whole held-out photos (astronaut, chelsea at
+  256x256) as the literature measures: inputs and the bicubic baseline by MATLAB-style bicubic
+  resizing, PSNR and Gaussian SSIM on the 8-bit luminance with the border crop. Figures recorded
+  before that protocol (their records have ``psnr_y_border_crop``, not ``y_border_crop``) are
+  marked "old protocol" in the table.
 - ``denoise-gaussian``, ``denoise-masking``: U-Net on MNIST (Gaussian std 0.3; 50 % masking).
 - ``colorize-photos``, ``colorize-mnist-m``: Lab chrominance from the grey image.
 - ``compress-0.003``, ``compress-0.01``, ``compress-0.03``: the learned codec on MNIST at three
@@ -19,8 +21,13 @@ Tasks (``--tasks``; all by default):
   each direction's FID against the target domain's test images (and its real-data floor), the
   digit kept by the target domain's classifier, and the cycle error.
 
+Every task with a held-out measure during training records the held-out gain after each epoch
+(``val/psnr`` - ``val/baseline_psnr``, RGB dB, the run's ``metrics.jsonl``); the table shows its
+peak (and epoch) beside the last, flagged "overfits" when the last is more than ``OVERFIT_DB``
+below the peak.
+
 Each task's run folder is kept in ``benchmarks/runs/i2i-<task>`` (resumable: rerunning a task whose
-run finished measures it again), its figures are merged into
+run finished measures it again; one trained with other settings or data is refused), its figures are merged into
 ``benchmarks/results/image_to_image.json`` (the other tasks' figures stay), and a picture
 (input, output, target for a few test images) goes to ``docs/images/i2i-<task>.png``. Once codec
 runs exist, JPEG's and WebP's own rate-distortion curves on the same 1,000 MNIST test images are
@@ -44,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, machine, mnist_data_dir, print_table, train_time, write_results  # noqa: E402
 
 import genlab  # noqa: E402
-from genlab.data import load_dataset  # noqa: E402
+from genlab.data import load_dataset, photos  # noqa: E402
 from genlab.families.cyclegan.data import second_domain  # noqa: E402
 from genlab.families.image_to_image import ImageToImage  # noqa: E402
 from genlab.families.image_to_image.quality import seeded_conditions  # noqa: E402
@@ -53,8 +60,8 @@ from genlab.viz.grid import make_grid, png_bytes  # noqa: E402
 
 #: task -> (model, dataset, batch size, lr, model settings, images in the picture)
 TASKS = {
-    "superres-x2": ("superres", "photos", 16, 1e-3, {"scale": 2}, 2),
-    "superres-x4": ("superres", "photos", 16, 1e-3, {"scale": 4}, 2),
+    "superres-x2": ("superres", "photos-sr", 16, 1e-3, {"scale": 2, "channels": (64, 32), "loss": "mse"}, 2),
+    "superres-x4": ("superres", "photos-sr", 16, 1e-3, {"scale": 4, "channels": (64, 32), "loss": "mse"}, 2),
     "denoise-gaussian": ("denoise", "mnist", 64, 1e-3, {"noise": "gaussian", "noise_level": 0.3}, 8),
     "denoise-masking": ("denoise", "mnist", 64, 1e-3, {"noise": "masking", "noise_level": 0.5}, 8),
     "colorize-photos": ("colorize", "photos", 16, 1e-3, {}, 2),
@@ -64,6 +71,10 @@ TASKS = {
     "compress-0.03": ("compress", "mnist", 32, 1e-3, {"lmbda": 0.03}, 8),
     "cyclegan-mnist": ("cyclegan", "mnist", 16, 2e-4, {"domain_b": "mnist-m", "channels": (32, 64)}, 8),
 }
+#: superres task -> its training patches (``photos.superres_patches``: side, how many)
+SUPERRES_PATCHES = {"superres-x2": {"size": 64, "count": 8000}, "superres-x4": {"size": 64, "count": 8000}}
+#: a last held-out gain this far below the run's peak marks a model that overfits (dB)
+OVERFIT_DB = 0.05
 RUNS = ROOT / "benchmarks" / "runs"
 IMAGES = ROOT / "docs" / "images"
 
@@ -138,12 +149,43 @@ def rate_distortion_picture(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def held_out_gains(out: Path) -> dict:
+    """The held-out gain after each epoch (``val/psnr`` - ``val/baseline_psnr``, RGB dB) of the run
+    in ``out``, its peak and the epoch of it, the last, and whether the last is more than
+    ``OVERFIT_DB`` below the peak; empty for a run without those measures."""
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    gains = [(r["epoch"], round(r["val/psnr"] - r["val/baseline_psnr"], 3)) for r in records
+             if "val/psnr" in r and "val/baseline_psnr" in r]
+    if not gains:
+        return {}
+    epoch, peak = max(gains, key=lambda g: g[1])
+    return {"val_gain_by_epoch": [g for _, g in gains], "val_gain_peak": peak, "val_gain_peak_epoch": epoch,
+            "val_gain_final": gains[-1][1], "overfits": gains[-1][1] < peak - OVERFIT_DB}
+
+
+def check_recipe(out: Path, dataset: str, settings: dict, patches: dict | None) -> None:
+    """Refuse to resume a run folder trained on other data or with other model settings."""
+    config = json.loads((out / "config.json").read_text())
+    data = config["data"]
+    stored = {"data": data["name"], **{k: config["model"].get(k) for k in settings},
+              "patches": {"size": data["image_shape"][-1], "count": data["train_size"]} if patches else None}
+    wanted = {"data": dataset, **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+              "patches": patches}
+    if stored != wanted:
+        changed = ", ".join(f"{k}={stored[k]} (now {wanted[k]})" for k in wanted if stored[k] != wanted[k])
+        raise SystemExit(f"{out} was trained with {changed}; delete it to train the current recipe")
+
+
 def run_task(task: str, minutes: float, data_dir: Path) -> dict:
     name, dataset, batch, lr, settings, count = TASKS[task]
-    train_data = second_domain(load_dataset(dataset, "train", data_dir), settings.get("domain_b"), data_dir)
+    patches = SUPERRES_PATCHES.get(task)
+    train_data = photos.superres_patches(**patches) if patches else load_dataset(dataset, "train", data_dir)
+    train_data = second_domain(train_data, settings.get("domain_b"), data_dir)
     test_data = second_domain(load_dataset(dataset, "test", data_dir), settings.get("domain_b"), data_dir)
     out = RUNS / f"i2i-{task}"
     resume = (out / "config.json").exists()
+    if resume:
+        check_recipe(out, dataset, settings, patches)
     started = time.perf_counter()
     model = genlab.train(name, train_data, test_data, out_dir=out, resume=resume, epochs=1000, batch_size=batch,
                          lr=lr, lr_schedule="cosine", max_minutes=minutes, progress=False,
@@ -157,7 +199,8 @@ def run_task(task: str, minutes: float, data_dir: Path) -> dict:
     return {"task": task, "model": name, "data": dataset, "minutes_budget": minutes,
             "train_minutes": round(train_time(out) / 60, 2), "wall_minutes": round(wall / 60, 2),
             "epochs_logged": steps, "steps": record.get("step"), "batch_size": batch, "lr": lr,
-            "settings": settings, "test_images": len(test_data), **metrics}
+            "settings": settings, "patches": patches, "test_images": len(test_data), **metrics,
+            **held_out_gains(out)}
 
 
 def main() -> None:
@@ -202,10 +245,15 @@ def main() -> None:
         if "psnr_y_border_crop" in r:   # measured before the literature's protocol was the default
             gain_y += " (old protocol)"
         pooled = f"{r['psnr_pooled_gain_db']:+.2f}" if "psnr_pooled_gain_db" in r else "-"
+        peak, final = "-", "-"
+        if "val_gain_peak" in r:   # recorded since issue 35
+            peak = f"{r['val_gain_peak']:+.2f} ({r['val_gain_peak_epoch']})"
+            final = f"{r['val_gain_final']:+.2f}" + (" overfits" if r["overfits"] else "")
         rows.append([task, f"{r['train_minutes']:.1f}", r["steps"], f"{r['psnr']:.2f}", f"{r['baseline_psnr']:.2f}",
-                     f"{r['psnr_gain_db']:+.2f}", gain_y, pooled, f"{r['ssim']:.3f}", f"{r['baseline_ssim']:.3f}"])
+                     f"{r['psnr_gain_db']:+.2f}", gain_y, pooled, f"{r['ssim']:.3f}", f"{r['baseline_ssim']:.3f}",
+                     peak, final])
     print_table(["task", "train min", "steps", "PSNR", "baseline", "gain dB", "Y gain dB", "pooled gain",
-                 "SSIM", "baseline SSIM"], rows)
+                 "SSIM", "baseline SSIM", "peak gain (epoch)", "final gain"], rows)
     if codecs:
         print()
         print_table(["task", "train min", "steps", "bytes", "bpp", "PSNR", "WebP bytes", "WebP PSNR", "JPEG bytes",

@@ -12,12 +12,26 @@ download needed):
   A source is drawn with probability proportional to its number of patch positions, so every
   position of every training photo is equally likely.
 
-Left out: the other colour images of ``skimage.data`` that ship with it are not natural photos
-(``hubble_deep_field``: astronomy, mostly black; ``retina``: a fundus photograph;
-``immunohistochemistry``: microscopy; ``colorwheel``, ``logo``: graphics), or repeat one in use
+``photos-sr``: super-resolution's photos, more of them, turned as they are drawn:
+
+- test: ``photos``' test split (the same two held-out photos, so figures stay comparable);
+- train: 8,000 random 64x64 patches (``superres_patches`` takes another side and count) of
+  ``SUPERRES_PHOTOS``: the three training photos above and scikit-image's grey natural
+  photographs ``camera`` (512x512), ``moon`` (512x512), ``coins`` (303x384), ``text``
+  (172x448), ``page`` (191x384), ``brick``, ``grass`` and ``gravel`` (512x512 each), repeated
+  to R = G = B; uint8 RGB, (8000, 3, 64, 64), no flips stored. Each training batch turns its
+  patches by the 8 flips and quarter turns of the square (``augment=dihedral``, drawn per image
+  and step); superres makes its small input from the turned patch, so input and target turn
+  together.
+
+Left out: the other images of ``skimage.data`` that ship with it are not natural photos
+(``hubble_deep_field``: astronomy, mostly black; ``retina``, ``microaneurysms``: fundus
+photographs; ``immunohistochemistry``, ``cell``: microscopy; ``colorwheel``, ``logo``,
+``checkerboard``, ``shepp_logan_phantom``, ``horse``: graphics or binary), are blurred on purpose
+(``clock``: camera motion) or too small (``lfw_subset``: 25x25 faces), or repeat one in use
 (``cat`` is ``chelsea``; the right view of ``stereo_motorcycle`` is the left one shifted); those
-that need a download (``eagle``, ``lily``, ``skin``, ``kidney``, ``palisades_of_vogt``, ...) are
-not used.
+that need a download (``eagle``, ``lily``, ``skin``, ``kidney``, ``palisades_of_vogt``,
+``brain``, ``cells3d``, ``human_mitosis``, ...) are not used.
 
 ``digits-m`` and ``mnist-m`` follow MNIST-M (Ganin & Lempitsky 2015): each 28x28 digit is
 blended into a random 28x28 patch of the photos as ``|patch - digit|`` per channel, uint8 RGB
@@ -29,6 +43,7 @@ Patches are drawn with a fixed seed per split, so every load gives the same imag
 """
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,6 +57,11 @@ from .base import DatasetInfo, ImageDataset
 
 TEST_PHOTOS = ("astronaut", "chelsea")
 TRAIN_PHOTOS = ("coffee", "rocket", "motorcycle_left")
+#: the grey natural photographs of scikit-image that ship with it (no download)
+GREY_PHOTOS = ("camera", "moon", "coins", "text", "page", "brick", "grass", "gravel")
+#: the photos super-resolution trains on (``photos-sr``); none of ``TEST_PHOTOS``
+SUPERRES_PHOTOS = TRAIN_PHOTOS + GREY_PHOTOS
+SUPERRES_PATCHES = 8000
 TEST_SIZE = 256
 PATCH_SIZE = 64
 TRAIN_PATCHES = 4000
@@ -50,7 +70,7 @@ BLEND_SEEDS = {"train": 1, "test": 2}
 
 
 def _read_photo(name: str) -> np.ndarray:
-    """One photograph of ``skimage.data`` as (H, W, 3) uint8."""
+    """One photograph of ``skimage.data`` as (H, W, 3) uint8 (a grey one repeated to R = G = B)."""
     from skimage import data
 
     try:
@@ -58,24 +78,31 @@ def _read_photo(name: str) -> np.ndarray:
     except Exception as e:  # a broken or trimmed scikit-image installation
         raise GenlabError(f"cannot read scikit-image's photograph '{name}' ({' '.join(str(e).split())}); "
                           f"reinstall scikit-image") from None
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
     image = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
-    if image.ndim != 3:
-        raise GenlabError(f"scikit-image's '{name}' is not a colour image (shape {image.shape}); reinstall scikit-image")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise GenlabError(f"scikit-image's '{name}' is not a photograph (shape {image.shape}); reinstall scikit-image")
     return image
 
 
-@lru_cache(maxsize=2)
-def source_photos(split: str) -> tuple[np.ndarray, ...]:
-    """The whole photographs of ``split`` (``TRAIN_PHOTOS`` or ``TEST_PHOTOS``), each (H, W, 3) uint8.
+@lru_cache(maxsize=3)
+def read_photos(names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """The photographs ``names`` of ``skimage.data``, each (H, W, 3) uint8.
 
     Read-only arrays (they are cached): copy before writing.
     """
-    if split not in ("train", "test"):
-        raise GenlabError(f"unknown split '{split}'; choose 'train' or 'test'")
-    photos = tuple(_read_photo(n) for n in (TRAIN_PHOTOS if split == "train" else TEST_PHOTOS))
+    photos = tuple(_read_photo(n) for n in names)
     for p in photos:
         p.setflags(write=False)
     return photos
+
+
+def source_photos(split: str) -> tuple[np.ndarray, ...]:
+    """The whole photographs of ``split`` (``TRAIN_PHOTOS`` or ``TEST_PHOTOS``), read-only."""
+    if split not in ("train", "test"):
+        raise GenlabError(f"unknown split '{split}'; choose 'train' or 'test'")
+    return read_photos(TRAIN_PHOTOS if split == "train" else TEST_PHOTOS)
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -140,6 +167,28 @@ def load_photos_split(split: str) -> ImageDataset:
     return ImageDataset(images=images.contiguous(), labels=None, name="photos", split=split)
 
 
+def superres_patches(size: int = PATCH_SIZE, count: int = SUPERRES_PATCHES, seed: int = PATCH_SEED) -> ImageDataset:
+    """``photos-sr``'s training split: ``count`` random ``size`` x ``size`` windows of
+    ``SUPERRES_PHOTOS`` (every position of every photo equally likely; fixed by ``seed``), uint8
+    (count, 3, size, size), with ``augment=dihedral``: training batches turn each patch by one of
+    the 8 flips and quarter turns, before superres makes its small input from it."""
+    photos = read_photos(SUPERRES_PHOTOS)
+    smallest = min(min(p.shape[:2]) for p in photos)
+    if not 1 <= size <= smallest:
+        raise GenlabError(f"superres patches of {size}x{size} do not fit the training photos (the shortest side is "
+                          f"{smallest} pixels); choose a side from 1 to {smallest}")
+    if count < 1:
+        raise GenlabError(f"superres needs at least one training patch, got count={count}")
+    patches = cut_patches(photos, *patch_positions(photos, count, size, np.random.default_rng(seed)), size)
+    return ImageDataset(images=torch.from_numpy(patches), name="photos-sr", split="train", augment=("dihedral",))
+
+
+def load_superres_split(split: str) -> ImageDataset:
+    if split == "train":
+        return superres_patches()
+    return dataclasses.replace(load_photos_split("test"), name="photos-sr")
+
+
 def blend_into_photos(digits: np.ndarray, split: str, seed: int) -> np.ndarray:
     """Blend grey digits into random patches of the photos of ``split``, as MNIST-M does.
 
@@ -197,6 +246,16 @@ DATASETS = [DatasetInfo(
     splits={"train": TRAIN_PATCHES, "test": len(TEST_PHOTOS)},
     num_classes=None,
     load=lambda split, root: load_photos_split(split),
+    locate=_bundled,
+), DatasetInfo(
+    name="photos-sr",
+    description=(f"photos for super-resolution; train: {SUPERRES_PATCHES} random {PATCH_SIZE}x{PATCH_SIZE} patches "
+                 f"of {', '.join(SUPERRES_PHOTOS)} (grey ones as RGB), turned by the 8 flips and quarter turns "
+                 f"as batches are drawn; test: as photos"),
+    image_shape=(3, PATCH_SIZE, PATCH_SIZE),
+    splits={"train": SUPERRES_PATCHES, "test": len(TEST_PHOTOS)},
+    num_classes=None,
+    load=lambda split, root: load_superres_split(split),
     locate=_bundled,
 ), DatasetInfo(
     name="digits-m",
