@@ -49,6 +49,8 @@ def tiny_model(name: str, data: ImageDataset):
     settings = {**data_description(name, data), **SMALL[family.name]}
     if name in ("resnet-vae", "iwae"):
         settings.update(channels=(4, 8), blocks_per_stage=1)
+    if name == "latent-diffusion":   # 8x8 images: 2 x 4 x 4 codes
+        settings.update(autoencoder_channels=(4, 4), code_channels=2, channel_mults=(1,), groups=4)
     if family.name == "cyclegan":
         settings.setdefault("condition_shape", tuple(data.conditions.shape[1:]))
     return build_model(name, **settings).eval()

@@ -136,6 +136,12 @@ class DiffusionConfig(ModelConfig):
             raise GenlabError(f"a U-Net with {len(self.channel_mults)} levels needs image sides divisible by "
                               f"{factor}, got {h}x{w}; use fewer channel_mults")
 
+    @property
+    def denoised_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of what the process noises and the U-Net denoises: the images here (latent
+        diffusion: their codes)."""
+        return self.image_shape
+
 
 def check_sampler(sampler: str) -> None:
     if sampler not in SAMPLERS:
@@ -261,7 +267,7 @@ class DenoisingUNet(nn.Module):
 
     def __init__(self, cfg: DiffusionConfig):
         super().__init__()
-        c, h, _ = cfg.image_shape
+        c, h, _ = cfg.denoised_shape
         ch, g = cfg.channels, cfg.groups
         emb_dim = 4 * ch
         self.base = ch
@@ -333,6 +339,8 @@ class Diffusion(GenerativeModel):
     #: a fixed training within the spread between seeds (benchmarks/throughput.py and
     #: benchmarks/precision.py). Channels-last made this U-Net slower, so it is not used.
     train_defaults = {"precision": "auto"}
+    #: predictions of the clean image are clipped to [-x0_bound, x0_bound]: pixels lie in [-1, 1]
+    x0_bound: float | None = 1.0
 
     def __init__(self, config: DiffusionConfig, name: str | None = None):
         super().__init__(config, name)
@@ -350,7 +358,7 @@ class Diffusion(GenerativeModel):
     # ----------------------------------------------------------------- the common surface
     @property
     def latent_dim(self) -> int:
-        return self.config.num_pixels
+        return math.prod(self.config.denoised_shape)
 
     @property
     def timesteps(self) -> int:
@@ -429,7 +437,8 @@ class Diffusion(GenerativeModel):
             output = net(x_t, steps, classes)
         a, s = self.coefficients(steps)
         x0, _ = split_prediction(output, x_t, a, s, self.config.prediction)
-        x0 = x0.clamp(-1, 1)
+        if self.x0_bound is not None:
+            x0 = x0.clamp(-self.x0_bound, self.x0_bound)
         return x0, (x_t - a * x0) / s
 
     @torch.no_grad()
@@ -466,7 +475,7 @@ class Diffusion(GenerativeModel):
         check_steps(steps, cfg.timesteps)
         check_eta(eta)
         check_guidance(guidance, self.conditional, cfg.label_dropout)
-        x = noise.reshape(-1, *cfg.image_shape).to(self.device, torch.float32)
+        x = noise.reshape(-1, *cfg.denoised_shape).to(self.device, torch.float32)
         classes = self.class_indices(labels, len(x), in_turn=True)
         if sampler in ORDERS:
             schedule = log_snr_steps(self.alphas_cumprod, steps)
