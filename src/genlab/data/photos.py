@@ -59,7 +59,7 @@ TEST_PHOTOS = ("astronaut", "chelsea")
 TRAIN_PHOTOS = ("coffee", "rocket", "motorcycle_left")
 #: the grey natural photographs of scikit-image that ship with it (no download)
 GREY_PHOTOS = ("camera", "moon", "coins", "text", "page", "brick", "grass", "gravel")
-#: the photos super-resolution trains on (``photos-sr``); none of ``TEST_PHOTOS``
+#: the photos ``photos-sr`` cuts its patches from (for upscaling); none of ``TEST_PHOTOS``
 SUPERRES_PHOTOS = TRAIN_PHOTOS + GREY_PHOTOS
 SUPERRES_PATCHES = 8000
 TEST_SIZE = 256
