@@ -119,6 +119,32 @@ def test_eps_and_v_predictions_convert_into_each_other():
     assert 0.3 < vmodel.loss(torch.rand(64, 1, 4, 4))["loss"].item() < 3
 
 
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_min_snr_loss_is_the_clean_image_error_weighted_by_the_capped_snr(prediction):
+    """Hang et al. 2023: per image, min(SNR_t, gamma) x the mean squared error of the clean image
+    implied by the prediction, whatever the network predicts."""
+    shape, batch = (1, 4, 4), 8
+    model = build_model("diffusion", image_shape=shape, channels=8, channel_mults=(1,), prediction=prediction,
+                        loss_weighting="min-snr", min_snr_gamma=2.0, timesteps=50)
+    images = torch.rand(batch, *shape, generator=torch.Generator().manual_seed(0))
+    seen = {}
+
+    def network(x_t, t, classes):   # records what the loss drew, answers something wrong
+        seen.update(x_t=x_t, t=t)
+        return torch.sin(3 * x_t) + 0.1 * t[:, None, None, None]
+
+    model.net.forward = network
+    loss = model.loss(images)["loss"]
+    a, s = model.coefficients(seen["t"])
+    guess, _ = split_prediction(network(seen["x_t"], seen["t"], None), seen["x_t"], a, s, prediction)
+    x0 = 2 * images - 1
+    snr = model.alphas_cumprod[seen["t"]] / (1 - model.alphas_cumprod[seen["t"]])
+    expected = (snr.clamp(max=2.0) * (guess - x0).pow(2).flatten(1).mean(1)).mean()
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-6)
+    with pytest.raises(GenlabError, match="unknown loss_weighting 'max'; choose one of: uniform, min-snr"):
+        build_model("diffusion", image_shape=shape, loss_weighting="max")
+
+
 # --------------------------------------------------------------------- samplers
 def test_toy_samples_fall_into_both_clusters_in_proportion(toy):
     model, out = toy

@@ -51,6 +51,7 @@ from .dpm_solver import ORDERS, dpm_solver_step, log_snr_steps, step_order
 
 SCHEDULES = ("linear", "cosine")
 PREDICTIONS = ("eps", "v")
+LOSS_WEIGHTINGS = ("uniform", "min-snr")
 SAMPLERS = ("ddim", "ddpm", *ORDERS)
 
 
@@ -70,6 +71,11 @@ class DiffusionConfig(ModelConfig):
         prediction: what the network predicts: ``eps`` (the noise) or ``v`` (the velocity). ``v`` by
             default: on 8x8 digits, with the same network and 30 epochs, its samples reached a
             FID of 11.6 against 21.7 for ``eps`` (classifier features, 300 samples).
+        loss_weighting: ``uniform`` (every step's squared error of the prediction counts alike)
+            or ``min-snr`` (Hang et al. 2023): the step's error weighted so that, as an error
+            of the clean image, it counts min(SNR, ``min_snr_gamma``) (SNR = abar / (1 - abar)),
+            which stops the nearly clean steps dominating the gradient.
+        min_snr_gamma: the cap gamma of ``min-snr`` (the paper's 5).
         sampler: the sampler of ``sample`` and ``decode``: ``ddim``, ``ddpm`` (ancestral, all T
             steps; ``decode`` takes ``ddim`` instead), ``dpm++2m`` or ``dpm++3m`` (DPM-Solver++).
         sample_steps: steps (network evaluations) of ``sample`` (1 to T); ``decode`` uses them too.
@@ -94,6 +100,8 @@ class DiffusionConfig(ModelConfig):
     timesteps: int = 1000
     schedule: Literal["linear", "cosine"] = "cosine"
     prediction: Literal["eps", "v"] = "v"
+    loss_weighting: Literal["uniform", "min-snr"] = "uniform"
+    min_snr_gamma: float = 5.0
     sampler: str = "ddim"
     sample_steps: int = 50
     eta: float = 0.0
@@ -118,6 +126,11 @@ class DiffusionConfig(ModelConfig):
             raise GenlabError(f"unknown schedule '{self.schedule}'; choose one of: {', '.join(SCHEDULES)}")
         if self.prediction not in PREDICTIONS:
             raise GenlabError(f"unknown prediction '{self.prediction}'; choose one of: {', '.join(PREDICTIONS)}")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise GenlabError(f"unknown loss_weighting '{self.loss_weighting}'; choose one of: "
+                              f"{', '.join(LOSS_WEIGHTINGS)}")
+        if not self.min_snr_gamma > 0:
+            raise GenlabError(f"min_snr_gamma must be positive, got {self.min_snr_gamma}")
         if self.channels < 1 or self.blocks_per_level < 1 or not self.channel_mults or min(self.channel_mults) < 1:
             raise GenlabError("channels, blocks_per_level and every channel_mults entry must be at least 1")
         if self.timesteps < 2:
@@ -185,6 +198,16 @@ def noise_schedule(kind: str, timesteps: int) -> torch.Tensor:
         # Clipped as in Nichol & Dhariwal: near t = T the ratio would make beta reach 1.
         return (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
     raise GenlabError(f"unknown schedule '{kind}'; choose one of: {', '.join(SCHEDULES)}")
+
+
+def loss_weights(a: torch.Tensor, s: torch.Tensor, cfg: "DiffusionConfig") -> torch.Tensor | None:
+    """Per-image weights (N,) of the squared prediction errors at noise levels (a, s) = (sqrt(abar),
+    sqrt(1 - abar)), each (N,); None for ``uniform``. The error of eps is SNR times that of x0, and
+    the error of v is (SNR + 1) times it, so ``min-snr``'s weight is min(SNR, gamma) over those."""
+    if cfg.loss_weighting == "uniform":
+        return None
+    snr = (a / s).pow(2)
+    return snr.clamp(max=cfg.min_snr_gamma) / (snr if cfg.prediction == "eps" else snr + 1)
 
 
 def split_prediction(output: torch.Tensor, x_t: torch.Tensor, a: torch.Tensor, s: torch.Tensor,
@@ -415,8 +438,9 @@ class Diffusion(GenerativeModel):
             dropped = batch.rand() < self.config.label_dropout
             classes = torch.where(dropped, torch.full_like(classes, self.config.num_classes), classes)
         target = noise if self.config.prediction == "eps" else velocity(x0, noise, a, s)
-        mse = (self.network("net")(x_t, t, classes) - target).pow(2).mean()
-        return {"loss": mse}
+        error = (self.network("net")(x_t, t, classes) - target).pow(2)
+        weight = loss_weights(a.flatten(), s.flatten(), self.config)
+        return {"loss": error.mean() if weight is None else (weight * error.flatten(1).mean(1)).mean()}
 
     # ----------------------------------------------------------------- sampling
     def predict(self, x_t: torch.Tensor, t: int, classes: torch.Tensor | None, guidance: float,
