@@ -230,4 +230,6 @@ def test_evaluate_by_default_gives_a_generator_its_fid_beside_the_floor(cgan_run
     assert f"fid: {results['fid']:.4g}   (real data: {results['fid_floor']:.4g}" in printed
     assert main(["evaluate", str(out), "--metrics", "kid", "--num-samples", "100"]) == 0
     both = json.loads((out / "evaluation-test.json").read_text())
-    assert both["fid"] == results["fid"] and both["kid_std"] > 0 and "+- " in capsys.readouterr().out
+    assert both["fid"] == results["fid"] and both["kid_std"] > 0 and both["kid_floor"] < both["kid"]
+    assert (f"kid: {both['kid']:.4g} +- {both['kid_std']:.4g} (over subsets)   (real data: {both['kid_floor']:.4g})"
+            in capsys.readouterr().out)

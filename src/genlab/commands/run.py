@@ -196,7 +196,7 @@ def _importance_weighted_nll(model, data, k: int, seed: int, progress: bool) -> 
 
 
 #: figures shown on the line of another (``fid_floor`` beside ``fid``), not on their own
-_BESIDE = {"fid": ("fid_floor", "fid_x_floor"), "kid": ("kid_std",)}
+_BESIDE = {"fid": ("fid_floor", "fid_x_floor"), "kid": ("kid_std", "kid_floor")}
 
 
 def format_metrics(results: dict) -> str:
@@ -212,6 +212,8 @@ def format_metrics(results: dict) -> str:
             text += f"   (real data: {_number(results['fid_floor'])}; {results['fid_x_floor']:.1f} x the floor)"
         elif key == "kid" and "kid_std" in results:
             text += f" +- {_number(results['kid_std'])} (over subsets)"
+            if "kid_floor" in results:
+                text += f"   (real data: {_number(results['kid_floor'])})"
         lines.append(f"{key:>22}: {text}")
     measured = [k for k in results if k not in ("split", "dataset", "num_images")]
     if not measured:

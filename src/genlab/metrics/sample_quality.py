@@ -167,10 +167,14 @@ def evaluate_samples(model, test_data, train_data, metrics=("fid", "kid", "pr"),
     fake = extractor(generate(model, n, seed))
     out = {**extractor.describe(), "num_samples": n, "num_real": len(test_data),
            **compare_features(real, fake, list(metrics), seed)}
-    if "fid" in metrics:   # beside it, the FID of as many real training images: the floor
+    if {"fid", "kid"} & set(metrics):   # beside them, the figures of as many real training images: the floor
         order = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(seed))[:n]
-        out["fid_floor"] = fid(real, extractor(train_data.batch(order).images))
+        floor = extractor(train_data.batch(order).images)
+    if "fid" in metrics:
+        out["fid_floor"] = fid(real, floor)
         out["fid_x_floor"] = out["fid"] / out["fid_floor"] if out["fid_floor"] > 0 else float("nan")
+    if "kid" in metrics:   # KID's scale is the feature network's: the floor says what is small
+        out["kid_floor"] = kid(real, floor, seed=seed)[0]
     return out
 
 
