@@ -20,6 +20,13 @@ same way for every column), the paper's GAN (its reference files) and genlab's v
 the issue's targets. Also: the largest volume generated (time, memory) and the statistics
 pipeline on a synthetic overlapping-spheres volume against its closed form. Results:
 benchmarks/results/porous.json.
+
+With ``--slices``, SliceGAN joins the table: trained for the same ``--minutes`` on three
+orthogonal slices through the middle of the scan only (256^2 each, written as PNGs to
+benchmarks/runs/ketton-slices/), or judged from ``--slice-run``, its 200^3 volumes are compared
+with the real 3-D scan by the same statistics as the 3-D-trained GAN's:
+
+    python benchmarks/porous.py --data ../shared/datasets/porous --minutes 90 --slices [--slice-edge 32]
 """
 from __future__ import annotations
 
@@ -39,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, machine, print_table, train_time, write_results  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from genlab.families.porous.media import closed_form, make_volume  # noqa: E402
 from genlab.families.porous.commands import reference_cubes  # noqa: E402
@@ -219,6 +227,12 @@ def main() -> None:
     p.add_argument("--volumes", type=int, default=20)
     p.add_argument("--largest", type=int, default=512, help="edge of the largest volume to time (default 512)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--slices", action="store_true",
+                   help="also SliceGAN trained on three orthogonal slices of the scan only, in the same table")
+    p.add_argument("--slice-run", help="an existing SliceGAN run folder to judge (default: train one)")
+    p.add_argument("--slice-edge", type=int, default=32,
+                   help="SliceGAN's patch and training volume edge (default 32: on a CPU a step of 64^3 volumes, "
+                   "whose 1,536 slices the critic scores, takes about 15 times as long)")
     p.add_argument("--name", help="results file name (benchmarks/results/NAME.json; default porous, "
                    "or porous-real with --real-only)")
     p.add_argument("--pictures", action="store_true", help="also write the docs' pictures (docs/images/porous-*.png)")
@@ -263,34 +277,21 @@ def judge_model(args, folder: Path, original: np.ndarray, common: dict) -> None:
     s2_mae = float(np.abs(np.asarray(gen["s2"]["mean"]) - s2_original).mean())
     s2_mae_paper_file = float(np.abs(s2_original - np.asarray(paper["original"]["s2"][: MAX_LAG + 1])).mean())
     euler = euler_figures(reference, generated, args.median_filter)
-
-    def rel(a, b):
-        return (a - b) / b
-
-    w = {k: whole[k]["mean"] for k in ("porosity", "specific_surface_s2", "chord_pore_s2", "chord_grain_s2")}
-    rows = [
-        ["porosity", w["porosity"], "within 0.002", gen["porosity"]["mean"], "within 0.005",
-         abs(gen["porosity"]["mean"] - w["porosity"]) <= 0.005],
-        ["specific surface from S2", w["specific_surface_s2"],
-         f"{paper['gan']['specific_surface_s2']:.4f} ({100 * rel(paper['gan']['specific_surface_s2'], w['specific_surface_s2']):+.1f}%)",
-         gen["specific_surface_s2"]["mean"], "within 5%",
-         abs(rel(gen["specific_surface_s2"]["mean"], w["specific_surface_s2"])) <= 0.05],
-        ["mean pore chord (S2)", w["chord_pore_s2"],
-         f"{paper['gan']['chord_pore_s2']:.2f} ({100 * rel(paper['gan']['chord_pore_s2'], w['chord_pore_s2']):+.1f}%)",
-         gen["chord_pore_s2"]["mean"], "within 3%", abs(rel(gen["chord_pore_s2"]["mean"], w["chord_pore_s2"])) <= 0.03],
-        ["mean grain chord (S2)", w["chord_grain_s2"],
-         f"{paper['gan']['chord_grain_s2']:.2f} ({100 * rel(paper['gan']['chord_grain_s2'], w['chord_grain_s2']):+.1f}%)",
-         gen["chord_grain_s2"]["mean"], "within 6%",
-         abs(rel(gen["chord_grain_s2"]["mean"], w["chord_grain_s2"])) <= 0.06],
-        *euler_table_rows(euler, paper),
-        ["S2(r) mean abs. error, r <= 30", 0.0, "-", s2_mae, "under 0.005", s2_mae < 0.005],
-    ]
+    rows = target_rows(whole, paper, gen, euler, s2_mae)
+    columns = ["statistic", "original", "paper's GAN", "genlab", "target", "met"]
+    sliced = judge_slicegan(args, original, reference, s2_original, whole, paper) if args.slices else None
+    if sliced:   # its value and whether it meets the target, beside the 3-D-trained GAN's
+        columns += ["SliceGAN, 3 slices", "met"]
+        rows = [r + s[3:4] + s[5:6] for r, s in zip(rows, sliced["rows"])]
     print()
-    print_table(["statistic", "original", "paper's GAN", "genlab", "target", "met"],
-                [[_cell(v) for v in r] for r in rows])
+    print_table(columns, [[_cell(v) for v in r] for r in rows])
     print(f"\n{args.volumes} generated volumes of {EDGE}^3 against the 256^3 original (Euler: its 8 corner "
           f"200^3 cubes); genlab trained {train_time(run_dir) / 60:.0f} min, {metrics[-1]['step']} steps on "
           f"{model.config.image_shape[1]}^3 cubes; {per_volume:.1f} s per 200^3 volume")
+    if sliced:
+        print(f"SliceGAN trained {sliced['train_minutes']:.0f} min, {sliced['train_steps']} steps on "
+              f"{sliced['edge']}^2 patches of 3 slices (their porosity {sliced['slices_porosity']:.4f}); "
+              f"{sliced['seconds_per_volume']:.1f} s per 200^3 volume")
 
     print(f"\nlargest volume: {args.largest}^3 ...", flush=True)
     big = largest_volume(model, args.largest)
@@ -311,10 +312,77 @@ def judge_model(args, folder: Path, original: np.ndarray, common: dict) -> None:
         "original_200_cubes": orig, "generated": gen, "s2_mae": s2_mae, "euler": euler,
         "s2_check_against_paper_file": s2_mae_paper_file,
         "table": [[c if isinstance(c, (bool, str)) else float(c) for c in r] for r in rows],
-        "largest_volume": big, "synthetic": synthetic})
+        "largest_volume": big, "synthetic": synthetic,
+        "slicegan": None if sliced is None else {k: v for k, v in sliced.items() if k != "rows"}})
     print(f"\nwritten to {path}")
     if args.pictures:
         pictures(run, generated[0], original, gen, orig, s2_original)
+
+
+def target_rows(whole: dict, paper: dict, gen: dict, euler: dict, s2_mae: float) -> list[list]:
+    """The table's rows for one model's volumes: statistic, original, paper's GAN, the model's
+    figure, the target, whether it is met."""
+    def rel(a, b):
+        return (a - b) / b
+
+    w = {k: whole[k]["mean"] for k in ("porosity", "specific_surface_s2", "chord_pore_s2", "chord_grain_s2")}
+    return [
+        ["porosity", w["porosity"], "within 0.002", gen["porosity"]["mean"], "within 0.005",
+         abs(gen["porosity"]["mean"] - w["porosity"]) <= 0.005],
+        ["specific surface from S2", w["specific_surface_s2"],
+         f"{paper['gan']['specific_surface_s2']:.4f} ({100 * rel(paper['gan']['specific_surface_s2'], w['specific_surface_s2']):+.1f}%)",
+         gen["specific_surface_s2"]["mean"], "within 5%",
+         abs(rel(gen["specific_surface_s2"]["mean"], w["specific_surface_s2"])) <= 0.05],
+        ["mean pore chord (S2)", w["chord_pore_s2"],
+         f"{paper['gan']['chord_pore_s2']:.2f} ({100 * rel(paper['gan']['chord_pore_s2'], w['chord_pore_s2']):+.1f}%)",
+         gen["chord_pore_s2"]["mean"], "within 3%", abs(rel(gen["chord_pore_s2"]["mean"], w["chord_pore_s2"])) <= 0.03],
+        ["mean grain chord (S2)", w["chord_grain_s2"],
+         f"{paper['gan']['chord_grain_s2']:.2f} ({100 * rel(paper['gan']['chord_grain_s2'], w['chord_grain_s2']):+.1f}%)",
+         gen["chord_grain_s2"]["mean"], "within 6%",
+         abs(rel(gen["chord_grain_s2"]["mean"], w["chord_grain_s2"])) <= 0.06],
+        *euler_table_rows(euler, paper),
+        ["S2(r) mean abs. error, r <= 30", 0.0, "-", s2_mae, "under 0.005", s2_mae < 0.005],
+    ]
+
+
+def slice_data(original: np.ndarray) -> tuple[str, float]:
+    """Three orthogonal slices through the middle of the scan, written as PNGs (0 = pore, as the
+    scan), the only data SliceGAN sees: their ``image:`` name and their porosity."""
+    out = ROOT / "benchmarks" / "runs" / "ketton-slices"
+    out.mkdir(parents=True, exist_ok=True)
+    d, h, w = (side // 2 for side in original.shape)
+    sections = (original[d], original[:, h], original[:, :, w])
+    paths = [out / f"{axis}.png" for axis in "xyz"]
+    for section, path in zip(sections, paths):
+        Image.fromarray(np.where(section, 0, 255).astype(np.uint8)).save(path)
+    return "image:" + ",".join(map(str, paths)), float(np.mean([s.mean() for s in sections]))
+
+
+def judge_slicegan(args, original: np.ndarray, reference: np.ndarray, s2_original: np.ndarray, whole: dict,
+                   paper: dict) -> dict:
+    """SliceGAN trained on three slices of the scan (or ``--slice-run``), its 200^3 volumes judged
+    as the 3-D-trained GAN's are: the table's rows and the figures behind them."""
+    data, slices_porosity = slice_data(original)
+    run_dir = ROOT / "benchmarks" / "runs" / f"slicegan-ketton-{args.slice_edge}"
+    if args.slice_run:
+        run_dir = Path(args.slice_run)
+    else:
+        print(f"training SliceGAN on 3 slices for {args.minutes:g} min ...", flush=True)
+        # fp32: a bf16 step of 8 volumes of 32^3 took 11.4 s on one thread of this CPU, fp32 0.7 s
+        train("slicegan", f"{data},edge={args.slice_edge}", out_dir=run_dir, epochs=1000, max_minutes=args.minutes,
+              resume=(run_dir / "trainer_state.json").exists(), checkpoint_every=300, model_settings={"channels": 16})
+    run = load_run(run_dir)
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    print(f"generating {args.volumes} SliceGAN volumes of {EDGE}^3 ...", flush=True)
+    generated, per_volume = generate(run.model, args.volumes, EDGE)
+    gen = describe(generated, max_lag=MAX_LAG)
+    s2_mae = float(np.abs(np.asarray(gen["s2"]["mean"]) - s2_original).mean())
+    euler = euler_figures(reference, generated, args.median_filter)
+    return {"run": str(run_dir), "data": run.dataset_name, "slices_porosity": slices_porosity,
+            "edge": run.model.config.image_shape[1], "train_minutes": round(train_time(run_dir) / 60, 1),
+            "train_steps": metrics[-1]["step"] if metrics else 0, "model": run.config["model"],
+            "train": run.config["train"], "seconds_per_volume": round(per_volume, 2), "generated": gen,
+            "s2_mae": s2_mae, "euler": euler, "rows": target_rows(whole, paper, gen, euler, s2_mae)}
 
 
 def euler_figures(reference: np.ndarray, generated: np.ndarray, median: bool) -> dict:

@@ -270,7 +270,7 @@ def test_a_flag_a_family_adds_is_refused_for_runs_of_other_families(toy_family, 
     shutil.copytree(Path(__file__).parent / "fixtures" / "runs-4f1b47e" / "ae", run_dir)
     image = tmp_path / "x.png"
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
-    for argv, message in [(["sample", run_dir, "--size", 16], "--size applies to porous-gan runs"),
+    for argv, message in [(["sample", run_dir, "--size", 16], "--size applies to porous-gan, slicegan runs"),
                           (["sample", run_dir, "--toy-flag", 1], "--toy-flag applies to toy-model runs"),
                           (["translate", run_dir, image, "--direction", "b-to-a"],
                            "--direction applies to cyclegan runs")]:

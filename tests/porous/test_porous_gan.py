@@ -223,7 +223,7 @@ def test_a_two_dimensional_run_refuses_size(tmp_path, capsys):
     out = tmp_path / "ae"
     assert main(["train", "conv-ae", "--epochs", "1", "--channels", "4,8", "--quiet", "--out", str(out)]) == 0
     assert main(["sample", str(out), "--size", "64"]) == 2
-    assert "--size applies to porous-gan runs" in capsys.readouterr().err   # the models that make volumes
+    assert "--size applies to porous-gan, slicegan runs" in capsys.readouterr().err   # the models that make volumes
 
 
 def test_a_run_on_a_volume_file_is_named_by_the_file(tmp_path):

@@ -62,9 +62,32 @@ def training_volume(run: Run) -> tuple[np.ndarray, VolumeSpec]:
 
 
 def _recorded_phase(run: Run) -> dict | None:
-    """The phase record of a run's data as its name gives it (without reading the volume)."""
+    """The phase record of a run's data as its name gives it (without reading the volume or images)."""
+    from .sections import parse_section_spec
+
     name = run.dataset_name
+    if name.startswith("image:"):
+        return phase_record(parse_section_spec(name))
     return phase_record(parse_volume_spec(name)) if name.startswith("volume:") else None
+
+
+def _reference_statistics(run: Run, metrics: list[str], edge: int) -> tuple[dict, str, dict]:
+    """What generated volumes of ``edge`` voxels are compared with: the statistics of the
+    training volume's sub-volumes of that size, or, for a run trained on 2-D images (SliceGAN),
+    the 3-D statistics the images estimate (:func:`~.statistics.describe_sections`); with
+    words for the reference and the phase record of the data."""
+    from .sections import read_section_spec
+    from .statistics import describe, describe_sections
+
+    if run.dataset_name.startswith("image:"):
+        sections, options = read_section_spec(run.dataset_name)
+        phase = {**phase_record(options), "porosity": float(np.mean([s.mean() for s in sections]))}
+        what = f"the 2-D statistics of the {len(sections)} training image{'s' if len(sections) > 1 else ''}"
+        return describe_sections(sections, metrics, max_lag=min(edge - 1, 30)), what, phase   # describe's lags
+    volume, options = training_volume(run)
+    reference = reference_cubes(volume, edge)
+    return describe(reference, metrics), f"{len(reference)} training sub-volumes of that size", \
+        phase_record(options, volume)
 
 
 def reference_cubes(volume: np.ndarray, edge: int, most_per_axis: int = 4) -> np.ndarray:
@@ -184,12 +207,10 @@ def evaluate_volumes(run: Run, metrics: list[str] | None = None, num_volumes: in
     generated = _grid_seed_volumes(model, n, size, seed, progress, "num_samples")
     gen_seconds = time.perf_counter() - started
     edge = generated.shape[-1]
-    volume, options = training_volume(run)
-    reference = reference_cubes(volume, edge)
+    ref_stats, reference, phase = _reference_statistics(run, metrics, edge)
     gen_stats = describe(generated, metrics)
-    ref_stats = describe(reference, metrics)
-    results = {"edge": edge, "num_volumes": n, "reference_cubes": len(reference), "seed": seed,
-               "phase": phase_record(options, volume),
+    results = {"edge": edge, "num_volumes": n, "reference": reference, "reference_cubes": ref_stats["num_volumes"],
+               "seed": seed, "phase": phase,
                "generation_seconds": round(gen_seconds, 3), "generated": gen_stats, "training": ref_stats,
                "comparison": compare(gen_stats, ref_stats)}
     out = Path(out_dir) if out_dir is not None else run.path
@@ -201,8 +222,7 @@ def evaluate_volumes(run: Run, metrics: list[str] | None = None, num_volumes: in
 def format_porous(results: dict) -> str:
     """The comparison as a table: statistic, generated mean ± std, training mean ± std, error."""
     gen, ref, cmp = results["generated"], results["training"], results["comparison"]
-    lines = [f"{results['num_volumes']} generated {results['edge']}^3 volumes against "
-             f"{results['reference_cubes']} training sub-volumes of that size",
+    lines = [f"{results['num_volumes']} generated {results['edge']}^3 volumes against {results['reference']}",
              f"{'statistic':>22}  {'generated':>18}  {'training':>18}  {'rel. error':>10}"]
     for name, entry in cmp.items():
         if name == "s2":

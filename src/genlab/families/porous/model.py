@@ -87,7 +87,7 @@ class PorousGANConfig(GANConfig):
     def check_shape(self) -> None:
         if self.spatial_dims != 3:
             raise GenlabError(f"the 3-D GAN needs volumes (1, D, H, W), got images of shape {self.image_shape}; "
-                              "for 2-D images train dcgan")
+                              "for 2-D images train dcgan, or, for sections of a porous medium, slicegan")
         c, d, h, w = self.image_shape
         if not d == h == w:
             raise GenlabError(f"the 3-D GAN trains on cubes, got {d}x{h}x{w}; cut cubes with `volume:PATH,edge=E`")
@@ -189,12 +189,12 @@ class PorousGAN(GAN):
         step = 2 ** self.stages
         size, n = _whole(size, "`size`", "voxels a side"), _whole(n, f"`{count}`", "the number of volumes")
         if size < step:
-            raise GenlabError(f"the smallest volume this generator makes is {step}^3 voxels (one latent vector); "
-                              f"choose `size` of at least {step}, got {size}")
+            raise GenlabError(f"the smallest volume this generator makes is {step}^3 voxels (its smallest latent "
+                              f"grid); choose `size` of at least {step}, got {size}")
         if n < 1:
             raise GenlabError(f"`{count}` (the number of volumes) must be a whole number of at least 1, got {n}")
-        m = max(1, round(size / step))
-        edge = m * step
+        edge = max(1, round(size / step)) * step
+        m = self.grid_of(edge)
         need = self.generation_bytes(edge) + n * self.volume_bytes(edge)
         free = available_bytes()
         if free is not None and need > free:
@@ -207,7 +207,7 @@ class PorousGAN(GAN):
     def volume_bytes(self, edge: int) -> int:
         """About the memory each volume of a batch of ``edge``^3 voxels keeps until the batch is
         done: its latent grid and its result (float32)."""
-        m = edge >> self.stages
+        m = self.grid_of(edge)
         return 4 * (self.config.latent_dim * m ** 3 + self.config.image_shape[0] * edge ** 3)
 
     def generation_bytes(self, edge: int) -> int:
@@ -220,7 +220,15 @@ class PorousGAN(GAN):
 
     def edge_for(self, size: int) -> int:
         """The edge of the volume generated for ``size``: the nearest multiple of 2^k."""
-        return self.grid_for(size) << self.stages
+        return self.edge_of(self.grid_for(size))
+
+    def grid_of(self, edge: int) -> int:
+        """The latent grid side that makes volumes of ``edge`` voxels (a multiple of 2^k)."""
+        return edge >> self.stages
+
+    def edge_of(self, grid: int) -> int:
+        """The edge of the volumes a latent grid of side ``grid`` makes."""
+        return grid << self.stages
 
     def latent_grid(self, n: int, size: int | None = None, generator: torch.Generator | None = None,
                     count: str = "n") -> torch.Tensor:

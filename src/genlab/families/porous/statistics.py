@@ -34,8 +34,8 @@ from ...errors import GenlabError
 
 __all__ = [
     "checked_volume", "as_binary", "porosity", "two_point", "s2_slope", "specific_surface_from_s2", "chord_lengths_from_s2",
-    "specific_surface_mesh", "chord_lengths", "euler_characteristic", "euler_table", "describe", "compare",
-    "METRICS", "S2_FIT_LAGS", "EULER_METHODS",
+    "specific_surface_mesh", "chord_lengths", "euler_characteristic", "euler_table", "describe",
+    "describe_sections", "compare", "METRICS", "S2_FIT_LAGS", "EULER_METHODS",
 ]
 
 #: Number of lags (0..S2_FIT_LAGS-1) of the line fitted to S2 at the origin, as in the paper.
@@ -396,6 +396,46 @@ def describe(volumes: Any, metrics: Sequence[str] = METRICS, max_lag: int = 30,
         curves = np.stack([stats["s2"] for stats in per_volume])
         out["s2"] = {"lags": list(range(lag + 1)), "mean": curves.mean(0).tolist(),
                      "std": (curves.std(0, ddof=1) if len(vols) > 1 else np.zeros(lag + 1)).tolist()}
+    return out
+
+
+def describe_sections(sections: Sequence[Any], metrics: Sequence[str] = METRICS,
+                      max_lag: int = 30) -> dict[str, Any]:
+    """The 3-D statistics that 2-D sections (a list of (H, W) images, True = pore) estimate, in
+    :func:`describe`'s layout, one value per image: the porosity (an area fraction estimates the
+    volume fraction), S2 along the images' rows and columns (a line lies in a plane, so its pairs
+    of points are the medium's), the specific surface and chords from S2's slope, and the
+    measured chords along rows and columns. The mesh surface and the Euler characteristic have
+    no such estimate and are left out. Three sections, one across each axis, hold each axis
+    twice, so their mean S2 weighs the three axes alike, as :func:`describe` does."""
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    images = [np.asarray(s).astype(bool)[None] for s in sections]   # (1, H, W): lines along axes 1 and 2
+    lag = min(int(max_lag), *(min(x.shape[1:]) - 1 for x in images))
+    fit = max(lag, S2_FIT_LAGS - 1)
+
+    def s2(x: np.ndarray) -> np.ndarray:
+        return np.mean([_axis_s2(x, axis, fit) for axis in (1, 2)], axis=0)
+
+    per_image = []
+    for x in images:
+        pore, stats = s2(x), {}
+        if "porosity" in metrics:
+            stats["porosity"] = float(x.mean())
+        if "surface" in metrics:
+            stats["specific_surface_s2"] = -4.0 * s2_slope(pore)
+        if "chords" in metrics:
+            stats["chord_pore_s2"], stats["chord_grain_s2"] = _chord_from_curve(pore), _chord_from_curve(s2(~x))
+            for name, phase in (("chord_pore", x), ("chord_grain", ~x)):
+                total, count = map(sum, zip(*(_runs(phase, axis) for axis in (1, 2))))
+                stats[name] = total / count if count else math.nan
+        per_image.append((stats, pore[:lag + 1]))
+    out: dict[str, Any] = {"num_volumes": len(images), "shapes": [list(x.shape[1:]) for x in images]}
+    for key in per_image[0][0]:
+        out[key] = _summary(stats[key] for stats, _ in per_image)
+    if "s2" in metrics:
+        curves = np.stack([curve for _, curve in per_image])
+        out["s2"] = {"lags": list(range(lag + 1)), "mean": curves.mean(0).tolist(),
+                     "std": (curves.std(0, ddof=1) if len(images) > 1 else np.zeros(lag + 1)).tolist()}
     return out
 
 
