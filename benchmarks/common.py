@@ -1,5 +1,6 @@
 """Helpers shared by the benchmarks: where MNIST is, how long a run trained, the reference of the
-sample-quality benchmarks, and how results are printed and written."""
+sample-quality benchmarks, photo patches labelled with their photo, and how results are printed,
+written and merged."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+#: the model name of the real-data floor's row (training images against test images)
+FLOOR_MODEL = "real data (train vs test)"
 
 
 def mnist_data_dir(explicit: str | None) -> Path:
@@ -68,6 +71,31 @@ def write_results(name: str, payload: dict) -> Path:
     return path
 
 
+def results_lock(name: str):
+    """The file lock of RESULTS/NAME.json, for a read-modify-write by one of several processes."""
+    from filelock import FileLock
+
+    return FileLock(str(RESULTS / f"{name}.json") + ".lock")
+
+
+def merge_results(name: str, rows: list[dict], about: dict) -> Path:
+    """Write ``rows`` into RESULTS/NAME.json in place of the rows of the same set and model (and
+    floor), keeping the others when they were measured the same way (the same values of every
+    setting in ``about`` but its ``command`` and ``machine``: samples, budgets), under a file lock,
+    so that runs at once, one model each, all land. The file's ``runs`` names the command and
+    machine of each set and model."""
+    path = RESULTS / f"{name}.json"
+    with results_lock(name):
+        old = json.loads(path.read_text()) if path.exists() else {}
+        same = all(old.get(k) == v for k, v in about.items() if k not in ("command", "machine"))
+        mine = {(r["set"], r["model"]) for r in rows}
+        kept = [r for r in old.get("rows", []) if same and (r["set"], r["model"]) not in mine]
+        runs = {**(old.get("runs", {}) if same else {}),
+                **{f"{s}/{m}": {"command": about["command"], "machine": about["machine"]}
+                   for s, m in mine if m != FLOOR_MODEL}}
+        return write_results(name, {**about, "rows": kept + rows, "runs": runs})
+
+
 def train_time(run_dir: Path) -> float:
     """Seconds of training of a run folder, summed over its epochs (evaluation not counted)."""
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
@@ -92,6 +120,23 @@ def sample_quality_reference(train_data, test_data, n: int, metrics: list[str]):
         test_images = test_images[torch.randperm(len(test_images), generator=torch.Generator().manual_seed(1))[:n]]
     real = extractor(test_images)
     order = torch.randperm(len(train_data), generator=torch.Generator().manual_seed(0))
-    floor = {"model": "real data (train vs test)", "minutes": 0.0, "epochs": 0,
+    floor = {"model": FLOOR_MODEL, "minutes": 0.0, "epochs": 0,
              **compare_features(real, extractor(train_data.batch(order[:n]).images), metrics)}
     return extractor, real, floor
+
+
+def photo_patches(split: str, count: int, seed: int, side: int = 32, name: str | None = None):
+    """``count`` ``side`` x ``side`` patches (uint8) at seeded random positions of the colour photos
+    of both of genlab's ``photos`` splits, labelled with their photo (a class for the feature
+    classifier, which then sees colour and texture); ``test`` draws its positions with another seed.
+    The dataset is named ``name`` (default ``photos{side}``): the feature classifier is cached by it."""
+    import numpy as np
+    from genlab.data import ImageDataset
+    from genlab.data.photos import TEST_PHOTOS, TRAIN_PHOTOS, cut_patches, patch_positions, source_photos
+
+    photos = source_photos("train") + source_photos("test")   # the photos of both of genlab's splits
+    rng = np.random.default_rng(seed + (0 if split == "train" else 1))
+    source, top, left = patch_positions(photos, count, side, rng)
+    images = torch.from_numpy(cut_patches(photos, source, top, left, side))
+    return ImageDataset(images=images, labels=torch.from_numpy(source.astype(np.int64)), name=name or f"photos{side}",
+                        split=split, class_names=[*TRAIN_PHOTOS, *TEST_PHOTOS])

@@ -4,7 +4,7 @@ takes all T steps) at 5, 10, 20, 50 and 250 steps.
 
     python benchmarks/diffusion_samplers.py cost [--batch 8] [--repeats 3] [--threads 2]
     python benchmarks/diffusion_samplers.py fid RUN [--num-samples 2000] [--data-dir DIR]
-    python benchmarks/diffusion_samplers.py fid benchmarks/runs/diffusion   # benchmarks/diffusion.py's run
+    python benchmarks/diffusion_samplers.py fid benchmarks/runs/diffusion-mnist-pixel-min-snr   # a run of benchmarks/diffusion.py
 
 ``cost`` times an untrained model of benchmarks/diffusion.py's architecture at 28 x 28 (the
 network's cost does not depend on its weights): the fastest of a few batches per sampler and step
@@ -32,7 +32,6 @@ from genlab.metrics.sample_quality import compare_features  # noqa: E402
 from genlab.registry import build_model  # noqa: E402
 
 from common import machine, print_table, sample_quality_reference, write_results  # noqa: E402
-from diffusion import MODEL  # noqa: E402
 
 STEPS = [5, 10, 20, 50, 250]
 METRICS = ["fid", "kid"]
@@ -61,6 +60,8 @@ def cost(batch: int, steps: list[int], samplers: list[str], repeats: int) -> dic
     """Milliseconds per image of each sampler and step count, on the clock and of CPU time: the
     fastest of ``repeats`` batches (one at 250 steps and over), the samplers taking turns so that a
     busy machine slows them alike."""
+    from diffusion import MODEL   # here, not above: benchmarks/diffusion.py imports this module
+
     torch.manual_seed(0)
     model = build_model("diffusion", image_shape=(1, 28, 28), **MODEL).eval()
     draw(model, "ddim", 2, batch, batch_size=batch)  # warm-up
