@@ -83,6 +83,20 @@ def test_each_metric_orders_real_data_a_weak_model_and_noise(extractor, digits_t
         assert scores["real"][key] > scores["weak"][key] > scores["noise"][key], key
 
 
+def test_the_cached_classifier_is_trained_anew_for_another_training_set_of_the_same_name(
+        digits_train, digits_test, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path))
+    few = digits_train.subset(torch.arange(400))
+    assert few.name == digits_train.name
+    feature_classifier(few, digits_test)
+    config = tmp_path / "features" / digits_train.name / "config.json"
+    assert json.loads(config.read_text())["train_size"] == 400
+    feature_classifier(digits_train, digits_test)
+    assert json.loads(config.read_text())["train_size"] == len(digits_train)
+
+
 def test_feature_classifier_needs_labels(digits_train, digits_test, tmp_path, monkeypatch):
     monkeypatch.setenv("GENLAB_CACHE", str(tmp_path))
     unlabelled = digits_train.subset(slice(0, 100))

@@ -125,8 +125,10 @@ def feature_classifier(train_data, test_data) -> tuple[Classifier, float]:
     from safetensors.torch import load_file
 
     folder = _cache_folder(train_data.name)
+    # The name alone does not say which images: the same name over another number of training
+    # images (a subset, a folder that grew) trains anew.
     expected = {"arch": ARCH, "dataset": train_data.name, "image_shape": list(train_data.image_shape),
-                "num_classes": train_data.num_classes}
+                "num_classes": train_data.num_classes, "train_size": len(train_data)}
     if folder is not None and (folder / WEIGHTS_FILE).exists():
         saved = read_config(folder)
         if {k: saved.get(k) for k in expected} == expected:
@@ -137,8 +139,7 @@ def feature_classifier(train_data, test_data) -> tuple[Classifier, float]:
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         save_weights_atomic(net.state_dict(), folder / WEIGHTS_FILE)
-        write_json_atomic(folder / CONFIG_FILE, {**expected, "test_accuracy": acc,
-                                                   "train_size": len(train_data), "test_size": len(test_data)})
+        write_json_atomic(folder / CONFIG_FILE, {**expected, "test_accuracy": acc, "test_size": len(test_data)})
     return net, acc
 
 
