@@ -89,13 +89,6 @@ def _flag_options(kind: str, choices: tuple) -> dict[str, Any]:
             }.get(kind, {"type": _value, "metavar": "VALUE"})
 
 
-def _first_sentence(text: str) -> str:
-    """The first sentence of a setting's description (its whole text is in the docs and in
-    ``genlab train MODEL --help``'s model settings)."""
-    end = text.find(". ")
-    return text if end < 0 else text[:end + 1]
-
-
 def _add_setting_flags(parser: argparse.ArgumentParser, shown_for: str | None = None) -> tuple[str, ...]:
     """A flag for each setting of :func:`setting_fields` (``--field-name``, unset by default),
     training settings and model settings in two groups; returns the settings' names.
@@ -139,7 +132,8 @@ def _model_settings_help(model: str) -> dict[str, str]:
 
     if not model:
         return {}
-    config, preset = model_settings(model)[0].config_class, model_settings(model)[1]
+    model_class, preset = model_settings(model)
+    config = model_class.config_class
     docs = attribute_docs(config)
     found = {}
     for f in dataclasses.fields(config):
