@@ -31,7 +31,7 @@ import torch
 from ...data.base import ImageDataset
 from ...errors import GenlabError
 from ...memory import available_bytes
-from .volumes import PoreValue, _check_pore_fraction, _number, _segment
+from .volumes import PoreValue, _check_pore_fraction, _number, _segment, spec_options
 
 SECTION_KEYS = ("edge", "patches", "pore", "threshold")
 DEFAULT_EDGE = 64
@@ -70,14 +70,7 @@ def parse_section_spec(spec: str) -> SectionSpec:
     if len(parts) not in (1, 3):
         raise GenlabError(f"'{name}' names {len(parts)} images; give one (an isotropic medium) or three "
                           f"(sections across axes 0, 1 and 2), e.g. image:X.png,Y.png,Z.png")
-    given: dict[str, str] = {}
-    for item in items:
-        key, _, value = (s.strip() for s in item.partition("="))
-        if key not in SECTION_KEYS:
-            raise GenlabError(f"unknown key '{key}' in {name}; keys: {', '.join(SECTION_KEYS)}")
-        if key in given:
-            raise GenlabError(f"key '{key}' is given twice in {name}")
-        given[key] = value
+    given = spec_options(items, SECTION_KEYS, name)
     options: dict = {}
     for key, low in (("edge", 8), ("patches", 1)):
         if key in given:

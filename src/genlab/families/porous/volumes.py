@@ -376,6 +376,19 @@ def _number(text: str) -> int | float:
     return int(value) if re.fullmatch(r"[+-]?\d+", text.strip()) else value
 
 
+def spec_options(items: list[str], keys, name: str) -> dict[str, str]:
+    """``{key: value}`` of a spec's ``key=value`` items, each key one of ``keys`` and given once."""
+    given: dict[str, str] = {}
+    for item in items:
+        key, _, value = (s.strip() for s in item.partition("="))
+        if key not in keys:
+            raise GenlabError(f"unknown key '{key}' in {name}; keys: {', '.join(keys)}")
+        if key in given:
+            raise GenlabError(f"key '{key}' is given twice in {name}")
+        given[key] = value
+    return given
+
+
 def parse_volume_spec(spec: str) -> VolumeSpec:
     """Parse ``volume:PATH[,key=value...]`` (the ``volume:`` prefix may be left off).
 
@@ -388,14 +401,7 @@ def parse_volume_spec(spec: str) -> VolumeSpec:
     head, *items = re.split(r",(?=\s*[A-Za-z_]\w*\s*=)", rest)
     if not head.strip():
         raise GenlabError(f"'{name}' names no file; write volume:PATH[,key=value...], e.g. volume:rock.tif,edge=64")
-    given: dict[str, str] = {}
-    for item in items:
-        key, _, value = (s.strip() for s in item.partition("="))
-        if key not in SPEC_KEYS:
-            raise GenlabError(f"unknown key '{key}' in {name}; keys: {', '.join(SPEC_KEYS)}")
-        if key in given:
-            raise GenlabError(f"key '{key}' is given twice in {name}")
-        given[key] = value
+    given = spec_options(items, SPEC_KEYS, name)
 
     def bad(key: str, want: str) -> GenlabError:
         return GenlabError(f"{key}={given[key]} in {name}: {key} must be {want}")
