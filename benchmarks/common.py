@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -94,6 +95,24 @@ def merge_results(name: str, rows: list[dict], about: dict) -> Path:
                 **{f"{s}/{m}": {"command": about["command"], "machine": about["machine"]}
                    for s, m in mine if m != FLOOR_MODEL}}
         return write_results(name, {**about, "rows": kept + rows, "runs": runs})
+
+
+def epochs_in_cpu_time(model, train_data, out: Path, seed: int, train_settings: dict):
+    """Train ``model`` one more epoch at a time, resuming its run folder ``out`` (no snapshots,
+    the recorded runs' precision and layout, then ``train_settings``), and yield ``(model, epoch,
+    seconds)`` after each: the seconds are the CPU time of this process spent in training so far,
+    which other work on the machine does not change with one thread."""
+    import genlab
+
+    epoch, elapsed = 0, 0.0
+    while True:
+        epoch += 1
+        started = time.process_time()
+        model = genlab.train(model, train_data, None, out_dir=out, epochs=epoch, resume=epoch > 1,
+                             progress=sys.stderr.isatty(), seed=seed, snapshot_every=-1,
+                             **{**AS_RECORDED, **train_settings})
+        elapsed += time.process_time() - started
+        yield model, epoch, elapsed
 
 
 def train_time(run_dir: Path) -> float:

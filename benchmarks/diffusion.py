@@ -65,7 +65,6 @@ import dataclasses
 import json
 import shutil
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +75,7 @@ import torch  # noqa: E402
 from genlab.metrics.sample_quality import compare_features  # noqa: E402
 from genlab.registry import build_model  # noqa: E402
 
-from common import (AS_RECORDED, FLOOR_MODEL, RESULTS, ROOT, machine, merge_results,  # noqa: E402
+from common import (FLOOR_MODEL, RESULTS, ROOT, epochs_in_cpu_time, machine, merge_results,  # noqa: E402
                     mnist_data_dir, photo_patches, print_table, results_lock, sample_quality_reference,
                     write_results)
 from diffusion_samplers import STEPS, draw, fid, report_fid  # noqa: E402
@@ -174,14 +173,8 @@ def train_entry(set_name, name, train_data, budgets_s, measure, keep, quick, thr
     torch.manual_seed(seed)
     model = build_model(entry.model, image_shape=train_data.image_shape,
                         **{**entry.settings, **({**QUICK_SETTINGS, **entry.quick} if quick else {})})
-    epoch, pending, elapsed, row = 0, list(budgets_s), 0.0, None
-    while pending:
-        epoch += 1
-        started = time.process_time()
-        model = genlab.train(model, train_data, None, out_dir=out, epochs=epoch, resume=epoch > 1,
-                             progress=sys.stderr.isatty(), seed=seed, snapshot_every=-1,
-                             **{**AS_RECORDED, **spec.train})
-        elapsed += time.process_time() - started
+    pending = list(budgets_s)
+    for model, epoch, elapsed in epochs_in_cpu_time(model, train_data, out, seed, spec.train):
         if elapsed < pending[0]:
             continue
         while pending and elapsed >= pending[0]:
@@ -192,7 +185,8 @@ def train_entry(set_name, name, train_data, budgets_s, measure, keep, quick, thr
         print(f"  {set_name} {name}: {row['minutes']:.1f} CPU min, epoch {epoch}, {row['sampler']} "
               f"{row['steps']} steps: FID {row['fid']:.2f}, KID {row['kid']:.3f}", flush=True)
         model.train()
-    return out, row
+        if not pending:
+            return out, row
 
 
 def sweep(run_dir: Path, last: dict, n: int, steps: list[int], samplers: list[str], data_dir, keep,

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -43,7 +42,7 @@ from genlab.data import ImageDataset  # noqa: E402
 from genlab.metrics.sample_quality import compare_features, generate  # noqa: E402
 from genlab.registry import build_model  # noqa: E402
 
-from common import (AS_RECORDED, RESULTS, ROOT, machine, merge_results, mnist_data_dir,  # noqa: E402
+from common import (RESULTS, ROOT, epochs_in_cpu_time, machine, merge_results, mnist_data_dir,  # noqa: E402
                     photo_patches, print_table, sample_quality_reference)
 
 SIDE = 32
@@ -83,15 +82,9 @@ def benchmark(name, set_name, train_data, extractor, real, budgets_s, quick, n, 
     shutil.rmtree(out, ignore_errors=True)
     torch.manual_seed(seed)
     model = build_model(name, image_shape=train_data.image_shape, num_classes=train_data.num_classes, **settings)
-    stages, epoch, pending, last_stage, elapsed = [], 0, list(budgets_s), 0, 0.0
+    stages, pending, last_stage = [], list(budgets_s), 0
     fixed = model.prior_noise(16, torch.Generator().manual_seed(seed))
-    while pending:
-        epoch += 1
-        started = time.process_time()
-        model = genlab.train(model, train_data, None, out_dir=out, epochs=epoch, resume=epoch > 1,
-                             progress=sys.stderr.isatty(), seed=seed, snapshot_every=-1,
-                             **{**AS_RECORDED, **train_settings})
-        elapsed += time.process_time() - started
+    for model, epoch, elapsed in epochs_in_cpu_time(model, train_data, out, seed, train_settings):
         stage = model.growth()["stage"] if name == "progan" else 0
         if stage != last_stage or not pending[1:] and elapsed >= pending[0]:
             with torch.no_grad():
@@ -107,7 +100,8 @@ def benchmark(name, set_name, train_data, extractor, real, budgets_s, quick, n, 
               **({"stage_side": 4 << stage} if name == "progan" else {})})
         print(f"  {set_name} {name}: {elapsed / 60:.1f} min, epoch {epoch}: FID {scores['fid']:.2f}", flush=True)
         model.train()
-    return stages
+        if not pending:
+            return stages
 
 
 def save_stages(stages, path: Path) -> None:
