@@ -160,14 +160,17 @@ class PorousGAN(GAN):
         return Capabilities(decoder=True, prior=True, latent_space=True)  # no held-out loss, as the GAN's
 
     # ----------------------------------------------------------------- latent grids
+    #: (upsampling stages k, latent grid side m) of G for a training edge
+    stage_rule = staticmethod(volume_stages)
+
     @property
     def stages(self) -> int:
-        return volume_stages(self.config.image_shape[1])[0]
+        return self.stage_rule(self.config.image_shape[1])[0]
 
     @property
     def grid_side(self) -> int:
         """m: the latent grid side of a training cube."""
-        return volume_stages(self.config.image_shape[1])[1]
+        return self.stage_rule(self.config.image_shape[1])[1]
 
     @property
     def latent_shape(self) -> tuple[int, ...]:

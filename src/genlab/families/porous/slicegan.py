@@ -130,6 +130,7 @@ class SliceGenerator(nn.Module):
 
 class SliceGAN(PorousGAN):
     config_class = SliceGANConfig
+    stage_rule = staticmethod(slice_stages)
     #: the paper's learning rate (both networks) and a batch of 8 volumes against 8 patches of
     #: each image; channels-last weights as the 3-D GAN's
     train_defaults = {"lr": 1e-4, "batch_size": 8, "channels_last": True}
@@ -142,14 +143,6 @@ class SliceGAN(PorousGAN):
         return SliceGenerator(config.latent_dim, config.channels, layers), critics
 
     # ----------------------------------------------------------------- latent grids
-    @property
-    def stages(self) -> int:
-        return slice_stages(self.config.image_shape[1])[0]
-
-    @property
-    def grid_side(self) -> int:
-        return slice_stages(self.config.image_shape[1])[1]
-
     def grid_of(self, edge: int) -> int:
         return (edge >> self.stages) + 2
 
