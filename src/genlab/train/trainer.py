@@ -94,8 +94,8 @@ class TrainConfig:
             Data-parallel runs use the multi-tensor one.
         lr: peak learning rate of AdamW.
         lr_schedule: the learning rate over the run: ``constant``, ``cosine`` (decays to 0
-            over the run; needs no state) or ``linear-decay`` (constant for the first half of the run, then linearly to 0, as
-            CycleGAN trains).
+            over the run; needs no state) or ``linear-decay`` (constant for the first half of
+            the run, then linearly to 0, as CycleGAN trains).
         max_minutes: stop once the training steps have taken this many minutes (0: no limit), with
             a checkpoint, as at the end of the run. With a decaying schedule the learning rate then
             decays over whichever ends first, the steps or the minutes, so that a run cut short by
