@@ -11,6 +11,7 @@ the same trained models; and latent against pixel diffusion on 64 x 64 colour ph
     python benchmarks/diffusion.py --sets photos64 --only latent
     python benchmarks/diffusion.py --table               # the saved tables again, beside the GANs' latest rows
     python benchmarks/diffusion.py --sweep-only          # no training: the sampler sweep of the saved pixel runs
+    python benchmarks/diffusion.py --only pixel-uniform --no-sweep   # training and its rows; the sweep later
     python benchmarks/diffusion.py --quick               # both sets, tiny data, budgets of seconds: the harness
 
 (MNIST in $GENLAB_DATA/mnist.) CPU time, estimated: each mnist pixel entry about 2.5 hours (35
@@ -285,7 +286,7 @@ def run_set(set_name: str, args) -> None:
                 raise SystemExit(f"no trained {entry} run of {set_name} with rows: run --only {entry} first")
         else:
             run_dir, last = train_entry(set_name, entry, train_data, budgets_s, measure, keep, args.quick, args.threads)
-        if spec.entries[entry].sweep:
+        if spec.entries[entry].sweep and not args.no_sweep:
             sweep(run_dir, last, n, sorted(args.steps or ([5, 10, 20] if args.quick else STEPS)),
                   args.samplers, data_dir, keep, args.quick)
 
@@ -366,6 +367,8 @@ def main() -> None:
     parser.add_argument("--sweep-only", action="store_true",
                         help="no training: the sampler sweep of the saved runs of the pixel entries")
     parser.add_argument("--table", action="store_true", help="no training: print the saved tables again")
+    parser.add_argument("--no-sweep", action="store_true",
+                        help="train and score the entries, leave their sampler sweep to a later --sweep-only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not args.table:

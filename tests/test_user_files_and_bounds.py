@@ -249,30 +249,40 @@ def test_a_codec_file_whose_header_declares_an_image_its_code_cannot_hold_is_ref
 
 def test_the_codec_files_are_the_same_bytes_as_those_coded_symbol_by_symbol(runs):
     """Coding channel by channel (one table per channel) writes the very words of coding with a
-    table per symbol, as files written before did: old files decode, new files are the same words
-    (GLC2: after a checksum; GLC1, the format before it: right after the image size)."""
+    table per symbol: GLC3 with the saved integer tables, after a checksum; the files of the formats
+    before, coded with the densities' floating-point tables (GLC2 after a checksum, GLC1 right after
+    the image size), still decode."""
     import zlib
 
     import constriction
     import torch
 
-    from genlab.families.codec.bitstream import FIELDS, MAGIC, OLD_MAGIC, decode_file, encode_symbols, fingerprint
+    from genlab.families.codec.bitstream import (FIELDS, FLOAT_MAGIC, MAGIC, OLD_MAGIC, decode_file, encode_symbols,
+                                                 fingerprint)
+    from genlab.families.codec.model import CODING_PRECISION
     from genlab.registry import load_model
 
-    model = load_model(runs("compress"))
+    model = load_model(runs("compress"))   # saved before the integer tables: they are made on first use
     r = model.config.symbol_range
     symbols = torch.from_numpy(np.random.default_rng(0).integers(-r, r + 1, size=model.code_shape(16, 12)))
-    table = model.probability_table().numpy().astype(np.float32)
-    per_symbol = np.repeat(table, symbols[0].numel(), axis=0)
-    encoder = constriction.stream.queue.RangeEncoder()
-    encoder.encode((symbols.flatten() + r).numpy().astype(np.int32), constriction.stream.model.Categorical(perfect=False),
-                   per_symbol)
-    words = encoder.get_compressed().astype("<u4").tobytes()
+
+    def words_of(table: np.ndarray) -> bytes:
+        per_symbol = np.repeat(table.astype(np.float32), symbols[0].numel(), axis=0)
+        encoder = constriction.stream.queue.RangeEncoder()
+        encoder.encode((symbols.flatten() + r).numpy().astype(np.int32),
+                       constriction.stream.model.Categorical(perfect=False), per_symbol)
+        return encoder.get_compressed().astype("<u4").tobytes()
+
+    words = words_of(model.coding_frequencies().numpy() / 2 ** CODING_PRECISION)
     fields = FIELDS.pack(MAGIC, fingerprint(model), 16, 12)
     assert encode_symbols(model, symbols, (16, 12)) == fields + zlib.crc32(fields + words).to_bytes(4, "little") + words
-    old = FIELDS.pack(OLD_MAGIC, fingerprint(model), 16, 12) + words
-    with torch.no_grad():   # an old file decodes to the image of its symbols
-        assert torch.equal(decode_file(model, old), model.synthesise(symbols[None], (16, 12)))
+    float_words = words_of(model.probability_table().numpy())
+    float_fields = FIELDS.pack(FLOAT_MAGIC, fingerprint(model), 16, 12)
+    with torch.no_grad():   # the old files decode to the image of their symbols
+        expected = model.synthesise(symbols[None], (16, 12))
+        for old in (float_fields + zlib.crc32(float_fields + float_words).to_bytes(4, "little") + float_words,
+                    FIELDS.pack(OLD_MAGIC, fingerprint(model), 16, 12) + float_words):
+            assert torch.equal(decode_file(model, old), expected)
 
 
 def test_a_run_records_its_data_file_absolutely_and_finds_it_from_any_folder(tmp_path, monkeypatch):

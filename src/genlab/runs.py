@@ -274,6 +274,9 @@ def load_state(model: GenerativeModel, path: Path) -> None:
         state = _renamed_legacy_keys(load_file(str(path), device=str(model.device)), model)
     except Exception as err:
         raise GenlabError(f"{path} could not be read ({first_line(err)}); {DAMAGED}") from None
+    own = model.state_dict()
+    for key in getattr(model, "derived_state", ()):   # weights saved before these buffers existed
+        state.setdefault(key, own[key])
     model.load_state_dict(state)
 
 
@@ -282,7 +285,8 @@ def check_weights(model: GenerativeModel, path: Path) -> None:
     against those of ``model`` (which may live on the meta device): names, then shapes."""
     own = model.state_dict()
     declared = _renamed_legacy_keys(weight_shapes(path), model)
-    missing, unexpected = sorted(set(own) - set(declared)), sorted(set(declared) - set(own))
+    missing = sorted(set(own) - set(declared) - set(getattr(model, "derived_state", ())))
+    unexpected = sorted(set(declared) - set(own))
     if missing or unexpected:
         raise GenlabError(
             f"the weights in {path} do not belong to this {model.family} model "
@@ -389,7 +393,8 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, optimizers: dict[st
     tensors, meta = optimizer_tensors(optimizers)
     save_weights_atomic(tensors, directory / OPTIMIZER_FILE, {**step, "optimizers": meta})
     save_weights_atomic(rng, directory / RNG_FILE, step)
-    save_weights_atomic(model.state_dict(), directory / WEIGHTS_FILE, step)
+    saved = model.saved_state() if hasattr(model, "saved_state") else model.state_dict()
+    save_weights_atomic(saved, directory / WEIGHTS_FILE, step)
     write_json_atomic(directory / STATE_FILE, state)
 
 

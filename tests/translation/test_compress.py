@@ -15,6 +15,7 @@ from genlab.families.codec.bitstream import HEADER, compress_files, decode_file,
 from genlab.data import load_dataset
 from genlab.data.batch import Batch
 from genlab.errors import GenlabError
+from genlab.families.codec.model import CODING_PRECISION, frequency_table
 from genlab.families.codec.quality import at_most
 from genlab.registry import build_model, load_model
 from genlab.train import load_run
@@ -90,7 +91,7 @@ def test_a_damaged_file_is_refused_in_one_line_and_an_intact_one_round_trips(cod
     Image.fromarray(image).save(tmp_path / "digit.png")
     [file] = compress_files(load_run(codec_run), [tmp_path / "digit.png"])
     data = file.read_bytes()
-    assert data[:4] == b"GLC2" and len(data) > HEADER.size + 4
+    assert data[:4] == b"GLC3" and len(data) > HEADER.size + 4
     model = load_model(codec_run)
     with torch.no_grad():
         expected = model.reconstruct(torch.from_numpy(image / 255.0).float()[None, None])
@@ -104,6 +105,50 @@ def test_a_damaged_file_is_refused_in_one_line_and_an_intact_one_round_trips(cod
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "damaged.glc is damaged" in err and "checksum" in err, err
         assert not (tmp_path / "out").exists()
+
+
+def test_the_coder_tables_are_integers_summing_to_the_precision_and_close_to_the_densities():
+    p = torch.tensor([[0.5, 0.25, 0.25, 0.0], [1e-12, 1 - 3e-12, 1e-12, 1e-12], [0.1, 0.2, 0.3, 0.4]])
+    f = frequency_table(p, precision=8)
+    assert f.dtype == torch.int32 and f.sum(1).tolist() == [256, 256, 256]
+    assert f.min() >= 1                                                   # every symbol stays codable
+    assert f[1].tolist() == [1, 253, 1, 1]                                # the rest goes to the likeliest
+    # each frequency is floor(p * (256 - 4)) + 1, the likeliest symbol taking what flooring left
+    assert f[0].tolist() == [127, 64, 64, 1] and f[2].tolist() == [26, 51, 76, 103]
+    model = build_model("compress", image_shape=(1, 16, 16), **SMALL)
+    table = model.coding_frequencies()
+    assert table.sum(1).eq(2 ** CODING_PRECISION).all() and table.min() >= 1
+    assert torch.allclose(table.double() / 2 ** CODING_PRECISION, model.probability_table().double(), atol=1e-6)
+
+
+def test_a_run_saves_its_coder_tables_and_another_process_decodes_its_files_from_them(codec_run, tmp_path,
+                                                                                      monkeypatch):
+    """The tables are saved with the weights, made from the saved densities: a loaded run codes
+    without recomputing them (the densities' arithmetic may differ in its last bits on another
+    machine), and a file written in one process decodes in another."""
+    import subprocess
+    import sys
+
+    from genlab.families.codec.model import FactorizedDensity
+
+    image = (load_dataset("digits28", "test").images[2, 0] * 255).round().byte().numpy()
+    Image.fromarray(image).save(tmp_path / "digit.png")
+    script = ("import sys; from genlab.train import load_run; from genlab.families.codec.bitstream import "
+              "compress_files; compress_files(load_run(sys.argv[1]), [sys.argv[2]])")
+    subprocess.run([sys.executable, "-c", script, str(codec_run), str(tmp_path / "digit.png")], check=True)
+    model = load_model(codec_run)
+    saved = model.coding_table.clone()
+    assert saved.sum(1).eq(2 ** CODING_PRECISION).all()   # not the zeros a model starts with
+
+    def no_float_tables(*args):
+        raise AssertionError("the coder's tables were recomputed instead of read from the run")
+
+    monkeypatch.setattr(FactorizedDensity, "table", no_float_tables)
+    with torch.no_grad():
+        decoded = decode_file(model, (tmp_path / "digit.glc").read_bytes())
+        assert torch.allclose(decoded, model.reconstruct(torch.from_numpy(image / 255.0).float()[None, None]),
+                              atol=1e-6)
+    assert torch.equal(model.coding_table, saved)
 
 
 def test_codec_trains_and_beats_jpeg_at_the_same_size(codec_run, capsys):

@@ -342,10 +342,19 @@ class GenerativeModel(nn.Module):
     def config_dict(self) -> dict[str, Any]:
         return {"family": self.family, "name": self.name, "model": self.config.to_dict()}
 
+    #: names of buffers derived from the weights, which weights saved before they existed lack;
+    #: such a file loads, the buffers keep their initial values, and the family remakes them
+    derived_state: tuple[str, ...] = ()
+
+    def saved_state(self) -> dict[str, torch.Tensor]:
+        """The tensors a checkpoint or :meth:`save` writes: the state dict (a family whose
+        buffers derive from its weights brings them up to date first)."""
+        return self.state_dict()
+
     def save(self, directory: str | os.PathLike, extra_config: dict[str, Any] | None = None) -> None:
         """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically
         (the format is :mod:`genlab.runs`'; :func:`genlab.load_model` reads it back)."""
-        write_model(directory, {**self.config_dict(), **(extra_config or {})}, self.state_dict())
+        write_model(directory, {**self.config_dict(), **(extra_config or {})}, self.saved_state())
 
     @classmethod
     def from_config(cls, config: ModelConfig | dict[str, Any], name: str | None = None) -> "GenerativeModel":

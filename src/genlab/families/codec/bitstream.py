@@ -2,19 +2,21 @@
 
 A file (``.glc``) is 20 bytes of header and the range coder's 32-bit words:
 
-    b"GLC2" | 8 bytes: the first bytes of the SHA-256 of the model's weights | uint16 H | uint16 W
+    b"GLC3" | 8 bytes: the first bytes of the SHA-256 of the model's weights | uint16 H | uint16 W
             | uint32 CRC-32 of the rest of the file (the 16 bytes before it, then the words) | words
 
 The code's symbols are range-coded (``constriction``'s queue coder, a well-tested Rust library)
-with each code channel's probability table from the model's entropy model, so a file is within a
-few bytes of the model's ideal bit count. Decoding needs the same model: the header names it by its
-weights, and a file given to another model is refused rather than decoded into noise. A file cut
-short (no coded words, or a part of one) is refused too, and so is a header whose image size the
-coded part could not hold (each symbol costs at least the bits of its channel's likeliest one),
-before anything of that size is allocated. A file whose checksum does not match its bytes is
-refused as damaged, so damage anywhere gives an error rather than a wrong image (CRC-32 catches
-every burst of up to 32 flipped bits). Files of the format before the checksum (``GLC1``: the
-same header without it) still decode, unchecked.
+with each code channel's table of integer frequencies (:meth:`Codec.coding_frequencies`, saved
+with the run's weights), so a file is within a few bytes of the model's ideal bit count and decodes
+bit-exactly on any machine that loads the same weights. Decoding needs the same model: the header
+names it by its weights, and a file given to another model is refused rather than decoded into
+noise. A file cut short (no coded words, or a part of one) is refused too, and so is a header whose
+image size the coded part could not hold (each symbol costs at least the bits of its channel's
+likeliest one), before anything of that size is allocated. A file whose checksum does not match its
+bytes is refused as damaged, so damage anywhere gives an error rather than a wrong image (CRC-32
+catches every burst of up to 32 flipped bits). Files of the formats before (``GLC2``: the same
+header, coded with the densities' floating-point tables; ``GLC1``: that without the checksum) still
+decode on the machine that wrote them, ``GLC1`` unchecked.
 """
 from __future__ import annotations
 
@@ -33,14 +35,15 @@ from ...files import write_atomic
 from ...models.base import GenerativeModel
 from ...train import Run
 from ...image_files import MAX_IMAGE_PIXELS, check_outputs, decode_image, image_tensor, output_folder, save_png
-from .model import Codec
+from .model import CODING_PRECISION, Codec
 
-MAGIC = b"GLC2"
-#: the fields both formats start with (magic, the weights' fingerprint, H, W): the whole header of
+MAGIC = b"GLC3"
+#: the fields every format starts with (magic, the weights' fingerprint, H, W): the whole header of
 #: the format before the checksum (``OLD_MAGIC``), and what the checksum covers before the words
 FIELDS = struct.Struct("<4s8sHH")
 HEADER = struct.Struct("<4s8sHHI")
-OLD_MAGIC = b"GLC1"
+#: the formats coded with the floating-point tables: with the checksum, and before it
+FLOAT_MAGIC, OLD_MAGIC = b"GLC2", b"GLC1"
 SUFFIX = ".glc"
 
 
@@ -50,9 +53,13 @@ def require_codec(model: GenerativeModel) -> None:
 
 
 def fingerprint(model: GenerativeModel) -> bytes:
-    """8 bytes that name the model's weights (the first of a SHA-256 over every tensor, in order)."""
+    """8 bytes that name the model's weights (the first of a SHA-256 over every tensor, in order;
+    the coder's tables, made from the weights, are not counted, so files written before the
+    tables were saved keep their name)."""
     digest = hashlib.sha256()
     for key, tensor in model.state_dict().items():
+        if key in model.derived_state:
+            continue
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.digest()[:8]
@@ -66,13 +73,18 @@ def _coder():
     return constriction
 
 
-def _channel_models(model: GenerativeModel) -> list:
+def _channel_models(model: GenerativeModel, integer: bool = True) -> list:
     """The range coder's model of each code channel: a categorical distribution over the symbols
-    0..2R (the code's -R..R) with the channel's probability table. The code (M, h, w) is coded
-    channel after channel, each with its channel's model, so the coder needs one table per
+    0..2R (the code's -R..R) with the channel's table: its integer frequencies over 2^precision
+    (exact in float32, so the coder quantises the same numbers everywhere), or, for the files of
+    the formats before (``integer=False``), the densities' probabilities. The code (M, h, w) is
+    coded channel after channel, each with its channel's model, so the coder needs one table per
     channel and not one per symbol (an image's worth of tables would take gigabytes)."""
     constriction = _coder()
-    table = model.probability_table().numpy().astype(np.float32)   # (M, 2R + 1)
+    if integer:
+        table = (model.coding_frequencies().double() / 2 ** CODING_PRECISION).numpy().astype(np.float32)
+    else:
+        table = model.probability_table().numpy().astype(np.float32)   # (M, 2R + 1)
     return [constriction.stream.model.Categorical(row, perfect=False) for row in table]
 
 
@@ -81,7 +93,8 @@ def _channel_models(model: GenerativeModel) -> list:
 _QUANTISATION, _STATE_BITS = 2.0 ** -12, 64
 
 
-def check_declared_size(model: GenerativeModel, h: int, w: int, payload: int, name: str = "the file") -> None:
+def check_declared_size(model: GenerativeModel, h: int, w: int, payload: int, name: str = "the file",
+                        integer: bool = True) -> None:
     """Refuse a header's image size that this model could not have written into ``payload``
     bytes of code, before anything of that size is allocated: sides below the codec's smallest,
     more pixels than genlab reads, or more symbols than the coded words can hold. Each symbol of
@@ -94,7 +107,10 @@ def check_declared_size(model: GenerativeModel, h: int, w: int, payload: int, na
     if h * w > MAX_IMAGE_PIXELS:
         raise GenlabError(f"{name} declares a {w}x{h} image, over the limit of {MAX_IMAGE_PIXELS:,} pixels; "
                           "the file is damaged")
-    most = model.probability_table().max(1).values.double()
+    if integer:   # the tables the file was coded with (see _channel_models)
+        most = model.coding_frequencies().max(1).values.double() / 2 ** CODING_PRECISION
+    else:
+        most = model.probability_table().max(1).values.double()
     bits_per_position = float(-torch.log2((most + _QUANTISATION).clamp(max=1.0)).sum())
     _, ch, cw = model.code_shape(h, w)
     least = ch * cw * bits_per_position - _STATE_BITS
@@ -135,7 +151,7 @@ def decode_file(model: GenerativeModel, data: bytes, name: str = "the file", pri
     """The image (1, C, H, W) in [0, 1] of a file's bytes; one clear line for a file that is not
     genlab's, is damaged, or was written by another model."""
     constriction = _coder()
-    header = {MAGIC: HEADER, OLD_MAGIC: FIELDS}.get(data[:4])
+    header = {MAGIC: HEADER, FLOAT_MAGIC: HEADER, OLD_MAGIC: FIELDS}.get(data[:4])
     if header is None:
         raise GenlabError(f"{name} is not a genlab codec file (it does not start with {MAGIC!r})")
     payload = data[header.size:]
@@ -150,12 +166,13 @@ def decode_file(model: GenerativeModel, data: bytes, name: str = "the file", pri
         raise GenlabError(f"{name} was written by another model (weights {mark.hex()}, this run's are "
                           f"{own.hex()}); decompress it with the run that compressed it")
     model.eval()
-    check_declared_size(model, h, w, len(payload), name)
+    integer = data[:4] == MAGIC
+    check_declared_size(model, h, w, len(payload), name, integer)
     shape = model.code_shape(h, w)
     try:
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
         symbols = np.concatenate([decoder.decode(coder_model, shape[1] * shape[2])
-                                  for coder_model in _channel_models(model)])
+                                  for coder_model in _channel_models(model, integer)])
     except Exception as err:  # the coder's own errors for data it cannot decode
         raise GenlabError(f"{name} is damaged: its coded part cannot be decoded ({' '.join(str(err).split())})") from None
     code = torch.from_numpy(symbols.astype(np.int64) - model.config.symbol_range).view(1, *shape)

@@ -18,10 +18,15 @@ After Ballé et al. 2017 (end-to-end optimized image compression), in small:
   bits for a smaller error; a rate-distortion curve is several models with different ``lmbda``.
 
 Files (:mod:`genlab.families.codec.bitstream`) hold a small header and the range coder's words; decoding
-needs the same model, which the header names by a checksum of its weights.
+needs the same model, which the header names by a checksum of its weights. The coder's tables are
+integers (:func:`frequency_table`), computed once from the entropy model and saved with the weights
+(``coding_table``), so that a file written on one machine decodes bit-exactly on another: the
+floating-point arithmetic that derives them from the densities may differ between machines in its
+last bits, which would move a quantised probability and derail the decoder.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +41,20 @@ from ...nn.unet import pad_to_multiple
 
 #: the probability floor of one symbol, so that no symbol costs more than about 30 bits
 MIN_PROBABILITY = 1e-9
+#: the coder's tables are integer frequencies summing to 2^CODING_PRECISION (the precision of the
+#: range coder's own arithmetic), each at least 1
+CODING_PRECISION = 24
+
+
+def frequency_table(probabilities: torch.Tensor, precision: int = CODING_PRECISION) -> torch.Tensor:
+    """Integer frequencies (M, K), int32, of probability rows (M, K): each row scaled to
+    2^precision - K and floored, plus one, so that every symbol stays codable; what the flooring
+    left over goes to the row's likeliest symbol, so each row sums to exactly 2^precision."""
+    p = probabilities.double().cpu()
+    total, k = 2 ** precision, p.shape[1]
+    frequencies = torch.floor(p / p.sum(1, keepdim=True) * (total - k)).long() + 1
+    frequencies[torch.arange(len(p)), p.argmax(1)] += total - frequencies.sum(1)
+    return frequencies.int()
 
 
 @dataclass
@@ -139,6 +158,14 @@ class Codec(GenerativeModel):
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
         self.density = FactorizedDensity(config.code_channels, config.mixtures)
         self.keep_average("encoder", "decoder", "density")
+        # The coder's integer tables and the digest of the densities they were made from: saved with
+        # the weights, remade only when the densities change (saved_state, coding_frequencies).
+        self.register_buffer("coding_table", torch.zeros(config.code_channels, 2 * config.symbol_range + 1,
+                                                         dtype=torch.int32))
+        self.register_buffer("coding_table_of", torch.zeros(8, dtype=torch.uint8))
+
+    #: buffers made from the weights, which runs saved before they existed lack (remade on first use)
+    derived_state = ("coding_table", "coding_table_of")
 
     @property
     def capabilities(self) -> Capabilities:
@@ -192,8 +219,37 @@ class Codec(GenerativeModel):
         return -torch.log2(self.network("density").bin_probability(symbols)).flatten(1).sum(1)
 
     def probability_table(self) -> torch.Tensor:
-        """(M, 2R + 1) symbol probabilities per code channel for the range coder, float32, CPU."""
-        return self.network("density").table(self.config.symbol_range).float().cpu()
+        """(M, 2R + 1) symbol probabilities per code channel, float32, CPU: the entropy model's
+        (its moving average when one is kept), which :meth:`coding_frequencies` quantises."""
+        return self._coding_density().table(self.config.symbol_range).float().cpu()
+
+    def _coding_density(self) -> FactorizedDensity:
+        """The density that files are coded with: the moving average when one is kept, in any mode."""
+        return self._average_of("density") if "density" in self._averaged_names else self.density
+
+    def _density_digest(self) -> torch.Tensor:
+        digest = hashlib.sha256()
+        for key, tensor in self._coding_density().state_dict().items():
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return torch.frombuffer(bytearray(digest.digest()[:8]), dtype=torch.uint8)
+
+    @torch.no_grad()
+    def coding_frequencies(self) -> torch.Tensor:
+        """(M, 2R + 1) integer frequencies per code channel (int32, CPU, rows summing to
+        2^CODING_PRECISION): the range coder's tables. Made from :meth:`probability_table` when the
+        densities differ from those the saved table was made from, and kept in ``coding_table``;
+        otherwise the saved table itself, so that a run's files decode alike on every machine."""
+        digest = self._density_digest()
+        if not torch.equal(self.coding_table_of.cpu(), digest):
+            self.coding_table.copy_(frequency_table(self.probability_table()))
+            self.coding_table_of.copy_(digest)
+        return self.coding_table.cpu()
+
+    def saved_state(self) -> dict[str, torch.Tensor]:
+        """The state dict, with the coder's tables made from the densities being saved."""
+        self.coding_frequencies()
+        return super().saved_state()
 
     # ----------------------------------------------------------------- training
     def loss(self, batch: Batch | torch.Tensor, labels: torch.Tensor | None = None,
