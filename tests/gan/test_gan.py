@@ -142,9 +142,29 @@ def test_save_load_is_exact_including_the_averaged_generator(trained, tmp_path):
     assert not torch.equal(model.decode(z), model.generator(z))
 
 
+def test_lazy_r1_is_the_penalty_on_every_kth_step_weighted_k_times():
+    """r1_every=k: D's loss has k times the R1 penalty on steps 0, k, 2k... and none on the others."""
+    from genlab.data.batch import Batch
+
+    x = torch.rand(8, 1, 8, 8)
+
+    def objective(step, **settings):
+        torch.manual_seed(0)
+        model = build_model("dcgan", image_shape=(1, 8, 8), **SMALL, **settings)
+        return model.objective("discriminator", Batch(x), step)
+
+    plain, _ = objective(4)
+    every, every_terms = objective(4, r1_gamma=2.0)
+    lazy, lazy_terms = objective(4, r1_gamma=2.0, r1_every=4)
+    assert lazy_terms["r1"] == pytest.approx(4 * every_terms["r1"].item(), rel=1e-5) and every_terms["r1"] > 0
+    assert (lazy - plain).item() == pytest.approx(4 * (every - plain).item(), rel=1e-4)
+    skipped, skipped_terms = objective(5, r1_gamma=2.0, r1_every=4)
+    assert skipped_terms["r1"] == 0 and skipped.item() == pytest.approx(objective(5)[0].item(), rel=1e-6)
+
+
 def test_training_resumes_exactly(digits_train, tmp_path):
     data = digits_train.subset(slice(0, 256))
-    settings = {**SMALL, "spectral_norm": True, "r1_gamma": 1.0, "n_critic": 2}
+    settings = {**SMALL, "spectral_norm": True, "r1_gamma": 1.0, "r1_every": 3, "n_critic": 2}
     kw = {"batch_size": 64, "lr": 1e-3, "progress": False}
     torch.manual_seed(0)
     full = build_model("dcgan", image_shape=(1, 8, 8), **settings)

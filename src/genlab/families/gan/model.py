@@ -50,6 +50,10 @@ class GANConfig(ModelConfig):
         spectral_norm: spectral normalisation of every layer of D (Miyato et al. 2018); on by
             default: without it, a DCGAN on MNIST collapsed to one image within 300 steps.
         r1_gamma: weight of the R1 penalty on real images; 0 turns it off.
+        r1_every: the R1 penalty on every k-th D step only, weighted k times (StyleGAN2's lazy
+            regularisation): nearly the same penalty for a k-th of its cost (a second backward pass
+            through D). Its logged ``r1`` is k times the penalty on those steps and 0 on the others,
+            so the epoch's mean estimates the penalty's.
         gp_lambda: weight of the gradient penalty of ``wgan-gp``.
         n_critic: D steps per G step; G steps on every n_critic-th batch.
         ema_decay: (see :class:`ModelConfig`) averages G's weights, for sampling; the trainer
@@ -67,6 +71,7 @@ class GANConfig(ModelConfig):
     loss: Literal["non-saturating", "hinge", "wgan-gp", "least-squares"] = "non-saturating"
     spectral_norm: bool = True  # without it D wins early on MNIST and G collapses to one image
     r1_gamma: float = 0.0
+    r1_every: int = 1
     gp_lambda: float = 10.0
     n_critic: int = 1
     d_lr_ratio: float = 1.0
@@ -84,8 +89,8 @@ class GANConfig(ModelConfig):
             raise GenlabError(f"`d_lr_ratio` must be positive, got {self.d_lr_ratio}")
         if self.loss not in LOSSES:
             raise GenlabError(f"unknown loss '{self.loss}'; choose one of: {', '.join(LOSSES)}")
-        if self.latent_dim < 1 or self.channels < 1 or self.n_critic < 1:
-            raise GenlabError("latent_dim, channels and n_critic must be at least 1")
+        if self.latent_dim < 1 or self.channels < 1 or self.n_critic < 1 or self.r1_every < 1:
+            raise GenlabError("latent_dim, channels, n_critic and r1_every must be at least 1")
         if self.conditional and not self.num_classes:
             raise GenlabError("a conditional GAN needs a labelled dataset (num_classes is unknown)")
         self.check_shape()
@@ -226,7 +231,8 @@ class GAN(GenerativeModel):
         if update_g:
             batch.scratch.update(fake=fake, classes=y)
 
-        real = x.detach().requires_grad_(cfg.r1_gamma > 0)
+        r1 = cfg.r1_gamma > 0 and step % cfg.r1_every == 0
+        real = x.detach().requires_grad_(r1)
         # One pass over real and generated images together (D has no batch norm, so this equals
         # two passes; spectral norm takes one power-iteration step instead of two).
         both = D(torch.cat([real, self.seen_by_discriminator(fake.detach(), batch)]), None if y is None else torch.cat([y, y]))
@@ -238,9 +244,11 @@ class GAN(GenerativeModel):
             mixed = (eps * x.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
             terms["gp"] = (_gradient_norm2(D(mixed, y), mixed).sqrt() - 1).pow(2).mean()
             d_loss = d_loss + cfg.gp_lambda * terms["gp"]
-        if cfg.r1_gamma > 0:
-            terms["r1"] = _gradient_norm2(s_real, real).mean()
+        if r1:
+            terms["r1"] = _gradient_norm2(s_real, real).mean() * cfg.r1_every
             d_loss = d_loss + 0.5 * cfg.r1_gamma * terms["r1"]
+        elif cfg.r1_gamma > 0:
+            terms["r1"] = torch.zeros((), device=d_loss.device)
         terms["d_loss"] = d_loss
         terms["g_loss"] = generator_loss(cfg.loss, s_fake.detach())
         terms = {k: v.detach() for k, v in terms.items()}
