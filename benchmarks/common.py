@@ -97,22 +97,26 @@ def merge_results(name: str, rows: list[dict], about: dict) -> Path:
         return write_results(name, {**about, "rows": kept + rows, "runs": runs})
 
 
-def epochs_in_cpu_time(model, train_data, out: Path, seed: int, train_settings: dict):
-    """Train ``model`` one more epoch at a time, resuming its run folder ``out`` (no snapshots,
-    the recorded runs' precision and layout, then ``train_settings``), and yield ``(model, epoch,
-    seconds)`` after each: the seconds are the CPU time of this process spent in training so far,
+def epochs_in_cpu_time(model, train_data, out: Path, seed: int, train_settings: dict, chunk_steps: int = 0):
+    """Train ``model`` one more epoch at a time (or, with ``chunk_steps``, that many more steps at a
+    time, through the trainer's ``max_steps``: a run stopped mid-epoch goes on exactly), resuming
+    its run folder ``out`` (no snapshots, the recorded runs' precision and layout, then
+    ``train_settings``), and yield ``(model, epochs, seconds)`` after each: the epochs trained
+    (a fraction between epoch ends) and the CPU time of this process spent in training so far,
     which other work on the machine does not change with one thread."""
     import genlab
 
-    epoch, elapsed = 0, 0.0
+    chunk, elapsed = 0, 0.0
+    per_epoch = max(len(train_data) // train_settings.get("batch_size", 1), 1) if chunk_steps else 1   # the trainer drops a ragged last batch
     while True:
-        epoch += 1
+        chunk += 1
         started = time.process_time()
-        model = genlab.train(model, train_data, None, out_dir=out, epochs=epoch, resume=epoch > 1,
+        limits = {"epochs": 10_000, "max_steps": chunk * chunk_steps} if chunk_steps else {"epochs": chunk}
+        model = genlab.train(model, train_data, None, out_dir=out, resume=chunk > 1,
                              progress=sys.stderr.isatty(), seed=seed, snapshot_every=-1,
-                             **{**AS_RECORDED, **train_settings})
+                             **{**AS_RECORDED, **train_settings, **limits})
         elapsed += time.process_time() - started
-        yield model, epoch, elapsed
+        yield model, (chunk * chunk_steps / per_epoch if chunk_steps else chunk), elapsed
 
 
 def train_time(run_dir: Path) -> float:

@@ -422,10 +422,26 @@ def _train(args: argparse.Namespace) -> list[str]:
         return _launch(args, out)
     from .train import distributed, train
 
-    train(args.model, data, data_dir=args.data_dir, out_dir=out, resume=args.resume,
-          progress=not args.quiet, model_settings=settings, **train_settings)
+    model = train(args.model, data, data_dir=args.data_dir, out_dir=out, resume=args.resume,
+                  progress=not args.quiet, model_settings=settings, **train_settings)
     distributed.shutdown()  # after a run that ended well; on an error torchrun stops the others
-    return [f"trained {args.model}; run folder: {out}"] if int(os.environ.get("RANK", "0")) == 0 else []
+    if int(os.environ.get("RANK", "0")) != 0:
+        return []
+    stopped = _stopped_at_max_steps(model.run_dir)
+    if stopped is not None:
+        return [f"trained {args.model} for {stopped} steps (max_steps) and stopped; run folder: {out}; continue "
+                f"it with --resume --out {out} --max-steps N (more than {stopped}, or 0 for no limit)"]
+    return [f"trained {args.model}; run folder: {out}"]
+
+
+def _stopped_at_max_steps(run_dir) -> int | None:
+    """The step a run stopped at by ``max_steps`` before its epochs were done; None otherwise."""
+    from .runs import has_checkpoint, read_state
+
+    if run_dir is None or not has_checkpoint(Path(run_dir)):
+        return None
+    state = read_state(Path(run_dir))
+    return None if state["done"] else state["step"]
 
 
 def _saved_model_name(out: str) -> str:
@@ -454,6 +470,10 @@ def _resumed_run_notes(out: str, data: str | None, train_settings: dict[str, Any
     if state["done"] and state["epoch"] == epochs:
         return (f"the run in {out} has finished its {epochs} epochs already; nothing to do "
                 f"(give --epochs more than {epochs} to train it further)")
+    max_steps = train_settings.get("max_steps", saved.get("train", {}).get("max_steps"))
+    if not state["done"] and isinstance(max_steps, int) and 0 < max_steps <= state["step"]:
+        return (f"the run in {out} has taken its {max_steps} steps (max_steps) already; nothing to do "
+                f"(give --max-steps more than {max_steps}, or 0 for no limit, to train it further)")
     return None
 
 

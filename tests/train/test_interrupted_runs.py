@@ -91,6 +91,41 @@ def test_sigterm_and_sighup_let_the_step_finish_and_resume_exactly(small_data, t
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL   # the handlers are given back
 
 
+def test_max_steps_stops_mid_epoch_and_a_resumed_run_goes_on_as_if_it_had_not_stopped(small_data, tmp_path,
+                                                                                     capsys):
+    """8 steps an epoch: stopped at step 5 (mid-epoch), then at 8 (an epoch end), then run to the
+    end without a limit; the metrics and weights are those of one uninterrupted run."""
+    train_data, test_data = small_data
+    torch.manual_seed(0)
+    train(vae(train_data), train_data, test_data, out_dir=tmp_path / "full", epochs=2, batch_size=50,
+          progress=False)
+    out = tmp_path / "steps"
+    torch.manual_seed(0)
+    train(vae(train_data), train_data, test_data, out_dir=out, epochs=2, batch_size=50, max_steps=5, progress=False)
+    state = json.loads((out / STATE_FILE).read_text())
+    assert (state["epoch"], state["batch"], state["step"], state["done"]) == (0, 5, 5, False)
+    assert not (out / "metrics.jsonl").exists() or not metrics(out)   # no epoch has ended
+    train(None, train_data, test_data, out_dir=out, resume=True, max_steps=8, progress=False)
+    state = json.loads((out / STATE_FILE).read_text())
+    assert (state["epoch"], state["batch"], state["step"], state["done"]) == (1, 0, 8, False)
+    assert metrics(out) == metrics(tmp_path / "full")[:1]
+    # the command line: a run at its max_steps has nothing to do, and says how to go on
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0
+    assert "has taken its 8 steps (max_steps) already" in capsys.readouterr().out
+    train(None, train_data, test_data, out_dir=out, resume=True, max_steps=0, progress=False)
+    assert metrics(out) == metrics(tmp_path / "full")
+    full, resumed = weights(tmp_path / "full"), weights(out)
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+def test_genlab_train_max_steps_says_where_it_stopped_and_how_to_go_on(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "vae", "--data", "digits", "--max-steps", "3", "--out", str(out), *SMALL]) == 0
+    line = capsys.readouterr().out
+    assert "for 3 steps (max_steps) and stopped" in line and f"--resume --out {out} --max-steps N" in line
+    assert json.loads((out / STATE_FILE).read_text())["step"] == 3
+
+
 def _train_slowly(argv: list[str], stderr: Path) -> None:
     """``genlab ARGV`` in a forked process (no imports to pay again), each step slowed down so
     that a signal comes while it trains, its stderr to a file; exits with its exit status."""

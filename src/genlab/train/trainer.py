@@ -100,6 +100,11 @@ class TrainConfig:
             a checkpoint, as at the end of the run. With a decaying schedule the learning rate then
             decays over whichever ends first, the steps or the minutes, so that a run cut short by
             the clock still ends near zero; the schedule then depends on the machine's speed.
+        max_steps: stop once the run has taken this many steps in all (0: no limit), in the middle
+            of an epoch if need be, with a checkpoint. Resumed with a larger ``max_steps`` (or 0),
+            the run goes on exactly as if it had not stopped: the schedule spans ``epochs``, not
+            ``max_steps``, and the epoch under way continues with its batches (what a benchmark
+            that measures a model every N steps, or a job with a step budget, needs).
         weight_decay: AdamW's decoupled weight decay.
         grad_clip: clip the gradient norm to this value; 0 turns clipping off.
         seed: seeds the batch order and every random draw of the run.
@@ -135,6 +140,7 @@ class TrainConfig:
     lr: float = 1e-3
     lr_schedule: Literal["constant", "cosine", "linear-decay"] = "constant"
     max_minutes: float = 0.0
+    max_steps: int = 0
     weight_decay: float = 0.0
     grad_clip: float = 0.0
     seed: int = 0
@@ -158,7 +164,7 @@ class TrainConfig:
             raise GenlabError(f"unknown lr_schedule '{self.lr_schedule}'; choose one of: {', '.join(LR_SCHEDULES)}")
         if not (self.max_minutes >= 0):
             raise GenlabError(f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes}")
-        check_at_least(self, 0, "weight_decay", "grad_clip", "checkpoint_every", "checkpoint_minutes", "val_images")
+        check_at_least(self, 0, "max_steps", "weight_decay", "grad_clip", "checkpoint_every", "checkpoint_minutes", "val_images")
         check_at_least(self, -1, "snapshot_every")
         if not (self.snapshot_budget > 0):
             raise GenlabError(f"`snapshot_budget` must be above 0 (1: every epoch), got {self.snapshot_budget}")
@@ -643,13 +649,20 @@ class Trainer:
         # Ctrl-C, SIGTERM or SIGHUP: the step under way finishes, then a checkpoint (also when one
         # comes between two epochs, while the epoch's record and checkpoint are written).
         # In data-parallel runs every process stops at the same step (:meth:`_stop_agreed`).
+        first_step = state["step"]
         with interrupts_between_steps() as interrupted:
-            while state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:
+            while state["epoch"] < cfg.epochs and _trained_s(state) < limit_s and self._steps_left(state):
                 self._epoch(optimizers, shuffle, state, per_epoch, total, limit_s, interrupted)
                 if self._stop_agreed(interrupted) and state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:
                     self._checkpoint(optimizers, state, shuffle.get_state())   # the epoch end's may not have been due
                     raise GenlabError(f"{interrupted.stopped(state['step'])}; continue it with `resume=True` "
                                       f"`out_dir={self.out}`")
+        if state["epoch"] < cfg.epochs and _trained_s(state) < limit_s:   # stopped by max_steps: not done
+            if state["batch"] == 0 and state["step"] > first_step:   # at an epoch end (mid-epoch: _epoch saved it)
+                self._checkpoint(optimizers, state, shuffle.get_state())
+            distributed.barrier()
+            model.eval()
+            return model
         if cfg.snapshot_every == 0 and self._snapshot_step != state["step"]:
             self._snapshot(state)   # the final model's, whatever the budget
         state["done"] = True
@@ -670,7 +683,7 @@ class Trainer:
                    disable=True if not self.progress or self.rank != 0 else None,  # None: off when not a terminal
                    leave=False, dynamic_ncols=True)
         try:
-            while state["batch"] < per_epoch and _trained_s(state) < limit_s:
+            while state["batch"] < per_epoch and _trained_s(state) < limit_s and self._steps_left(state):
                 index = order[state["batch"] * cfg.batch_size:(state["batch"] + 1) * cfg.batch_size]
                 terms = self._step(optimizers, index, state["step"], total, _trained_s(state))
                 n = len(index) // self.world
@@ -704,11 +717,19 @@ class Trainer:
             raise GenlabError(f"{interrupted.stopped(state['step'])}; continue it with `resume=True` "
                               f"`out_dir={self.out}`") from None
         bar.close()
+        if state["batch"] < per_epoch and not self._steps_left(state) and _trained_s(state) < limit_s:
+            # stopped by max_steps mid-epoch: the epoch goes on when the run is resumed
+            self._checkpoint(optimizers, state, epoch_start)
+            return
         if self._snapshot_due(state):
             self._snapshot(state)
         self._end_epoch(state)  # also an epoch cut short by max_minutes: it logs the steps taken
         if not cfg.checkpoint_minutes or self._checkpoint_due(state):
             self._checkpoint(optimizers, state, shuffle.get_state())
+
+    def _steps_left(self, state: dict[str, Any]) -> bool:
+        """Whether ``max_steps`` lets the run take another step."""
+        return not self.config.max_steps or state["step"] < self.config.max_steps
 
     def _checkpoint_due(self, state: dict[str, Any]) -> bool:
         """Whether ``checkpoint_minutes`` of training have passed since the last checkpoint."""
