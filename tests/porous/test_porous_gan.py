@@ -101,6 +101,22 @@ def test_d_sees_real_and_generated_cubes_through_the_same_kind_of_noise():
         build_model("porous-gan", image_shape=(1, 8, 8, 8), instance_noise=-1.0)
 
 
+def test_annealed_instance_noise_decays_linearly_to_zero_in_both_objectives():
+    from genlab.data.batch import Batch, StepNoise
+
+    model = build_model("porous-gan", image_shape=(1, 8, 8, 8), symmetries=False, instance_noise=0.5,
+                        instance_noise_steps=100, **SMALL)
+    assert [model.noise_std(s) for s in (0, 25, 100, 1000)] == [0.5, 0.375, 0.0, 0.0]
+    assert build_model("porous-gan", image_shape=(1, 8, 8, 8), **SMALL).noise_std(10 ** 6) == 0.5   # constant
+    x = torch.zeros(400, 1, 8, 8, 8)
+    batch = Batch(x, positions=torch.arange(400), noise=StepNoise(0, 60, 400))
+    batch.scratch["step"] = 60   # what D's objective leaves for both
+    assert abs(float(model.real_images(batch).std()) - 0.2) < 0.005
+    assert abs(float(model.seen_by_discriminator(torch.full_like(x, 0.3), batch).std()) - 0.2) < 0.005
+    _, terms = model.objective("discriminator", Batch(x[:4], positions=torch.arange(4), noise=StepNoise(0, 100, 4)), 100)
+    assert terms["instance_noise"] == 0.0
+
+
 @pytest.fixture(scope="module")
 def medium(tmp_path_factory):
     """A 48^3 overlapping-spheres medium of porosity 0.3 on disk."""

@@ -21,7 +21,9 @@ answered by turning ever more voxels to grain, past the rock's porosity (explora
 32^3 cubes). Noise of std 0.5 hides the grey values: in the 90-minute runs of
 ``benchmarks/porous.py`` D's epoch-mean loss fell no lower than 0.21 (64^3 cubes) and 1.06 (32^3).
 G's output stays soft at pore edges, though, which costs porosity when volumes are cut at 0.5
-(docs/porous.md).
+(docs/porous.md). ``instance_noise_steps`` anneals the noise linearly to 0 over that many steps
+(Sonderby et al. anneal it too), so that late in training D sees the cubes as they are again and
+asks G for sharp pore edges; 0 keeps it constant.
 
 With ``symmetries`` each real cube D sees is turned by a random one of the cube's 48 symmetries
 (rotations and reflections): a rock's statistics do not depend on the axes of the scan, so this
@@ -72,17 +74,20 @@ class PorousGANConfig(GANConfig):
             bf16, 8 trained on about 22 cubes of 64^3 a second and 16 on about 13.
         symmetries: turn each real cube by a random one of the 48 symmetries of the cube.
         instance_noise: std of the Gaussian noise added to every cube D sees, real or generated.
+        instance_noise_steps: the noise decays linearly from ``instance_noise`` at step 0 to 0 at
+            this step, and stays 0 after it; 0 keeps it constant.
     """
 
     latent_dim: int = 16
     channels: int | tuple[int] = 8
     symmetries: bool = True
     instance_noise: float = 0.5
+    instance_noise_steps: int = 0
     image_shape: tuple[int, ...] = (1, 64, 64, 64)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_at_least(self, 0, "instance_noise")
+        check_at_least(self, 0, "instance_noise", "instance_noise_steps")
 
     def check_shape(self) -> None:
         if self.spatial_dims != 3:
@@ -282,8 +287,14 @@ class PorousGAN(GAN):
 
             x = cube_symmetry(x, batch.randint(CUBE_SYMMETRIES))
         if self.config.instance_noise:
-            x = x + self.config.instance_noise * batch.randn(*x.shape[1:])
+            x = x + self.noise_std(batch.scratch.get("step", 0)) * batch.randn(*x.shape[1:])
         return x
+
+    def noise_std(self, step: int) -> float:
+        """The std of the instance noise at ``step``: ``instance_noise``, decayed linearly to 0
+        at ``instance_noise_steps`` when that is set."""
+        std, steps = self.config.instance_noise, self.config.instance_noise_steps
+        return std * max(0.0, 1.0 - step / steps) if steps else std
 
     def seen_by_discriminator(self, fake: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Generated cubes through the same instance noise as the real ones (one draw per step,
@@ -292,12 +303,15 @@ class PorousGAN(GAN):
             return fake
         if "fake_noise" not in batch.scratch:
             batch.scratch["fake_noise"] = batch.randn(*fake.shape[1:])
-        return fake + self.config.instance_noise * batch.scratch["fake_noise"]
+        return fake + self.noise_std(batch.scratch.get("step", 0)) * batch.scratch["fake_noise"]
 
     def _discriminator_objective(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The 2-D GAN's D objective, logging also ``porosity``: the mean pore probability of
         the generated cubes (the training volume's porosity is where it should settle)."""
+        batch.scratch["step"] = step   # the instance noise's std (noise_std), in D's and G's objectives
         value, terms = super()._discriminator_objective(batch, step)
+        if self.config.instance_noise_steps:
+            terms["instance_noise"] = torch.tensor(self.noise_std(step))
         if "fake" in batch.scratch:
             terms["porosity"] = batch.scratch["fake"].detach().float().mean()
         return value, terms
