@@ -79,18 +79,23 @@ def results_lock(name: str):
     return FileLock(str(RESULTS / f"{name}.json") + ".lock")
 
 
-def merge_results(name: str, rows: list[dict], about: dict) -> Path:
+def merge_results(name: str, rows: list[dict], about: dict, key=None) -> Path:
     """Write ``rows`` into RESULTS/NAME.json in place of the rows of the same set and model (and
     floor), keeping the others when they were measured the same way (the same values of every
     setting in ``about`` but its ``command`` and ``machine``: samples, budgets), under a file lock,
-    so that runs at once, one model each, all land. The file's ``runs`` names the command and
-    machine of each set and model."""
+    so that runs at once, one model each, all land. With ``key`` (a row's identity), only the rows
+    of the same key are replaced: runs at once that measure other rows of one model all land. The
+    file's ``runs`` names the command and machine of each set and model."""
     path = RESULTS / f"{name}.json"
     with results_lock(name):
         old = json.loads(path.read_text()) if path.exists() else {}
         same = all(old.get(k) == v for k, v in about.items() if k not in ("command", "machine"))
         mine = {(r["set"], r["model"]) for r in rows}
-        kept = [r for r in old.get("rows", []) if same and (r["set"], r["model"]) not in mine]
+        if key is None:
+            kept = [r for r in old.get("rows", []) if same and (r["set"], r["model"]) not in mine]
+        else:
+            new = {key(r) for r in rows}
+            kept = [r for r in old.get("rows", []) if same and key(r) not in new]
         runs = {**(old.get("runs", {}) if same else {}),
                 **{f"{s}/{m}": {"command": about["command"], "machine": about["machine"]}
                    for s, m in mine if m != FLOOR_MODEL}}

@@ -249,6 +249,11 @@ def gan_rows(quick: bool) -> list[dict]:
             for r in data["rows"] if not r["model"].startswith("real data")]
 
 
+def sweep_key(row: dict) -> tuple:
+    """A row's identity in a sweep-only run: its model, sweep or not, sampler, steps and time."""
+    return (row["set"], row["model"], bool(row.get("sweep")), row.get("sampler"), row.get("steps"), row.get("minutes"))
+
+
 def run_set(set_name: str, args) -> None:
     """Train (or, with --sweep-only, sweep) the chosen entries of a set, rows merged as they land."""
     spec, name = SETS[set_name], results_name(set_name, args.quick)
@@ -270,7 +275,8 @@ def run_set(set_name: str, args) -> None:
 
     def keep(row: dict) -> None:   # each row lands as it is measured: a run cut short keeps its rows
         rows.append(row)
-        merge_results(name, rows, about)
+        # a sweep replaces only the rows it measures, so that sweeps of one model at once all land
+        merge_results(name, rows, about, sweep_key if args.sweep_only else None)
 
     def measure(model) -> dict:
         images, per_image, _ = draw(model, sampler, steps, n)
