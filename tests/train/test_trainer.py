@@ -294,6 +294,25 @@ def test_max_minutes_stops_on_the_clock_with_the_schedule_finished(small_data, t
         TrainConfig(max_minutes=-1)
 
 
+def test_the_cpu_clock_counts_this_process_s_cpu_time(small_data, tmp_path, monkeypatch):
+    """clock=cpu: the budget and time_s count CPU time (here half a second a step while the clock
+    on the wall shows a second), so a 5-second budget takes 10 steps; an unknown clock is one line."""
+    import itertools
+    import types
+
+    from genlab.train import trainer
+
+    wall, cpu = itertools.count(), itertools.count()
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(perf_counter=lambda: float(next(wall)),
+                                                               process_time=lambda: 0.5 * next(cpu)))
+    train_data, _ = small_data
+    train(vae(train_data), train_data, None, out_dir=tmp_path, epochs=5, batch_size=50, snapshot_every=-1,
+          progress=False, clock="cpu", max_minutes=5 / 60)
+    assert [(r["epoch"], r["step"], r["time_s"]) for r in metrics(tmp_path)] == [(1, 8, 4.0), (2, 10, 1.0)]
+    with pytest.raises(GenlabError, match="unknown clock 'gpu'; choose one of: wall, cpu"):
+        TrainConfig(clock="gpu")
+
+
 class TwoPlayer(GenerativeModel):
     """A toy model trained by turns with two optimizers, as adversarial models are."""
 

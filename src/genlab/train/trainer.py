@@ -69,6 +69,8 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
 LR_SCHEDULES = ("constant", "cosine", "linear-decay")
+#: what the run's time counts (``clock``): seconds on the clock, or this process's CPU time
+CLOCKS = {"wall": lambda: time.perf_counter(), "cpu": lambda: time.process_time()}
 
 
 @dataclass
@@ -105,6 +107,11 @@ class TrainConfig:
             the run goes on exactly as if it had not stopped: the schedule spans ``epochs``, not
             ``max_steps``, and the epoch under way continues with its batches (what a benchmark
             that measures a model every N steps, or a job with a step budget, needs).
+        clock: what the training time counts (``max_minutes``, ``checkpoint_minutes``, ``time_s``
+            in ``metrics.jsonl``, the ETA): ``wall``, seconds on the clock; ``cpu``, this process's
+            CPU time, all its threads together. On a machine other work shares, a budget of CPU time
+            trains as far whatever else runs (with one thread, it is the time of a core of its own);
+            with N threads it is about N times the time on the clock.
         weight_decay: AdamW's decoupled weight decay.
         grad_clip: clip the gradient norm to this value; 0 turns clipping off.
         seed: seeds the batch order and every random draw of the run.
@@ -141,6 +148,7 @@ class TrainConfig:
     lr_schedule: Literal["constant", "cosine", "linear-decay"] = "constant"
     max_minutes: float = 0.0
     max_steps: int = 0
+    clock: Literal["wall", "cpu"] = "wall"
     weight_decay: float = 0.0
     grad_clip: float = 0.0
     seed: int = 0
@@ -160,6 +168,8 @@ class TrainConfig:
             raise GenlabError(f"unknown precision '{self.precision}'; choose one of: {', '.join(PRECISIONS)}")
         if not (self.lr > 0):
             raise GenlabError(f"the learning rate must be positive, got {self.lr}")
+        if self.clock not in CLOCKS:
+            raise GenlabError(f"unknown clock '{self.clock}'; choose one of: {', '.join(CLOCKS)}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise GenlabError(f"unknown lr_schedule '{self.lr_schedule}'; choose one of: {', '.join(LR_SCHEDULES)}")
         if not (self.max_minutes >= 0):
@@ -678,7 +688,8 @@ class Trainer:
         cfg, data = self.config, self.train_data
         epoch_start = shuffle.get_state()
         order = torch.randperm(len(data), generator=shuffle)
-        started = time.perf_counter() - state["elapsed_s"]
+        clock = CLOCKS[cfg.clock]
+        started = clock() - state["elapsed_s"]
         bar = tqdm(total=per_epoch, initial=state["batch"], desc=f"epoch {state['epoch'] + 1}/{cfg.epochs}",
                    disable=True if not self.progress or self.rank != 0 else None,  # None: off when not a terminal
                    leave=False, dynamic_ncols=True)
@@ -693,7 +704,7 @@ class Trainer:
                 state["seen"] += n
                 state["batch"] += 1
                 state["step"] += 1
-                state["elapsed_s"] = time.perf_counter() - started
+                state["elapsed_s"] = clock() - started
                 if state["step"] % HOST_READS == 0:
                     self._check_finite()
                 if bar.update():  # the loss is read only when the bar is drawn
@@ -810,7 +821,8 @@ class Trainer:
         what it took, for :meth:`_snapshot_due`."""
         if self.rank != 0 or self.config.snapshot_every < 0:
             return
-        started = time.perf_counter()
+        clock = CLOCKS[self.config.clock]
+        started = clock()
         step = state["step"]
         self._check_finite()
         model, able = self.model, self.model.capabilities
@@ -834,7 +846,7 @@ class Trainer:
         nrow = len(rows[0]) if able.preview else 8
         save_grid(images.clamp(0, 1), self.out / SNAPSHOTS / f"step-{step:07d}.png", nrow=nrow)
         self._snapshot_at_s, self._snapshot_s, self._snapshot_step = \
-            _trained_s(state), time.perf_counter() - started, step
+            _trained_s(state), clock() - started, step
 
     def _animate_snapshots(self) -> None:
         from PIL import Image
