@@ -18,7 +18,8 @@ Tasks (``--tasks``; all by default):
 - ``colorize-photos``, ``colorize-mnist-m``: Lab chrominance from the grey image.
 - ``compress-0.003``, ``compress-0.01``, ``compress-0.03``: the learned codec on MNIST at three
   values of ``lmbda`` (points of the rate-distortion curve), each beside JPEG and WebP at the same
-  file size on the first 1,000 test images.
+  file size on the first 1,000 test images; ``compress-gdn-0.01``: the middle one with GDN
+  transforms in place of GELU.
 - ``cyclegan-mnist``: CycleGAN between MNIST and MNIST-M (U-Nets (32, 64), PatchGANs), measured by
   each direction's FID against the target domain's test images (and its real-data floor), the
   digit kept by the target domain's classifier, and the cycle error.
@@ -71,6 +72,8 @@ TASKS = {
     "compress-0.003": ("compress", "mnist", 32, 1e-3, {"lmbda": 0.003}, 8),
     "compress-0.01": ("compress", "mnist", 32, 1e-3, {"lmbda": 0.01}, 8),
     "compress-0.03": ("compress", "mnist", 32, 1e-3, {"lmbda": 0.03}, 8),
+    # GDN transforms (Ballé et al.) in place of GELU, at the middle point of the curve
+    "compress-gdn-0.01": ("compress", "mnist", 32, 1e-3, {"lmbda": 0.01, "transform": "gdn"}, 8),
     "cyclegan-mnist": ("cyclegan", "mnist", 16, 2e-4, {"domain_b": "mnist-m", "channels": (32, 64)}, 8),
 }
 #: superres task -> its training patches (``photos.superres_patches``: side, how many)

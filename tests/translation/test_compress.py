@@ -56,6 +56,40 @@ def test_the_entropy_model_is_a_distribution_over_the_integers():
     assert torch.allclose(table[:, 1:-1], inside[0, :, :, 0] / table.new_tensor(1.0), rtol=1e-4, atol=1e-9)
 
 
+def test_gdn_is_the_divisive_normalisation_of_its_formula_and_the_codec_trains_with_it():
+    from genlab.families.codec.model import GDN
+
+    torch.manual_seed(0)
+    layer, inverse = GDN(3), GDN(3, inverse=True)
+    with torch.no_grad():
+        for g in (layer, inverse):
+            g.beta_root.uniform_(0.5, 1.5)
+            g.gamma_root.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 3, 4, 5)
+    beta, gamma = layer.beta_root.detach() ** 2 + GDN.BETA_MIN, layer.gamma_root.detach() ** 2
+    n, i, h, w = 1, 2, 3, 4   # one value, by the formula: x_i / sqrt(beta_i + sum_j gamma_ij x_j^2)
+    expected = x[n, i, h, w] / math.sqrt(beta[i] + sum(gamma[i, j] * x[n, j, h, w] ** 2 for j in range(3)))
+    assert layer(x)[n, i, h, w].item() == pytest.approx(expected.item(), rel=1e-5)
+    beta, gamma = inverse.beta_root.detach() ** 2 + GDN.BETA_MIN, inverse.gamma_root.detach() ** 2
+    expected = x[n, i, h, w] * math.sqrt(beta[i] + sum(gamma[i, j] * x[n, j, h, w] ** 2 for j in range(3)))
+    assert inverse(x)[n, i, h, w].item() == pytest.approx(expected.item(), rel=1e-5)
+    model = build_model("compress", image_shape=(1, 16, 16), **SMALL, transform="gdn")
+    assert sum(isinstance(m, GDN) for m in model.modules()) == 5   # 2 in the encoder, 3 in the decoder
+    images = load_dataset("digits", "train").images[:64].float()
+    images = torch.nn.functional.interpolate(images / images.max(), size=16)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for step in range(60):
+        loss = model.loss(Batch(images))["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.6 * first
+    with pytest.raises(GenlabError, match="unknown transform 'relu'; choose one of: gelu, gdn"):
+        build_model("compress", image_shape=(1, 16, 16), transform="relu")
+
+
 def test_training_draws_noise_and_evaluation_rounds():
     model = build_model("compress", image_shape=(1, 16, 16), **SMALL)
     x = torch.rand(3, 1, 16, 16)

@@ -5,7 +5,9 @@ After Ballé et al. 2017 (end-to-end optimized image compression), in small:
 
 - The analysis transform (encoder) maps an image (C, H, W) to a code y (``code_channels``,
   H / 2^k, W / 2^k) with k = len(``channels``) stride-2 convolutions; the synthesis transform
-  (decoder) mirrors it with transposed convolutions and a sigmoid.
+  (decoder) mirrors it with transposed convolutions and a sigmoid. Between them, GELU, or with
+  ``transform="gdn"`` the paper's generalised divisive normalisation (:class:`GDN`; its inverse
+  in the decoder), which suits the statistics of images' local features with fewer channels.
 - Quantization: at test time the code is rounded to integers y_hat; in training, uniform noise
   in [-1/2, 1/2) is added instead (the batch's draws), which keeps the loss differentiable and
   makes the density of the noisy code the bin probability of the rounded one.
@@ -66,6 +68,8 @@ class CodecConfig(ModelConfig):
         mixtures: logistic components of each code channel's density.
         symbol_range: coded symbols lie in [-symbol_range, symbol_range]; a code value beyond is
             clipped to the edge (counted in ``clipped``).
+        transform: the nonlinearity of the transforms: ``gelu``, or ``gdn`` (GDN in the encoder,
+            inverse GDN in the decoder, after Ballé et al.).
     """
 
     channels: tuple[int, ...] = (64, 64)
@@ -73,10 +77,13 @@ class CodecConfig(ModelConfig):
     lmbda: float = 0.01
     mixtures: int = 3
     symbol_range: int = 64
+    transform: str = "gelu"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _, h, w = require_planar(self, "the compress model")
+        if self.transform not in TRANSFORMS:
+            raise GenlabError(f"unknown transform '{self.transform}'; choose one of: {', '.join(TRANSFORMS)}")
         self.channels = tuple(int(v) for v in self.channels)
         if not self.channels:
             raise GenlabError("`channels` needs at least one width (one stride-2 stage)")
@@ -91,6 +98,30 @@ class CodecConfig(ModelConfig):
     @property
     def levels(self) -> int:
         return len(self.channels)
+
+
+class GDN(nn.Module):
+    """Generalised divisive normalisation (Ballé, Laparra and Simoncelli 2016) of feature maps
+    (N, C, H, W): y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2) at each position, or, inverse
+    (the decoder's), y_i = x_i * sqrt(...). beta and gamma stay positive as squares of the
+    parameters (beta above ``BETA_MIN``); they start at beta = 1 and gamma = 0.1 I, near the identity."""
+
+    BETA_MIN = 1e-6
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta_root = nn.Parameter(torch.ones(channels))
+        self.gamma_root = nn.Parameter(0.1 ** 0.5 * torch.eye(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        beta = self.beta_root.pow(2) + self.BETA_MIN
+        gamma = self.gamma_root.pow(2)
+        norm = nn.functional.conv2d(x * x, gamma[:, :, None, None], beta)   # sum over j of gamma_ij x_j^2, + beta_i
+        return x * norm.sqrt() if self.inverse else x * norm.rsqrt()
+
+
+TRANSFORMS = ("gelu", "gdn")
 
 
 class FactorizedDensity(nn.Module):
@@ -145,15 +176,17 @@ class Codec(GenerativeModel):
         super().__init__(config, name)
         c = config.image_shape[0]
         widths = config.channels
+        gdn = config.transform == "gdn"
         enc: list[nn.Module] = []
         previous = c
         for i, width in enumerate(widths):
-            enc += [nn.Conv2d(previous, width, 5, stride=2, padding=2), nn.GELU()]
+            enc += [nn.Conv2d(previous, width, 5, stride=2, padding=2), GDN(width) if gdn else nn.GELU()]
             previous = width
         enc.append(nn.Conv2d(previous, config.code_channels, 3, padding=1))
-        dec: list[nn.Module] = [nn.Conv2d(config.code_channels, widths[-1], 3, padding=1), nn.GELU()]
+        dec: list[nn.Module] = [nn.Conv2d(config.code_channels, widths[-1], 3, padding=1),
+                                GDN(widths[-1], inverse=True) if gdn else nn.GELU()]
         for a, b in zip(reversed(widths), list(reversed(widths))[1:] + [widths[0]]):
-            dec += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.GELU()]
+            dec += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), GDN(b, inverse=True) if gdn else nn.GELU()]
         dec.append(nn.Conv2d(widths[0], c, 3, padding=1))
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
         self.density = FactorizedDensity(config.code_channels, config.mixtures)
