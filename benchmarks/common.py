@@ -112,7 +112,8 @@ def epochs_in_cpu_time(model, train_data, out: Path, seed: int, train_settings: 
     import genlab
 
     chunk, elapsed = 0, 0.0
-    per_epoch = max(len(train_data) // train_settings.get("batch_size", 1), 1) if chunk_steps else 1   # the trainer drops a ragged last batch
+    # the steps of an epoch (the trainer drops a ragged last batch), for the epochs of a chunk
+    per_epoch = max(len(train_data) // train_settings.get("batch_size", 1), 1) if chunk_steps else 1
     while True:
         chunk += 1
         started = time.process_time()

@@ -174,7 +174,8 @@ class TrainConfig:
             raise GenlabError(f"unknown lr_schedule '{self.lr_schedule}'; choose one of: {', '.join(LR_SCHEDULES)}")
         if not (self.max_minutes >= 0):
             raise GenlabError(f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes}")
-        check_at_least(self, 0, "max_steps", "weight_decay", "grad_clip", "checkpoint_every", "checkpoint_minutes", "val_images")
+        check_at_least(self, 0, "max_steps", "weight_decay", "grad_clip", "checkpoint_every", "checkpoint_minutes",
+                       "val_images")
         check_at_least(self, -1, "snapshot_every")
         if not (self.snapshot_budget > 0):
             raise GenlabError(f"`snapshot_budget` must be above 0 (1: every epoch), got {self.snapshot_budget}")
