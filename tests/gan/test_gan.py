@@ -153,13 +153,15 @@ def test_lazy_r1_is_the_penalty_on_every_kth_step_weighted_k_times():
         model = build_model("dcgan", image_shape=(1, 8, 8), **SMALL, **settings)
         return model.objective("discriminator", Batch(x), step)
 
-    plain, _ = objective(4)
-    every, every_terms = objective(4, r1_gamma=2.0)
+    plain, _ = objective(4, r1_gamma=0.0)
+    every, every_terms = objective(4, r1_gamma=2.0, r1_every=1)
     lazy, lazy_terms = objective(4, r1_gamma=2.0, r1_every=4)
     assert lazy_terms["r1"] == pytest.approx(4 * every_terms["r1"].item(), rel=1e-5) and every_terms["r1"] > 0
     assert (lazy - plain).item() == pytest.approx(4 * (every - plain).item(), rel=1e-4)
     skipped, skipped_terms = objective(5, r1_gamma=2.0, r1_every=4)
-    assert skipped_terms["r1"] == 0 and skipped.item() == pytest.approx(objective(5)[0].item(), rel=1e-6)
+    assert skipped_terms["r1"] == 0 and skipped.item() == pytest.approx(objective(5, r1_gamma=0.0)[0].item(), rel=1e-6)
+    assert build_model("dcgan", image_shape=(1, 8, 8)).config.r1_gamma == 1.0     # the DCGAN's default
+    assert build_model("cgan", image_shape=(1, 8, 8), num_classes=10).config.r1_gamma == 0.0
 
 
 def test_training_resumes_exactly(digits_train, tmp_path):

@@ -49,7 +49,11 @@ class GANConfig(ModelConfig):
         loss: ``non-saturating``, ``hinge`` or ``wgan-gp``.
         spectral_norm: spectral normalisation of every layer of D (Miyato et al. 2018); on by
             default: without it, a DCGAN on MNIST collapsed to one image within 300 steps.
-        r1_gamma: weight of the R1 penalty on real images; 0 turns it off.
+        r1_gamma: weight of the R1 penalty on real images (Mescheder et al. 2018); 0 turns it
+            off. The ``dcgan`` preset sets 1: without it the DCGAN collapsed on MNIST at 32 x 32
+            (FID 942 after 18 CPU minutes, against 75 with it after 15: benchmarks/progan.py), and
+            in short probes at 28 x 28 it drew sharper, more varied digits. ``cgan`` keeps 0, the
+            recipe its benchmark measured (its label maps kept it diverse).
         r1_every: the R1 penalty on every k-th D step only, weighted k times (StyleGAN2's lazy
             regularisation): nearly the same penalty for a k-th of its cost (a second backward pass
             through D). Its logged ``r1`` is k times the penalty on those steps and 0 on the others,
@@ -71,7 +75,7 @@ class GANConfig(ModelConfig):
     loss: Literal["non-saturating", "hinge", "wgan-gp", "least-squares"] = "non-saturating"
     spectral_norm: bool = True  # without it D wins early on MNIST and G collapses to one image
     r1_gamma: float = 0.0
-    r1_every: int = 1
+    r1_every: int = 16
     gp_lambda: float = 10.0
     n_critic: int = 1
     d_lr_ratio: float = 1.0
