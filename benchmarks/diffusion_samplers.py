@@ -132,6 +132,8 @@ def main() -> None:
                         "(default 3; 1 at 250 steps and over)")
     parser.add_argument("--num-samples", type=int, default=2000, help="fid: samples per figure (default 2000)")
     parser.add_argument("--data-dir")
+    parser.add_argument("--results", help="results file name (benchmarks/results/NAME.json; default "
+                        "diffusion-samplers-cost or -fid): runs of parts of a sweep at once keep apart")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the issue's budget: 2 cores)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -145,7 +147,7 @@ def main() -> None:
         report = report_fid
     data = {**data, "machine": machine(), "command": " ".join(["python", *sys.argv])}
     report(data)
-    print(f"written to {write_results(f'diffusion-samplers-{args.what}', data)}")
+    print(f"written to {write_results(args.results or f'diffusion-samplers-{args.what}', data)}")
 
 
 if __name__ == "__main__":

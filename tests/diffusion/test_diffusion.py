@@ -114,8 +114,9 @@ def test_eps_and_v_predictions_convert_into_each_other():
     for output, kind in ((eps, "eps"), (v, "v")):
         got_x0, got_eps = split_prediction(output, x_t, a, s, kind)
         assert torch.allclose(got_eps, eps, atol=1e-4) and torch.allclose(got_x0[:-1], x0[:-1], atol=1e-3)
-    # A v-prediction model learns: its loss is the squared error of v, about 1 for the untrained net.
-    vmodel = build_model("diffusion", image_shape=(1, 4, 4), channels=8, channel_mults=(1,), prediction="v")
+    # A v-prediction model learns: its uniform loss is the squared error of v, about 1 for the untrained net.
+    vmodel = build_model("diffusion", image_shape=(1, 4, 4), channels=8, channel_mults=(1,), prediction="v",
+                         loss_weighting="uniform")
     assert 0.3 < vmodel.loss(torch.rand(64, 1, 4, 4))["loss"].item() < 3
 
 
