@@ -162,7 +162,8 @@ def test_ddpm_ancestral_sampling_and_its_ddim_equivalent(toy):
     ddpm, _ = model.generate(noise, sampler="ddpm", generator=torch.Generator().manual_seed(3))
     assert 0.15 < bright_share(ddpm) < 0.35
     # DDIM with eta = 1 over all T steps is DDPM's posterior: the same images from the same draws.
-    ddim, _ = model.generate(noise, steps=model.timesteps, eta=1.0, generator=torch.Generator().manual_seed(3))
+    ddim, _ = model.generate(noise, sampler="ddim", steps=model.timesteps, eta=1.0,
+                             generator=torch.Generator().manual_seed(3))
     assert torch.allclose(ddim, ddpm, atol=1e-4)
 
 
@@ -178,9 +179,9 @@ def test_ddim_is_deterministic_and_seeded(toy):
     assert torch.equal(s1, model.sample(8, generator=torch.Generator().manual_seed(5)))
     assert not torch.equal(s1, model.sample(8, generator=torch.Generator().manual_seed(6)))
     # With eta > 0 the same noise gives other images for another seed, the same for the same seed.
-    c, _ = model.generate(z, eta=1.0, generator=torch.Generator().manual_seed(1))
-    d, _ = model.generate(z, eta=1.0, generator=torch.Generator().manual_seed(1))
-    e, _ = model.generate(z, eta=1.0, generator=torch.Generator().manual_seed(2))
+    c, _ = model.generate(z, sampler="ddim", eta=1.0, generator=torch.Generator().manual_seed(1))
+    d, _ = model.generate(z, sampler="ddim", eta=1.0, generator=torch.Generator().manual_seed(1))
+    e, _ = model.generate(z, sampler="ddim", eta=1.0, generator=torch.Generator().manual_seed(2))
     assert torch.equal(c, d) and not torch.equal(c, e)
     # Any number of steps; frames run from the noise to the images.
     for steps in (1, 10, 100):
@@ -315,7 +316,8 @@ def test_sample_command(conditional_toy, toy, tmp_path, capsys):
     expected = run.model.sample(4, generator=torch.Generator().manual_seed(3))
     grid = make_grid(expected, None, 2, auto_scale(expected))
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(grid))
-    assert main(["sample", str(out), "--eta", "0.5", "--steps", "5", "--out", str(tmp_path / "e.png")]) == 0
+    assert main(["sample", str(out), "--sampler", "ddim", "--eta", "0.5", "--steps", "5",
+                 "--out", str(tmp_path / "e.png")]) == 0
     # --sampler: the images of generate(sampler=...) for the same seed.
     assert main(["sample", str(out), "-n", "4", "--seed", "3", "--sampler", "dpm++2m", "--steps", "8",
                  "--out", str(tmp_path / "d.png")]) == 0

@@ -80,6 +80,8 @@ class DiffusionConfig(ModelConfig):
         min_snr_gamma: the cap gamma of ``min-snr`` (the paper's 5).
         sampler: the sampler of ``sample`` and ``decode``: ``ddim``, ``ddpm`` (ancestral, all T
             steps; ``decode`` takes ``ddim`` instead), ``dpm++2m`` or ``dpm++3m`` (DPM-Solver++).
+            ``dpm++2m`` with 20 steps by default: on MNIST its samples' FID was 0.99 x DDIM's at
+            250 steps (DDIM at 20: 1.08 x), for a twelfth of the cost (benchmarks/diffusion_samplers.py).
         sample_steps: steps (network evaluations) of ``sample`` (1 to T); ``decode`` uses them too.
         eta: DDIM noise of ``sample`` (0: deterministic; 1: as much as DDPM); the other samplers
             ignore it.
@@ -104,8 +106,8 @@ class DiffusionConfig(ModelConfig):
     prediction: Literal["eps", "v"] = "v"
     loss_weighting: Literal["uniform", "min-snr"] = "min-snr"
     min_snr_gamma: float = 5.0
-    sampler: str = "ddim"
-    sample_steps: int = 50
+    sampler: str = "dpm++2m"
+    sample_steps: int = 20
     eta: float = 0.0
     guidance: float = 1.0
     label_dropout: float = 0.1
@@ -495,7 +497,8 @@ class Diffusion(GenerativeModel):
         check_sampler(sampler)
         steps = cfg.timesteps if sampler == "ddpm" else (cfg.sample_steps if steps is None else int(steps))
         if sampler in ORDERS and eta:
-            raise GenlabError(f"`eta` applies to the ddim sampler; {sampler} is deterministic (leave `eta` at 0)")
+            raise GenlabError(f"`eta` applies to the ddim sampler; {sampler} is deterministic (leave `eta` at 0, "
+                              "or choose `sampler=ddim`)")
         eta = cfg.eta if eta is None else float(eta)
         guidance = cfg.guidance if guidance is None else float(guidance)
         check_steps(steps, cfg.timesteps)
