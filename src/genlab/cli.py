@@ -422,23 +422,23 @@ def _train(args: argparse.Namespace) -> list[str]:
         return _launch(args, out)
     from .train import distributed, train
 
-    model = train(args.model, data, data_dir=args.data_dir, out_dir=out, resume=args.resume,
-                  progress=not args.quiet, model_settings=settings, **train_settings)
+    train(args.model, data, data_dir=args.data_dir, out_dir=out, resume=args.resume,
+          progress=not args.quiet, model_settings=settings, **train_settings)
     distributed.shutdown()  # after a run that ended well; on an error torchrun stops the others
     if int(os.environ.get("RANK", "0")) != 0:
         return []
-    stopped = _stopped_at_max_steps(model.run_dir)
+    stopped = _stopped_at_max_steps(out)
     if stopped is not None:
         return [f"trained {args.model} for {stopped} steps (max_steps) and stopped; run folder: {out}; continue "
                 f"it with --resume --out {out} --max-steps N (more than {stopped}, or 0 for no limit)"]
     return [f"trained {args.model}; run folder: {out}"]
 
 
-def _stopped_at_max_steps(run_dir) -> int | None:
+def _stopped_at_max_steps(run_dir: str) -> int | None:
     """The step a run stopped at by ``max_steps`` before its epochs were done; None otherwise."""
     from .runs import has_checkpoint, read_state
 
-    if run_dir is None or not has_checkpoint(Path(run_dir)):
+    if not has_checkpoint(Path(run_dir)):
         return None
     state = read_state(Path(run_dir))
     return None if state["done"] else state["step"]
