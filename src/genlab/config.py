@@ -147,6 +147,15 @@ class ModelConfig:
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
         return from_dict(cls, values)
 
+    #: the values that settings added since had in runs saved before them (a default that changed
+    #: later must not change an old run): a saved config lacking one gets it from here
+    SAVED_BEFORE: typing.ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> "ModelConfig":
+        """The config of a run's saved settings: those it lacks as they were before they existed."""
+        return cls.from_dict({**cls.SAVED_BEFORE, **values})
+
     @property
     def num_pixels(self) -> int:
         """Numbers per image: C times the product of the spatial sides."""

@@ -160,7 +160,8 @@ def model_from_config(config: dict[str, Any], source: Path, meta: bool = False) 
     preset = preset if isinstance(preset, str) else record.name
     try:
         with torch.device("meta") if meta else contextlib.nullcontext():
-            return record.model_class_of(preset).from_config(settings, name=preset)
+            cls = record.model_class_of(preset)
+            return cls.from_config(cls.config_class.from_saved(settings), name=preset)
     except GenlabError as err:
         raise GenlabError(f"{source}: {err}; the run folder is damaged") from None
     except (TypeError, ValueError, OverflowError, RuntimeError) as err:

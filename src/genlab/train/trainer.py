@@ -637,7 +637,7 @@ class Trainer:
         # written (at their defaults) do not count as a difference.
         config_class = type(self.model.config)
         try:
-            before = config_class.from_dict(saved.get("model") or {}).to_dict()
+            before = config_class.from_saved(saved.get("model") or {}).to_dict()
         except (TypeError, ValueError, GenlabError):
             before = saved.get("model")
         if json.loads(json.dumps(before)) != json.loads(json.dumps(self.model.config.to_dict())):

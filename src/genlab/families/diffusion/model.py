@@ -113,6 +113,8 @@ class DiffusionConfig(ModelConfig):
     label_dropout: float = 0.1
     ema_decay: float = 0.999
     conditional: bool = False
+    #: runs saved before the samplers and loss weightings: DDIM with 50 steps, the uniform loss
+    SAVED_BEFORE = {"sampler": "ddim", "sample_steps": 50, "loss_weighting": "uniform"}
 
     def __post_init__(self) -> None:
         super().__post_init__()

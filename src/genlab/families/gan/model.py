@@ -81,6 +81,8 @@ class GANConfig(ModelConfig):
     d_lr_ratio: float = 1.0
     betas: tuple[float, float] = (0.0, 0.9)
     conditional: bool = False
+    #: runs saved before lazy R1 took the penalty on every step
+    SAVED_BEFORE = {"r1_every": 1}
 
     def __post_init__(self) -> None:
         super().__post_init__()
