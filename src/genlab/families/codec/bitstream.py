@@ -20,7 +20,6 @@ decode on the machine that wrote them, ``GLC1`` unchecked.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 import zlib
@@ -35,7 +34,7 @@ from ...files import write_atomic
 from ...models.base import GenerativeModel
 from ...train import Run
 from ...image_files import MAX_IMAGE_PIXELS, check_outputs, decode_image, image_tensor, output_folder, save_png
-from .model import CODING_PRECISION, Codec
+from .model import CODING_PRECISION, Codec, state_digest
 
 MAGIC = b"GLC3"
 #: the fields every format starts with (magic, the weights' fingerprint, H, W): the whole header of
@@ -56,13 +55,7 @@ def fingerprint(model: GenerativeModel) -> bytes:
     """8 bytes that name the model's weights (the first of a SHA-256 over every tensor, in order;
     the coder's tables, made from the weights, are not counted, so files written before the
     tables were saved keep their name)."""
-    digest = hashlib.sha256()
-    for key, tensor in model.state_dict().items():
-        if key in model.derived_state:
-            continue
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.digest()[:8]
+    return state_digest(model.state_dict(), skip=model.derived_state)
 
 
 def _coder():

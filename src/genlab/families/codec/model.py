@@ -48,6 +48,18 @@ MIN_PROBABILITY = 1e-9
 CODING_PRECISION = 24
 
 
+def state_digest(state: dict[str, torch.Tensor], skip: tuple[str, ...] = ()) -> bytes:
+    """8 bytes that name tensors: the first of a SHA-256 over each name and its bytes, in order
+    (names in ``skip`` left out)."""
+    digest = hashlib.sha256()
+    for key, tensor in state.items():
+        if key in skip:
+            continue
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.digest()[:8]
+
+
 def frequency_table(probabilities: torch.Tensor, precision: int = CODING_PRECISION) -> torch.Tensor:
     """Integer frequencies (M, K), int32, of probability rows (M, K): each row scaled to
     2^precision - K and floored, plus one, so that every symbol stays codable; what the flooring
@@ -261,11 +273,7 @@ class Codec(GenerativeModel):
         return self._average_of("density") if "density" in self._averaged_names else self.density
 
     def _density_digest(self) -> torch.Tensor:
-        digest = hashlib.sha256()
-        for key, tensor in self._coding_density().state_dict().items():
-            digest.update(key.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return torch.frombuffer(bytearray(digest.digest()[:8]), dtype=torch.uint8)
+        return torch.frombuffer(bytearray(state_digest(self._coding_density().state_dict())), dtype=torch.uint8)
 
     @torch.no_grad()
     def coding_frequencies(self) -> torch.Tensor:
