@@ -34,7 +34,8 @@ run finished measures it again; one trained with other settings or data is refus
 ``benchmarks/results/image_to_image.json`` (the other tasks' figures stay), and a picture
 (input, output, target for a few test images) goes to ``docs/images/i2i-<task>.png``. Once codec
 runs exist, JPEG's and WebP's own rate-distortion curves on the same 1,000 MNIST test images are
-added (``codec_curves``) and drawn with the codec's points in ``docs/images/i2i-rate-distortion.png``;
+added (``codec_curves``) and drawn with the codec's points in ``docs/images/i2i-rate-distortion.png``,
+with each codec curve's BD-rate against them (``bd_rate``; the ``bjontegaard`` package, in the dev extra);
 ``--tasks`` with no task only remakes the tables and that picture.
 """
 from __future__ import annotations
@@ -126,6 +127,43 @@ def codec_curves(data_dir: Path, n: int = 1000, qualities=(1, 5, 10, 20, 30, 50,
     return curves
 
 
+def codec_runs(results: dict) -> dict[str, list[dict]]:
+    """The codec's runs, one curve per transform (``gelu``, ``gdn``), each sorted by file size."""
+    curves: dict[str, list[dict]] = {}
+    for r in results["tasks"].values():
+        if "bpp" in r:
+            curves.setdefault(r["settings"].get("transform", "gelu"), []).append(r)
+    return {k: sorted(v, key=lambda r: r["bytes"]) for k, v in curves.items()}
+
+
+def bd_rates(results: dict) -> dict:
+    """Each codec curve's Bjontegaard delta rate against JPEG's and WebP's curves: the mean
+    change in bytes at equal PSNR over the PSNR range both cover (negative: the codec needs fewer
+    bytes), by piecewise cubic interpolation of log-rate (the ``bjontegaard`` package's ``pchip``,
+    as the JVET common test conditions), with that range; and whether each point is at or above
+    WebP at its own file size (the issue's target)."""
+    import warnings
+
+    import bjontegaard
+
+    out = {}
+    for transform, runs in codec_runs(results).items():
+        if len(runs) < 2:
+            continue
+        row = {"points": len(runs), "at_or_above_webp_everywhere": all(r["psnr_gain_over_webp_db"] >= 0 for r in runs)}
+        for kind, anchor in results["codec_curves"].items():
+            low = max(min(p["psnr"] for p in anchor), runs[0]["psnr"])
+            high = min(max(p["psnr"] for p in anchor), runs[-1]["psnr"])
+            with warnings.catch_warnings():   # a short overlap is reported as the range, not warned of
+                warnings.simplefilter("ignore")
+                rate = bjontegaard.bd_rate([p["bytes"] for p in anchor], [p["psnr"] for p in anchor],
+                                           [r["bytes"] for r in runs], [r["psnr"] for r in runs],
+                                           method="pchip", require_matching_points=False)
+            row[kind] = {"bd_rate_percent": float(rate), "psnr_range": [float(low), float(high)]}
+        out[transform] = row
+    return out
+
+
 def rate_distortion_picture(results: dict, path: Path) -> None:
     """Bytes per image against PSNR: the codec's runs as points, JPEG's and WebP's curves."""
     import matplotlib
@@ -137,11 +175,12 @@ def rate_distortion_picture(results: dict, path: Path) -> None:
     for kind, style in (("jpeg", "s-"), ("webp", "^-")):
         points = results["codec_curves"][kind]
         ax.plot([p["bytes"] for p in points], [p["psnr"] for p in points], style, label=f"{kind.upper()} (Pillow)")
-    runs = sorted((r for r in results["tasks"].values() if "bpp" in r), key=lambda r: r["bytes"])
-    ax.plot([r["bytes"] for r in runs], [r["psnr"] for r in runs], "o-", color="black", label="genlab compress")
-    for r in runs:
-        ax.annotate(f"lmbda {r['lmbda']:g}", (r["bytes"], r["psnr"]), textcoords="offset points", xytext=(6, -10),
-                    fontsize=8)
+    for (transform, runs), style in zip(codec_runs(results).items(), ("o-", "D--")):
+        ax.plot([r["bytes"] for r in runs], [r["psnr"] for r in runs], style, color="black",
+                label=f"genlab compress ({transform})")
+        for r in runs:
+            ax.annotate(f"lmbda {r['lmbda']:g}", (r["bytes"], r["psnr"]), textcoords="offset points",
+                        xytext=(6, -10), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("bytes per 28x28 image (file, headers included)")
     ax.set_ylabel("PSNR (dB)")
@@ -232,6 +271,7 @@ def main() -> None:
     results = json.loads(path.read_text())
     if any("bpp" in r for r in results["tasks"].values()):
         results["codec_curves"] = codec_curves(data_dir)
+        results["bd_rate"] = bd_rates(results)
         write_results("image_to_image", results)
         rate_distortion_picture(results, IMAGES / "i2i-rate-distortion.png")
     rows, transfers, codecs = [], [], []
@@ -265,6 +305,12 @@ def main() -> None:
         print()
         print_table(["task", "train min", "steps", "bytes", "bpp", "PSNR", "WebP bytes", "WebP PSNR", "JPEG bytes",
                      "JPEG PSNR", "JPEG larger"], codecs)
+    if results.get("bd_rate"):
+        print("\nBD-rate: the codec's change in bytes at equal PSNR, over the PSNR range both curves cover")
+        print_table(["codec curve", "points", "vs WebP", "PSNR range", "vs JPEG", "PSNR range", "at or above WebP"],
+                    [[t, b["points"], f"{b['webp']['bd_rate_percent']:+.1f} %", "{:.1f}-{:.1f}".format(*b["webp"]["psnr_range"]),
+                      f"{b['jpeg']['bd_rate_percent']:+.1f} %", "{:.1f}-{:.1f}".format(*b["jpeg"]["psnr_range"]),
+                      "yes" if b["at_or_above_webp_everywhere"] else "no"] for t, b in results["bd_rate"].items()])
     if transfers:
         print()
         print_table(["task", "train min", "steps", "FID", "baseline FID", "FID floor", "digit kept", "baseline kept",
