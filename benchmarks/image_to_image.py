@@ -22,7 +22,9 @@ Tasks (``--tasks``; all by default):
   transforms in place of GELU.
 - ``cyclegan-mnist``: CycleGAN between MNIST and MNIST-M (U-Nets (32, 64), PatchGANs), measured by
   each direction's FID against the target domain's test images (and its real-data floor), the
-  digit kept by the target domain's classifier, and the cycle error.
+  digit kept by the target domain's classifier, and the cycle error; ``cyclegan-mnist-semantic``:
+  the same with CyCADA's semantic-consistency term (its own classifier, trained on MNIST's labels
+  during the run; the measuring classifier is another, trained apart on the target domain).
 
 Every task with a held-out measure during training records the held-out gain after each epoch
 (``val/psnr`` - ``val/baseline_psnr``, RGB dB, the run's ``metrics.jsonl``); the table shows its
@@ -76,6 +78,9 @@ TASKS = {
     # GDN transforms (Ballé et al.) in place of GELU, at the middle point of the curve
     "compress-gdn-0.01": ("compress", "mnist", 32, 1e-3, {"lmbda": 0.01, "transform": "gdn"}, 8),
     "cyclegan-mnist": ("cyclegan", "mnist", 16, 2e-4, {"domain_b": "mnist-m", "channels": (32, 64)}, 8),
+    # with CyCADA's semantic-consistency term (weight 1, as theirs)
+    "cyclegan-mnist-semantic": ("cyclegan", "mnist", 16, 2e-4,
+                                {"domain_b": "mnist-m", "channels": (32, 64), "semantic_weight": 1.0}, 8),
 }
 #: superres task -> its training patches (``photos.superres_patches``: side, how many)
 SUPERRES_PATCHES = {"superres-x2": {"size": 64, "count": 8000}, "superres-x4": {"size": 64, "count": 8000}}

@@ -12,6 +12,12 @@ training step has two objectives:
   ``identity_weight`` * lambda times the identity error |G_ab(b) - b| + |G_ba(a) - a|, which keeps
   colours where a domain's image is already right (0.5 in the paper; only between domains of the
   same channel count, since G_ab cannot take a B image otherwise).
+- with ``semantic_weight`` above 0, CyCADA's semantic consistency (Hoffman et al. 2018): a
+  classifier f (``semantic_classifier``) learns the labels of domain A from its images and from
+  their translations to B (``classifier``: cross-entropy on both, a third objective of the step, so
+  that f reads B as well; the translations keep the digit in the direction that already works),
+  and the generators are asked to keep what f reads: cross-entropy of f(G_ab(a)) against a's label
+  and of f(G_ba(b)) against f's own reading of b, f held fixed. Only A needs labels.
 - ``discriminators`` (both at once): (D(real) - 1)^2 + D(fake)^2 for each, halved, on generated
   images drawn from a history pool (``pool_size`` 50 per domain, Shrivastava et al. 2017): once
   full, each new image replaces a random stored one half the time, and D sees the stored one
@@ -36,6 +42,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ...config import check_at_least
@@ -68,6 +75,8 @@ class CycleGANConfig(ModelConfig):
             between domains of the same channel count, else 0).
         pool_size: generated images kept per domain for D (0: D sees only the newest).
         residual: each generator corrects its input brought to the other domain's channels.
+        semantic_weight: the weight of the semantic-consistency term (0: none); needs labels for
+            domain A (the data). See the module's description.
     """
 
     domain_b: str | None = None
@@ -82,6 +91,7 @@ class CycleGANConfig(ModelConfig):
     identity_weight: float | None = None
     pool_size: int = 50
     residual: bool = True
+    semantic_weight: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -105,7 +115,10 @@ class CycleGANConfig(ModelConfig):
         check_at_least(self, 1, "channels", "d_channels")
         if self.cycle_weight_b is None:
             self.cycle_weight_b = self.cycle_weight
-        check_at_least(self, 0, "blocks", "cycle_weight", "cycle_weight_b", "pool_size")
+        check_at_least(self, 0, "blocks", "cycle_weight", "cycle_weight_b", "pool_size", "semantic_weight")
+        if self.semantic_weight > 0 and not self.num_classes:
+            raise GenlabError("`semantic_weight` keeps the class of each image through the translation, so it needs "
+                              "labels for domain A (the data); this data has none: set `semantic_weight=0`")
         same = self.condition_shape[0] == c
         if self.identity_weight is None:
             self.identity_weight = 0.5 if same else 0.0
@@ -209,6 +222,10 @@ class CycleGAN(GenerativeModel):
         self.pool_a = HistoryPool(config.pool_size, config.image_shape)
         self.pool_b = HistoryPool(config.pool_size, config.condition_shape)
         self.keep_average("gen_ab", "gen_ba")
+        if config.semantic_weight > 0:
+            from ...metrics.features import Classifier
+
+            self.semantic_classifier = Classifier((max(ca, cb), *config.image_shape[1:]), config.num_classes)
 
     def _generator(self, a: int, b: int) -> nn.Module:
         cfg = self.config
@@ -314,9 +331,12 @@ class CycleGAN(GenerativeModel):
     # ----------------------------------------------------------------- training
     def optimizer_groups(self) -> dict[str, OptimizerGroup]:
         betas = (0.5, 0.999)
-        return {"generators": OptimizerGroup([*self.gen_ab.parameters(), *self.gen_ba.parameters()], betas=betas),
-                "discriminators": OptimizerGroup([*self.disc_a.parameters(), *self.disc_b.parameters()], betas=betas,
-                                                 weight_decay=0.0)}
+        groups = {"generators": OptimizerGroup([*self.gen_ab.parameters(), *self.gen_ba.parameters()], betas=betas),
+                  "discriminators": OptimizerGroup([*self.disc_a.parameters(), *self.disc_b.parameters()],
+                                                   betas=betas, weight_decay=0.0)}
+        if self.config.semantic_weight > 0:
+            groups["classifier"] = OptimizerGroup(list(self.semantic_classifier.parameters()), weight_decay=0.0)
+        return groups
 
     def _domains(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         if batch.condition is None:
@@ -342,16 +362,39 @@ class CycleGAN(GenerativeModel):
             identity = (self.to_b(b) - b).abs().mean() + (self.to_a(a) - a).abs().mean()
             loss = loss + cfg.identity_weight * cfg.cycle_weight * identity
             terms["identity"] = identity
-        batch.scratch.update(fake_a=fake_a.detach(), fake_b=fake_b.detach())
+        if cfg.semantic_weight > 0:
+            labels = self._labels_of_a(batch)
+            f = self.semantic_classifier
+            with frozen(f):
+                with torch.no_grad():
+                    read_b = f(b).argmax(1)
+                semantic = F.cross_entropy(f(fake_b), labels) + F.cross_entropy(f(fake_a), read_b)
+            loss = loss + cfg.semantic_weight * semantic
+            terms["semantic"] = semantic
+        batch.scratch.update(fake_a=fake_a.detach(), fake_b=fake_b.detach(), translated_a=fake_b.detach())
         terms["loss"] = loss
         return loss, {k: v.detach() for k, v in terms.items()}
 
+    def _labels_of_a(self, batch: Batch) -> torch.Tensor:
+        if batch.labels is None:
+            raise GenlabError("`semantic_weight` needs labels for domain A (the data); these images have none: "
+                              "set `semantic_weight=0`")
+        return batch.labels
+
     def objective(self, name: str, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``generators``: ``loss`` = ``adv`` + lambda (``cycle`` + identity weight x
-        ``identity``); then ``discriminators``: ``d_loss``, half the least-squares loss of each
-        D on its domain's real images and pooled fakes (batch means)."""
+        ``identity``) + ``semantic_weight`` x ``semantic``; then ``discriminators``: ``d_loss``,
+        half the least-squares loss of each D on its domain's real images and pooled fakes (batch
+        means); then, with the semantic term, ``classifier``: ``c_loss``, the classifier's
+        cross-entropy on A's images and their translations to B."""
         if name == "generators":
             return self._generator_terms(batch)
+        if name == "classifier":
+            a, fake_b = batch.images, batch.scratch.pop("translated_a")
+            labels = self._labels_of_a(batch)
+            f = self.semantic_classifier
+            c_loss = F.cross_entropy(f(a), labels) + F.cross_entropy(f(fake_b), labels)
+            return c_loss, {"c_loss": c_loss.detach()}
         a, b = self._domains(batch)
         fake_a = self.pool_a.exchange(batch.scratch.pop("fake_a"), batch)
         fake_b = self.pool_b.exchange(batch.scratch.pop("fake_b"), batch)
