@@ -2,7 +2,7 @@
 20 volumes of 200^3 and judge them by the rock's statistics against the original and against the
 paper's GAN (Mosser, Dubrule and Blunt 2017, whose own statistics ship with the data).
 
-    python benchmarks/porous.py --data ../shared/datasets/porous --minutes 90 [--edge 64]
+    python benchmarks/porous.py --data ../shared/datasets/porous --minutes 90 [--edge 32] [--threads 1]
     python benchmarks/porous.py --data ../shared/datasets/porous --run benchmarks/runs/porous-ketton-64 --pictures
     python benchmarks/porous.py --data ../shared/datasets/porous --real-only [--median-filter]
 
@@ -223,7 +223,14 @@ def main() -> None:
     p.add_argument("--median-filter", action="store_true",
                    help="also the Euler characteristics after a 3x3x3 median filter (of every volume compared)")
     p.add_argument("--minutes", type=float, default=90.0, help="training time when training (default 90)")
-    p.add_argument("--edge", type=int, default=64, help="training cube edge (default 64, as the paper)")
+    p.add_argument("--edge", type=int, default=32,
+                   help="training cube edge (default 32: the paper's 64 takes 8 times as long a step, about 1,600 "
+                   "steps in 90 CPU minutes here)")
+    p.add_argument("--instance-noise-steps", type=int, default=10000,
+                   help="the steps over which D's instance noise decays to 0 (default 10000, about 3/4 of a "
+                   "90-minute run at edge 32 on one thread)")
+    p.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                   help="what --minutes counts: the process's CPU time (default) or time on the clock")
     p.add_argument("--volumes", type=int, default=20)
     p.add_argument("--largest", type=int, default=512, help="edge of the largest volume to time (default 512)")
     p.add_argument("--threads", type=int, default=2)
@@ -258,9 +265,12 @@ def judge_model(args, folder: Path, original: np.ndarray, common: dict) -> None:
         run_dir = Path(args.run)
     else:
         run_dir = ROOT / "benchmarks" / "runs" / f"porous-ketton-{args.edge}"
+        # precision auto: bf16 where the CPU has it natively; emulated, a step of 64^3 cubes took
+        # 78 s of CPU time here against 3.4 s in fp32
         train("porous-gan", f"volume:{ketton},edge={args.edge},stride={args.edge // 4}", out_dir=run_dir,
               resume=(run_dir / "trainer_state.json").exists(), epochs=1000, max_minutes=args.minutes,
-              precision="bf16", checkpoint_every=300, model_settings={"channels": 16})
+              clock=args.clock, precision="auto", checkpoint_minutes=10,
+              model_settings={"channels": 16, "instance_noise_steps": args.instance_noise_steps})
     run = load_run(run_dir)
     model = run.model
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -313,10 +323,10 @@ def judge_model(args, folder: Path, original: np.ndarray, common: dict) -> None:
         "s2_check_against_paper_file": s2_mae_paper_file,
         "table": [[c if isinstance(c, (bool, str)) else float(c) for c in r] for r in rows],
         "largest_volume": big, "synthetic": synthetic,
-        "slicegan": None if sliced is None else {k: v for k, v in sliced.items() if k != "rows"}})
+        "slicegan": None if sliced is None else {k: v for k, v in sliced.items() if k not in ("rows", "sample")}})
     print(f"\nwritten to {path}")
     if args.pictures:
-        pictures(run, generated[0], original, gen, orig, s2_original)
+        pictures(run, generated[0], original, gen, orig, s2_original, None if sliced is None else sliced["sample"])
 
 
 def target_rows(whole: dict, paper: dict, gen: dict, euler: dict, s2_mae: float) -> list[list]:
@@ -370,7 +380,8 @@ def judge_slicegan(args, original: np.ndarray, reference: np.ndarray, s2_origina
         print(f"training SliceGAN on 3 slices for {args.minutes:g} min ...", flush=True)
         # fp32: a bf16 step of 8 volumes of 32^3 took 11.4 s on one thread of this CPU, fp32 0.7 s
         train("slicegan", f"{data},edge={args.slice_edge}", out_dir=run_dir, epochs=1000, max_minutes=args.minutes,
-              resume=(run_dir / "trainer_state.json").exists(), checkpoint_every=300, model_settings={"channels": 16})
+              clock=args.clock, resume=(run_dir / "trainer_state.json").exists(), checkpoint_minutes=10,
+              model_settings={"channels": 16})
     run = load_run(run_dir)
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     print(f"generating {args.volumes} SliceGAN volumes of {EDGE}^3 ...", flush=True)
@@ -382,7 +393,8 @@ def judge_slicegan(args, original: np.ndarray, reference: np.ndarray, s2_origina
             "edge": run.model.config.image_shape[1], "train_minutes": round(train_time(run_dir) / 60, 1),
             "train_steps": metrics[-1]["step"] if metrics else 0, "model": run.config["model"],
             "train": run.config["train"], "seconds_per_volume": round(per_volume, 2), "generated": gen,
-            "s2_mae": s2_mae, "euler": euler, "rows": target_rows(whole, paper, gen, euler, s2_mae)}
+            "s2_mae": s2_mae, "euler": euler, "rows": target_rows(whole, paper, gen, euler, s2_mae),
+            "sample": generated[0]}
 
 
 def euler_figures(reference: np.ndarray, generated: np.ndarray, median: bool) -> dict:
@@ -419,13 +431,17 @@ def euler_table_rows(euler: dict, paper: dict) -> list[list]:
     return rows
 
 
-def pictures(run, sample: np.ndarray, original: np.ndarray, gen: dict, orig: dict, s2_original: np.ndarray) -> None:
-    """The docs' pictures: slices beside the original's, the pore space, S2 and the statistics."""
+def pictures(run, sample: np.ndarray, original: np.ndarray, gen: dict, orig: dict, s2_original: np.ndarray,
+             slice_sample: np.ndarray | None = None) -> None:
+    """The docs' pictures: slices beside the original's (and SliceGAN's, when judged), the pore
+    space, S2 and the statistics."""
     from genlab.families.porous.pictures import orthogonal_slices, pore_isosurface, s2_plot, statistics_panels
 
     out = ROOT / "docs" / "images"
-    orthogonal_slices({"Ketton (original)": original[:EDGE, :EDGE, :EDGE], "genlab 3-D GAN": sample},
-                      out / "porous-slices.png")
+    shown = {"Ketton (original)": original[:EDGE, :EDGE, :EDGE], "genlab 3-D GAN": sample}
+    if slice_sample is not None:
+        shown["SliceGAN, from 3 slices"] = slice_sample
+    orthogonal_slices(shown, out / "porous-slices.png")
     pore_isosurface(sample, out / "porous-pores-generated.png", title="pore space, generated (96^3 corner)")
     pore_isosurface(original, out / "porous-pores-original.png", title="pore space, Ketton (96^3 corner)")
     lags = np.arange(len(gen["s2"]["mean"]))
