@@ -89,6 +89,10 @@ def open_page(browser, url, kind):
     browser.get(url + "/")
     wait_for(browser, lambda: browser.execute_script("return document.body.dataset.ready") == "true")
     assert browser.execute_script("return document.body.dataset.page") == kind
+    # the pictures load after the page starts (slowly on a busy machine): wait until each has
+    # loaded or failed, then none may have failed
+    wait_for(browser, lambda: browser.execute_script(
+        "return [...document.images].every((i) => i.offsetParent === null || i.complete)"), seconds=60)
     assert broken_images(browser) == []
     assert error(browser) == ""
     return browser
