@@ -217,38 +217,42 @@ def test_the_resnet_generator_starts_as_the_identity_and_trains():
 
 
 def test_the_semantic_term_keeps_the_class_and_trains_its_classifier_apart(tmp_path):
-    """CyCADA's term: the classifier learns A's labels from A and its translations, in its own
-    objective; the generators' term is cross-entropy of the classifier, held fixed, on both
-    translations, computed here by hand; and a run with it trains, resumes and reloads."""
+    """CyCADA's term: f_a learns A's labels from A, f_b from A's translations, in their own
+    objective; the generators' term is the cross-entropy of f_a, held fixed, on both translations
+    (against a's labels and f_b's reading of b), computed here by hand; a run with it reloads."""
     import torch.nn.functional as F
 
     a = load_dataset("digits28", "train").subset(slice(0, 48))
     model = genlab.train("cyclegan", a, None, out_dir=tmp_path / "run", epochs=1, batch_size=16, progress=False,
                          snapshot_every=-1, model_settings=dict(SMALL, semantic_weight=1.0))
-    assert set(model.optimizer_groups()) == {"generators", "discriminators", "classifier"}
+    assert set(model.optimizer_groups()) == {"generators", "discriminators", "classifiers"}
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert "train/semantic" in records[-1] and "train/c_loss" in records[-1]
     joined = unpaired(a, load_dataset("digits-m", "train"))
     batch = joined.batch(slice(0, 8))
     model.train()
     _, terms = model.objective("generators", batch, 0)
-    f = model.semantic_classifier
+    f_a, f_b = model.classifier_a, model.classifier_b
     with torch.no_grad():
         fake_b, fake_a = model.to_b(batch.images), model.to_a(batch.condition)
-        want = F.cross_entropy(f(fake_b), batch.labels) + F.cross_entropy(f(fake_a), f(batch.condition).argmax(1))
+        want = (F.cross_entropy(f_a(fake_b.mean(1, keepdim=True)), batch.labels)
+                + F.cross_entropy(f_a(fake_a), f_b(batch.condition).argmax(1)))
     torch.testing.assert_close(terms["semantic"], want)
     # the generators' objective leaves the classifier's gradients alone, and the classifier's the generators'
     model.zero_grad(set_to_none=True)
     loss, _ = model.objective("generators", batch, 0)
     loss.backward()
-    assert all(p.grad is None for p in f.parameters())
+    assert all(p.grad is None for p in [*f_a.parameters(), *f_b.parameters()])
     assert any(p.grad is not None for p in model.gen_ba.parameters())
     model.zero_grad(set_to_none=True)
-    c_loss, _ = model.objective("classifier", batch, 0)
+    model.objective("generators", batch, 0)   # leaves the translations for the classifiers' objective
+    model.zero_grad(set_to_none=True)
+    c_loss, _ = model.objective("classifiers", batch, 0)
     c_loss.backward()
-    assert all(p.grad is None for p in model.gen_ab.parameters()) and all(p.grad is not None for p in f.parameters())
+    assert all(p.grad is None for p in model.gen_ab.parameters())
+    assert all(p.grad is not None for p in [*f_a.parameters(), *f_b.parameters()])
     reloaded = load_run(tmp_path / "run").model
-    assert torch.equal(reloaded.semantic_classifier.head.weight, f.head.weight)
+    assert torch.equal(reloaded.classifier_b.head.weight, f_b.head.weight)
     unlabelled = Batch(batch.images, condition=batch.condition)
     with pytest.raises(GenlabError, match="needs labels for domain A"):
         model.objective("generators", unlabelled, 0)

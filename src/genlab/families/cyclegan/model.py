@@ -12,12 +12,14 @@ training step has two objectives:
   ``identity_weight`` * lambda times the identity error |G_ab(b) - b| + |G_ba(a) - a|, which keeps
   colours where a domain's image is already right (0.5 in the paper; only between domains of the
   same channel count, since G_ab cannot take a B image otherwise).
-- with ``semantic_weight`` above 0, CyCADA's semantic consistency (Hoffman et al. 2018): a
-  classifier f (``semantic_classifier``) learns the labels of domain A from its images and from
-  their translations to B (``classifier``: cross-entropy on both, a third objective of the step, so
-  that f reads B as well; the translations keep the digit in the direction that already works),
-  and the generators are asked to keep what f reads: cross-entropy of f(G_ab(a)) against a's label
-  and of f(G_ba(b)) against f's own reading of b, f held fixed. Only A needs labels.
+- with ``semantic_weight`` above 0, CyCADA's semantic consistency (Hoffman et al. 2018): the
+  generators are asked to make images that a classifier of domain A reads as the class of their
+  source, with two classifiers held fixed: f_a (``classifier_a``) learns A's labels from A's
+  images, f_b (``classifier_b``) from their translations G_ab(a), so that it reads B. The term is
+  the cross-entropy of f_a(G_ab(a)) against a's label plus that of f_a(G_ba(b)) against f_b's
+  reading of b (a pseudo-label); both classifiers learn in a third objective of the step,
+  ``classifiers``. Only A needs labels. (One classifier trained on both domains, tried first,
+  did not help: G_ba could satisfy it without making A-like images.)
 - ``discriminators`` (both at once): (D(real) - 1)^2 + D(fake)^2 for each, halved, on generated
   images drawn from a history pool (``pool_size`` 50 per domain, Shrivastava et al. 2017): once
   full, each new image replaces a random stored one half the time, and D sees the stored one
@@ -225,7 +227,8 @@ class CycleGAN(GenerativeModel):
         if config.semantic_weight > 0:
             from ...metrics.features import Classifier
 
-            self.semantic_classifier = Classifier((max(ca, cb), *config.image_shape[1:]), config.num_classes)
+            self.classifier_a = Classifier(config.image_shape, config.num_classes)
+            self.classifier_b = Classifier(config.condition_shape, config.num_classes)
 
     def _generator(self, a: int, b: int) -> nn.Module:
         cfg = self.config
@@ -335,7 +338,8 @@ class CycleGAN(GenerativeModel):
                   "discriminators": OptimizerGroup([*self.disc_a.parameters(), *self.disc_b.parameters()],
                                                    betas=betas, weight_decay=0.0)}
         if self.config.semantic_weight > 0:
-            groups["classifier"] = OptimizerGroup(list(self.semantic_classifier.parameters()), weight_decay=0.0)
+            groups["classifiers"] = OptimizerGroup([*self.classifier_a.parameters(), *self.classifier_b.parameters()],
+                                                   weight_decay=0.0)
         return groups
 
     def _domains(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -364,11 +368,11 @@ class CycleGAN(GenerativeModel):
             terms["identity"] = identity
         if cfg.semantic_weight > 0:
             labels = self._labels_of_a(batch)
-            f = self.semantic_classifier
-            with frozen(f):
+            f_a, f_b = self.classifier_a, self.classifier_b
+            with frozen(f_a, f_b):
                 with torch.no_grad():
-                    read_b = f(b).argmax(1)
-                semantic = F.cross_entropy(f(fake_b), labels) + F.cross_entropy(f(fake_a), read_b)
+                    read_b = f_b(b).argmax(1)
+                semantic = F.cross_entropy(f_a(fake_b), labels) + F.cross_entropy(f_a(fake_a), read_b)
             loss = loss + cfg.semantic_weight * semantic
             terms["semantic"] = semantic
         batch.scratch.update(fake_a=fake_a.detach(), fake_b=fake_b.detach(), translated_a=fake_b.detach())
@@ -385,15 +389,14 @@ class CycleGAN(GenerativeModel):
         """``generators``: ``loss`` = ``adv`` + lambda (``cycle`` + identity weight x
         ``identity``) + ``semantic_weight`` x ``semantic``; then ``discriminators``: ``d_loss``,
         half the least-squares loss of each D on its domain's real images and pooled fakes (batch
-        means); then, with the semantic term, ``classifier``: ``c_loss``, the classifier's
-        cross-entropy on A's images and their translations to B."""
+        means); then, with the semantic term, ``classifiers``: ``c_loss``, the cross-entropy of
+        f_a on A's images and of f_b on their translations to B."""
         if name == "generators":
             return self._generator_terms(batch)
-        if name == "classifier":
+        if name == "classifiers":
             a, fake_b = batch.images, batch.scratch.pop("translated_a")
             labels = self._labels_of_a(batch)
-            f = self.semantic_classifier
-            c_loss = F.cross_entropy(f(a), labels) + F.cross_entropy(f(fake_b), labels)
+            c_loss = F.cross_entropy(self.classifier_a(a), labels) + F.cross_entropy(self.classifier_b(fake_b), labels)
             return c_loss, {"c_loss": c_loss.detach()}
         a, b = self._domains(batch)
         fake_a = self.pool_a.exchange(batch.scratch.pop("fake_a"), batch)
