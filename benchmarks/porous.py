@@ -227,8 +227,8 @@ def main() -> None:
                    help="training cube edge (default 32: the paper's 64 takes 8 times as long a step, about 1,600 "
                    "steps in 90 CPU minutes here)")
     p.add_argument("--instance-noise-steps", type=int, default=10000,
-                   help="the steps over which D's instance noise decays to 0 (default 10000, about 3/4 of a "
-                   "90-minute run at edge 32 on one thread)")
+                   help="the steps over which D's instance noise decays to 0 (default 10000: a little more than "
+                   "half of a 90-minute run at edge 32 on one thread, about 18,000 steps)")
     p.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
                    help="what --minutes counts: the process's CPU time (default) or time on the clock")
     p.add_argument("--volumes", type=int, default=20)
