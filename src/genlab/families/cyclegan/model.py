@@ -4,7 +4,7 @@ Two generators, G_ab from domain A (the training data) to domain B (``domain_b``
 and G_ba back, and two PatchGAN discriminators, D_a and D_b
 (:class:`~genlab.nn.patchgan.PatchDiscriminator`), learn from batches of A and B images that
 are not pairs (:func:`genlab.data.unpaired` puts B's images in each batch's ``condition``). Each
-training step has two objectives:
+training step has two objectives (three with the semantic term):
 
 - ``generators`` (both at once): the least-squares adversarial terms (D_b(G_ab(a)) - 1)^2 and
   (D_a(G_ba(b)) - 1)^2 (mean over D's patch scores), plus ``cycle_weight`` (lambda = 10) times the
@@ -375,7 +375,8 @@ class CycleGAN(GenerativeModel):
                 semantic = F.cross_entropy(f_a(fake_b), labels) + F.cross_entropy(f_a(fake_a), read_b)
             loss = loss + cfg.semantic_weight * semantic
             terms["semantic"] = semantic
-        batch.scratch.update(fake_a=fake_a.detach(), fake_b=fake_b.detach(), translated_a=fake_b.detach())
+            batch.scratch["translated_a"] = fake_b.detach()   # for the classifiers' objective
+        batch.scratch.update(fake_a=fake_a.detach(), fake_b=fake_b.detach())
         terms["loss"] = loss
         return loss, {k: v.detach() for k, v in terms.items()}
 
