@@ -11,6 +11,7 @@ the same trained models; and latent against pixel diffusion on 64 x 64 colour ph
     python benchmarks/diffusion.py --sets photos64 --only latent
     python benchmarks/diffusion.py --table               # the saved tables again, beside the GANs' latest rows
     python benchmarks/diffusion.py --sweep-only          # no training: the sampler sweep of the saved pixel runs
+    python benchmarks/diffusion.py --sweep-only --device cuda   # sampled on a GPU: the same samples up to rounding, in minutes
     python benchmarks/diffusion.py --only pixel-uniform --no-sweep   # training and its rows; the sweep later
     python benchmarks/diffusion.py --quick               # both sets, tiny data, budgets of seconds: the harness
 
@@ -191,16 +192,17 @@ def train_entry(set_name, name, train_data, budgets_s, measure, keep, quick, thr
 
 
 def sweep(run_dir: Path, last: dict, n: int, steps: list[int], samplers: list[str], data_dir, keep,
-          quick: bool) -> None:
-    """The sampler sweep of a trained pixel run (benchmarks/diffusion_samplers.py's ``fid``), its rows
-    tagged with the time of the budget row ``last``, and a grid of 64 samples per sampler."""
+          quick: bool, device: str = "cpu") -> None:
+    """The sampler sweep of a trained pixel run (benchmarks/diffusion_samplers.py's ``fid``) sampled on
+    ``device``, its rows tagged with the time of the budget row ``last``, and a grid of 64 samples
+    per sampler."""
     from genlab.viz import save_grid
 
-    data = fid(str(run_dir), n, steps, samplers, data_dir)
+    data = fid(str(run_dir), n, steps, samplers, data_dir, device)
     for r in data["rows"]:
         keep({**{k: last[k] for k in ("set", "model", "minutes", "clock", "epochs", "torch_threads")},
-              "sweep": True, **r})
-    model = genlab.load_run(run_dir, family="diffusion").model
+              "sweep": True, "sampled_on": data["device"], **r})
+    model = genlab.load_run(run_dir, family="diffusion", map_location=device).model
     for sampler in samplers:
         images = draw(model, sampler, GRID_STEPS, 64)[0]
         path = save_grid(images, RESULTS / f"diffusion-{last['model']}-{sampler}{'-quick' if quick else ''}.png", nrow=8)
@@ -294,7 +296,7 @@ def run_set(set_name: str, args) -> None:
             run_dir, last = train_entry(set_name, entry, train_data, budgets_s, measure, keep, args.quick, args.threads)
         if spec.entries[entry].sweep and not args.no_sweep:
             sweep(run_dir, last, n, sorted(args.steps or ([5, 10, 20] if args.quick else STEPS)),
-                  args.samplers, data_dir, keep, args.quick)
+                  args.samplers, data_dir, keep, args.quick, args.device)
 
 
 def report(set_name: str, quick: bool) -> None:
@@ -372,6 +374,8 @@ def main() -> None:
                         help="digits28 and a few photo patches, budgets of 5, 10 and 15 seconds, 100 and 64 samples")
     parser.add_argument("--sweep-only", action="store_true",
                         help="no training: the sampler sweep of the saved runs of the pixel entries")
+    parser.add_argument("--device", default="cpu", help="where the sampler sweep samples (cpu, or cuda: its FIDs do "
+                                                        "not depend on it; training is on the CPU, in CPU time)")
     parser.add_argument("--table", action="store_true", help="no training: print the saved tables again")
     parser.add_argument("--no-sweep", action="store_true",
                         help="train and score the entries, leave their sampler sweep to a later --sweep-only")

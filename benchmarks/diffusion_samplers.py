@@ -80,9 +80,13 @@ def cost(batch: int, steps: list[int], samplers: list[str], repeats: int) -> dic
             "batch": batch, "repeats": repeats, "rows": rows}
 
 
-def fid(run_dir: str, num_samples: int, steps: list[int], samplers: list[str], data_dir=None) -> dict:
-    """FID and KID of each sampler and step count for the trained diffusion run at ``run_dir``."""
-    run = genlab.load_run(run_dir, family="diffusion")
+def fid(run_dir: str, num_samples: int, steps: list[int], samplers: list[str], data_dir=None,
+        device: str = "cpu") -> dict:
+    """FID and KID of each sampler and step count for the trained diffusion run at ``run_dir``,
+    sampled on ``device`` (a GPU draws the same samples as the CPU up to rounding (in fp32, TF32 off): the starting
+    noise comes from the CPU's generator; the milliseconds are then the GPU's)."""
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # fp32 as on the CPU
+    run = genlab.load_run(run_dir, family="diffusion", map_location=device)
     train_data, test_data = run.dataset("train", data_dir), run.dataset("test", data_dir)
     n = min(num_samples, len(train_data), len(test_data))
     extractor, real, floor = sample_quality_reference(train_data, test_data, n, METRICS)
@@ -94,7 +98,12 @@ def fid(run_dir: str, num_samples: int, steps: list[int], samplers: list[str], d
             rows.append({"sampler": sampler, "steps": k, "ms_per_image": 1000 * per_image, **scores})
             print(f"  {sampler} {k} steps: FID {scores['fid']:.2f}, KID {scores['kid']:.3f}", flush=True)
     return {"run": str(run_dir), "dataset": run.dataset_name, "num_samples": n, "features": extractor.describe(),
-            "floor": floor, "rows": rows}
+            "floor": floor, "rows": rows, "device": device_name(device)}
+
+
+def device_name(device: str) -> str:
+    """``cpu``, or ``cuda (NVIDIA H100 80GB HBM3)``, say."""
+    return device if device == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
 
 
 def report_cost(data: dict) -> None:
@@ -134,6 +143,8 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--results", help="results file name (benchmarks/results/NAME.json; default "
                         "diffusion-samplers-cost or -fid): runs of parts of a sweep at once keep apart")
+    parser.add_argument("--device", default="cpu", help="fid: where to sample (cpu, or cuda: the figures do not "
+                                                        "depend on it, the milliseconds do)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the issue's budget: 2 cores)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -143,7 +154,7 @@ def main() -> None:
     else:
         if not args.run:
             parser.error("fid needs a trained diffusion run folder")
-        data = fid(args.run, args.num_samples, sorted(args.steps), args.samplers, args.data_dir)
+        data = fid(args.run, args.num_samples, sorted(args.steps), args.samplers, args.data_dir, args.device)
         report = report_fid
     data = {**data, "machine": machine(), "command": " ".join(["python", *sys.argv])}
     report(data)

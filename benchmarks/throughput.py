@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py [--threads 1 2] [--steps 40] [--rounds 2] [--only vae dcgan cgan diffusion porous]
                                     [--compile] [--results throughput]
+    python benchmarks/throughput.py --device cuda [--steps 100]    # on a GPU: benchmarks/results/throughput-cuda.json
 
 (--only measures those models again and keeps the other models' rows of the results file;
 --results names that file, so that runs on CPUs of different kinds can stand side by side.)
@@ -23,6 +24,13 @@ model's FLOPs per training image (forward and backward, torch's FlopCounterMode)
 of the machine's matmul rate (fp32 and bf16, measured in the same run) each reaches, where
 genlab's step spends its time (torch.profiler), and DDIM sampling: images per second at 10 and
 50 steps, and the time to a 64-image grid at 50 steps.
+
+With --device cuda, the same models on a GPU, each model's runs in one worker process (CUDA starts
+once; a short warm-up run of each side first, not counted): the reference loop (fp32, each batch
+moved to the GPU as it comes, ``loss.item()`` each step), genlab's defaults there (bf16 autocast
+where the GPU has it, channels-last for the conv GANs, the fused AdamW, the losses read back every
+25 steps), and genlab with each lever: plain fp32, bf16, fp16 (with its gradient scaler), and the
+losses read back at every step as the reference does. No profile or torch.compile rows there.
 
 The models: the VAE 784-400-20 of the PyTorch examples (Bernoulli, grey targets, Adam 1e-3,
 batch 128); the DCGAN and the conditional GAN at 28x28 with the settings of benchmarks/gan.py
@@ -89,14 +97,21 @@ def measure(who: str, name: str, steps: int, threads: int, settings: dict, env: 
 
 
 # --------------------------------------------------------------------- the machine and the model
-def matmul_rate(dtype: torch.dtype, n: int = 1024, repeats: int = 20) -> float:
-    """GFLOP/s of an n x n matrix product in ``dtype`` on the current threads."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def synchronize(device: str) -> None:
+    if device != "cpu":
+        torch.cuda.synchronize(device)
+
+
+def matmul_rate(dtype: torch.dtype, n: int = 1024, repeats: int = 20, device: str = "cpu") -> float:
+    """GFLOP/s of an n x n matrix product in ``dtype`` on the current threads (or the GPU)."""
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     for _ in range(3):
         a @ b
+    synchronize(device)
     started = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronize(device)
     return 2 * n ** 3 * repeats / (time.perf_counter() - started) / 1e9
 
 
@@ -153,14 +168,16 @@ def profile(name: str, steps: int = 10) -> dict:
             "top_operators": [[e.key, round(e.self_cpu_time_total / 1e3 / steps, 2)] for e in top]}
 
 
-def sampling(steps_list=(10, 50)) -> dict:
-    model = build_model("diffusion", image_shape=SHAPE, **DIFFUSION).eval()
+def sampling(steps_list=(10, 50), device: str = "cpu") -> dict:
+    model = build_model("diffusion", image_shape=SHAPE, **DIFFUSION).eval().to(device)
     rows = {}
     for steps in steps_list:
         noise = torch.randn(64, math.prod(SHAPE))
         model.generate(noise[:4], steps=2)  # warm-up
+        synchronize(device)
         started = time.perf_counter()
         model.generate(noise, steps=steps)
+        synchronize(device)
         seconds = time.perf_counter() - started
         rows[steps] = {"images_per_s": round(64 / seconds, 1), "grid_64_s": round(seconds, 2)}
     return rows
@@ -173,8 +190,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of every run")
     parser.add_argument("--only", nargs="*", choices=list(ENTRIES), default=list(ENTRIES))
     parser.add_argument("--compile", action="store_true", help="also genlab's defaults with torch.compile")
-    parser.add_argument("--results", default="throughput", help="name of the results file (benchmarks/results/NAME.json)")
+    parser.add_argument("--results", help="name of the results file (benchmarks/results/NAME.json; default "
+                                           "throughput, or throughput-cuda with --device cuda)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: the GPU table")
     args = parser.parse_args()
+    if args.device != "cpu":
+        return main_gpu(args)
+    args.results = args.results or "throughput"
     bf16 = native_bf16(torch.device("cpu"))
     table = [v for v in VARIANTS if bf16 or "bf16" not in v[0]] + [COMPILED] * args.compile
     about = machine()
@@ -246,6 +268,77 @@ def main() -> None:
     results["command"] = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
     keep_other_rows(results, args.only, args.results)
     print(f"written to {write_results(args.results, results)}")
+
+
+#: the runs of each round on a GPU: (column, who, genlab settings over the family's defaults)
+GPU_VARIANTS = [("reference", "reference", {}),
+                ("genlab", "genlab", {}),
+                ("plain fp32", "genlab", {"precision": "fp32", "channels_last": False, "fused_optimizer": False}),
+                ("bf16", "genlab", {"precision": "bf16"}),
+                ("fp16", "genlab", {"precision": "fp16"}),
+                ("reads every step", "genlab", {"host_reads": 1})]
+
+
+def main_gpu(args) -> None:
+    """The GPU table: each model's runs in one worker process, alternating over the rounds."""
+    device = args.device
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda needs a CUDA GPU, and this machine's torch sees none")
+    gpu = torch.cuda.get_device_name(device)
+    rates = {k: matmul_rate(dtype, n=4096, repeats=20, device=device)
+             for k, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16))}
+    print(f"{gpu}: matmul " + ", ".join(f"{v / 1000:.0f} TFLOP/s {k}" for k, v in rates.items()), flush=True)
+    rows = {}
+    for name in args.only:
+        steps = max(2, round(args.steps * STEPS_FACTOR.get(name, 1)))
+        n = steps * ENTRIES[name][2]["batch_size"]
+        warm = [{"who": who, "name": name, "steps": max(2, steps // 4)} for who in ("reference", "genlab")]
+        runs = warm + [{"who": who, "name": name, "steps": steps, "settings": settings}
+                       for _ in range(args.rounds) for _, who, settings in GPU_VARIANTS]
+        spec = {"device": device, "threads": torch.get_num_threads(), "runs": runs}
+        done = subprocess.run([sys.executable, str(WORKER), json.dumps(spec)], capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"the runs of {name} failed:\n{done.stderr[-2000:]}")
+        timings = json.loads(done.stdout.strip().splitlines()[-1])[len(warm):]
+        seconds: dict[str, list[float]] = {v[0]: [] for v in GPU_VARIANTS}
+        errors, walls = {}, []
+        for (column, *_), timing in zip(GPU_VARIANTS * args.rounds, timings):
+            if "error" in timing:
+                errors[column] = timing["error"]
+                continue
+            seconds[column].append(timing["seconds"])
+            if column == "genlab":
+                walls.append(timing["wall_seconds"])
+        speed = {k: n / min(v) for k, v in seconds.items() if v}
+        flops = flops_per_image(name)
+        base = speed.get("reference")
+        rows[name] = {"genlab_settings": describe(speed_defaults(ENTRIES[name][0], device)),
+                      "images_per_s": {k: round(v, 1) for k, v in speed.items()},
+                      "ratio": {k: round(v / base, 3) for k, v in speed.items() if k != "reference" and base},
+                      "genlab_wall_images_per_s": round(n / min(walls), 1) if walls else None,
+                      "seconds_per_round": {k: [round(x, 4) for x in v] for k, v in seconds.items()},
+                      "mflop_per_image": round(flops / 1e6, 2),
+                      "fraction_of_rate": {k: {p: round(v * flops / 1e9 / rates[p], 4) for p in rates}
+                                           for k, v in speed.items()},
+                      **({"errors": errors} if errors else {})}
+        print(f"  {name}: reference {speed.get('reference', 0):.0f} img/s, genlab {speed.get('genlab', 0):.0f} "
+              f"({rows[name]['ratio'].get('genlab', 0):.2f} x)" + (f"; failed: {errors}" if errors else ""), flush=True)
+    results = {"machine": {**machine(), "gpu": gpu}, "genlab": genlab.__version__, "device": device,
+               "steps": args.steps, "steps_factor": STEPS_FACTOR, "rounds": args.rounds,
+               "matmul_gflops": {k: round(v, 1) for k, v in rates.items()}, "training": rows,
+               "ddim": sampling(device=device),
+               "command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:])}
+    columns = [v[0] for v in GPU_VARIANTS[2:]]
+    print(f"\n{gpu}: images per second, and each over the reference")
+    print_table(["model", "MFLOP/img", "reference", "genlab", "(settings)", "ratio", *columns, "genlab % bf16 rate"],
+                [[k, r["mflop_per_image"], r["images_per_s"].get("reference", "-"), r["images_per_s"].get("genlab", "-"),
+                  r["genlab_settings"], r["ratio"].get("genlab", "-"),
+                  *[f"{r['images_per_s'][c]:.0f} ({r['ratio'][c]:.2f})" if c in r["ratio"] else "failed"
+                    for c in columns],
+                  f"{100 * r['fraction_of_rate'].get('genlab', {}).get('bf16', 0):.1f}"] for k, r in rows.items()])
+    for steps, r in results["ddim"].items():
+        print(f"DDIM {steps} steps: {r['images_per_s']} images/s, a 64-image grid in {r['grid_64_s']} s")
+    print(f"written to {write_results(args.results or 'throughput-cuda', results)}")
 
 
 def keep_other_rows(results: dict, measured: list[str], name: str = "throughput") -> None:

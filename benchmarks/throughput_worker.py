@@ -7,7 +7,12 @@ written here (``who: reference``) or of ``genlab.train`` (``who: genlab``, with 
 ``settings`` such as ``{"precision": "fp32"}`` over the family's defaults). Each run gets a fresh
 process so that each side has the OpenMP settings it would have on its own: torch is imported
 here before genlab, so the environment the caller passes decides them (genlab's own choice, or
-PyTorch's default for the reference code). Images are random in [0, 1] at MNIST's shape (the
+PyTorch's default for the reference code).
+
+On a GPU (``"device": "cuda"``) the spec may hold ``runs``, a list of such runs done in turn in
+this one process (which pays CUDA's start once), and the output is the list of their timings; a
+``host_reads`` setting makes genlab read its losses back every so many steps (its default off the
+CPU is every 25; 1 is every step, as the reference's ``loss.item()``). Images are random in [0, 1] at MNIST's shape (the
 3-D GAN's: binary cubes of 64^3), from a fixed seed: speed does not depend on what they show. ``settings`` may also hold ``compile: true``
 (``torch.compile`` of the networks; see ``genlab_run``).
 """
@@ -28,7 +33,10 @@ import genlab
 from genlab.data import ImageDataset
 from genlab.registry import build_model
 from genlab.families.diffusion.model import velocity
+from genlab.train import trainer
 from genlab.train.trainer import _family_train_defaults, data_description, resolve_precision
+
+DEFAULT_HOST_READS = trainer.HOST_READS
 
 SHAPE = (1, 28, 28)
 GAN = {"latent_dim": 64, "channels": 24, "spectral_norm": True}
@@ -105,24 +113,28 @@ def reference_porous():
     return g, d
 
 
-def reference_run(name: str, images: torch.Tensor, labels: torch.Tensor, steps: int, batch: int, lr: float) -> float:
-    """Seconds that ``steps`` training steps of the reference loop take."""
+def reference_run(name: str, images: torch.Tensor, labels: torch.Tensor, steps: int, batch: int, lr: float,
+                  device: str = "cpu") -> float:
+    """Seconds that ``steps`` training steps of the reference loop take (on ``device``: each batch
+    moved there as it comes, as the common examples do)."""
     loader = DataLoader(TensorDataset(images, labels), batch_size=batch, shuffle=True, drop_last=True)
     if name == "vae":
-        model = ReferenceVAE()
+        model = ReferenceVAE().to(device)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
     elif name in ("dcgan", "cgan", "porous"):
         g, d = reference_porous() if name == "porous" else reference_gan(name == "cgan")
+        g, d = g.to(device), d.to(device)
         opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=(0.0, 0.9))
         opt_d = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.0, 0.9))
     else:
-        unet = build_model("diffusion", image_shape=SHAPE, **DIFFUSION).net
+        unet = build_model("diffusion", image_shape=SHAPE, **DIFFUSION).net.to(device)
         ema = [p.detach().clone() for p in unet.parameters()]
         opt = torch.optim.Adam(unet.parameters(), lr=lr)
-        abar = build_model("diffusion", image_shape=SHAPE, **DIFFUSION).alphas_cumprod
+        abar = build_model("diffusion", image_shape=SHAPE, **DIFFUSION).alphas_cumprod.to(device)
     done, started = 0, time.perf_counter()
     while done < steps:
         for x, y in loader:
+            x, y = x.to(device), y.to(device)
             if name == "vae":
                 logits, mu, logvar = model(x)
                 loss = vae_loss(logits, x, mu, logvar)
@@ -130,7 +142,7 @@ def reference_run(name: str, images: torch.Tensor, labels: torch.Tensor, steps: 
                 loss.backward()
                 opt.step()
             elif name in ("dcgan", "cgan"):
-                z = torch.randn(len(x), GAN["latent_dim"])
+                z = torch.randn(len(x), GAN["latent_dim"], device=device)
                 onehot = F.one_hot(y, 10).float() if name == "cgan" else None
                 fake = g(z if onehot is None else torch.cat([z, onehot], 1))
                 maps = None if onehot is None else onehot[:, :, None, None].expand(-1, -1, 28, 28)
@@ -146,7 +158,7 @@ def reference_run(name: str, images: torch.Tensor, labels: torch.Tensor, steps: 
                 opt_g.step()
             elif name == "porous":
                 noisy = lambda v: v + POROUS["instance_noise"] * torch.randn_like(v)  # noqa: E731
-                fake = g(torch.randn(len(x), POROUS["latent_dim"], 4, 4, 4))
+                fake = g(torch.randn(len(x), POROUS["latent_dim"], 4, 4, 4, device=device))
                 d_loss = F.softplus(-d(noisy(x))).mean() + F.softplus(d(noisy(fake.detach()))).mean()
                 opt_d.zero_grad()
                 d_loss.backward()
@@ -157,7 +169,7 @@ def reference_run(name: str, images: torch.Tensor, labels: torch.Tensor, steps: 
                 opt_g.step()
             else:
                 x0 = 2 * x - 1
-                t = torch.randint(0, len(abar), (len(x),))
+                t = torch.randint(0, len(abar), (len(x),), device=device)
                 noise = torch.randn_like(x0)
                 a, s = abar[t].sqrt().view(-1, 1, 1, 1), (1 - abar[t]).sqrt().view(-1, 1, 1, 1)
                 loss = (unet(a * x0 + s * noise, t) - velocity(x0, noise, a, s)).pow(2).mean()
@@ -171,18 +183,22 @@ def reference_run(name: str, images: torch.Tensor, labels: torch.Tensor, steps: 
             done += 1
             if done == steps:
                 break
+    if device != "cpu":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - started
 
 
-def genlab_run(name: str, data: ImageDataset, settings: dict) -> dict:
+def genlab_run(name: str, data: ImageDataset, settings: dict, device: str = "cpu") -> dict:
     """``seconds`` of the training steps and ``wall_seconds`` of the whole ``genlab.train`` call,
     for one epoch over ``data``, with ``settings`` over the family's training defaults.
 
     ``compile: true`` compiles the model's networks (``torch.compile``, in place) and trains two
-    epochs: ``seconds`` is the second's, ``compile_seconds`` what the first took beyond it."""
+    epochs: ``seconds`` is the second's, ``compile_seconds`` what the first took beyond it.
+    ``host_reads: k`` reads the losses back every k steps (off the CPU; genlab's default is 25)."""
     model_name, model_settings, train_settings = ENTRIES[name]
     settings = dict(settings)
     compiled = settings.pop("compile", False)
+    trainer.HOST_READS = settings.pop("host_reads", DEFAULT_HOST_READS)
     model = build_model(model_name, **data_description(model_name, data), **model_settings)
     if compiled:
         for child_name, child in model.named_children():
@@ -191,18 +207,18 @@ def genlab_run(name: str, data: ImageDataset, settings: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         genlab.train(model, data, None, out_dir=Path(tmp) / "run", epochs=2 if compiled else 1, progress=False,
-                     snapshot_every=-1, **{**train_settings, **settings})
+                     snapshot_every=-1, device=device, **{**train_settings, **settings})
         wall = time.perf_counter() - started
         epochs = [r["time_s"] for r in genlab.load_run(Path(tmp) / "run").metrics]
     timing = {"seconds": epochs[-1], "wall_seconds": wall}
     return {**timing, "compile_seconds": epochs[0] - epochs[-1]} if compiled else timing
 
 
-def speed_defaults(model_name: str) -> dict:
-    """The speed settings genlab trains ``model_name`` with by default on this CPU: its family's
+def speed_defaults(model_name: str, device: str = "cpu") -> dict:
+    """The speed settings genlab trains ``model_name`` with by default on ``device``: its family's
     ``train_defaults`` (precision ``auto`` resolved), and the fused AdamW of every family."""
     family = _family_train_defaults(model_name)
-    return {"precision": resolve_precision(family.get("precision", "fp32"), torch.device("cpu")),
+    return {"precision": resolve_precision(family.get("precision", "fp32"), torch.device(device)),
             "channels_last": bool(family.get("channels_last", False)), "fused_optimizer": True}
 
 
@@ -221,17 +237,33 @@ def random_data(name: str, steps: int, seed: int = 0) -> tuple[torch.Tensor, tor
     return images, torch.randint(0, 10, (len(images),), generator=g)
 
 
+def timed_run(spec: dict, device: str, data: dict) -> dict:
+    """The timing of one run (``who``, ``name``, ``steps``, ``settings``); ``data`` caches the
+    random images of each model and step count."""
+    name, steps = spec["name"], spec["steps"]
+    if (name, steps) not in data:
+        data[name, steps] = random_data(name, steps)
+    images, labels = data[name, steps]
+    if spec["who"] == "reference":
+        train = ENTRIES[name][2]
+        return {"seconds": reference_run(name, images, labels, steps, train["batch_size"], train["lr"], device)}
+    return genlab_run(name, ImageDataset(images, labels, name="random"), spec.get("settings", {}), device)
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
     torch.set_num_threads(spec["threads"])
-    name, steps = spec["name"], spec["steps"]
-    images, labels = random_data(name, steps)
-    if spec["who"] == "reference":
-        train = ENTRIES[name][2]
-        timing = {"seconds": reference_run(name, images, labels, steps, train["batch_size"], train["lr"])}
+    device, data = spec.get("device", "cpu"), {}
+    if "runs" in spec:  # one failing run (fp16 overflowing, say) is reported, the others still timed
+        out = []
+        for run in spec["runs"]:
+            try:
+                out.append(timed_run({**spec, **run}, device, data))
+            except Exception as error:  # noqa: BLE001  (what failed is the row's figure)
+                out.append({"error": f"{type(error).__name__}: {error}"[:300]})
+        print(json.dumps(out))
     else:
-        timing = genlab_run(name, ImageDataset(images, labels, name="random"), spec.get("settings", {}))
-    print(json.dumps(timing))
+        print(json.dumps(timed_run(spec, device, data)))
 
 
 if __name__ == "__main__":
