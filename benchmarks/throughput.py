@@ -3,6 +3,7 @@
     python benchmarks/throughput.py [--threads 1 2] [--steps 40] [--rounds 2] [--only vae dcgan cgan diffusion porous]
                                     [--compile] [--results throughput]
     python benchmarks/throughput.py --device cuda [--steps 100]    # on a GPU: benchmarks/results/throughput-cuda.json
+    python benchmarks/throughput.py --processes [--only vae dcgan] [--rounds 2]   # threads or processes: throughput-processes.json
 
 (--only measures those models again and keeps the other models' rows of the results file;
 --results names that file, so that runs on CPUs of different kinds can stand side by side.)
@@ -24,6 +25,15 @@ model's FLOPs per training image (forward and backward, torch's FlopCounterMode)
 of the machine's matmul rate (fp32 and bf16, measured in the same run) each reaches, where
 genlab's step spends its time (torch.profiler), and DDIM sampling: images per second at 10 and
 50 steps, and the time to a 64-image grid at 50 steps.
+
+With --processes, threads against processes, as a user runs genlab: ``genlab train MODEL --data mnist``
+(digits28 where MNIST is not in $GENLAB_DATA) with the family's defaults (its batch size, its
+network) for a fixed number of steps (``--max-steps``), whole processes timed on the clock, in one
+process with 2 threads (genlab's default on 2 cores), in 2 processes of one thread each
+(``--nproc 2``: PyTorch's DDP over gloo, the batch split between them) and in one process of one
+thread; on quiet cores and with another job on one core (a process spinning, as a shared
+workstation or CI runner has). Each row gives the training images per second (the steps' time,
+``trained_s`` of the run) and the whole process's wall time (start-up and checkpoints included).
 
 With --device cuda, the same models on a GPU, each model's runs in one worker process (CUDA starts
 once; a short warm-up run of each side first, not counted): the reference loop (fp32, each batch
@@ -193,7 +203,10 @@ def main() -> None:
     parser.add_argument("--results", help="name of the results file (benchmarks/results/NAME.json; default "
                                            "throughput, or throughput-cuda with --device cuda)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: the GPU table")
+    parser.add_argument("--processes", action="store_true", help="threads against processes, quiet and busy cores")
     args = parser.parse_args()
+    if args.processes:
+        return main_processes(args)
     if args.device != "cpu":
         return main_gpu(args)
     args.results = args.results or "throughput"
@@ -268,6 +281,84 @@ def main() -> None:
     results["command"] = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
     keep_other_rows(results, args.only, args.results)
     print(f"written to {write_results(args.results, results)}")
+
+
+#: the runs of the process table: (column, words added to the command, environment over this one's)
+PROCESS_VARIANTS = [("1 process x 2 threads", [], {}),
+                    ("2 processes x 1 thread", ["--nproc", "2"], {}),
+                    ("1 process x 1 thread", [], {"OMP_NUM_THREADS": "1"})]
+#: steps of each model's runs there (about 10-30 s of training on two quiet cores)
+PROCESS_STEPS = {"vae": 1000, "dcgan": 10, "cgan": 10, "diffusion": 20}
+SPINNER = "while True: pass"   # another job on one core
+
+
+def cli_run(model: str, data: str, steps: int, words: list[str], env: dict) -> dict:
+    """One ``genlab train`` of ``steps`` steps as a user runs it: its wall time, its training time
+    (the run's ``trained_s`` and ``elapsed_s``) and the images it trained on."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        command = [sys.executable, "-m", "genlab", "train", model, "--data", data, "--max-steps", str(steps),
+                   "--quiet", "--out", str(out), *words]
+        started = time.perf_counter()
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode:
+            raise SystemExit(f"{' '.join(command[1:])} failed:\n{done.stderr[-2000:]}")
+        state = json.loads((out / "trainer_state.json").read_text())
+        batch = json.loads((out / "config.json").read_text())["train"]["batch_size"]
+    # the finished epochs' training time and the current one's (a run stopped by max_steps mid-epoch)
+    return {"wall_s": wall, "trained_s": state["trained_s"] + state["elapsed_s"], "images": state["step"] * batch,
+            "batch_size": batch}
+
+
+def main_processes(args) -> None:
+    """Threads against processes on quiet and on busy cores (see the module's docstring)."""
+    import contextlib
+
+    from genlab.data.registry import default_data_dir
+
+    data = "mnist" if (default_data_dir() / "mnist").is_dir() else "digits28"
+    names = [n for n in args.only if n in PROCESS_STEPS]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    rows = []
+    for regime in ("quiet", "one core busy"):
+        for name in names:
+            model, steps = name, PROCESS_STEPS[name]
+            timings = {v[0]: [] for v in PROCESS_VARIANTS}
+            for _ in range(args.rounds):
+                for column, words, extra in PROCESS_VARIANTS:
+                    spinner = subprocess.Popen([sys.executable, "-c", SPINNER]) if regime != "quiet" else None
+                    try:
+                        timings[column].append(cli_run(model, data, steps, words, {**env, **extra}))
+                    finally:
+                        if spinner is not None:
+                            spinner.kill()
+                            with contextlib.suppress(subprocess.TimeoutExpired):
+                                spinner.wait(5)
+            for column, runs in timings.items():
+                best = min(runs, key=lambda r: r["trained_s"])
+                rows.append({"regime": regime, "model": model, "data": data, "steps": steps,
+                             "batch_size": best["batch_size"], "run": column,
+                             "images_per_s": round(best["images"] / best["trained_s"], 1),
+                             "wall_s": round(min(r["wall_s"] for r in runs), 2),
+                             "trained_s_per_round": [round(r["trained_s"], 2) for r in runs],
+                             "wall_s_per_round": [round(r["wall_s"], 2) for r in runs]})
+            base = next(r for r in rows if r["regime"] == regime and r["model"] == model
+                        and r["run"] == PROCESS_VARIANTS[0][0])
+            for r in rows:
+                if r["regime"] == regime and r["model"] == model:
+                    r["speed_over_default"] = round(r["images_per_s"] / base["images_per_s"], 3)
+            print(f"  {regime}, {model}: " + ", ".join(f"{r['run']} {r['images_per_s']:.0f} img/s"
+                                                      for r in rows if r["regime"] == regime and r["model"] == model),
+                  flush=True)
+    print(f"\ngenlab train MODEL --data {data} --max-steps N: training images per second (over the default's), "
+          "whole process on the clock")
+    print_table(["cores", "model", "steps", "batch", "run", "images/s", "x default", "wall s"],
+                [[r["regime"], r["model"], r["steps"], r["batch_size"], r["run"], r["images_per_s"],
+                  r["speed_over_default"], r["wall_s"]] for r in rows])
+    results = {"machine": machine(), "genlab": genlab.__version__, "rounds": args.rounds, "data": data,
+               "rows": rows, "command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:])}
+    print(f"written to {write_results(args.results or 'throughput-processes', results)}")
 
 
 #: the runs of each round on a GPU: (column, who, genlab settings over the family's defaults)

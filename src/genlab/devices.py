@@ -63,3 +63,40 @@ def free_bytes(device: torch.device | str | None = None) -> int | None:
     from .memory import available_bytes
 
     return available_bytes()
+
+
+def _cpu_times(stat: str) -> dict[str, tuple[int, int]]:
+    """(busy, total) jiffies of each core (``cpu0``, ``cpu1``, ...) in the text of /proc/stat."""
+    times = {}
+    for line in stat.splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name != "cpu" and len(fields) >= 4:
+            values = [int(v) for v in fields[:8]]
+            idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle and iowait
+            times[name] = (sum(values) - idle, sum(values))
+    return times
+
+
+def busy_share(before: str, after: str) -> float:
+    """How many cores' worth of work ran between two readings of /proc/stat (0 to the core count)."""
+    first, second = _cpu_times(before), _cpu_times(after)
+    busy = 0.0
+    for name, (used, total) in second.items():
+        if name in first and total > first[name][1]:
+            busy += (used - first[name][0]) / (total - first[name][1])
+    return busy
+
+
+def busy_cores(seconds: float = 0.25) -> float:
+    """Cores' worth of work that other processes ran over the next ``seconds`` (this one sleeps
+    meanwhile), from /proc/stat; 0 where that file does not exist (not Linux)."""
+    import time
+    from pathlib import Path
+
+    stat = Path("/proc/stat")
+    try:
+        before = stat.read_text()
+        time.sleep(seconds)
+        return busy_share(before, stat.read_text())
+    except OSError:
+        return 0.0
