@@ -12,6 +12,10 @@ from genlab.metrics import features
 #: the threads of the longer trainings: two wherever the machine has them, so that they train the
 #: same run on any machine
 TWO_THREADS = min(2, os.cpu_count() or 1)
+# The commands the tests start (genlab train ..., its torchrun processes) run one thread each, and
+# the trainer's thread count does not follow the machine's load (threads=0 keeps an explicit
+# OMP_NUM_THREADS): the same run whatever else the machine runs.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @contextlib.contextmanager
