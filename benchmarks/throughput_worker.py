@@ -183,9 +183,14 @@ def reference_run(name: str, images: torch.Tensor, labels: torch.Tensor, steps: 
             done += 1
             if done == steps:
                 break
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+def synchronize(device: str) -> None:
+    """Wait for the GPU's queued work (nothing to wait for on the CPU)."""
     if device != "cpu":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - started
 
 
 def genlab_run(name: str, data: ImageDataset, settings: dict, device: str = "cpu") -> dict:

@@ -80,9 +80,7 @@ class Scorer:
 
     def __init__(self, name: str, train_data, test_data, quick: bool):
         self.name = name
-        self.test_images = test_data.tensors()[0].float()
-        if self.test_images.max() > 1:
-            self.test_images = self.test_images / 255
+        self.test_images = test_data.tensors()[0]   # float images in [0, 1], as every dataset loads
         if name == "cgan":
             n = min(200 if quick else NUM_SAMPLES, len(test_data), len(train_data))
             self.n = n
@@ -184,7 +182,6 @@ def main() -> None:
         train_data = genlab.load_dataset("mnist", split="train", data_dir=data_dir)
         test_data = genlab.load_dataset("mnist", split="test", data_dir=data_dir)
     images, labels = train_data.tensors()
-    images = images.float() / 255 if images.dtype == torch.uint8 else images.float()
     rows = []
     for name in args.only:
         score = Scorer(name, train_data, test_data, args.quick)

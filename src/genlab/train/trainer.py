@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -223,7 +224,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     return check_device(name)
 
 
-_BUSY_CORES: list[float] = []   # other processes' load, measured once per process
+@functools.cache
+def _busy_at_start() -> float:
+    """Other processes' load, in cores, measured at this process's first run (then kept, so that
+    the runs of one process take the same threads)."""
+    return busy_cores()
 
 
 def cpu_threads(setting: int, busy: float | None = None) -> tuple[int, str | None]:
@@ -233,10 +238,7 @@ def cpu_threads(setting: int, busy: float | None = None) -> tuple[int, str | Non
     now = torch.get_num_threads()
     if setting or now == 1 or os.environ.get("OMP_NUM_THREADS"):
         return (setting or now), None
-    if busy is None:
-        if not _BUSY_CORES:
-            _BUSY_CORES.append(busy_cores())
-        busy = _BUSY_CORES[0]
+    busy = _busy_at_start() if busy is None else busy
     cores = os.cpu_count() or now
     free = max(1, cores - int(busy + 0.5))
     if free >= now:
