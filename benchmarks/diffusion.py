@@ -24,7 +24,11 @@ Sets and their entries (``SETS``):
 
 - ``mnist``: MNIST (from DIR/mnist: --data-dir, $GENLAB_DATA, else ../shared/datasets), budgets of 5,
   15 and 30 minutes. ``pixel-uniform`` and ``pixel-min-snr``: the U-Net below (0.28 M weights) with
-  the uniform and the min-SNR loss weighting (batches of 64, learning rate 2e-3). ``latent``: the
+  the uniform and the min-SNR loss weighting (batches of 64, learning rate 2e-3).
+  ``pixel-defaults``: the U-Net and training settings that were genlab's defaults before these
+  entries chose them (width 32 at two levels, 0.7 M weights; batches of 128, learning rate
+  1e-3), its rows at the first 50-step chunk past each budget (an epoch takes longer than a
+  budget). ``latent``: the
   ``latent-diffusion`` preset with its family's batch of 32 and learning rate of 1e-3, on MNIST
   padded to 32 x 32: its default code (f = 4) of a 28 x 28 digit is 4 x 7 x 7, which no U-Net of
   more than one level can halve; at 32 x 32 it is 4 x 8 x 8. Its samples are cropped back to 28 x 28
@@ -37,7 +41,8 @@ Sets and their entries (``SETS``):
 - ``photos64``: 64 x 64 colour patches of the photos of genlab's ``photos`` (both splits), 2,000 for
   training (random left-right flips) and 1,000 held out at other positions, labelled with their
   photo for the feature classifier (benchmarks/progan.py's ``photos32`` at 64); budgets of 15, 30 and
-  60 minutes. ``pixel``: genlab's default diffusion U-Net on the pixels; ``latent``: the
+  60 minutes. ``pixel``: width 32 at two levels on the pixels (genlab's default U-Net when its
+  rows were measured); ``latent``: the
   ``latent-diffusion`` preset, with 400 autoencoder steps (12,800 images, about 12 minutes of one
   thread) rather than 1,000 (30 minutes). Both with genlab's default objective, batches of 32 and a
   learning rate of 1e-3 (latent diffusion's defaults).
@@ -102,7 +107,9 @@ QUICK_SETTINGS, QUICK_SAMPLE_STEPS = {"ema_decay": 0.99}, 10
 class Entry:
     """A model of a set: its registry name and settings, and their overrides with --quick. ``pad``:
     it trains on the images padded to 32 x 32 and its samples are cropped back for FID; ``sweep``:
-    the sampler sweep after its last budget; ``train``: training settings over the set's."""
+    the sampler sweep after its last budget; ``train``: training settings over the set's;
+    ``chunk_steps``: rows at the first chunk of that many steps past a budget, not at an epoch's end
+    (for an entry whose epoch is longer than a budget)."""
 
     model: str
     settings: dict
@@ -110,6 +117,7 @@ class Entry:
     pad: bool = False
     sweep: bool = False
     train: dict = field(default_factory=dict)
+    chunk_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,10 @@ SETS = {
     "mnist": Set((5, 15, 30), 2000, ("ddim", 50), TRAIN, {
         "pixel-uniform": Entry("diffusion", {**MODEL, "loss_weighting": "uniform"}, sweep=True),
         "pixel-min-snr": Entry("diffusion", {**MODEL, "loss_weighting": "min-snr"}, sweep=True),
+        # genlab's defaults as they stood (the U-Net of width 32 at two levels, batch 128, learning
+        # rate 1e-3), against which the entries above chose them
+        "pixel-defaults": Entry("diffusion", {"channels": 32, "channel_mults": (1, 2), "attention_resolution": 8},
+                                {"channels": 8}, train={"batch_size": 128, "lr": 1e-3}, chunk_steps=50),
         # 300 autoencoder steps: 9,600 digits, a sixth of an epoch; the rest of the budget denoises.
         # Its family's batch and learning rate (32, 1e-3): at the pixel entries' 64 and 2e-3 its
         # denoiser diverged in the third epoch (loss 0.05, 0.11, 0.27 over epochs 2-4).
@@ -136,7 +148,8 @@ SETS = {
                         {**TINY_LATENT, "autoencoder_steps": 10}, pad=True, train={"batch_size": 32, "lr": 1e-3}),
     }),
     "photos64": Set((15, 30, 60), 1000, ("dpm++2m", 20), {"batch_size": 32, "lr": 1e-3}, {
-        "pixel": Entry("diffusion", {}, {"channels": 8}),
+        # the pixel U-Net its rows were measured with, genlab's default of the time
+        "pixel": Entry("diffusion", {"channels": 32, "channel_mults": (1, 2)}, {"channels": 8}),
         "latent": Entry("latent-diffusion", {"autoencoder_steps": 400}, {**TINY_LATENT, "autoencoder_steps": 8}),
     }),
 }
@@ -180,7 +193,8 @@ def train_entry(set_name, name, train_data, budgets_s, measure, keep, quick, thr
     model = build_model(entry.model, image_shape=train_data.image_shape,
                         **{**entry.settings, **({**QUICK_SETTINGS, **entry.quick} if quick else {})})
     pending = list(budgets_s)
-    for model, epoch, elapsed in epochs_in_cpu_time(model, train_data, out, seed, {**spec.train, **entry.train}):
+    for model, epoch, elapsed in epochs_in_cpu_time(model, train_data, out, seed, {**spec.train, **entry.train},
+                                                      entry.chunk_steps):
         if elapsed < pending[0]:
             continue
         while pending and elapsed >= pending[0]:

@@ -113,73 +113,80 @@ def reference_porous():
     return g, d
 
 
+class Recipe:
+    """The plain reference recipe of benchmark model ``name`` on ``device``: its networks, Adam,
+    and ``step``, one training step as the common PyTorch examples write it (the U-Net's moving
+    average with the usual warm-up, min(0.999, (1 + n) / (10 + n)))."""
+
+    def __init__(self, name: str, lr: float, device: str = "cpu"):
+        self.name, self.steps = name, 0
+        if name == "vae":
+            self.model = ReferenceVAE().to(device)
+            self.opts = [torch.optim.Adam(self.model.parameters(), lr=lr)]
+        elif name in ("dcgan", "cgan", "porous"):
+            g, d = reference_porous() if name == "porous" else reference_gan(name == "cgan")
+            self.g, self.d = g.to(device), d.to(device)
+            self.opts = [torch.optim.Adam(net.parameters(), lr=lr, betas=(0.0, 0.9)) for net in (self.d, self.g)]
+        else:
+            diffusion = build_model("diffusion", image_shape=SHAPE, **DIFFUSION)
+            self.unet, self.abar = diffusion.net.to(device), diffusion.alphas_cumprod.to(device)
+            self.ema = [p.detach().clone() for p in self.unet.parameters()]
+            self.opts = [torch.optim.Adam(self.unet.parameters(), lr=lr)]
+
+    @staticmethod
+    def update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One training step on images ``x`` and labels ``y``; returns the (generator's) loss."""
+        self.steps += 1
+        if self.name == "vae":
+            logits, mu, logvar = self.model(x)
+            loss = vae_loss(logits, x, mu, logvar)
+            self.update(self.opts[0], loss)
+            return loss
+        if self.name in ("dcgan", "cgan", "porous"):
+            g, d = self.g, self.d
+            if self.name == "porous":
+                noisy = lambda v: v + POROUS["instance_noise"] * torch.randn_like(v)  # noqa: E731
+                fake = g(torch.randn(len(x), POROUS["latent_dim"], 4, 4, 4, device=x.device))
+                real_in, fake_in = noisy(x), noisy(fake)
+            else:
+                z = torch.randn(len(x), GAN["latent_dim"], device=x.device)
+                onehot = F.one_hot(y, 10).float() if self.name == "cgan" else None
+                fake = g(z if onehot is None else torch.cat([z, onehot], 1))
+                maps = None if onehot is None else onehot[:, :, None, None].expand(-1, -1, *x.shape[-2:])
+                real_in = x if maps is None else torch.cat([x, maps], 1)
+                fake_in = fake if maps is None else torch.cat([fake, maps], 1)
+            self.update(self.opts[0], F.softplus(-d(real_in)).mean() + F.softplus(d(fake_in.detach())).mean())
+            loss = F.softplus(-d(fake_in)).mean()
+            self.update(self.opts[1], loss)
+            return loss
+        x0 = 2 * x - 1
+        t = torch.randint(0, len(self.abar), (len(x),), device=x.device)
+        noise = torch.randn_like(x0)
+        a, s = self.abar[t].sqrt().view(-1, 1, 1, 1), (1 - self.abar[t]).sqrt().view(-1, 1, 1, 1)
+        loss = (self.unet(a * x0 + s * noise, t) - velocity(x0, noise, a, s)).pow(2).mean()
+        self.update(self.opts[0], loss)
+        with torch.no_grad():
+            decay = min(DIFFUSION["ema_decay"], self.steps / (9 + self.steps))
+            for e, p in zip(self.ema, self.unet.parameters()):
+                e.lerp_(p, 1 - decay)
+        return loss
+
+
 def reference_run(name: str, images: torch.Tensor, labels: torch.Tensor, steps: int, batch: int, lr: float,
                   device: str = "cpu") -> float:
     """Seconds that ``steps`` training steps of the reference loop take (on ``device``: each batch
     moved there as it comes, as the common examples do)."""
     loader = DataLoader(TensorDataset(images, labels), batch_size=batch, shuffle=True, drop_last=True)
-    if name == "vae":
-        model = ReferenceVAE().to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-    elif name in ("dcgan", "cgan", "porous"):
-        g, d = reference_porous() if name == "porous" else reference_gan(name == "cgan")
-        g, d = g.to(device), d.to(device)
-        opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=(0.0, 0.9))
-        opt_d = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.0, 0.9))
-    else:
-        unet = build_model("diffusion", image_shape=SHAPE, **DIFFUSION).net.to(device)
-        ema = [p.detach().clone() for p in unet.parameters()]
-        opt = torch.optim.Adam(unet.parameters(), lr=lr)
-        abar = build_model("diffusion", image_shape=SHAPE, **DIFFUSION).alphas_cumprod.to(device)
+    recipe = Recipe(name, lr, device)
     done, started = 0, time.perf_counter()
     while done < steps:
         for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            if name == "vae":
-                logits, mu, logvar = model(x)
-                loss = vae_loss(logits, x, mu, logvar)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            elif name in ("dcgan", "cgan"):
-                z = torch.randn(len(x), GAN["latent_dim"], device=device)
-                onehot = F.one_hot(y, 10).float() if name == "cgan" else None
-                fake = g(z if onehot is None else torch.cat([z, onehot], 1))
-                maps = None if onehot is None else onehot[:, :, None, None].expand(-1, -1, 28, 28)
-                real_in = x if maps is None else torch.cat([x, maps], 1)
-                fake_in = fake if maps is None else torch.cat([fake, maps], 1)
-                d_loss = F.softplus(-d(real_in)).mean() + F.softplus(d(fake_in.detach())).mean()
-                opt_d.zero_grad()
-                d_loss.backward()
-                opt_d.step()
-                loss = F.softplus(-d(fake_in)).mean()
-                opt_g.zero_grad()
-                loss.backward()
-                opt_g.step()
-            elif name == "porous":
-                noisy = lambda v: v + POROUS["instance_noise"] * torch.randn_like(v)  # noqa: E731
-                fake = g(torch.randn(len(x), POROUS["latent_dim"], 4, 4, 4, device=device))
-                d_loss = F.softplus(-d(noisy(x))).mean() + F.softplus(d(noisy(fake.detach()))).mean()
-                opt_d.zero_grad()
-                d_loss.backward()
-                opt_d.step()
-                loss = F.softplus(-d(noisy(fake))).mean()
-                opt_g.zero_grad()
-                loss.backward()
-                opt_g.step()
-            else:
-                x0 = 2 * x - 1
-                t = torch.randint(0, len(abar), (len(x),), device=device)
-                noise = torch.randn_like(x0)
-                a, s = abar[t].sqrt().view(-1, 1, 1, 1), (1 - abar[t]).sqrt().view(-1, 1, 1, 1)
-                loss = (unet(a * x0 + s * noise, t) - velocity(x0, noise, a, s)).pow(2).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                with torch.no_grad():
-                    for e, p in zip(ema, unet.parameters()):
-                        e.lerp_(p, 0.001)
-            loss.item()
+            recipe.step(x.to(device), y.to(device)).item()
             done += 1
             if done == steps:
                 break

@@ -95,8 +95,10 @@ def test_channels_last_trains_the_run_of_the_default_layout(small, tmp_path):
 
 
 def test_the_gans_vaes_and_diffusion_train_fast_by_default_and_the_run_says_how(small, tmp_path):
-    assert _family_train_defaults("dcgan") == {"precision": "auto", "channels_last": True}
-    assert _family_train_defaults("diffusion") == _family_train_defaults("conv-vae") == {"precision": "auto"}
+    # the GANs' and diffusion's batches and learning rates are their benchmarks' (time_to_quality.py)
+    assert _family_train_defaults("dcgan") == {"precision": "auto", "channels_last": True, "batch_size": 64, "lr": 2e-4}
+    assert _family_train_defaults("diffusion") == {"precision": "auto", "batch_size": 64, "lr": 2e-3}
+    assert _family_train_defaults("conv-vae") == {"precision": "auto"}
     assert "precision" not in _family_train_defaults("porous-gan")          # fp32, as its statistics were measured
     assert _family_train_defaults("porous-gan")["channels_last"] is True      # its one-channel cubes: see gan3d
     assert "precision" not in _family_train_defaults("conv-ae")

@@ -70,7 +70,7 @@ def test_gradient_accumulation_takes_the_same_steps(small, tmp_path, name, setti
 def test_bf16_autocast_trains_every_family(small, tmp_path, name, settings, falls):
     train_data, test_data = small
     model = build_model(name, image_shape=(1, 8, 8), **settings)
-    train(model, train_data, test_data, out_dir=tmp_path, epochs=3, batch_size=32, precision="bf16",
+    train(model, train_data, test_data, out_dir=tmp_path, epochs=3, batch_size=32, lr=1e-3, precision="bf16",
           snapshot_every=-1, progress=False)
     log = records(tmp_path)
     assert all(math.isfinite(v) for r in log for v in r.values())

@@ -45,7 +45,12 @@ from ...nn.adversarial import (LOSSES, Discriminator, _gradient_norm2, discrimin
 class GANConfig(ModelConfig):
     """Attributes (beyond :class:`ModelConfig`):
         latent_dim: width of z.
-        channels: width of the stage nearest the image; each stage further away doubles it.
+        channels: width of the stage nearest the image; each stage further away doubles it. 32
+            by default (``cgan``: 24), with batches of 64 and a learning rate of 2e-4 (the
+            family's training defaults): the GAN benchmark's recipe on 2 cores. Width 64 with
+            batches of 128 and 1e-3, the defaults before, took 1.2 s a step there and had not
+            reached in 6 minutes the FID a plain loop of width 24 reached in 3
+            (benchmarks/time_to_quality.py).
         loss: ``non-saturating``, ``hinge`` or ``wgan-gp``.
         spectral_norm: spectral normalisation of every layer of D (Miyato et al. 2018); on by
             default: without it, a DCGAN on MNIST collapsed to one image within 300 steps.
@@ -62,7 +67,7 @@ class GANConfig(ModelConfig):
         n_critic: D steps per G step; G steps on every n_critic-th batch.
         ema_decay: (see :class:`ModelConfig`) averages G's weights, for sampling; the trainer
             updates the average after every step (with ``n_critic`` > 1, also after the steps in
-            which only D moves).
+            which only D moves). 0.999 by default, as the GAN benchmark trains.
         d_lr_ratio: D's learning rate over G's (the trainer's ``lr`` is G's).
         betas: Adam's betas for both networks. (0.0, 0.9), after Miyato et al. 2018: on digits
             it gave every loss a lower FID than DCGAN's (0.5, 0.999), and it kept wgan-gp from
@@ -71,7 +76,7 @@ class GANConfig(ModelConfig):
     """
 
     latent_dim: int = 64
-    channels: int | tuple[int] = 64  # `--channels 32` gives (32,)
+    channels: int | tuple[int] = 32  # `--channels 32` gives (32,)
     loss: Literal["non-saturating", "hinge", "wgan-gp", "least-squares"] = "non-saturating"
     spectral_norm: bool = True  # without it D wins early on MNIST and G collapses to one image
     r1_gamma: float = 0.0
@@ -80,6 +85,7 @@ class GANConfig(ModelConfig):
     n_critic: int = 1
     d_lr_ratio: float = 1.0
     betas: tuple[float, float] = (0.0, 0.9)
+    ema_decay: float = 0.999
     conditional: bool = False
     #: runs saved before lazy R1 took the penalty on every step
     SAVED_BEFORE = {"r1_every": 1}
@@ -133,8 +139,9 @@ class GAN(GenerativeModel):
     config_class = GANConfig
     #: bf16 autocast where the hardware has it, and channels-last convolutions: together 1.5-1.9x
     #: the plain fp32 step on CPU, with the FID after a fixed training within the spread between
-    #: seeds (benchmarks/throughput.py and benchmarks/precision.py)
-    train_defaults = {"precision": "auto", "channels_last": True}
+    #: seeds (benchmarks/throughput.py and benchmarks/precision.py); batches of 64 at 2e-4, the
+    #: GAN benchmark's (see ``channels``)
+    train_defaults = {"precision": "auto", "channels_last": True, "batch_size": 64, "lr": 2e-4}
 
     def __init__(self, config: GANConfig, name: str | None = None):
         super().__init__(config, name)

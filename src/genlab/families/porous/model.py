@@ -80,6 +80,7 @@ class PorousGANConfig(GANConfig):
 
     latent_dim: int = 16
     channels: int | tuple[int] = 8
+    ema_decay: float = 0.0  # the rock's statistics were measured without the 2-D GANs' average
     symmetries: bool = True
     instance_noise: float = 0.5
     instance_noise_steps: int = 0
