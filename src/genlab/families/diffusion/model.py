@@ -93,7 +93,7 @@ class DiffusionConfig(ModelConfig):
     The default is tiny (width 16 at three levels, 0.28 M weights at 28 x 28), trained in
     batches of 64 at a learning rate of 2e-3 (the family's training defaults): the diffusion
     benchmark's recipe on a CPU. The defaults before (width 32 at two levels, 0.7 M weights,
-    batches of 128 at 1e-3) took 1.4 s a step on 2 cores and had not reached in 4.6 minutes the FID
+    batches of 128 at 1e-3) took 1.4 s a step on 2 cores and had not reached in 9 minutes the FID
     a plain loop of this U-Net reached in 3 (benchmarks/time_to_quality.py). For a
     GPU, e.g. ``channels=64, channel_mults=(1, 2, 2), blocks_per_level=2`` for 28x28 or
     ``channels=128, channel_mults=(1, 2, 2, 2)`` for 32x32 and 64x64 colour images.

@@ -87,8 +87,8 @@ class GANConfig(ModelConfig):
     betas: tuple[float, float] = (0.0, 0.9)
     ema_decay: float = 0.999
     conditional: bool = False
-    #: runs saved before lazy R1 took the penalty on every step
-    SAVED_BEFORE = {"r1_every": 1}
+    #: runs saved before lazy R1 took the penalty on every step (and before the moving average, none)
+    SAVED_BEFORE = {"r1_every": 1, "ema_decay": 0.0}
 
     def __post_init__(self) -> None:
         super().__post_init__()
