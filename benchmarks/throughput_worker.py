@@ -152,16 +152,18 @@ class Recipe:
             if self.name == "porous":
                 noisy = lambda v: v + POROUS["instance_noise"] * torch.randn_like(v)  # noqa: E731
                 fake = g(torch.randn(len(x), POROUS["latent_dim"], 4, 4, 4, device=x.device))
-                real_in, fake_in = noisy(x), noisy(fake)
+                # D and G each see the fake under a fresh draw of the instance noise
+                real_in, d_fake, g_fake = noisy(x), noisy(fake.detach()), noisy(fake)
             else:
                 z = torch.randn(len(x), GAN["latent_dim"], device=x.device)
                 onehot = F.one_hot(y, 10).float() if self.name == "cgan" else None
                 fake = g(z if onehot is None else torch.cat([z, onehot], 1))
                 maps = None if onehot is None else onehot[:, :, None, None].expand(-1, -1, *x.shape[-2:])
                 real_in = x if maps is None else torch.cat([x, maps], 1)
-                fake_in = fake if maps is None else torch.cat([fake, maps], 1)
-            self.update(self.opts[0], F.softplus(-d(real_in)).mean() + F.softplus(d(fake_in.detach())).mean())
-            loss = F.softplus(-d(fake_in)).mean()
+                g_fake = fake if maps is None else torch.cat([fake, maps], 1)
+                d_fake = g_fake.detach()
+            self.update(self.opts[0], F.softplus(-d(real_in)).mean() + F.softplus(d(d_fake)).mean())
+            loss = F.softplus(-d(g_fake)).mean()
             self.update(self.opts[1], loss)
             return loss
         x0 = 2 * x - 1
