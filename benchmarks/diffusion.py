@@ -9,6 +9,7 @@ the same trained models; and latent against pixel diffusion on 64 x 64 colour ph
     python benchmarks/diffusion.py --sets mnist --only latent &          # at a time on two cores
     python benchmarks/diffusion.py --sets photos64 --only pixel
     python benchmarks/diffusion.py --sets photos64 --only latent
+    python benchmarks/diffusion.py --sets photos64 --only pixel-min-snr --budgets 15 30   # some budgets
     python benchmarks/diffusion.py --table               # the saved tables again, beside the GANs' latest rows
     python benchmarks/diffusion.py --sweep-only          # no training: the sampler sweep of the saved pixel runs
     python benchmarks/diffusion.py --sweep-only --device cuda   # sampled on a GPU: the same samples up to rounding, in minutes
@@ -45,7 +46,8 @@ Sets and their entries (``SETS``):
   rows were measured); ``latent``: the
   ``latent-diffusion`` preset, with 400 autoencoder steps (12,800 images, about 12 minutes of one
   thread) rather than 1,000 (30 minutes). Both with genlab's default objective, batches of 32 and a
-  learning rate of 1e-3 (latent diffusion's defaults).
+  learning rate of 1e-3 (latent diffusion's defaults). ``pixel-min-snr``: genlab's default U-Net
+  and training settings (chosen on MNIST by its entries), to see whether they carry over.
 
 Each entry trains epoch by epoch (resuming its run folder, benchmarks/runs/diffusion-SET-ENTRY) until
 its training time passes each budget; at the first epoch end past a budget, N samples from the

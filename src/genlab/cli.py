@@ -241,7 +241,7 @@ def build_parser(train_help_for: str | None = None) -> argparse.ArgumentParser:
                    "timesteps), dpm++2m or dpm++3m (DPM-Solver++: more accurate than DDIM at the same steps); "
                    "default the model's")
     p.add_argument("--steps", type=int, help="denoising steps, 1 to the model's timesteps (models that sample by "
-                   "denoising; default 50)")
+                   "denoising; default the model's: 20 for a diffusion model trained now)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (conditional models that sample "
                    "by denoising; 1: none)")
     p.add_argument("--eta", type=float, help="DDIM noise in [0, 1] (models that sample by denoising; "
