@@ -367,3 +367,19 @@ def test_interpolate_command_between_two_noises(digits_train, tmp_path, capsys):
     assert capsys.readouterr().out.split()[0].endswith("interpolation-0-1.png")
     assert main(["interpolate", str(out), "--from", "zero", "--to", "1"]) == 2
     assert "neither a seed" in capsys.readouterr().err
+
+
+def test_large_images_on_a_cpu_are_pointed_to_latent_diffusion(tmp_path, capsys):
+    """The benchmark found latent diffusion ahead at 64 x 64 on a CPU: pixel diffusion there says
+    so in one line as training starts; smaller images, a GPU and latent diffusion itself do not."""
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    small = {"channels": 4, "channel_mults": (1,), "attention_resolution": 0}
+    large = build_model("diffusion", image_shape=(3, 64, 64), **small)
+    assert "genlab train latent-diffusion" in large.training_note(cpu)
+    assert large.training_note(gpu) is None
+    assert build_model("diffusion", image_shape=(1, 28, 28), **small).training_note(cpu) is None
+    assert build_model("latent-diffusion", image_shape=(3, 64, 64)).training_note(cpu) is None
+    images = torch.rand(4, 3, 64, 64)
+    train(large, ImageDataset(images, name="arrays"), None, out_dir=tmp_path / "run", max_steps=1, batch_size=4,
+          snapshot_every=-1)
+    assert capsys.readouterr().out.count("note: on a CPU, 64x64 images train faster as latent diffusion") == 1

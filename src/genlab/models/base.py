@@ -145,6 +145,11 @@ class GenerativeModel(nn.Module):
         """Shorthand for ``capabilities.labels``."""
         return self.capabilities.labels
 
+    def training_note(self, device: torch.device) -> str | None:
+        """One line for the user as training starts on ``device`` (a better choice of model for
+        this data there, from the benchmarks), or None."""
+        return None
+
     # ----------------------------------------------------------------- the common surface
     @property
     def latent_dim(self) -> int:

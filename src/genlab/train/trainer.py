@@ -598,6 +598,9 @@ class Trainer:
             torch.set_num_threads(threads)
             if why and self.progress and self._write():
                 print(why, flush=True)
+        note = self.model.training_note(self.device)
+        if note and self.progress and self._write():
+            print(note, flush=True)
         try:
             if not self._write():
                 check_out_dir(self.out, resume)

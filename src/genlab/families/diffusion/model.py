@@ -384,6 +384,16 @@ class Diffusion(GenerativeModel):
         # Derived from the config, so not saved (persistent=False).
         self.register_buffer("alphas_cumprod", abar.float(), persistent=False)
 
+    def training_note(self, device: torch.device) -> str | None:
+        """On a CPU, images of 64 x 64 pixels and more: latent diffusion trains faster (the
+        diffusion benchmark's photos64 set)."""
+        h, w = self.config.image_shape[-2:]
+        if device.type != "cpu" or h * w < 64 * 64 or type(self) is not Diffusion:
+            return None
+        return (f"note: on a CPU, {w}x{h} images train faster as latent diffusion (genlab train latent-diffusion): "
+                "on 64x64 photo patches it reached FID 327 in 30 CPU minutes where the default pixel U-Net reached 588 "
+                "(docs/diffusion.md)")
+
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(decoder=True, prior=True, labels=self.config.conditional, denoising_sampler=True,
