@@ -379,6 +379,8 @@ def test_large_images_on_a_cpu_are_pointed_to_latent_diffusion(tmp_path, capsys)
     assert large.training_note(gpu) is None
     assert build_model("diffusion", image_shape=(1, 28, 28), **small).training_note(cpu) is None
     assert build_model("latent-diffusion", image_shape=(3, 64, 64)).training_note(cpu) is None
+    labelled = build_model("cdiffusion", image_shape=(3, 64, 64), num_classes=2, **small)
+    assert "(genlab train latent-diffusion --conditional)" in labelled.training_note(cpu)
     images = torch.rand(4, 3, 64, 64)
     train(large, ImageDataset(images, name="arrays"), None, out_dir=tmp_path / "run", max_steps=1, batch_size=4,
           snapshot_every=-1)
