@@ -196,6 +196,10 @@ class LatentDiffusion(Diffusion):
             given = load_model(folder)
         self.autoencoder.load_state_dict(given.autoencoder.state_dict())
 
+    def training_note(self, device: torch.device) -> str | None:
+        """None: pixel diffusion's pointer to latent diffusion is not for latent diffusion itself."""
+        return None
+
     # ----------------------------------------------------------------- codes
     def check_images(self, x: torch.Tensor) -> None:
         """Images of the data's channels, of any size the networks take (both are convolutional,

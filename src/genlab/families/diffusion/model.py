@@ -388,7 +388,7 @@ class Diffusion(GenerativeModel):
         """On a CPU, images of 64 x 64 pixels and more: latent diffusion trains faster (the
         diffusion benchmark's photos64 set)."""
         h, w = self.config.image_shape[-2:]
-        if device.type != "cpu" or h * w < 64 * 64 or type(self) is not Diffusion:
+        if device.type != "cpu" or h * w < 64 * 64:
             return None
         command = "genlab train latent-diffusion" + (" --conditional" if self.config.conditional else "")
         return (f"note: on a CPU, {w}x{h} images train faster as latent diffusion ({command}): "
